@@ -1,0 +1,1 @@
+"""The domain: a controller per kind, composed of pipeline steps."""

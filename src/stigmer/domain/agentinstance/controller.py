@@ -1,0 +1,186 @@
+"""AgentInstances: an agent bound to environments. Every agent has a default
+one, `<agent-slug>-default`, that runs executions created with only an agent.
+
+`ensure_default_instance` is the get-or-create of that instance: an
+insert-if-absent on the (kind, org, slug) unique index inside the caller's
+transaction, so concurrent first runs end with exactly one instance. An
+instance that already holds the slug is adopted when it belongs to the same
+agent (state left by a crash or an older version) and refused when it
+belongs to another.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from stigmer.api.v1 import agentinstance_pb2
+from stigmer.domain.resource_controller import ResourceController
+from stigmer.errors import FailedPrecondition, InvalidArgument
+from stigmer.pipeline.context import ResourceContext
+from stigmer.pipeline.envelope import Envelope, Relations, as_envelope, decode, encode
+from stigmer.pipeline.framework import Pipeline, Step
+from stigmer.pipeline.steps import BuildStateStep, ResolveSlugStep, ValidateStep
+from stigmer.resources.kinds import AGENT_INSTANCE
+from stigmer.resources.slugs import default_instance_slug
+from stigmer.store.base import Store, Transaction
+
+if TYPE_CHECKING:
+    from stigmer.domain.registry import Domains
+
+logger = logging.getLogger(__name__)
+MAX_NAME_LENGTH = 253
+
+
+@dataclass(frozen=True)
+class ResolveAgentStep:
+    """spec.agent_id (or agent_ref by slug) must name an existing agent."""
+
+    domains: Domains
+    name: str = "resolve-agent"
+
+    async def run(self, context: ResourceContext) -> None:
+        state = context.require_state()
+        spec = state.spec
+        agents = self.domains.agent_client
+        org = state.metadata.org
+        if spec.agent_ref:
+            agent = await agents.require_slug(
+                org, spec.agent_ref, context.transaction, field="spec.agent_ref"
+            )
+            if spec.agent_id and spec.agent_id != agent.metadata.id:
+                raise InvalidArgument.for_field(
+                    "spec.agent_id",
+                    f"{spec.agent_id} is not agent {spec.agent_ref!r} ({agent.metadata.id})",
+                )
+            spec.agent_id = agent.metadata.id
+        elif not spec.agent_id:
+            raise InvalidArgument.for_field("spec.agent_id", "spec.agent_id or spec.agent_ref is required")
+        else:
+            await agents.require_id(spec.agent_id, context.transaction, field="spec.agent_id")
+        existing = context.existing
+        if existing is not None and existing.spec.agent_id != spec.agent_id:
+            raise InvalidArgument.for_field(
+                "spec.agent_id", f"is immutable (the instance belongs to {existing.spec.agent_id})"
+            )
+
+
+@dataclass(frozen=True)
+class ResolveEnvironmentsStep:
+    domains: Domains
+    name: str = "resolve-environments"
+
+    async def run(self, context: ResourceContext) -> None:
+        state = context.require_state()
+        for index, slug in enumerate(state.spec.environment_refs):
+            await self.domains.environment_client.require_slug(
+                state.metadata.org,
+                slug,
+                context.transaction,
+                field=f"spec.environment_refs[{index}]",
+            )
+
+
+@dataclass(frozen=True)
+class InsertIfAbsentStep:
+    """Get-or-create on the unique slug; adopts only the same agent's instance."""
+
+    name: str = "insert-if-absent"
+
+    async def run(self, context: ResourceContext) -> None:
+        state = context.require_state()
+        record = encode(context.kind, state, context.relations_of(state))
+        stored, is_inserted = await context.transaction.insert_if_absent(record)
+        if is_inserted:
+            logger.info(
+                "Created default instance %s (%s) for agent %s",
+                state.metadata.slug,
+                state.metadata.id,
+                state.spec.agent_id,
+            )
+            return
+        logger.info(
+            "Default instance already exists, fetching existing instance: %s", state.metadata.slug
+        )
+        existing = decode(context.kind, stored)
+        if existing.spec.agent_id != state.spec.agent_id:
+            raise FailedPrecondition(
+                f"AgentInstance {stored.slug!r} ({stored.id}) belongs to agent "
+                f"{existing.spec.agent_id or '(none)'}, not to agent {state.spec.agent_id}; "
+                "it cannot be that agent's default instance. Delete or rename the instance, "
+                "or run `stigmer check` for details",
+                facts={
+                    "instance_id": stored.id,
+                    "instance_agent_id": existing.spec.agent_id,
+                    "agent_id": state.spec.agent_id,
+                },
+            )
+        logger.info(
+            "Found existing default instance %s (%s) for agent %s",
+            stored.slug,
+            stored.id,
+            state.spec.agent_id,
+        )
+        context.existing_record = stored
+        context.existing = context.state = existing
+
+
+class AgentInstanceController(ResourceController):
+    kind = AGENT_INSTANCE
+
+    def __init__(self, store: Store, domains: Domains) -> None:
+        super().__init__(store, domains)
+        self.ensure_default_pipeline = Pipeline[ResourceContext](
+            "agentinstance.ensure-default",
+            [
+                ValidateStep(),
+                ResolveSlugStep(),
+                BuildStateStep(),
+                ResolveAgentStep(domains),
+                InsertIfAbsentStep(),
+            ],
+        )
+
+    def relations_of(self, resource: Envelope) -> Relations:
+        agent_id: str = resource.spec.agent_id
+        return Relations(owner_id=agent_id, agent_id=agent_id)
+
+    def build_steps(self) -> Sequence[Step[ResourceContext]]:
+        return (ResolveAgentStep(self.domains), ResolveEnvironmentsStep(self.domains))
+
+    async def ensure_default_instance(self, agent: Envelope, transaction: Transaction) -> Envelope:
+        """The agent's default instance, created if absent, adopted if orphaned.
+
+        Raises:
+            FailedPrecondition: the default slug is held by another agent's instance.
+        """
+        current = agent.status.default_instance_id
+        if current:
+            record = await transaction.get(self.kind.name, current)
+            if record is not None:
+                instance = decode(self.kind, record)
+                if instance.spec.agent_id == agent.metadata.id:
+                    return instance
+            logger.warning(
+                "Agent %s status.default_instance_id %s points nowhere; repairing",
+                agent.metadata.id,
+                current,
+            )
+        slug = default_instance_slug(agent.metadata.slug)
+        given = as_envelope(
+            agentinstance_pb2.AgentInstance(
+                metadata={
+                    "name": f"{agent.metadata.name} default"[:MAX_NAME_LENGTH],
+                    "slug": slug,
+                    "org": agent.metadata.org,
+                },
+                spec={
+                    "agent_id": agent.metadata.id,
+                    "description": f"Default instance of agent {agent.metadata.slug}",
+                },
+            )
+        )
+        context = await self._run(self.ensure_default_pipeline, transaction, given=given)
+        return context.require_state()

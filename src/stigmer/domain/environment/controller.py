@@ -1,0 +1,10 @@
+"""Environments: named sets of variables (some secret) merged into executions."""
+
+from __future__ import annotations
+
+from stigmer.domain.resource_controller import ResourceController
+from stigmer.resources.kinds import ENVIRONMENT
+
+
+class EnvironmentController(ResourceController):
+    kind = ENVIRONMENT

@@ -1,0 +1,1 @@
+"""Operations as named lists of small steps run inside one transaction."""

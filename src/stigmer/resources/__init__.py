@@ -1,0 +1,1 @@
+"""Resource kinds, the envelope they share, slugs, ids and YAML manifests."""

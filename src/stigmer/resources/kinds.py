@@ -1,0 +1,114 @@
+"""The resource kinds Stigmer knows, and their names on the command line.
+
+Each kind has one protobuf message (the envelope: api_version, kind,
+metadata, spec, status), an id prefix, short names, and optionally an owner
+kind: deleting an owner cascades to what it owns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message
+
+from stigmer.api.v1 import (
+    agent_pb2,
+    agentinstance_pb2,
+    environment_pb2,
+    execution_pb2,
+    mcpserver_pb2,
+    session_pb2,
+)
+from stigmer.errors import InvalidArgument
+
+API_VERSION = "agentic.stigmer.ai/v1"
+DEFAULT_ORG = "local"
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    name: str
+    message: type[Any]
+    prefix: str
+    short_names: tuple[str, ...]
+    owner_kind: str | None
+    # Manifests are applied in this order so references resolve.
+    apply_order: int
+
+    @property
+    def plural(self) -> str:
+        return self.short_names[0] + "s"
+
+    def new_message(self) -> Message:
+        message: Message = self.message()
+        return message
+
+
+ENVIRONMENT = KindInfo(
+    "Environment", environment_pb2.Environment, "env", ("environment", "env"), None, 0
+)
+MCP_SERVER = KindInfo("McpServer", mcpserver_pb2.McpServer, "mcp", ("mcpserver", "mcp"), None, 1)
+AGENT = KindInfo("Agent", agent_pb2.Agent, "agt", ("agent", "ag"), None, 2)
+AGENT_INSTANCE = KindInfo(
+    "AgentInstance",
+    agentinstance_pb2.AgentInstance,
+    "ain",
+    ("agentinstance", "ain"),
+    "Agent",
+    3,
+)
+SESSION = KindInfo("Session", session_pb2.Session, "ses", ("session", "ses"), "AgentInstance", 4)
+AGENT_EXECUTION = KindInfo(
+    "AgentExecution",
+    execution_pb2.AgentExecution,
+    "aex",
+    ("execution", "aex", "agentexecution"),
+    "Session",
+    5,
+)
+
+KINDS: tuple[KindInfo, ...] = (
+    ENVIRONMENT,
+    MCP_SERVER,
+    AGENT,
+    AGENT_INSTANCE,
+    SESSION,
+    AGENT_EXECUTION,
+)
+_BY_NAME = {kind.name: kind for kind in KINDS}
+_BY_ALIAS: dict[str, KindInfo] = {}
+for _kind in KINDS:
+    for _alias in (_kind.name.lower(), *_kind.short_names, _kind.plural, _kind.name.lower() + "s"):
+        _BY_ALIAS[_alias] = _kind
+
+
+def kind_by_name(name: str) -> KindInfo:
+    """The kind named exactly as in a manifest's `kind:` field.
+
+    Raises:
+        InvalidArgument: no such kind.
+    """
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        known = ", ".join(_BY_NAME)
+        raise InvalidArgument.for_field("kind", f"unknown kind {name!r} (known: {known})") from None
+
+
+def kind_by_alias(alias: str) -> KindInfo:
+    """The kind for a command-line name: `agent`, `ag`, `agents`, `Agent`, ...
+
+    Raises:
+        InvalidArgument: no such kind.
+    """
+    kind = _BY_NAME.get(alias) or _BY_ALIAS.get(alias.lower())
+    if kind is None:
+        names = ", ".join("/".join(k.short_names) for k in KINDS)
+        raise InvalidArgument.for_field("kind", f"unknown kind {alias!r} (known: {names})")
+    return kind
+
+
+def kind_of_id(resource_id: str) -> KindInfo | None:
+    prefix = resource_id.split("-", 1)[0]
+    return next((kind for kind in KINDS if kind.prefix == prefix), None)

@@ -1,0 +1,46 @@
+"""Field rules (buf.validate annotations in proto/) checked with protovalidate.
+
+Violations become one InvalidArgument naming every field at fault, with
+dotted paths such as `spec.mcp_servers[0].ref`.
+"""
+
+from __future__ import annotations
+
+import protovalidate
+from google.protobuf.message import Message
+
+from stigmer.api.buf.validate import validate_pb2
+from stigmer.errors import FieldViolation, InvalidArgument
+
+_validator = protovalidate.Validator()
+
+
+def render_field_path(path: validate_pb2.FieldPath) -> str:
+    parts: list[str] = []
+    for element in path.elements:
+        subscript = element.WhichOneof("subscript")
+        text = element.field_name
+        if subscript is not None:
+            text += f"[{getattr(element, subscript)!r}]" if "key" in subscript else ""
+            if subscript == "index":
+                text = f"{element.field_name}[{element.index}]"
+        parts.append(text)
+    return ".".join(parts)
+
+
+def validate_message(message: Message, *, prefix: str = "") -> None:
+    """Checks the message's field rules.
+
+    Raises:
+        InvalidArgument: one or more rules fail; every violation is listed.
+    """
+    try:
+        _validator.validate(message)
+    except protovalidate.ValidationError as error:
+        violations = validate_pb2.Violations.FromString(error.to_proto().to_binary())
+        found = [
+            FieldViolation(prefix + render_field_path(v.field), v.message)
+            for v in violations.violations
+        ]
+        summary = "; ".join(f"{v.field}: {v.description}" for v in found)
+        raise InvalidArgument(f"invalid {message.DESCRIPTOR.name}: {summary}", violations=found)

@@ -1,0 +1,116 @@
+"""The store interface every backend implements.
+
+Resources are stored as opaque serialized bytes beside the columns that are
+queried: kind, org, slug (unique together), owner and the relation columns.
+Every question the domain asks is an indexed lookup, never a scan:
+"does this slug exist?" is the unique index, get-or-create is
+insert-if-absent on it, and an update is a compare-and-swap on `version`.
+
+All access happens inside a transaction: `async with store.transaction() as
+tx`. A write transaction serializes with other writers; leaving the block
+with an exception rolls everything back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stored resource: its indexed columns and its serialized body."""
+
+    kind: str
+    id: str
+    org: str
+    slug: str
+    version: int
+    data: bytes
+    owner_id: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    agent_id: str = ""
+    agent_instance_id: str = ""
+    session_id: str = ""
+    phase: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A page of one kind, filtered by indexed columns, ordered by id.
+
+    Empty filters match everything; `after_id` is the cursor of the previous
+    page (ids sort by creation time).
+    """
+
+    kind: str
+    org: str | None = None
+    owner_id: str | None = None
+    agent_id: str | None = None
+    agent_instance_id: str | None = None
+    session_id: str | None = None
+    phase: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    after_id: str = ""
+    limit: int = 100
+
+
+class Transaction(Protocol):
+    async def get(self, kind: str, resource_id: str) -> Record | None: ...
+
+    async def get_by_slug(self, kind: str, org: str, slug: str) -> Record | None: ...
+
+    async def insert(self, record: Record) -> None:
+        """Inserts a new record.
+
+        Raises:
+            AlreadyExists: (kind, org, slug) or the id is taken; carries the existing id.
+        """
+        ...
+
+    async def insert_if_absent(self, record: Record) -> tuple[Record, bool]:
+        """Inserts unless (kind, org, slug) is taken; returns (the stored record, inserted?)."""
+        ...
+
+    async def update(self, record: Record, expected_version: int) -> None:
+        """Replaces the record whose version is still `expected_version`.
+
+        Raises:
+            Conflict: the stored version differs.
+            NotFound: the record is gone.
+        """
+        ...
+
+    async def delete(self, kind: str, resource_id: str) -> bool: ...
+
+    async def list(self, query: ListQuery) -> list[Record]: ...
+
+    async def count(self, kind: str) -> int: ...
+
+    def discard(self) -> None:
+        """Roll back instead of committing when the block ends (dry runs)."""
+        ...
+
+
+class Store(Protocol):
+    """A transactional resource store. Open it before use and close it after."""
+
+    url: str
+
+    async def open(self) -> None:
+        """Connects and brings the schema to the newest version."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def transaction(self, *, write: bool = True) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction; committed when the block exits normally, rolled back
+        when it raises or when `discard()` was called.
+
+        Raises:
+            Internal: a transaction is opened inside another in the same task
+                (it would deadlock; pass the open transaction down instead).
+        """
+        ...

@@ -1,0 +1,246 @@
+"""The SQLite backend: the default store, a single file in WAL mode.
+
+The stdlib driver is synchronous. SQLite answers an indexed statement in
+microseconds, so statements run directly on the event loop; what must not
+happen is two transactions interleaving on the one connection, so an
+asyncio lock serializes transactions. Write transactions start with
+BEGIN IMMEDIATE: a deferred BEGIN that later writes fails at once with
+"database is locked" when another process writes (the busy timeout does not
+cover the upgrade).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from stigmer.errors import AlreadyExists, Conflict, Internal, NotFound, Unavailable
+from stigmer.store.base import ListQuery, Record
+from stigmer.store.sqlite_schema import MIGRATIONS
+
+_COLUMNS = (
+    "kind, id, org, slug, version, data, owner_id, labels, "
+    "agent_id, agent_instance_id, session_id, phase"
+)
+_FILTER_COLUMNS = ("org", "owner_id", "agent_id", "agent_instance_id", "session_id", "phase")
+_current_transaction: contextvars.ContextVar[SqliteTransaction | None] = contextvars.ContextVar(
+    "stigmer_sqlite_transaction", default=None
+)
+
+
+def _to_record(row: tuple[Any, ...]) -> Record:
+    return Record(
+        kind=row[0],
+        id=row[1],
+        org=row[2],
+        slug=row[3],
+        version=row[4],
+        data=bytes(row[5]),
+        owner_id=row[6],
+        labels=json.loads(row[7]),
+        agent_id=row[8],
+        agent_instance_id=row[9],
+        session_id=row[10],
+        phase=row[11],
+    )
+
+
+def _to_row(record: Record) -> tuple[Any, ...]:
+    return (
+        record.kind,
+        record.id,
+        record.org,
+        record.slug,
+        record.version,
+        record.data,
+        record.owner_id,
+        json.dumps(dict(record.labels), sort_keys=True),
+        record.agent_id,
+        record.agent_instance_id,
+        record.session_id,
+        record.phase,
+    )
+
+
+class SqliteTransaction:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self.is_discarded = False
+
+    def discard(self) -> None:
+        self.is_discarded = True
+
+    def _one(self, sql: str, parameters: tuple[Any, ...]) -> Record | None:
+        row = self._connection.execute(sql, parameters).fetchone()
+        return _to_record(row) if row is not None else None
+
+    async def get(self, kind: str, resource_id: str) -> Record | None:
+        return self._one(
+            f"SELECT {_COLUMNS} FROM resources WHERE id = ? AND kind = ?", (resource_id, kind)
+        )
+
+    async def get_by_slug(self, kind: str, org: str, slug: str) -> Record | None:
+        return self._one(
+            f"SELECT {_COLUMNS} FROM resources WHERE kind = ? AND org = ? AND slug = ?",
+            (kind, org, slug),
+        )
+
+    async def insert(self, record: Record) -> None:
+        stored, inserted = await self.insert_if_absent(record)
+        if not inserted:
+            raise AlreadyExists(record.kind, record.slug, stored.id, org=record.org)
+
+    async def insert_if_absent(self, record: Record) -> tuple[Record, bool]:
+        try:
+            cursor = self._connection.execute(
+                f"INSERT INTO resources ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (kind, org, slug) DO NOTHING",
+                _to_row(record),
+            )
+        except sqlite3.IntegrityError as error:
+            # Only the primary key is left to collide: the same id, reused.
+            existing = self._one(f"SELECT {_COLUMNS} FROM resources WHERE id = ?", (record.id,))
+            if existing is None:
+                raise Internal(f"insert of {record.kind} {record.id} failed: {error}") from error
+            raise AlreadyExists(existing.kind, existing.slug, existing.id, org=existing.org) from None
+        if cursor.rowcount == 1:
+            return record, True
+        existing = await self.get_by_slug(record.kind, record.org, record.slug)
+        if existing is None:
+            raise Internal(f"insert of {record.kind} {record.slug!r} was ignored but no row holds it")
+        return existing, False
+
+    async def update(self, record: Record, expected_version: int) -> None:
+        row = _to_row(record)
+        cursor = self._connection.execute(
+            "UPDATE resources SET org = ?, slug = ?, version = ?, data = ?, owner_id = ?, "
+            "labels = ?, agent_id = ?, agent_instance_id = ?, session_id = ?, phase = ? "
+            "WHERE id = ? AND kind = ? AND version = ?",
+            (*row[2:], record.id, record.kind, expected_version),
+        )
+        if cursor.rowcount == 1:
+            return
+        current = await self.get(record.kind, record.id)
+        if current is None:
+            raise NotFound(record.kind, record.id)
+        raise Conflict(record.kind, record.id, expected_version, current.version)
+
+    async def delete(self, kind: str, resource_id: str) -> bool:
+        cursor = self._connection.execute(
+            "DELETE FROM resources WHERE id = ? AND kind = ?", (resource_id, kind)
+        )
+        return cursor.rowcount == 1
+
+    async def list(self, query: ListQuery) -> list[Record]:
+        clauses = ["kind = ?"]
+        parameters: list[Any] = [query.kind]
+        for column in _FILTER_COLUMNS:
+            value = getattr(query, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                parameters.append(value)
+        for key, value in sorted(query.labels.items()):
+            clauses.append("json_extract(labels, ?) = ?")
+            parameters += [f'$."{key}"', value]
+        if query.after_id:
+            clauses.append("id > ?")
+            parameters.append(query.after_id)
+        parameters.append(query.limit)
+        rows = self._connection.execute(
+            f"SELECT {_COLUMNS} FROM resources WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",
+            parameters,
+        ).fetchall()
+        return [_to_record(row) for row in rows]
+
+    async def count(self, kind: str) -> int:
+        row = self._connection.execute(
+            "SELECT COUNT(*) FROM resources WHERE kind = ?", (kind,)
+        ).fetchone()
+        return int(row[0])
+
+
+class SqliteStore:
+    """A store in one SQLite file (WAL, synchronous=NORMAL)."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self._busy_timeout_ms = busy_timeout_ms
+        self._connection: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as error:
+            raise Unavailable(f"cannot open SQLite store {self.path}: {error}") from error
+        self._connection = connection
+        self._migrate(connection)
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            row = connection.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+            current = row[0] or 0
+            newest = MIGRATIONS[-1][0]
+            if current > newest:
+                raise Unavailable(
+                    f"store {self.path} has schema version {current}, newer than this "
+                    f"Stigmer understands ({newest}); upgrade Stigmer"
+                )
+            for version, statements in MIGRATIONS:
+                if version <= current:
+                    continue
+                for statement in statements:
+                    connection.execute(statement)
+                connection.execute(
+                    "INSERT INTO schema_migrations VALUES (?, datetime('now'))", (version,)
+                )
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            async with self._lock:
+                self._connection.close()
+                self._connection = None
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = True) -> AsyncIterator[SqliteTransaction]:
+        if _current_transaction.get() is not None:
+            raise Internal("nested store transaction; pass the open transaction down instead")
+        async with self._lock:
+            connection = self._connection
+            if connection is None:
+                raise Unavailable("the store is closed")
+            try:
+                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            except sqlite3.OperationalError as error:
+                raise Unavailable(f"store busy: {error}") from error
+            transaction = SqliteTransaction(connection)
+            token = _current_transaction.set(transaction)
+            try:
+                yield transaction
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            else:
+                connection.execute("ROLLBACK" if transaction.is_discarded else "COMMIT")
+            finally:
+                _current_transaction.reset(token)

@@ -1,0 +1,38 @@
+"""The SQLite schema, as numbered migrations applied in order at open.
+
+Key columns are NOT NULL (with '' for "none") so the unique index on
+(kind, org, slug) means what it says and relation indexes stay simple.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        1,
+        (
+            """
+            CREATE TABLE resources (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                org TEXT NOT NULL,
+                slug TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                owner_id TEXT NOT NULL DEFAULT '',
+                labels TEXT NOT NULL DEFAULT '{}',
+                agent_id TEXT NOT NULL DEFAULT '',
+                agent_instance_id TEXT NOT NULL DEFAULT '',
+                session_id TEXT NOT NULL DEFAULT '',
+                phase TEXT NOT NULL DEFAULT '',
+                data BLOB NOT NULL
+            )
+            """,
+            "CREATE UNIQUE INDEX resources_kind_org_slug ON resources (kind, org, slug)",
+            "CREATE INDEX resources_kind_org_id ON resources (kind, org, id)",
+            "CREATE INDEX resources_owner ON resources (owner_id, kind, id)",
+            "CREATE INDEX resources_agent ON resources (kind, agent_id, id)",
+            "CREATE INDEX resources_agent_instance ON resources (kind, agent_instance_id, id)",
+            "CREATE INDEX resources_session ON resources (kind, session_id, id)",
+            "CREATE INDEX resources_phase ON resources (kind, phase, id)",
+        ),
+    ),
+)
