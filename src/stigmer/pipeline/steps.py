@@ -16,6 +16,7 @@ from stigmer.pipeline.context import ResourceContext
 from stigmer.pipeline.envelope import copy_resource, decode, encode, touch_audit
 from stigmer.resources.ids import new_id
 from stigmer.resources.kinds import API_VERSION, DEFAULT_ORG
+from stigmer.resources.secrets import restore_masked_secrets
 from stigmer.resources.slugs import resolve_slug
 from stigmer.resources.validation import validate_message
 
@@ -137,6 +138,7 @@ class BuildStateStep:
             state.metadata.org = existing.metadata.org
             state.metadata.version = stored_version + 1
             state.status.CopyFrom(existing.status)
+            restore_masked_secrets(state.spec, existing.spec)
             touch_audit(state, created=False)
         context.state = state
 

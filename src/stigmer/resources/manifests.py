@@ -22,6 +22,8 @@ from google.protobuf.message import Message
 
 from stigmer.errors import FieldViolation, InvalidArgument
 from stigmer.resources.kinds import API_VERSION, KindInfo, kind_by_name
+from stigmer.resources.slugs import resolve_slug
+from stigmer.resources.validation import validate_message
 
 _UNKNOWN_FIELD = re.compile(r'has no field named "([^"]+)" at "[^".]+\.?([^"]*)"')
 _INT64_TYPES = {
@@ -105,7 +107,29 @@ def _parse_document(body: object, where: str, source: str, line: int) -> Manifes
             path = ".".join(p for p in (unknown.group(2), unknown.group(1)) if p)
             raise _invalid(where, f"unknown field {path!r} in {kind.name}", path) from None
         raise _invalid(where, f"invalid {kind.name}: {text.splitlines()[0]}") from None
-    return ManifestDocument(kind, resource, source, line)
+    document = ManifestDocument(kind, resource, source, line)
+    check_document(document)
+    return document
+
+
+def check_document(document: ManifestDocument) -> None:
+    """The checks that need no server: field rules and a usable slug. Run on
+    every document before any is applied, so a bad document in a file
+    leaves the whole file unapplied.
+
+    Raises:
+        InvalidArgument: with the document's location and the field paths.
+    """
+    try:
+        validate_message(document.resource)
+        metadata = document.resource.metadata  # type: ignore[attr-defined]
+        resolve_slug(metadata.name, metadata.slug)
+    except InvalidArgument as error:
+        raise InvalidArgument(
+            f"{document.where}: {error.message}",
+            violations=error.violations,
+            facts={**error.facts, "source": document.where},
+        ) from None
 
 
 def _stringify_timestamps(value: Any) -> Any:

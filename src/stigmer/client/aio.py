@@ -1,0 +1,249 @@
+"""The asyncio SDK client.
+
+    async with AsyncClient("127.0.0.1:7234") as client:
+        results = await client.apply(open("agents.yaml").read())
+        agent = await client.get("agent", "pr-reviewer")
+
+Every method raises the StigmerError subclass the server raised
+(`AlreadyExists`, `NotFound`, `Conflict`, ...), rebuilt from the status
+details, and `Unavailable` when the server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from stigmer import config
+from stigmer.api.v1 import meta_pb2
+from stigmer.client.status import error_from_rpc
+from stigmer.client.stubs import KIND_STUBS, KindStubs
+from stigmer.errors import InvalidArgument
+from stigmer.resources.kinds import KindInfo, kind_by_alias, kind_by_name
+from stigmer.resources.manifests import ManifestDocument, in_apply_order, parse_manifest
+from stigmer.resources.slugs import VALID_SLUG, slugify
+
+T = TypeVar("T")
+OUTCOMES = {
+    meta_pb2.APPLY_OUTCOME_CREATED: "created",
+    meta_pb2.APPLY_OUTCOME_CONFIGURED: "configured",
+    meta_pb2.APPLY_OUTCOME_UNCHANGED: "unchanged",
+}
+CASCADES = {
+    "background": meta_pb2.CASCADE_POLICY_BACKGROUND,
+    "orphan": meta_pb2.CASCADE_POLICY_ORPHAN,
+}
+_ID_PATTERN = re.compile(r"^[a-z]{3}-[0-9a-z]{26}$")
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    kind: str
+    resource: Any
+    outcome: str
+    source: str = ""
+
+    @property
+    def name(self) -> str:
+        name: str = self.resource.metadata.name
+        return name
+
+
+def _kind(kind: str | KindInfo) -> KindInfo:
+    return kind if isinstance(kind, KindInfo) else kind_by_alias(kind)
+
+
+class AsyncClient:
+    def __init__(self, address: str | None = None, *, timeout: float = 30.0) -> None:
+        self.address = address or config.value("server")
+        self.timeout = timeout
+        self._channel: grpc.aio.Channel | None = None
+        self._stubs: dict[str, tuple[Any, Any]] = {}
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+            self._stubs.clear()
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.address)
+        return self._channel
+
+    def _kind_stubs(self, kind: KindInfo) -> tuple[Any, Any, KindStubs]:
+        stubs = KIND_STUBS.get(kind.name)
+        if stubs is None:
+            raise InvalidArgument.for_field("kind", f"{kind.name} has no resource service")
+        if kind.name not in self._stubs:
+            self._stubs[kind.name] = (stubs.command(self.channel), stubs.query(self.channel))
+        command, query = self._stubs[kind.name]
+        return command, query, stubs
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except grpc.RpcError as error:
+            raise error_from_rpc(error, self.address) from None
+
+    # -- resources --------------------------------------------------------
+
+    async def apply(
+        self,
+        manifest: str | Message | Iterable[Message],
+        *,
+        dry_run: bool = False,
+        source: str = "<manifest>",
+    ) -> list[ApplyResult]:
+        """Creates or updates each resource, dependencies first.
+
+        `manifest` is YAML text (one or more documents) or resource messages.
+
+        Raises:
+            InvalidArgument: the YAML or a resource is invalid (nothing of
+                that resource is written).
+            NotFound: a resource references one that does not exist.
+        """
+        if isinstance(manifest, str):
+            documents = parse_manifest(manifest, source)
+        else:
+            messages = [manifest] if isinstance(manifest, Message) else list(manifest)
+            documents = [
+                ManifestDocument(kind_by_name(m.DESCRIPTOR.name), m, source, 0) for m in messages
+            ]
+        return await self.apply_documents(documents, dry_run=dry_run)
+
+    async def apply_documents(
+        self, documents: Iterable[ManifestDocument], *, dry_run: bool = False
+    ) -> list[ApplyResult]:
+        results = []
+        for document in in_apply_order(documents):
+            results.append(await self.apply_one(document.resource, dry_run=dry_run, source=document.where))
+        return results
+
+    async def apply_one(self, resource: Any, *, dry_run: bool = False, source: str = "") -> ApplyResult:
+        kind = kind_by_name(resource.DESCRIPTOR.name)
+        command, _, stubs = self._kind_stubs(kind)
+        request = stubs.apply_request(resource=resource, dry_run=dry_run)
+        response = await self._call(command.Apply(request, timeout=self.timeout))
+        return ApplyResult(kind.name, response.resource, OUTCOMES[response.outcome], source)
+
+    async def create(self, resource: Any) -> Any:
+        command, _, _ = self._kind_stubs(kind_by_name(resource.DESCRIPTOR.name))
+        return await self._call(command.Create(resource, timeout=self.timeout))
+
+    async def update(self, resource: Any) -> Any:
+        command, _, _ = self._kind_stubs(kind_by_name(resource.DESCRIPTOR.name))
+        return await self._call(command.Update(resource, timeout=self.timeout))
+
+    async def get(self, kind: str | KindInfo, name_or_id: str, *, org: str = "") -> Any:
+        """One resource by id, slug or name.
+
+        Raises:
+            NotFound: no such resource.
+        """
+        info = _kind(kind)
+        _, query, _ = self._kind_stubs(info)
+        if _ID_PATTERN.match(name_or_id) and name_or_id.startswith(info.prefix + "-"):
+            return await self._call(query.Get(meta_pb2.GetRequest(id=name_or_id), timeout=self.timeout))
+        reference = meta_pb2.ResourceReference(org=org, slug=_slug_of(name_or_id))
+        return await self._call(query.GetByReference(reference, timeout=self.timeout))
+
+    async def list(
+        self,
+        kind: str | KindInfo,
+        *,
+        labels: dict[str, str] | None = None,
+        org: str = "",
+        page_size: int = 100,
+    ) -> list[Any]:
+        """Every resource of a kind (all pages), optionally by labels."""
+        _, query, _ = self._kind_stubs(_kind(kind))
+        items: list[Any] = []
+        token = ""
+        while True:
+            request = meta_pb2.ListRequest(
+                org=org, page_size=page_size, page_token=token, label_selector=labels or {}
+            )
+            page = await self._call(query.List(request, timeout=self.timeout))
+            items += page.items
+            token = page.next_page_token
+            if not token:
+                return items
+
+    async def _list_by_parent(self, kind: str, method: str, parent_id: str) -> list[Any]:
+        _, query, _ = self._kind_stubs(kind_by_name(kind))
+        items: list[Any] = []
+        token = ""
+        while True:
+            request = meta_pb2.ListByParentRequest(parent_id=parent_id, page_size=100, page_token=token)
+            page = await self._call(getattr(query, method)(request, timeout=self.timeout))
+            items += page.items
+            token = page.next_page_token
+            if not token:
+                return items
+
+    async def list_instances_by_agent(self, agent_id: str) -> list[Any]:
+        return await self._list_by_parent("AgentInstance", "ListByAgent", agent_id)
+
+    async def list_sessions_by_agent(self, agent_id: str) -> list[Any]:
+        return await self._list_by_parent("Session", "ListByAgent", agent_id)
+
+    async def list_sessions_by_instance(self, instance_id: str) -> list[Any]:
+        return await self._list_by_parent("Session", "ListByAgentInstance", instance_id)
+
+    async def delete(
+        self,
+        kind: str | KindInfo,
+        name_or_id: str,
+        *,
+        cascade: str = "background",
+        org: str = "",
+        version: int = 0,
+    ) -> Any:
+        """Deletes a resource and, unless cascade="orphan", what it owns.
+
+        Raises:
+            NotFound: no such resource.
+            Conflict: `version` is given and stale.
+        """
+        info = _kind(kind)
+        if cascade not in CASCADES:
+            raise InvalidArgument.for_field("cascade", f"must be one of {', '.join(CASCADES)}")
+        command, _, _ = self._kind_stubs(info)
+        request = meta_pb2.DeleteRequest(cascade=CASCADES[cascade], version=version)
+        if _ID_PATTERN.match(name_or_id) and name_or_id.startswith(info.prefix + "-"):
+            request.id = name_or_id
+        else:
+            request.ref.CopyFrom(meta_pb2.ResourceReference(org=org, slug=_slug_of(name_or_id)))
+        return await self._call(command.Delete(request, timeout=self.timeout))
+
+    async def is_serving(self, *, timeout: float = 2.0) -> bool:
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        try:
+            response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except grpc.RpcError:
+            return False
+        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _slug_of(name_or_slug: str) -> str:
+    if VALID_SLUG.match(name_or_slug):
+        return name_or_slug
+    slug = slugify(name_or_slug)
+    if not slug:
+        raise InvalidArgument.for_field("name", f"{name_or_slug!r} names no resource")
+    return slug

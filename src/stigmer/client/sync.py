@@ -1,0 +1,111 @@
+"""The synchronous SDK client: the AsyncClient driven by a private loop.
+
+    with Client() as client:
+        for result in client.apply(Path("agents.yaml").read_text()):
+            print(result.kind, result.name, result.outcome)
+
+Use AsyncClient from async code; this client cannot run inside a running
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+
+from stigmer.client.aio import ApplyResult, AsyncClient
+from stigmer.resources.kinds import KindInfo
+from stigmer.resources.manifests import ManifestDocument
+
+T = TypeVar("T")
+
+
+class Client:
+    def __init__(self, address: str | None = None, *, timeout: float = 30.0) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._async = AsyncClient(address, timeout=timeout)
+
+    @property
+    def address(self) -> str:
+        return self._async.address
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run_until_complete(coroutine)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._run(self._async.close())
+            self._loop.close()
+
+    def apply(
+        self,
+        manifest: str | Message | Iterable[Message],
+        *,
+        dry_run: bool = False,
+        source: str = "<manifest>",
+    ) -> list[ApplyResult]:
+        """See AsyncClient.apply."""
+        return self._run(self._async.apply(manifest, dry_run=dry_run, source=source))
+
+    def apply_documents(
+        self, documents: Iterable[ManifestDocument], *, dry_run: bool = False
+    ) -> list[ApplyResult]:
+        return self._run(self._async.apply_documents(documents, dry_run=dry_run))
+
+    def apply_one(self, resource: Any, *, dry_run: bool = False, source: str = "") -> ApplyResult:
+        return self._run(self._async.apply_one(resource, dry_run=dry_run, source=source))
+
+    def create(self, resource: Any) -> Any:
+        return self._run(self._async.create(resource))
+
+    def update(self, resource: Any) -> Any:
+        return self._run(self._async.update(resource))
+
+    def get(self, kind: str | KindInfo, name_or_id: str, *, org: str = "") -> Any:
+        """See AsyncClient.get."""
+        return self._run(self._async.get(kind, name_or_id, org=org))
+
+    def list(
+        self,
+        kind: str | KindInfo,
+        *,
+        labels: dict[str, str] | None = None,
+        org: str = "",
+        page_size: int = 100,
+    ) -> list[Any]:
+        return self._run(self._async.list(kind, labels=labels, org=org, page_size=page_size))
+
+    def list_instances_by_agent(self, agent_id: str) -> list[Any]:
+        return self._run(self._async.list_instances_by_agent(agent_id))
+
+    def list_sessions_by_agent(self, agent_id: str) -> list[Any]:
+        return self._run(self._async.list_sessions_by_agent(agent_id))
+
+    def list_sessions_by_instance(self, instance_id: str) -> list[Any]:
+        return self._run(self._async.list_sessions_by_instance(instance_id))
+
+    def delete(
+        self,
+        kind: str | KindInfo,
+        name_or_id: str,
+        *,
+        cascade: str = "background",
+        org: str = "",
+        version: int = 0,
+    ) -> Any:
+        """See AsyncClient.delete."""
+        return self._run(
+            self._async.delete(kind, name_or_id, cascade=cascade, org=org, version=version)
+        )
+
+    def is_serving(self, *, timeout: float = 2.0) -> bool:
+        return self._run(self._async.is_serving(timeout=timeout))

@@ -1,0 +1,1 @@
+"""The gRPC server: services per kind over the domain controllers."""

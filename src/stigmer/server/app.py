@@ -1,0 +1,93 @@
+"""The Stigmer server process: store, domains and gRPC services, started and
+stopped as one unit.
+
+    server = StigmerServer(ServerOptions(store_url=..., port=0))
+    await server.start()        # server.port is the bound port
+    ...
+    await server.stop()         # graceful: in-flight calls get a grace period
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from stigmer.domain.registry import Domains
+from stigmer.errors import Unavailable
+from stigmer.server.interceptors import StigmerInterceptor
+from stigmer.server.resource_services import resource_handlers
+from stigmer.store.base import Store
+from stigmer.store.urls import store_from_url
+
+logger = logging.getLogger(__name__)
+SERVICE_NAME = "stigmer.agentic.v1"
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    store_url: str
+    host: str = "127.0.0.1"
+    port: int = 7234
+    grace_seconds: float = 5.0
+
+
+class StigmerServer:
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.store: Store = store_from_url(options.store_url)
+        self.domains = Domains(self.store)
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._stopped = asyncio.Event()
+
+    @property
+    def address(self) -> str:
+        return f"{self.options.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Opens the store (migrating it) and starts serving.
+
+        Raises:
+            Unavailable: the store cannot be opened or the port is taken.
+        """
+        await self.store.open()
+        server = grpc.aio.server(interceptors=[StigmerInterceptor()])
+        server.add_generic_rpc_handlers(tuple(resource_handlers(self.domains)))
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        try:
+            self.port = server.add_insecure_port(f"{self.options.host}:{self.options.port}")
+        except RuntimeError as error:
+            await self.store.close()
+            raise Unavailable(
+                f"cannot listen on {self.options.host}:{self.options.port}: {error}"
+            ) from error
+        await server.start()
+        self._server = server
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        logger.info("Stigmer server listening on %s (store %s)", self.address, self.store.url)
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(self.options.grace_seconds)
+        self._server = None
+        await self.store.close()
+        self._stopped.set()
+        logger.info("Stigmer server stopped")
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> StigmerServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()

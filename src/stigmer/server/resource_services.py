@@ -1,0 +1,166 @@
+"""The command and query services of every resource kind, built from the
+service descriptors in the generated code and served by the kind's
+controller. One generic implementation keeps every kind's RPCs identical in
+validation, error mapping and secret redaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+
+from stigmer.api.v1 import (
+    agent_pb2,
+    agentinstance_pb2,
+    environment_pb2,
+    mcpserver_pb2,
+    meta_pb2,
+    session_pb2,
+)
+from stigmer.domain.registry import Domains
+from stigmer.domain.resource_controller import Page, ResourceController
+from stigmer.errors import InvalidArgument
+from stigmer.pipeline.envelope import Envelope, as_envelope
+from stigmer.resources.kinds import DEFAULT_ORG
+from stigmer.resources.secrets import redact
+from stigmer.resources.validation import validate_message
+from stigmer.store.base import ListQuery
+
+Behaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]
+
+KIND_FILES: dict[str, FileDescriptor] = {
+    "Environment": environment_pb2.DESCRIPTOR,
+    "McpServer": mcpserver_pb2.DESCRIPTOR,
+    "Agent": agent_pb2.DESCRIPTOR,
+    "AgentInstance": agentinstance_pb2.DESCRIPTOR,
+    "Session": session_pb2.DESCRIPTOR,
+}
+
+# The indexed column each "list by parent" method filters on.
+PARENT_COLUMNS = {"ListByAgent": "agent_id", "ListByAgentInstance": "agent_instance_id"}
+
+
+def _shown(resource: Envelope) -> Message:
+    shown: Message = redact(resource)  # type: ignore[arg-type]
+    return shown
+
+
+def _page_size(size: int) -> int:
+    return size if size > 0 else 100
+
+
+class ResourceServices:
+    """The gRPC handlers of one kind's command and query services."""
+
+    def __init__(self, controller: ResourceController, file: FileDescriptor) -> None:
+        self.controller = controller
+        kind = controller.kind.name
+        self.command = file.services_by_name[f"{kind}CommandController"]
+        self.query = file.services_by_name[f"{kind}QueryController"]
+        self.list_class = GetMessageClass(file.message_types_by_name[f"{kind}List"])
+        self.apply_response_class = GetMessageClass(
+            file.message_types_by_name[f"Apply{kind}Response"]
+        )
+
+    def generic_handlers(self) -> list[grpc.GenericRpcHandler]:
+        handlers = []
+        for service in (self.command, self.query):
+            methods = {
+                method.name: grpc.unary_unary_rpc_method_handler(
+                    self._behaviour(method),
+                    request_deserializer=GetMessageClass(method.input_type).FromString,
+                    response_serializer=lambda message: message.SerializeToString(),
+                )
+                for method in service.methods
+            }
+            handlers.append(grpc.method_handlers_generic_handler(service.full_name, methods))
+        return handlers
+
+    def _behaviour(self, method: MethodDescriptor) -> Behaviour:
+        implementations: dict[str, Behaviour] = {
+            "Create": self._create,
+            "Update": self._update,
+            "Apply": self._apply,
+            "Delete": self._delete,
+            "Get": self._get,
+            "GetByReference": self._get_by_reference,
+            "List": self._list,
+        }
+        if method.name in PARENT_COLUMNS:
+            column = PARENT_COLUMNS[method.name]
+
+            async def list_by_parent(
+                request: meta_pb2.ListByParentRequest, _: grpc.aio.ServicerContext[Any, Any]
+            ) -> Message:
+                validate_message(request)
+                page = await self.controller.list(
+                    ListQuery(
+                        kind=self.controller.kind.name,
+                        limit=_page_size(request.page_size),
+                        **{column: request.parent_id},
+                    ),
+                    page_token=request.page_token,
+                )
+                return self._list_message(page)
+
+            return list_by_parent
+        return implementations[method.name]
+
+    def _list_message(self, page: Page) -> Message:
+        message: Message = self.list_class(
+            items=[_shown(item) for item in page.items], next_page_token=page.next_page_token
+        )
+        return message
+
+    async def _create(self, request: Message, _: Any) -> Message:
+        return _shown(await self.controller.create(as_envelope(request)))
+
+    async def _update(self, request: Message, _: Any) -> Message:
+        return _shown(await self.controller.update(as_envelope(request)))
+
+    async def _apply(self, request: Any, _: Any) -> Message:
+        if not request.HasField("resource"):
+            raise InvalidArgument.for_field("resource", "is required")
+        resource, outcome = await self.controller.apply(
+            as_envelope(request.resource), is_dry_run=request.dry_run
+        )
+        response: Message = self.apply_response_class(resource=_shown(resource), outcome=outcome)
+        return response
+
+    async def _delete(self, request: meta_pb2.DeleteRequest, _: Any) -> Message:
+        validate_message(request)
+        return _shown(await self.controller.delete(request))
+
+    async def _get(self, request: meta_pb2.GetRequest, _: Any) -> Message:
+        validate_message(request)
+        return _shown(await self.controller.get(request.id))
+
+    async def _get_by_reference(self, request: meta_pb2.ResourceReference, _: Any) -> Message:
+        validate_message(request)
+        return _shown(await self.controller.get_by_reference(request.org, request.slug))
+
+    async def _list(self, request: meta_pb2.ListRequest, _: Any) -> Message:
+        validate_message(request)
+        page = await self.controller.list(
+            ListQuery(
+                kind=self.controller.kind.name,
+                org=request.org or DEFAULT_ORG,
+                labels=dict(request.label_selector),
+                limit=_page_size(request.page_size),
+            ),
+            page_token=request.page_token,
+        )
+        return self._list_message(page)
+
+
+def resource_handlers(domains: Domains) -> list[grpc.GenericRpcHandler]:
+    handlers: list[grpc.GenericRpcHandler] = []
+    for kind_name, file in KIND_FILES.items():
+        services = ResourceServices(domains.controllers[kind_name], file)
+        handlers += services.generic_handlers()
+    return handlers
