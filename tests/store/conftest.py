@@ -1,24 +1,27 @@
 """Fixtures for the store contract suite: one event loop per test, one store per backend.
 
-Every backend-specific line lives in `STORE_FACTORIES`; adding a backend (PostgreSQL)
+Every backend-specific line lives in `STORE_FACTORIES`: adding a backend (PostgreSQL)
 means adding a factory and its name to `BACKENDS`, nothing in the tests.
 
-The project does not use pytest-asyncio. A test takes the `runner` fixture (an
-`asyncio.Runner`) and calls `runner.run(scenario())` on an inner coroutine. The
-`store` fixture opens and closes its store on that same runner, so the store's
-loop-bound state (locks, pools) lives on one event loop for the whole test.
+The project does not use pytest-asyncio. A test takes the `run` fixture (the `run`
+method of the test's `asyncio.Runner`) and calls `run(scenario())` on an inner
+coroutine. The `store` fixture opens and closes its store with the same `run`, so the
+store's loop-bound state (locks, connection pools) lives on one event loop throughout.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from stigmer.store.base import Store
 from stigmer.store.sqlite import SqliteStore
+
+RunCoroutine = Callable[[Coroutine[Any, Any, Any]], Any]
 
 
 def _sqlite_store(tmp_path: Path) -> Store:
@@ -32,19 +35,19 @@ BACKENDS = ["sqlite"]
 
 
 @pytest.fixture
-def runner() -> Iterator[asyncio.Runner]:
-    """The event loop of one test; `runner.run(coroutine)` runs a scenario on it."""
-    with asyncio.Runner() as loop_runner:
-        yield loop_runner
+def run() -> Iterator[RunCoroutine]:
+    """Runs a coroutine to completion on this test's event loop."""
+    with asyncio.Runner() as runner:
+        yield runner.run
 
 
 @pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, runner: asyncio.Runner, tmp_path: Path) -> Iterator[Store]:
+def store(request: pytest.FixtureRequest, run: RunCoroutine, tmp_path: Path) -> Iterator[Store]:
     """An open, empty store of each backend; closed when the test ends."""
     backend: str = request.param
     opened = STORE_FACTORIES[backend](tmp_path)
-    runner.run(opened.open())
+    run(opened.open())
     try:
         yield opened
     finally:
-        runner.run(opened.close())
+        run(opened.close())

@@ -268,9 +268,7 @@ def test_list_filters_by_each_indexed_column(
     assert listed == sorted(record.id for record in matching)
 
 
-def test_list_by_labels_requires_every_pair_to_match(
-    store: Store, runner: asyncio.Runner
-) -> None:
+def test_list_by_labels_requires_every_pair_to_match(store: Store, runner: asyncio.Runner) -> None:
     name, tier = "app.kubernetes.io/name", "tier"
     both = replace(make_record("both"), labels={name: "web", tier: "front", "x": "y"})
     name_only = replace(make_record("name-only"), labels={name: "web"})
@@ -278,7 +276,9 @@ def test_list_by_labels_requires_every_pair_to_match(
     unlabelled = make_record("unlabelled")
     runner.run(insert_all(store, both, name_only, other_tier, unlabelled))
 
-    by_both = runner.run(list_ids(store, ListQuery(kind="agent", labels={name: "web", tier: "front"})))
+    by_both = runner.run(
+        list_ids(store, ListQuery(kind="agent", labels={name: "web", tier: "front"}))
+    )
     by_name = runner.run(list_ids(store, ListQuery(kind="agent", labels={name: "web"})))
 
     assert by_both == [both.id]

@@ -1,0 +1,1 @@
+"""The `stigmer` command line: kubectl habits over the Python SDK."""
