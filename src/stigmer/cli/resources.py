@@ -10,7 +10,7 @@ import typer
 from stigmer.cli.output import console, print_resources
 from stigmer.client import Client
 from stigmer.errors import InvalidArgument
-from stigmer.resources.kinds import kind_by_alias
+from stigmer.resources.kinds import kind_by_alias, kind_by_name
 from stigmer.resources.manifests import read_manifest_sources
 
 ServerOption = Annotated[
@@ -47,9 +47,8 @@ def apply(
         raise InvalidArgument.for_field("filename", "no resources found in the given files")
     suffix = " (dry run)" if dry_run else ""
     with Client(server) as client:
-        for document in sorted(documents, key=lambda d: d.kind.apply_order):
-            result = client.apply_one(document.resource, dry_run=dry_run, source=document.where)
-            short = document.kind.short_names[0]
+        for result in client.apply_documents(documents, dry_run=dry_run):
+            short = kind_by_name(result.kind).short_names[0]
             console.print(f"{short}/{result.resource.metadata.slug} {result.outcome}{suffix}")
 
 

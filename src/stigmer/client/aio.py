@@ -21,10 +21,10 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from stigmer import config
-from stigmer.api.v1 import meta_pb2
+from stigmer.api.v1 import manifest_pb2, manifest_pb2_grpc, meta_pb2
 from stigmer.client.status import error_from_rpc
 from stigmer.client.stubs import KIND_STUBS, KindStubs
-from stigmer.errors import InvalidArgument
+from stigmer.errors import InvalidArgument, StigmerError
 from stigmer.resources.kinds import KindInfo, kind_by_alias, kind_by_name
 from stigmer.resources.manifests import ManifestDocument, in_apply_order, parse_manifest
 from stigmer.resources.slugs import VALID_SLUG, slugify
@@ -129,9 +129,27 @@ class AsyncClient:
     async def apply_documents(
         self, documents: Iterable[ManifestDocument], *, dry_run: bool = False
     ) -> list[ApplyResult]:
+        """Applies the documents, dependencies first, in one transaction:
+        every resource is written or none is."""
+        ordered = in_apply_order(documents)
+        request = manifest_pb2.ApplyManifestRequest(dry_run=dry_run)
+        for document in ordered:
+            request.resources.add().Pack(document.resource)
+        stub = manifest_pb2_grpc.ManifestControllerStub(self.channel)
+        try:
+            response = await self._call(stub.Apply(request, timeout=self.timeout))
+        except StigmerError as error:
+            index = error.facts.get("resource_index", "")
+            if index.isdigit() and int(index) < len(ordered):
+                error.message = f"{ordered[int(index)].where}: {error.message}"
+            raise
         results = []
-        for document in in_apply_order(documents):
-            results.append(await self.apply_one(document.resource, dry_run=dry_run, source=document.where))
+        for document, result in zip(ordered, response.results, strict=True):
+            resource = document.kind.new_message()
+            result.resource.Unpack(resource)
+            results.append(
+                ApplyResult(document.kind.name, resource, OUTCOMES[result.outcome], document.where)
+            )
         return results
 
     async def apply_one(self, resource: Any, *, dry_run: bool = False, source: str = "") -> ApplyResult:

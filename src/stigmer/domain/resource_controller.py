@@ -31,7 +31,7 @@ from stigmer.pipeline.steps import (
     ResolveSlugStep,
     ValidateStep,
 )
-from stigmer.resources.kinds import DEFAULT_ORG, KINDS, KindInfo
+from stigmer.resources.kinds import DEFAULT_ORG, KindInfo
 from stigmer.store.base import ListQuery, Store, Transaction
 
 if TYPE_CHECKING:
@@ -202,10 +202,10 @@ class ResourceController:
         record = context.existing_record
         if record is None:
             return
-        for child_kind in KINDS:
+        for child in self.domains.controllers.values():
+            child_kind = child.kind
             if child_kind.owner_kind != self.kind.name:
                 continue
-            child = self.domains.controller(child_kind)
             while True:
                 owned = await context.transaction.list(
                     ListQuery(kind=child_kind.name, owner_id=record.id, limit=DEFAULT_PAGE_SIZE)

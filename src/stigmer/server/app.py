@@ -16,9 +16,11 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from stigmer.api.v1 import manifest_pb2_grpc
 from stigmer.domain.registry import Domains
 from stigmer.errors import Unavailable
 from stigmer.server.interceptors import StigmerInterceptor
+from stigmer.server.manifest_service import ManifestService
 from stigmer.server.resource_services import resource_handlers
 from stigmer.store.base import Store
 from stigmer.store.urls import store_from_url
@@ -58,6 +60,9 @@ class StigmerServer:
         await self.store.open()
         server = grpc.aio.server(interceptors=[StigmerInterceptor()])
         server.add_generic_rpc_handlers(tuple(resource_handlers(self.domains)))
+        manifest_pb2_grpc.add_ManifestControllerServicer_to_server(
+            ManifestService(self.domains), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
             self.port = server.add_insecure_port(f"{self.options.host}:{self.options.port}")

@@ -1,0 +1,622 @@
+"""Control-plane benchmark: what Stigmer's own layers cost on top of gRPC and SQLite.
+
+    .venv/bin/python bench/controlplane.py           # full run (~3-5 min on 2 cores)
+    .venv/bin/python bench/controlplane.py --quick   # smoke run (< 60 s)
+
+What is measured:
+
+1. The floor: a bare grpc.aio echo server (one generic unary handler returning
+   the request bytes) driven by the same client loop, at 1 and at 64 calls in
+   flight.
+2. Stigmer operations through the SDK (`AsyncClient`) against a real
+   `StigmerServer` on a SQLite store, at 1 and 64 in flight: get by id,
+   create agent (each also creates its default instance), apply of an
+   unchanged agent, and list instances by agent. Each is reported as calls/s,
+   p50, p99 and server CPU per call, and as ratios to the echo floor.
+3. Growth: a store seeded directly (1k agents and their default instances,
+   then 100k; 10k with --quick) and, at each size, the p50 of get-by-slug
+   (GetByReference) and instances-by-agent (ListByAgent) through the server,
+   beside the same lookups in-process (store layer, controller layer) and as raw
+   SQL on a plain sqlite3 connection. Indexed lookups should grow by ~1x.
+
+Why ratios: these machines are shared and noisy, so a bare "1,200 calls/s"
+means little from one run to the next. Every server runs in its own spawned
+process (client and server never share an event loop), and each operation is
+measured between two echo measurements taken just before and just after it;
+the floor it is divided by is the mean of those two. The ratios (and server CPU
+per call, which noise disturbs much less than wall time) are the numbers to
+compare between runs; the raw numbers are printed for context. Nothing here
+asserts on timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import itertools
+import os
+import platform
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import grpc
+import harness
+from google.protobuf.timestamp_pb2 import Timestamp
+from harness import Call, Sample, format_rate, format_ratio, format_seconds, ratio
+
+from stigmer.api.v1 import agent_pb2, agentinstance_pb2, meta_pb2
+from stigmer.client.aio import AsyncClient
+from stigmer.domain.registry import Domains
+from stigmer.pipeline.envelope import as_envelope, encode, now
+from stigmer.resources.ids import new_id
+from stigmer.resources.kinds import AGENT, AGENT_INSTANCE, API_VERSION, DEFAULT_ORG
+from stigmer.resources.slugs import default_instance_slug
+from stigmer.server.app import ServerOptions, StigmerServer
+from stigmer.store.base import Record
+from stigmer.store.sqlite import SqliteStore
+
+ECHO_PAYLOAD = b"x" * 128
+INSTRUCTIONS = "Review pull requests and point out bugs, missing tests and unclear names."
+SEED_BATCH = 20_000
+RAW_COLUMNS = (
+    "kind, id, org, slug, version, data, owner_id, labels, "
+    "agent_id, agent_instance_id, session_id, phase"
+)
+RAW_BY_SLUG = f"SELECT {RAW_COLUMNS} FROM resources WHERE kind = ? AND org = ? AND slug = ?"
+RAW_BY_AGENT = (
+    f"SELECT {RAW_COLUMNS} FROM resources WHERE kind = ? AND agent_id = ? ORDER BY id LIMIT 101"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    quick: bool
+    calls_one: int
+    calls_many: int
+    warmup_one: int
+    warmup_many: int
+    many: int
+    growth_sizes: tuple[int, int]
+    growth_calls: int
+    growth_warmup: int
+    raw_lookups: int
+
+    def calls(self, in_flight: int) -> int:
+        return self.calls_one if in_flight == 1 else self.calls_many
+
+    def warmup(self, in_flight: int) -> int:
+        return self.warmup_one if in_flight == 1 else self.warmup_many
+
+
+FULL = Settings(
+    quick=False,
+    calls_one=2000,
+    calls_many=5000,
+    warmup_one=200,
+    warmup_many=500,
+    many=64,
+    growth_sizes=(1_000, 100_000),
+    growth_calls=2000,
+    growth_warmup=200,
+    raw_lookups=20_000,
+)
+QUICK = Settings(
+    quick=True,
+    calls_one=300,
+    calls_many=1000,
+    warmup_one=50,
+    warmup_many=200,
+    many=64,
+    growth_sizes=(1_000, 10_000),
+    growth_calls=300,
+    growth_warmup=50,
+    raw_lookups=5_000,
+)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def size_label(count: int) -> str:
+    return f"{count // 1000}k" if count % 1000 == 0 else str(count)
+
+
+# -- the Stigmer server process ---------------------------------------------------
+
+
+@asynccontextmanager
+async def stigmer_server(store_path: str) -> AsyncIterator[str]:
+    async with StigmerServer(ServerOptions(store_url=store_path, port=0)) as server:
+        yield server.address
+
+
+def stigmer_server_main(connection: Connection, store_path: str) -> None:
+    """Target of the Stigmer server's process."""
+    harness.run_server_child(connection, functools.partial(stigmer_server, store_path))
+
+
+# -- resources ---------------------------------------------------------------------
+
+
+def agent_message(name: str) -> agent_pb2.Agent:
+    return agent_pb2.Agent(
+        metadata=meta_pb2.ApiResourceMetadata(name=name, labels={"team": "bench"}),
+        spec=agent_pb2.AgentSpec(description="benchmark agent", instructions=INSTRUCTIONS),
+    )
+
+
+def seeded_pair(index: int, moment: Timestamp, domains: Domains) -> tuple[Record, Record]:
+    """An agent and its default instance as the server would store them."""
+    name = f"seed agent {index:06d}"
+    slug = f"seed-agent-{index:06d}"
+    agent_id = new_id(AGENT.prefix)
+    instance_id = new_id(AGENT_INSTANCE.prefix)
+    audit = meta_pb2.Audit(created_at=moment, updated_at=moment)
+    agent = as_envelope(
+        agent_pb2.Agent(
+            api_version=API_VERSION,
+            kind=AGENT.name,
+            metadata=meta_pb2.ApiResourceMetadata(
+                name=name, slug=slug, id=agent_id, org=DEFAULT_ORG, version=1
+            ),
+            spec=agent_pb2.AgentSpec(instructions=INSTRUCTIONS),
+            status=agent_pb2.AgentStatus(default_instance_id=instance_id, audit=audit),
+        )
+    )
+    instance = as_envelope(
+        agentinstance_pb2.AgentInstance(
+            api_version=API_VERSION,
+            kind=AGENT_INSTANCE.name,
+            metadata=meta_pb2.ApiResourceMetadata(
+                name=f"{name} default",
+                slug=default_instance_slug(slug),
+                id=instance_id,
+                org=DEFAULT_ORG,
+                version=1,
+            ),
+            spec=agentinstance_pb2.AgentInstanceSpec(
+                agent_id=agent_id, description=f"Default instance of agent {slug}"
+            ),
+            status=agentinstance_pb2.AgentInstanceStatus(audit=audit),
+        )
+    )
+    return (
+        encode(AGENT, agent, domains.agents.relations_of(agent)),
+        encode(AGENT_INSTANCE, instance, domains.agent_instances.relations_of(instance)),
+    )
+
+
+@dataclass(frozen=True)
+class Seeded:
+    slugs: list[str]
+    agent_ids: list[str]
+
+
+async def seed(store: SqliteStore, seeded: Seeded, target: int) -> float:
+    """Grows the store to `target` agents (each with its default instance) through
+    the store API, in a few big transactions; returns the seconds it took."""
+    domains = Domains(store)
+    moment = Timestamp()
+    moment.FromDatetime(now())
+    started = time.perf_counter()
+    while len(seeded.slugs) < target:
+        first = len(seeded.slugs)
+        last = min(target, first + SEED_BATCH)
+        async with store.transaction() as tx:
+            for index in range(first, last):
+                agent, instance = seeded_pair(index, moment, domains)
+                await tx.insert(agent)
+                await tx.insert(instance)
+                seeded.slugs.append(agent.slug)
+                seeded.agent_ids.append(agent.id)
+    return time.perf_counter() - started
+
+
+# -- part 1 and 2: operations against the echo floor -------------------------------------
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One operation's sample and the echo samples taken just before and after it."""
+
+    sample: Sample
+    before: Sample
+    after: Sample
+
+    def floor(self, of: str) -> float:
+        """The mean of a Sample property over the two echo runs around this one."""
+        values: list[float] = [getattr(self.before, of), getattr(self.after, of)]
+        return sum(values) / len(values)
+
+    @property
+    def throughput_ratio(self) -> float:
+        return ratio(self.sample.throughput, self.floor("throughput"))
+
+    @property
+    def p50_ratio(self) -> float:
+        return ratio(self.sample.p50, self.floor("p50"))
+
+    @property
+    def cpu_ratio(self) -> float:
+        return ratio(self.sample.server_cpu_per_call, self.floor("server_cpu_per_call"))
+
+
+async def operations(client: AsyncClient) -> dict[str, Call]:
+    """The measured calls, each on a fixture made here."""
+    fixture = agent_message("bench fixture")
+    created = await client.create(fixture)
+    agent_id: str = created.metadata.id
+    results = await client.apply(fixture)
+    if results[0].outcome != "unchanged":
+        raise RuntimeError(f"apply of an equal agent was {results[0].outcome!r}, not unchanged")
+    instances = await client.list_instances_by_agent(agent_id)
+    if len(instances) != 1:
+        raise RuntimeError(f"agent {agent_id} has {len(instances)} instances, expected 1")
+    names = itertools.count()
+
+    async def get(_: int) -> object:
+        return await client.get("agent", agent_id)
+
+    async def create(_: int) -> object:
+        return await client.create(agent_message(f"bench created {next(names)}"))
+
+    async def apply_unchanged(_: int) -> object:
+        return await client.apply(fixture)
+
+    async def list_instances(_: int) -> object:
+        return await client.list_instances_by_agent(agent_id)
+
+    return {
+        "get": get,
+        "create agent": create,
+        "apply unchanged": apply_unchanged,
+        "list instances by agent": list_instances,
+    }
+
+
+async def compare_level(
+    settings: Settings,
+    in_flight: int,
+    *,
+    echo_call: Call,
+    echo_pid: int,
+    calls: dict[str, Call],
+    stigmer_pid: int,
+) -> list[Compared]:
+    """echo, op 1, echo, op 2, ..., echo: each op between two floors."""
+    count, warmup = settings.calls(in_flight), settings.warmup(in_flight)
+
+    async def echo() -> Sample:
+        return await harness.measure(
+            echo_call,
+            calls=count,
+            in_flight=in_flight,
+            warmup=warmup,
+            label="echo",
+            server_pid=echo_pid,
+        )
+
+    compared: list[Compared] = []
+    before = await echo()
+    for name, call in calls.items():
+        sample = await harness.measure(
+            call,
+            calls=count,
+            in_flight=in_flight,
+            warmup=warmup,
+            label=name,
+            server_pid=stigmer_pid,
+        )
+        after = await echo()
+        compared.append(Compared(sample, before, after))
+        before = after
+    return compared
+
+
+def operations_table(results: Sequence[Compared]) -> str:
+    headers = (
+        "operation",
+        "in flight",
+        "calls/s",
+        "p50",
+        "p99",
+        "server CPU/call",
+        "calls/s vs echo",
+        "p50 vs echo",
+        "CPU vs echo",
+    )
+    rows: list[list[str]] = []
+    for level in sorted({c.sample.in_flight for c in results}):
+        at_level = [c for c in results if c.sample.in_flight == level]
+        echoes = [at_level[0].before, *(c.after for c in at_level)]
+        rows.append(
+            [
+                f"echo floor (median of {len(echoes)})",
+                str(level),
+                format_rate(harness.median([e.throughput for e in echoes])),
+                format_seconds(harness.median([e.p50 for e in echoes])),
+                format_seconds(harness.median([e.p99 for e in echoes])),
+                format_seconds(harness.median([e.server_cpu_per_call for e in echoes])),
+                "1.00x",
+                "1.00x",
+                "1.00x",
+            ]
+        )
+        for c in at_level:
+            s = c.sample
+            rows.append(
+                [
+                    s.label,
+                    str(level),
+                    format_rate(s.throughput),
+                    format_seconds(s.p50),
+                    format_seconds(s.p99),
+                    format_seconds(s.server_cpu_per_call),
+                    format_ratio(c.throughput_ratio),
+                    format_ratio(c.p50_ratio),
+                    format_ratio(c.cpu_ratio),
+                ]
+            )
+    return harness.table(headers, rows)
+
+
+def echo_spread_table(results: Sequence[Compared]) -> str:
+    """How much the floor itself moved during the run (noise indicator)."""
+    headers = ("echo floor", "in flight", "runs", "calls/s min", "max", "p50 min", "max")
+    rows: list[list[str]] = []
+    for level in sorted({c.sample.in_flight for c in results}):
+        at_level = [c for c in results if c.sample.in_flight == level]
+        echoes = [at_level[0].before, *(c.after for c in at_level)]
+        rates = [e.throughput for e in echoes]
+        p50s = [e.p50 for e in echoes]
+        rows.append(
+            [
+                "echo",
+                str(level),
+                str(len(echoes)),
+                format_rate(min(rates)),
+                format_rate(max(rates)),
+                format_seconds(min(p50s)),
+                format_seconds(max(p50s)),
+            ]
+        )
+    return harness.table(headers, rows)
+
+
+async def run_operations(settings: Settings, echo: harness.ServerProcess, root: Path) -> None:
+    say("== 1+2. Operations vs. the bare gRPC echo floor (SDK client -> server process) ==")
+    store_path = str(root / "operations.db")
+    results: list[Compared] = []
+    with harness.ServerProcess("stigmer", stigmer_server_main, store_path) as server:
+        async with (
+            AsyncClient(server.address) as client,
+            harness.echo_client(echo.address, ECHO_PAYLOAD) as echo_call,
+        ):
+            calls = await operations(client)
+            for in_flight in (1, settings.many):
+                results += await compare_level(
+                    settings,
+                    in_flight,
+                    echo_call=echo_call,
+                    echo_pid=echo.pid,
+                    calls=calls,
+                    stigmer_pid=server.pid,
+                )
+    say(operations_table(results))
+    say()
+    say(echo_spread_table(results))
+    say(
+        "calls/s vs echo: share of the floor's throughput (1.00x = as fast as a bare echo); "
+        "p50 vs echo, CPU vs echo: multiples of the floor's p50 latency / server CPU per call. "
+        "Each ratio divides by the mean of the echo runs just before and after the operation."
+    )
+    say()
+
+
+# -- part 3: growth -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lookup:
+    name: str
+    raw: str  # the name of the raw-SQL lookup this one is compared with ("" for itself)
+
+
+LOOKUPS = (
+    Lookup("raw sqlite3: slug lookup (unique index)", ""),
+    Lookup("raw sqlite3: instances of an agent", ""),
+    Lookup("store tx.get_by_slug (in-process)", "raw sqlite3: slug lookup (unique index)"),
+    Lookup("controller get_by_reference (in-process)", "raw sqlite3: slug lookup (unique index)"),
+    Lookup("gRPC GetByReference (get agent by slug)", "raw sqlite3: slug lookup (unique index)"),
+    Lookup("gRPC ListByAgent (instances by agent)", "raw sqlite3: instances of an agent"),
+)
+
+
+def raw_lookups(path: str, seeded: Seeded, count: int, rng: random.Random) -> dict[str, float]:
+    """p50 of the two lookups as plain SQL on a separate sqlite3 connection."""
+    slugs = [rng.choice(seeded.slugs) for _ in range(count)]
+    agent_ids = [rng.choice(seeded.agent_ids) for _ in range(count)]
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    try:
+        by_slug = connection.execute(RAW_BY_SLUG, (AGENT.name, DEFAULT_ORG, slugs[0])).fetchone()
+        by_agent = connection.execute(RAW_BY_AGENT, (AGENT_INSTANCE.name, agent_ids[0])).fetchall()
+        if by_slug is None or len(by_agent) != 1:
+            raise RuntimeError("raw lookups found no seeded rows")
+        slug_times = harness.time_each(
+            lambda i: connection.execute(
+                RAW_BY_SLUG, (AGENT.name, DEFAULT_ORG, slugs[i])
+            ).fetchone(),
+            count,
+        )
+        agent_times = harness.time_each(
+            lambda i: connection.execute(
+                RAW_BY_AGENT, (AGENT_INSTANCE.name, agent_ids[i])
+            ).fetchall(),
+            count,
+        )
+    finally:
+        connection.close()
+    return {
+        LOOKUPS[0].name: harness.percentile(slug_times, 0.5),
+        LOOKUPS[1].name: harness.percentile(agent_times, 0.5),
+    }
+
+
+async def layered_lookups(
+    settings: Settings,
+    store: SqliteStore,
+    client: AsyncClient,
+    seeded: Seeded,
+    rng: random.Random,
+) -> dict[str, float]:
+    """p50 of the lookups through each of our layers, one call in flight."""
+    total = settings.growth_calls + settings.growth_warmup
+    slugs = [rng.choice(seeded.slugs) for _ in range(total)]
+    agent_ids = [rng.choice(seeded.agent_ids) for _ in range(total)]
+    domains = Domains(store)
+
+    async def store_lookup(i: int) -> object:
+        async with store.transaction(write=False) as tx:
+            return await tx.get_by_slug(AGENT.name, DEFAULT_ORG, slugs[i])
+
+    async def controller_lookup(i: int) -> object:
+        return await domains.agents.get_by_reference(DEFAULT_ORG, slugs[i])
+
+    async def grpc_by_slug(i: int) -> object:
+        return await client.get("agent", slugs[i])
+
+    async def grpc_by_agent(i: int) -> object:
+        instances = await client.list_instances_by_agent(agent_ids[i])
+        if len(instances) != 1:
+            raise RuntimeError(f"agent {agent_ids[i]} has {len(instances)} instances")
+        return instances
+
+    calls: dict[str, Call] = {
+        LOOKUPS[2].name: store_lookup,
+        LOOKUPS[3].name: controller_lookup,
+        LOOKUPS[4].name: grpc_by_slug,
+        LOOKUPS[5].name: grpc_by_agent,
+    }
+    p50s: dict[str, float] = {}
+    for name, call in calls.items():
+        sample = await harness.measure(
+            call, calls=settings.growth_calls, in_flight=1, warmup=settings.growth_warmup
+        )
+        p50s[name] = sample.p50
+    return p50s
+
+
+def growth_table(sizes: tuple[int, int], small: dict[str, float], large: dict[str, float]) -> str:
+    low, high = (size_label(s) for s in sizes)
+    headers = (
+        "lookup (1 in flight)",
+        f"p50 @{low}",
+        f"p50 @{high}",
+        f"growth {high}/{low}",
+        f"vs raw @{low}",
+        f"vs raw @{high}",
+    )
+    rows: list[list[str]] = []
+    for lookup in LOOKUPS:
+        rows.append(
+            [
+                lookup.name,
+                format_seconds(small[lookup.name]),
+                format_seconds(large[lookup.name]),
+                format_ratio(ratio(large[lookup.name], small[lookup.name])),
+                format_ratio(ratio(small[lookup.name], small[lookup.raw])) if lookup.raw else "",
+                format_ratio(ratio(large[lookup.name], large[lookup.raw])) if lookup.raw else "",
+            ]
+        )
+    return harness.table(headers, rows)
+
+
+async def run_growth(settings: Settings, root: Path) -> None:
+    sizes = settings.growth_sizes
+    say(
+        f"== 3. Growth: lookups at {size_label(sizes[0])} and {size_label(sizes[1])} agents "
+        "(+ one default instance each) =="
+    )
+    store_path = str(root / "growth.db")
+    rng = random.Random(7234)
+    seeded = Seeded([], [])
+    store = SqliteStore(store_path)
+    await store.open()
+    try:
+        seconds = await seed(store, seeded, sizes[0])
+        say(f"seeded {size_label(sizes[0])} agents in {format_seconds(seconds)}")
+        with harness.ServerProcess("stigmer-growth", stigmer_server_main, store_path) as server:
+            async with AsyncClient(server.address) as client:
+                small = raw_lookups(store_path, seeded, settings.raw_lookups, rng)
+                small |= await layered_lookups(settings, store, client, seeded, rng)
+                seconds = await seed(store, seeded, sizes[1])
+                rate = (sizes[1] - sizes[0]) / seconds
+                say(
+                    f"seeded to {size_label(sizes[1])} agents in {format_seconds(seconds)} "
+                    f"({format_rate(rate)} agents/s, 2 rows each)"
+                )
+                large = raw_lookups(store_path, seeded, settings.raw_lookups, rng)
+                large |= await layered_lookups(settings, store, client, seeded, rng)
+    finally:
+        await store.close()
+    say(growth_table(sizes, small, large))
+    say(
+        "growth: p50 at the larger size divided by p50 at the smaller (indexed lookups stay near 1x); "
+        "vs raw: multiple of the plain SQL lookup on the same store, i.e. what our layers add."
+    )
+    say()
+
+
+# -- main ------------------------------------------------------------------------------
+
+
+async def run(settings: Settings) -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="stigmer-bench-") as directory,
+        harness.ServerProcess("echo", harness.echo_server_main) as echo,
+    ):
+        root = Path(directory)
+        await run_operations(settings, echo, root)
+        await run_growth(settings, root)
+
+
+def parse_settings(argv: Sequence[str]) -> Settings:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="short smoke run (< 60 s)")
+    return QUICK if parser.parse_args(argv).quick else FULL
+
+
+def main(argv: Sequence[str]) -> int:
+    settings = parse_settings(argv)
+    started = time.perf_counter()
+    say(
+        f"Stigmer control-plane benchmark ({'quick' if settings.quick else 'full'}): "
+        f"Python {platform.python_version()}, grpcio {grpc.__version__}, "
+        f"SQLite {sqlite3.sqlite_version}, {os.cpu_count()} cores"
+    )
+    say(
+        f"calls per measurement: {settings.calls_one} at 1 in flight, {settings.calls_many} "
+        f"at {settings.many} (after {settings.warmup_one}/{settings.warmup_many} warm-up calls)"
+    )
+    say()
+    try:
+        asyncio.run(run(settings))
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+    say(f"total runtime: {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

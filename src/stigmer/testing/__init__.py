@@ -1,0 +1,1 @@
+"""Test fixtures that ship with Stigmer: a scripted model, an MCP server, a server thread."""
