@@ -87,6 +87,7 @@ class ResolveEnvironmentsStep:
 class InsertIfAbsentStep:
     """Get-or-create on the unique slug; adopts only the same agent's instance."""
 
+    domains: Domains
     name: str = "insert-if-absent"
 
     async def run(self, context: ResourceContext) -> None:
@@ -106,11 +107,15 @@ class InsertIfAbsentStep:
         )
         existing = decode(context.kind, stored)
         if existing.spec.agent_id != state.spec.agent_id:
+            owner = await self.domains.agent_client.find(
+                existing.spec.agent_id, context.transaction
+            )
+            whose = "which no longer exists (an orphan)" if owner is None else "another agent"
             raise FailedPrecondition(
                 f"AgentInstance {stored.slug!r} ({stored.id}) belongs to agent "
-                f"{existing.spec.agent_id or '(none)'}, not to agent {state.spec.agent_id}; "
-                "it cannot be that agent's default instance. Delete or rename the instance, "
-                "or run `stigmer check` for details",
+                f"{existing.spec.agent_id or '(none)'}, {whose}, not to agent "
+                f"{state.spec.agent_id}; it cannot be that agent's default instance. "
+                f"Delete it (`stigmer delete agentinstance {stored.slug}`) and retry",
                 facts={
                     "instance_id": stored.id,
                     "instance_agent_id": existing.spec.agent_id,
@@ -139,7 +144,7 @@ class AgentInstanceController(ResourceController):
                 ResolveSlugStep(),
                 BuildStateStep(),
                 ResolveAgentStep(domains),
-                InsertIfAbsentStep(),
+                InsertIfAbsentStep(domains),
             ],
         )
 

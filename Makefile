@@ -1,0 +1,52 @@
+# Everything a newcomer needs. `make run` and `make test` work on a fresh
+# machine with Python 3.11+: they create .venv and install what is missing.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast lint format proto bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Start a server in the background, deploy the example agents, list them.
+run: setup
+	$(BIN)/stigmer server status >/dev/null 2>&1 || $(BIN)/stigmer server start
+	$(BIN)/stigmer apply -f examples/
+	$(BIN)/stigmer get agents
+
+# The whole suite, slow crash/concurrency tests included. pytest's exit code
+# 5 ("no tests ran") is a failure here, never a silent pass.
+test: setup
+	$(BIN)/pytest -q -p no:cacheprovider; code=$$?; \
+	if [ $$code -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$code
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/generate_proto.py --check
+
+format: setup
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
+
+proto: setup
+	$(BIN)/python scripts/generate_proto.py
+
+bench: setup
+	$(BIN)/python bench/controlplane.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
