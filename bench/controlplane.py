@@ -13,11 +13,14 @@ What is measured:
    create agent (each also creates its default instance), apply of an
    unchanged agent, and list instances by agent. Each is reported as calls/s,
    p50, p99 and server CPU per call, and as ratios to the echo floor.
-3. Growth: a store seeded directly (1k agents and their default instances,
-   then 100k; 10k with --quick) and, at each size, the p50 of get-by-slug
-   (GetByReference) and instances-by-agent (ListByAgent) through the server,
-   beside the same lookups in-process (store layer, controller layer) and as raw
-   SQL on a plain sqlite3 connection. Indexed lookups should grow by ~1x.
+3. Growth: two stores seeded directly through the store API (1k agents and
+   their default instances, and 100k; 10k with --quick), each behind its own
+   server. At each size: the p50 of get-by-slug (GetByReference) and
+   instances-by-agent (ListByAgent) through the server, beside the same
+   lookups in-process (store layer, controller layer) and as raw SQL on a
+   plain sqlite3 connection. The two sizes are measured in alternating rounds
+   so both see the same machine noise. Indexed lookups should grow by ~1x
+   (a scan would grow ~100x).
 
 Why ratios: these machines are shared and noisy, so a bare "1,200 calls/s"
 means little from one run to the next. Every server runs in its own spawned
@@ -88,6 +91,7 @@ class Settings:
     growth_sizes: tuple[int, int]
     growth_calls: int
     growth_warmup: int
+    growth_rounds: int
     raw_lookups: int
 
     def calls(self, in_flight: int) -> int:
@@ -107,6 +111,7 @@ FULL = Settings(
     growth_sizes=(1_000, 100_000),
     growth_calls=2000,
     growth_warmup=200,
+    growth_rounds=5,
     raw_lookups=20_000,
 )
 QUICK = Settings(
@@ -117,9 +122,10 @@ QUICK = Settings(
     warmup_many=200,
     many=64,
     growth_sizes=(1_000, 10_000),
-    growth_calls=300,
+    growth_calls=600,
     growth_warmup=50,
-    raw_lookups=5_000,
+    growth_rounds=3,
+    raw_lookups=6_000,
 )
 
 
@@ -425,40 +431,68 @@ async def run_operations(settings: Settings, echo: harness.ServerProcess, root: 
 
 # -- part 3: growth -------------------------------------------------------------------
 
+RAW_SLUG = "raw sqlite3: slug lookup (unique index)"
+RAW_AGENT = "raw sqlite3: instances of an agent"
+STORE_SLUG = "store tx.get_by_slug (in-process)"
+CONTROLLER_SLUG = "controller get_by_reference (in-process)"
+GRPC_SLUG = "gRPC GetByReference (get agent by slug)"
+GRPC_AGENT = "gRPC ListByAgent (instances by agent)"
+# Each lookup and the raw SQL lookup it is compared with ("" for the raw ones).
+LOOKUPS: dict[str, str] = {
+    RAW_SLUG: "",
+    RAW_AGENT: "",
+    STORE_SLUG: RAW_SLUG,
+    CONTROLLER_SLUG: RAW_SLUG,
+    GRPC_SLUG: RAW_SLUG,
+    GRPC_AGENT: RAW_AGENT,
+}
+Latencies = dict[str, list[float]]
 
-@dataclass(frozen=True)
-class Lookup:
-    name: str
-    raw: str  # the name of the raw-SQL lookup this one is compared with ("" for itself)
+
+@dataclass
+class GrowthStore:
+    """A seeded store, its server and the clients that read it."""
+
+    size: int
+    path: str
+    store: SqliteStore
+    seeded: Seeded
+    latencies: Latencies
 
 
-LOOKUPS = (
-    Lookup("raw sqlite3: slug lookup (unique index)", ""),
-    Lookup("raw sqlite3: instances of an agent", ""),
-    Lookup("store tx.get_by_slug (in-process)", "raw sqlite3: slug lookup (unique index)"),
-    Lookup("controller get_by_reference (in-process)", "raw sqlite3: slug lookup (unique index)"),
-    Lookup("gRPC GetByReference (get agent by slug)", "raw sqlite3: slug lookup (unique index)"),
-    Lookup("gRPC ListByAgent (instances by agent)", "raw sqlite3: instances of an agent"),
-)
+async def seeded_store(root: Path, size: int) -> tuple[GrowthStore, float]:
+    path = str(root / f"growth-{size_label(size)}.db")
+    store = SqliteStore(path)
+    await store.open()
+    seeded = Seeded([], [])
+    seconds = await seed(store, seeded, size)
+    return GrowthStore(size, path, store, seeded, {name: [] for name in LOOKUPS}), seconds
 
 
-def raw_lookups(path: str, seeded: Seeded, count: int, rng: random.Random) -> dict[str, float]:
-    """p50 of the two lookups as plain SQL on a separate sqlite3 connection."""
-    slugs = [rng.choice(seeded.slugs) for _ in range(count)]
-    agent_ids = [rng.choice(seeded.agent_ids) for _ in range(count)]
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+async def check_seeded(client: AsyncClient, seeded: Seeded) -> None:
+    """The server reads seeded rows as it reads its own: agent -> default instance."""
+    agent = await client.get("agent", seeded.slugs[-1])
+    instances = await client.list_instances_by_agent(agent.metadata.id)
+    if [i.metadata.id for i in instances] != [agent.status.default_instance_id]:
+        raise RuntimeError(f"seeded agent {agent.metadata.slug} has a broken default instance")
+
+
+def raw_round(target: GrowthStore, count: int, rng: random.Random) -> None:
+    """Both lookups as plain SQL on a separate read-only sqlite3 connection."""
+    slugs = [rng.choice(target.seeded.slugs) for _ in range(count)]
+    agent_ids = [rng.choice(target.seeded.agent_ids) for _ in range(count)]
+    connection = sqlite3.connect(f"file:{target.path}?mode=ro", uri=True, isolation_level=None)
     try:
-        by_slug = connection.execute(RAW_BY_SLUG, (AGENT.name, DEFAULT_ORG, slugs[0])).fetchone()
-        by_agent = connection.execute(RAW_BY_AGENT, (AGENT_INSTANCE.name, agent_ids[0])).fetchall()
-        if by_slug is None or len(by_agent) != 1:
-            raise RuntimeError("raw lookups found no seeded rows")
-        slug_times = harness.time_each(
+        found = connection.execute(RAW_BY_SLUG, (AGENT.name, DEFAULT_ORG, slugs[0])).fetchone()
+        if found is None:
+            raise RuntimeError(f"raw lookup found no seeded agent {slugs[0]}")
+        target.latencies[RAW_SLUG] += harness.time_each(
             lambda i: connection.execute(
                 RAW_BY_SLUG, (AGENT.name, DEFAULT_ORG, slugs[i])
             ).fetchone(),
             count,
         )
-        agent_times = harness.time_each(
+        target.latencies[RAW_AGENT] += harness.time_each(
             lambda i: connection.execute(
                 RAW_BY_AGENT, (AGENT_INSTANCE.name, agent_ids[i])
             ).fetchall(),
@@ -466,23 +500,16 @@ def raw_lookups(path: str, seeded: Seeded, count: int, rng: random.Random) -> di
         )
     finally:
         connection.close()
-    return {
-        LOOKUPS[0].name: harness.percentile(slug_times, 0.5),
-        LOOKUPS[1].name: harness.percentile(agent_times, 0.5),
-    }
 
 
-async def layered_lookups(
-    settings: Settings,
-    store: SqliteStore,
-    client: AsyncClient,
-    seeded: Seeded,
-    rng: random.Random,
-) -> dict[str, float]:
-    """p50 of the lookups through each of our layers, one call in flight."""
-    total = settings.growth_calls + settings.growth_warmup
-    slugs = [rng.choice(seeded.slugs) for _ in range(total)]
-    agent_ids = [rng.choice(seeded.agent_ids) for _ in range(total)]
+async def layered_round(
+    target: GrowthStore, client: AsyncClient, count: int, warmup: int, rng: random.Random
+) -> None:
+    """Both lookups through each of our layers, one call in flight."""
+    total = count + warmup
+    slugs = [rng.choice(target.seeded.slugs) for _ in range(total)]
+    agent_ids = [rng.choice(target.seeded.agent_ids) for _ in range(total)]
+    store = target.store
     domains = Domains(store)
 
     async def store_lookup(i: int) -> object:
@@ -502,22 +529,18 @@ async def layered_lookups(
         return instances
 
     calls: dict[str, Call] = {
-        LOOKUPS[2].name: store_lookup,
-        LOOKUPS[3].name: controller_lookup,
-        LOOKUPS[4].name: grpc_by_slug,
-        LOOKUPS[5].name: grpc_by_agent,
+        STORE_SLUG: store_lookup,
+        CONTROLLER_SLUG: controller_lookup,
+        GRPC_SLUG: grpc_by_slug,
+        GRPC_AGENT: grpc_by_agent,
     }
-    p50s: dict[str, float] = {}
     for name, call in calls.items():
-        sample = await harness.measure(
-            call, calls=settings.growth_calls, in_flight=1, warmup=settings.growth_warmup
-        )
-        p50s[name] = sample.p50
-    return p50s
+        sample = await harness.measure(call, calls=count, in_flight=1, warmup=warmup)
+        target.latencies[name] += sample.latencies
 
 
-def growth_table(sizes: tuple[int, int], small: dict[str, float], large: dict[str, float]) -> str:
-    low, high = (size_label(s) for s in sizes)
+def growth_table(small: GrowthStore, large: GrowthStore) -> str:
+    low, high = size_label(small.size), size_label(large.size)
     headers = (
         "lookup (1 in flight)",
         f"p50 @{low}",
@@ -526,53 +549,72 @@ def growth_table(sizes: tuple[int, int], small: dict[str, float], large: dict[st
         f"vs raw @{low}",
         f"vs raw @{high}",
     )
+
+    def p50(target: GrowthStore, name: str) -> float:
+        return harness.percentile(sorted(target.latencies[name]), 0.5)
+
     rows: list[list[str]] = []
-    for lookup in LOOKUPS:
+    for name, raw in LOOKUPS.items():
         rows.append(
             [
-                lookup.name,
-                format_seconds(small[lookup.name]),
-                format_seconds(large[lookup.name]),
-                format_ratio(ratio(large[lookup.name], small[lookup.name])),
-                format_ratio(ratio(small[lookup.name], small[lookup.raw])) if lookup.raw else "",
-                format_ratio(ratio(large[lookup.name], large[lookup.raw])) if lookup.raw else "",
+                name,
+                format_seconds(p50(small, name)),
+                format_seconds(p50(large, name)),
+                format_ratio(ratio(p50(large, name), p50(small, name))),
+                format_ratio(ratio(p50(small, name), p50(small, raw))) if raw else "",
+                format_ratio(ratio(p50(large, name), p50(large, raw))) if raw else "",
             ]
         )
     return harness.table(headers, rows)
 
 
-async def run_growth(settings: Settings, root: Path) -> None:
-    sizes = settings.growth_sizes
-    say(
-        f"== 3. Growth: lookups at {size_label(sizes[0])} and {size_label(sizes[1])} agents "
-        "(+ one default instance each) =="
-    )
-    store_path = str(root / "growth.db")
+async def measure_growth(settings: Settings, small: GrowthStore, large: GrowthStore) -> None:
+    """Alternates between the two stores in rounds, so both see the same noise."""
     rng = random.Random(7234)
-    seeded = Seeded([], [])
-    store = SqliteStore(store_path)
-    await store.open()
+    rounds = settings.growth_rounds
+    with (
+        harness.ServerProcess("stigmer-small", stigmer_server_main, small.path) as small_server,
+        harness.ServerProcess("stigmer-large", stigmer_server_main, large.path) as large_server,
+    ):
+        async with (
+            AsyncClient(small_server.address) as small_client,
+            AsyncClient(large_server.address) as large_client,
+        ):
+            for target, client in ((small, small_client), (large, large_client)):
+                await check_seeded(client, target.seeded)
+            for round_index in range(rounds):
+                warmup = settings.growth_warmup if round_index == 0 else 0
+                for target, client in ((small, small_client), (large, large_client)):
+                    raw_round(target, settings.raw_lookups // rounds, rng)
+                    await layered_round(
+                        target, client, settings.growth_calls // rounds, warmup, rng
+                    )
+
+
+async def run_growth(settings: Settings, root: Path) -> None:
+    low, high = (size_label(s) for s in settings.growth_sizes)
+    say(f"== 3. Growth: lookups at {low} and {high} agents (+ one default instance each) ==")
+    small, seconds = await seeded_store(root, settings.growth_sizes[0])
     try:
-        seconds = await seed(store, seeded, sizes[0])
-        say(f"seeded {size_label(sizes[0])} agents in {format_seconds(seconds)}")
-        with harness.ServerProcess("stigmer-growth", stigmer_server_main, store_path) as server:
-            async with AsyncClient(server.address) as client:
-                small = raw_lookups(store_path, seeded, settings.raw_lookups, rng)
-                small |= await layered_lookups(settings, store, client, seeded, rng)
-                seconds = await seed(store, seeded, sizes[1])
-                rate = (sizes[1] - sizes[0]) / seconds
-                say(
-                    f"seeded to {size_label(sizes[1])} agents in {format_seconds(seconds)} "
-                    f"({format_rate(rate)} agents/s, 2 rows each)"
-                )
-                large = raw_lookups(store_path, seeded, settings.raw_lookups, rng)
-                large |= await layered_lookups(settings, store, client, seeded, rng)
+        say(f"seeded {low} agents in {format_seconds(seconds)}")
+        large, seconds = await seeded_store(root, settings.growth_sizes[1])
+        try:
+            rate = large.size / seconds
+            say(
+                f"seeded {high} agents in {format_seconds(seconds)} "
+                f"({format_rate(rate)} agents/s through the store API, 2 rows each)"
+            )
+            await measure_growth(settings, small, large)
+        finally:
+            await large.store.close()
     finally:
-        await store.close()
-    say(growth_table(sizes, small, large))
+        await small.store.close()
+    say(growth_table(small, large))
     say(
-        "growth: p50 at the larger size divided by p50 at the smaller (indexed lookups stay near 1x); "
-        "vs raw: multiple of the plain SQL lookup on the same store, i.e. what our layers add."
+        f"Measured in {settings.growth_rounds} alternating rounds on two stores, one server "
+        f"each. growth: p50 @{high} divided by p50 @{low} (a scan instead of an index would "
+        f"grow ~{large.size // small.size}x); vs raw: multiple of the plain SQL lookup on "
+        "the same store, i.e. what our layers add on top of SQLite."
     )
     say()
 

@@ -78,14 +78,16 @@ def generate(out_root: Path) -> Path:
     """Generates into out_root/stigmer/api and returns that folder."""
     with tempfile.TemporaryDirectory() as scratch:
         descriptor_set = Path(scratch) / "deps.binpb"
+        scripts = Path(sysconfig.get_path("scripts"))
         write_descriptor_set(descriptor_set)
         well_known = Path(protoc.__file__).parent / "_proto"
-        scripts = Path(sysconfig.get_path("scripts"))
         protos = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
         run_protoc(
             [
                 f"--descriptor_set_in={descriptor_set}",
                 f"--python_out={scratch}",
+                f"--plugin=protoc-gen-mypy={scripts / 'protoc-gen-mypy'}",
+                f"--mypy_out={scratch}",
                 "buf/validate/validate.proto",
             ]
         )

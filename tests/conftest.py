@@ -73,8 +73,6 @@ def stigmer_home(tmp_path: Path) -> Path:
 @pytest.fixture
 def cli(server: ServerThread, stigmer_home: Path, tmp_path: Path) -> Cli:
     """The CLI pointed at the test server, with its own STIGMER_HOME."""
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")}
     env.update(STIGMER_HOME=str(stigmer_home), STIGMER_SERVER=server.address)
     return Cli(env, tmp_path)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Cli
 
 from stigmer.client import Client
 from stigmer.testing.server import ServerThread
+from tests.conftest import Cli
 
 MANIFEST = (Path(__file__).parent.parent / "control_plane" / "manifests.py").read_text()
 FOUR = MANIFEST.split('FOUR_RESOURCES = """\\\n', 1)[1].split('"""', 1)[0]
@@ -83,7 +83,10 @@ def test_delete_from_file_removes_what_it_defines(cli: Cli, tmp_path: Path, clie
 @pytest.mark.parametrize(
     ("manifest", "expected"),
     [
-        ("apiVersion: agentic.stigmer.ai/v1\nkind: Agent\nmetadata: {name: x\n", ":9: invalid YAML"),
+        (
+            "apiVersion: agentic.stigmer.ai/v1\nkind: Agent\nmetadata: {name: x\n",
+            ":9: invalid YAML",
+        ),
         (
             "apiVersion: agentic.stigmer.ai/v1\nkind: Robot\nmetadata: {name: x}\nspec: {}\n",
             "unknown kind 'Robot'",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stigmer.api.v1 import agent_pb2
+from stigmer.api.v1 import agent_pb2, meta_pb2
 
 FOUR_RESOURCES = """\
 apiVersion: agentic.stigmer.ai/v1
@@ -45,4 +45,7 @@ spec:
 
 
 def agent(name: str, instructions: str = "Review code carefully and kindly.") -> agent_pb2.Agent:
-    return agent_pb2.Agent(metadata={"name": name}, spec={"instructions": instructions})
+    return agent_pb2.Agent(
+        metadata=meta_pb2.ApiResourceMetadata(name=name),
+        spec=agent_pb2.AgentSpec(instructions=instructions),
+    )

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from stigmer.api.v1 import agent_pb2, agentinstance_pb2
+from stigmer.api.v1 import agent_pb2, agentinstance_pb2, meta_pb2
 from stigmer.pipeline.envelope import Relations, as_envelope, decode, encode
 from stigmer.resources.ids import new_id
 from stigmer.resources.kinds import AGENT, AGENT_INSTANCE
@@ -58,8 +58,8 @@ def insert_instance(store_url: str, slug: str, agent_id: str) -> str:
     instance = agentinstance_pb2.AgentInstance(
         api_version="agentic.stigmer.ai/v1",
         kind="AgentInstance",
-        metadata={"name": slug, "slug": slug, "org": "local", "version": 1},
-        spec={"agent_id": agent_id},
+        metadata=meta_pb2.ApiResourceMetadata(name=slug, slug=slug, org="local", version=1),
+        spec=agentinstance_pb2.AgentInstanceSpec(agent_id=agent_id),
     )
     instance.metadata.id = new_id(AGENT_INSTANCE.prefix)
     relations = Relations(owner_id=agent_id, agent_id=agent_id)
@@ -76,8 +76,8 @@ def insert_bare_agent(store_url: str, name: str, slug: str) -> str:
     agent = agent_pb2.Agent(
         api_version="agentic.stigmer.ai/v1",
         kind="Agent",
-        metadata={"name": name, "slug": slug, "org": "local", "version": 1},
-        spec={"instructions": "Review pull requests and point out risky changes."},
+        metadata=meta_pb2.ApiResourceMetadata(name=name, slug=slug, org="local", version=1),
+        spec=agent_pb2.AgentSpec(instructions="Review pull requests and point out risky changes."),
     )
     agent.metadata.id = new_id(AGENT.prefix)
 

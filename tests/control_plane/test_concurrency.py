@@ -6,11 +6,11 @@ import asyncio
 from collections import Counter
 
 import pytest
-from manifests import agent
-from seeding import count
 
 from stigmer.client import AsyncClient, Client
 from stigmer.testing.server import ServerThread
+from tests.control_plane.manifests import agent
+from tests.control_plane.seeding import count
 
 CLIENTS = 32
 
@@ -47,7 +47,7 @@ def test_concurrent_creates_of_one_slug_succeed_once_and_report_the_winner(
         async with AsyncClient(server.address) as own:
             try:
                 created = await own.create(agent("PR Reviewer"))
-            except Exception as error:  # noqa: BLE001 - the error class is the result
+            except Exception as error:
                 return f"{type(error).__name__}:{getattr(error, 'existing_id', '')}"
             return f"created:{created.metadata.id}"
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 import logging
 
 import pytest
-from manifests import agent
-from seeding import (
+
+from stigmer.client import Client
+from stigmer.errors import FailedPrecondition
+from tests.control_plane.manifests import agent
+from tests.control_plane.seeding import (
     clear_default_instance_id,
     count,
     insert_bare_agent,
     insert_instance,
     point_default_instance_id,
 )
-
-from stigmer.client import Client
-from stigmer.errors import FailedPrecondition
 
 
 def test_create_records_the_default_instance_in_status(client: Client) -> None:
@@ -79,7 +79,9 @@ def test_legacy_agent_without_instance_or_status_heals_on_next_request(
     agent_id = insert_bare_agent(store_url, "PR Reviewer", "pr-reviewer")
     instance_id = insert_instance(store_url, "pr-reviewer-default", agent_id)
 
-    (result,) = client.apply(agent("PR Reviewer", "Review pull requests and point out risky changes."))
+    (result,) = client.apply(
+        agent("PR Reviewer", "Review pull requests and point out risky changes.")
+    )
 
     assert result.outcome == "unchanged"
     assert result.resource.status.default_instance_id == instance_id

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
-from manifests import FOUR_RESOURCES, agent
-from seeding import count
-
 import grpc
+import pytest
 
 from stigmer.api.v1 import agent_pb2_grpc, agentinstance_pb2, environment_pb2, meta_pb2, session_pb2
 from stigmer.client import Client
 from stigmer.errors import NotFound
 from stigmer.testing.server import ServerThread
+from tests.control_plane.manifests import FOUR_RESOURCES, agent
+from tests.control_plane.seeding import count
 
 
 def make_session(client: Client, instance_id: str, name: str) -> session_pb2.Session:
     created: session_pb2.Session = client.create(
         session_pb2.Session(
-            metadata={"name": name}, spec={"agent_instance_id": instance_id, "subject": name}
+            metadata=meta_pb2.ApiResourceMetadata(name=name),
+            spec=session_pb2.SessionSpec(agent_instance_id=instance_id, subject=name),
         )
     )
     return created
@@ -30,7 +30,8 @@ def test_deleting_an_agent_removes_its_instances_and_sessions(
     make_session(client, created.status.default_instance_id, "first")
     extra = client.create(
         agentinstance_pb2.AgentInstance(
-            metadata={"name": "Staging"}, spec={"agent_ref": "pr-reviewer"}
+            metadata=meta_pb2.ApiResourceMetadata(name="Staging"),
+            spec=agentinstance_pb2.AgentInstanceSpec(agent_ref="pr-reviewer"),
         )
     )
     make_session(client, extra.metadata.id, "second")
@@ -59,9 +60,7 @@ def test_delete_of_missing_resource_is_not_found(client: Client) -> None:
         client.delete("agent", "nobody")
 
 
-def test_dry_run_apply_reports_outcomes_and_writes_nothing(
-    client: Client, store_url: str
-) -> None:
+def test_dry_run_apply_reports_outcomes_and_writes_nothing(client: Client, store_url: str) -> None:
     results = client.apply(FOUR_RESOURCES, dry_run=True)
     assert [r.outcome for r in results] == ["created"] * 4
     assert count(store_url, "Agent") == 0
@@ -106,7 +105,8 @@ def test_bad_page_token_is_invalid_argument(server: ServerThread) -> None:
         query = agent_pb2_grpc.AgentQueryControllerStub(channel)
         with pytest.raises(grpc.RpcError) as raised:
             query.List(meta_pb2.ListRequest(page_token="!!not-a-token!!"))
-    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert isinstance(raised.value, grpc.Call)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_manifest_with_a_dangling_reference_writes_nothing(client: Client, store_url: str) -> None:
@@ -129,16 +129,18 @@ def test_instance_by_agent_ref_resolves_the_id(client: Client) -> None:
     created = client.create(agent("PR Reviewer"))
     instance = client.create(
         agentinstance_pb2.AgentInstance(
-            metadata={"name": "Staging"},
-            spec={"agent_ref": "pr-reviewer", "environment_refs": []},
+            metadata=meta_pb2.ApiResourceMetadata(name="Staging"),
+            spec=agentinstance_pb2.AgentInstanceSpec(agent_ref="pr-reviewer", environment_refs=[]),
         )
     )
     assert instance.spec.agent_id == created.metadata.id
     with pytest.raises(NotFound) as raised:
         client.create(
             agentinstance_pb2.AgentInstance(
-                metadata={"name": "Broken"},
-                spec={"agent_ref": "pr-reviewer", "environment_refs": ["missing-env"]},
+                metadata=meta_pb2.ApiResourceMetadata(name="Broken"),
+                spec=agentinstance_pb2.AgentInstanceSpec(
+                    agent_ref="pr-reviewer", environment_refs=["missing-env"]
+                ),
             )
         )
     assert raised.value.facts["field"] == "spec.environment_refs[0]"

@@ -3,24 +3,37 @@ facts in the status details: never UNKNOWN, never a message to parse."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
-from manifests import agent
 
 from stigmer.api.v1 import agent_pb2, agent_pb2_grpc, meta_pb2
 from stigmer.client import Client
 from stigmer.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from stigmer.testing.server import ServerThread
+from tests.control_plane.manifests import agent
 
 
-def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
-    for key, value in error.trailing_metadata() or ():  # type: ignore[attr-defined]
+def rpc_status(error: grpc.RpcError) -> Any:
+    assert isinstance(error, grpc.Call)
+    for key, value in error.trailing_metadata() or ():
         if key == "grpc-status-details-bin":
-            for detail in status_pb2.Status.FromString(value).details:
-                info = error_details_pb2.ErrorInfo()
-                if detail.Unpack(info):
-                    return info
+            return status_pb2.Status.FromString(value)
+    raise AssertionError("no status details in the trailing metadata")
+
+
+def code(error: grpc.RpcError) -> grpc.StatusCode:
+    assert isinstance(error, grpc.Call)
+    return error.code()
+
+
+def error_info(error: grpc.RpcError) -> Any:
+    for detail in rpc_status(error).details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info
     raise AssertionError("no ErrorInfo in the status details")
 
 
@@ -32,7 +45,7 @@ def test_second_create_of_same_slug_is_already_exists_with_existing_id(
         first = stub.Create(agent("PR Reviewer"))
         with pytest.raises(grpc.RpcError) as raised:
             stub.Create(agent("PR Reviewer"))
-    assert raised.value.code() == grpc.StatusCode.ALREADY_EXISTS  # type: ignore[attr-defined]
+    assert code(raised.value) == grpc.StatusCode.ALREADY_EXISTS
     info = error_info(raised.value)
     assert info.reason == "ALREADY_EXISTS"
     assert info.metadata["existing_id"] == first.metadata.id
@@ -61,7 +74,7 @@ def test_update_with_stale_version_is_aborted(server: ServerThread) -> None:
         stale.spec.instructions = "A writer that read version 1."
         with pytest.raises(grpc.RpcError) as raised:
             stub.Update(stale)
-    assert raised.value.code() == grpc.StatusCode.ABORTED  # type: ignore[attr-defined]
+    assert code(raised.value) == grpc.StatusCode.ABORTED
     assert error_info(raised.value).metadata["actual_version"] == str(updated.metadata.version)
 
 
@@ -88,8 +101,8 @@ def test_get_of_missing_name_is_not_found(server: ServerThread) -> None:
             stub.GetByReference(meta_pb2.ResourceReference(slug="nobody"))
         with pytest.raises(grpc.RpcError) as by_id:
             stub.Get(meta_pb2.GetRequest(id="agt-01jf0000000000000000000000"))
-    assert by_slug.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
-    assert by_id.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    assert code(by_slug.value) == grpc.StatusCode.NOT_FOUND
+    assert code(by_id.value) == grpc.StatusCode.NOT_FOUND
 
 
 def test_sdk_raises_not_found(client: Client) -> None:
@@ -103,15 +116,13 @@ def test_invalid_resource_is_invalid_argument_naming_each_field(server: ServerTh
     with grpc.insecure_channel(server.address) as channel:
         stub = agent_pb2_grpc.AgentCommandControllerStub(channel)
         bad = agent_pb2.Agent(
-            metadata={"name": "x", "labels": {"bad key!": "v"}}, spec={"instructions": "short"}
+            metadata=meta_pb2.ApiResourceMetadata(name="x", labels={"bad key!": "v"}),
+            spec=agent_pb2.AgentSpec(instructions="short"),
         )
         with pytest.raises(grpc.RpcError) as raised:
             stub.Create(bad)
-    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
-    details = status_pb2.Status()
-    for key, value in raised.value.trailing_metadata():  # type: ignore[attr-defined]
-        if key == "grpc-status-details-bin":
-            details = status_pb2.Status.FromString(value)
+    assert code(raised.value) == grpc.StatusCode.INVALID_ARGUMENT
+    details = rpc_status(raised.value)
     bad_request = error_details_pb2.BadRequest()
     assert any(detail.Unpack(bad_request) for detail in details.details)
     fields = {violation.field for violation in bad_request.field_violations}
@@ -121,8 +132,11 @@ def test_invalid_resource_is_invalid_argument_naming_each_field(server: ServerTh
 
 def test_reference_to_missing_mcp_server_is_not_found_with_field(client: Client) -> None:
     bad = agent_pb2.Agent(
-        metadata={"name": "Tool User"},
-        spec={"instructions": "Use the tools you have.", "mcp_servers": [{"ref": "nowhere"}]},
+        metadata=meta_pb2.ApiResourceMetadata(name="Tool User"),
+        spec=agent_pb2.AgentSpec(
+            instructions="Use the tools you have.",
+            mcp_servers=[agent_pb2.McpServerUsage(ref="nowhere")],
+        ),
     )
     with pytest.raises(NotFound) as raised:
         client.create(bad)

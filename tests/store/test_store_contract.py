@@ -321,11 +321,6 @@ def test_nested_transaction_in_same_task_is_internal_and_outer_still_commits(
     assert run(fetch(store, record)) == record
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Internal,
-    reason="BUG sqlite.py:226: tasks created inside a transaction inherit its ContextVar",
-)
 def test_task_started_inside_a_transaction_can_open_its_own_after_it_ends(
     store: Store, run: Run
 ) -> None:
@@ -470,11 +465,6 @@ def test_sqlite_file_with_newer_schema_is_refused_as_unavailable(tmp_path: Path,
     assert _migration_rows(tmp_path / "store.db")[-1] == (newer, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG sqlite.py:187: open() keeps the connection when _migrate refuses the file",
-)
 def test_sqlite_store_refused_at_open_stays_closed(tmp_path: Path, run: Run) -> None:
     _sqlite_file_from_the_future(tmp_path / "store.db", run)
     refused = SqliteStore(tmp_path / "store.db")
@@ -512,11 +502,6 @@ def test_store_from_url_with_unknown_scheme_is_invalid_argument(url: str) -> Non
     assert raised.value.facts["field"] == "store"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG sqlite.py:173 writes sqlite:///<path>; urls.py:27 reads it as /<path>",
-)
 def test_sqlite_store_url_selects_the_same_file_for_a_relative_path() -> None:
     reopened = store_from_url(SqliteStore(Path("relative/store.db")).url)
 

@@ -17,9 +17,7 @@ ServerOption = Annotated[
     str | None,
     typer.Option("--server", help="Server address HOST:PORT [env: STIGMER_SERVER]"),
 ]
-OutputOption = Annotated[
-    str, typer.Option("--output", "-o", help="table, wide, yaml or json")
-]
+OutputOption = Annotated[str, typer.Option("--output", "-o", help="table, wide, yaml or json")]
 
 
 def _labels(selectors: list[str]) -> dict[str, str]:
@@ -53,7 +51,9 @@ def apply(
 
 
 def get(
-    kind: Annotated[str, typer.Argument(help="agent, agentinstance, session, environment, mcpserver")],
+    kind: Annotated[
+        str, typer.Argument(help="agent, agentinstance, session, environment, mcpserver")
+    ],
     name: Annotated[str | None, typer.Argument(help="Name, slug or id")] = None,
     output: OutputOption = "table",
     selector: Annotated[

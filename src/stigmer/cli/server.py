@@ -25,7 +25,9 @@ from stigmer.errors import FailedPrecondition, InvalidArgument, Unavailable
 
 app = typer.Typer(help="Run the Stigmer server (foreground), or start|stop|status|logs it.")
 
-HostOption = Annotated[str | None, typer.Option("--host", help="Listen address [env: STIGMER_HOST]")]
+HostOption = Annotated[
+    str | None, typer.Option("--host", help="Listen address [env: STIGMER_HOST]")
+]
 PortOption = Annotated[int | None, typer.Option("--port", help="Port [env: STIGMER_PORT]")]
 StoreOption = Annotated[
     str | None, typer.Option("--store", help="SQLite path or store URL [env: STIGMER_STORE]")
@@ -144,7 +146,7 @@ def start(
                 raise Unavailable(
                     f"the server exited with code {process.returncode}:\n" + "\n".join(tail)
                 )
-            if client.is_serving(timeout=0.5):
+            if client.is_serving(wait_seconds=0.5):
                 console.print(f"Stigmer server started on {address} (pid {process.pid})")
                 console.print(f"  logs: {log_file()}")
                 return

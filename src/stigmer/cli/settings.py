@@ -21,7 +21,9 @@ def _shown(resolved: config.ResolvedSetting) -> str:
 
 
 @app.command("get")
-def get_setting(key: Annotated[str, typer.Argument(help="e.g. server, store, llm.provider")]) -> None:
+def get_setting(
+    key: Annotated[str, typer.Argument(help="e.g. server, store, llm.provider")],
+) -> None:
     """Print one setting's value."""
     console.print(_shown(config.resolve(key)))
 

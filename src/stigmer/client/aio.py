@@ -11,6 +11,7 @@ details, and `Unavailable` when the server cannot be reached.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
@@ -152,7 +153,9 @@ class AsyncClient:
             )
         return results
 
-    async def apply_one(self, resource: Any, *, dry_run: bool = False, source: str = "") -> ApplyResult:
+    async def apply_one(
+        self, resource: Any, *, dry_run: bool = False, source: str = ""
+    ) -> ApplyResult:
         kind = kind_by_name(resource.DESCRIPTOR.name)
         command, _, stubs = self._kind_stubs(kind)
         request = stubs.apply_request(resource=resource, dry_run=dry_run)
@@ -176,7 +179,9 @@ class AsyncClient:
         info = _kind(kind)
         _, query, _ = self._kind_stubs(info)
         if _ID_PATTERN.match(name_or_id) and name_or_id.startswith(info.prefix + "-"):
-            return await self._call(query.Get(meta_pb2.GetRequest(id=name_or_id), timeout=self.timeout))
+            return await self._call(
+                query.Get(meta_pb2.GetRequest(id=name_or_id), timeout=self.timeout)
+            )
         reference = meta_pb2.ResourceReference(org=org, slug=_slug_of(name_or_id))
         return await self._call(query.GetByReference(reference, timeout=self.timeout))
 
@@ -187,10 +192,10 @@ class AsyncClient:
         labels: dict[str, str] | None = None,
         org: str = "",
         page_size: int = 100,
-    ) -> list[Any]:
+    ) -> builtins.list[Any]:
         """Every resource of a kind (all pages), optionally by labels."""
         _, query, _ = self._kind_stubs(_kind(kind))
-        items: list[Any] = []
+        items: builtins.list[Any] = []
         token = ""
         while True:
             request = meta_pb2.ListRequest(
@@ -202,25 +207,27 @@ class AsyncClient:
             if not token:
                 return items
 
-    async def _list_by_parent(self, kind: str, method: str, parent_id: str) -> list[Any]:
+    async def _list_by_parent(self, kind: str, method: str, parent_id: str) -> builtins.list[Any]:
         _, query, _ = self._kind_stubs(kind_by_name(kind))
-        items: list[Any] = []
+        items: builtins.list[Any] = []
         token = ""
         while True:
-            request = meta_pb2.ListByParentRequest(parent_id=parent_id, page_size=100, page_token=token)
+            request = meta_pb2.ListByParentRequest(
+                parent_id=parent_id, page_size=100, page_token=token
+            )
             page = await self._call(getattr(query, method)(request, timeout=self.timeout))
             items += page.items
             token = page.next_page_token
             if not token:
                 return items
 
-    async def list_instances_by_agent(self, agent_id: str) -> list[Any]:
+    async def list_instances_by_agent(self, agent_id: str) -> builtins.list[Any]:
         return await self._list_by_parent("AgentInstance", "ListByAgent", agent_id)
 
-    async def list_sessions_by_agent(self, agent_id: str) -> list[Any]:
+    async def list_sessions_by_agent(self, agent_id: str) -> builtins.list[Any]:
         return await self._list_by_parent("Session", "ListByAgent", agent_id)
 
-    async def list_sessions_by_instance(self, instance_id: str) -> list[Any]:
+    async def list_sessions_by_instance(self, instance_id: str) -> builtins.list[Any]:
         return await self._list_by_parent("Session", "ListByAgentInstance", instance_id)
 
     async def delete(
@@ -249,10 +256,12 @@ class AsyncClient:
             request.ref.CopyFrom(meta_pb2.ResourceReference(org=org, slug=_slug_of(name_or_id)))
         return await self._call(command.Delete(request, timeout=self.timeout))
 
-    async def is_serving(self, *, timeout: float = 2.0) -> bool:
+    async def is_serving(self, *, wait_seconds: float = 2.0) -> bool:
         stub = health_pb2_grpc.HealthStub(self.channel)
         try:
-            response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            response = await stub.Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=wait_seconds
+            )
         except grpc.RpcError:
             return False
         return bool(response.status == health_pb2.HealthCheckResponse.SERVING)

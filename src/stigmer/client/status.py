@@ -38,9 +38,9 @@ _BY_CODE: dict[grpc.StatusCode, type[StigmerError]] = {
 
 
 def error_from_rpc(error: grpc.RpcError, address: str) -> StigmerError:
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    message: str = error.details() or code.name  # type: ignore[attr-defined]
-    trailing: Any = error.trailing_metadata() or ()  # type: ignore[attr-defined]
+    code: grpc.StatusCode = error.code()
+    message: str = error.details() or code.name
+    trailing: Any = error.trailing_metadata() or ()
     facts: dict[str, str] = {}
     violations: list[FieldViolation] = []
     reason = ""

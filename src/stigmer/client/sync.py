@@ -11,6 +11,7 @@ event loop.
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
@@ -81,16 +82,16 @@ class Client:
         labels: dict[str, str] | None = None,
         org: str = "",
         page_size: int = 100,
-    ) -> list[Any]:
+    ) -> builtins.list[Any]:
         return self._run(self._async.list(kind, labels=labels, org=org, page_size=page_size))
 
-    def list_instances_by_agent(self, agent_id: str) -> list[Any]:
+    def list_instances_by_agent(self, agent_id: str) -> builtins.list[Any]:
         return self._run(self._async.list_instances_by_agent(agent_id))
 
-    def list_sessions_by_agent(self, agent_id: str) -> list[Any]:
+    def list_sessions_by_agent(self, agent_id: str) -> builtins.list[Any]:
         return self._run(self._async.list_sessions_by_agent(agent_id))
 
-    def list_sessions_by_instance(self, instance_id: str) -> list[Any]:
+    def list_sessions_by_instance(self, instance_id: str) -> builtins.list[Any]:
         return self._run(self._async.list_sessions_by_instance(instance_id))
 
     def delete(
@@ -107,5 +108,5 @@ class Client:
             self._async.delete(kind, name_or_id, cascade=cascade, org=org, version=version)
         )
 
-    def is_serving(self, *, timeout: float = 2.0) -> bool:
-        return self._run(self._async.is_serving(timeout=timeout))
+    def is_serving(self, *, wait_seconds: float = 2.0) -> bool:
+        return self._run(self._async.is_serving(wait_seconds=wait_seconds))

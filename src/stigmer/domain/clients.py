@@ -46,7 +46,9 @@ class ResourceClient:
             raise NotFound(self._controller.kind.name, slug, field=field)
         return found
 
-    async def require_id(self, resource_id: str, transaction: Transaction, *, field: str) -> Envelope:
+    async def require_id(
+        self, resource_id: str, transaction: Transaction, *, field: str
+    ) -> Envelope:
         """The resource with this id.
 
         Raises:

@@ -186,9 +186,7 @@ class ResourceController:
             # second attempt sees it and updates instead.
             if transaction is not None:
                 raise
-            context = await self._run(
-                self.apply_pipeline, None, given=given, is_dry_run=is_dry_run
-            )
+            context = await self._run(self.apply_pipeline, None, given=given, is_dry_run=is_dry_run)
         return context.require_state(), context.outcome
 
     async def delete(

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from stigmer.errors import FieldViolation, InvalidArgument
@@ -68,9 +68,9 @@ def parse_manifest(text: str, source: str = "<stdin>") -> list[ManifestDocument]
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
+        at_line = f":{mark.line + 1}" if mark is not None else ""
         problem = error.problem or error.context or "malformed YAML"
-        raise _invalid(f"{source}{line}", f"invalid YAML: {problem}") from None
+        raise _invalid(f"{source}{at_line}", f"invalid YAML: {problem}") from None
     documents: list[ManifestDocument] = []
     for node in nodes:
         if node is None:
@@ -89,7 +89,9 @@ def _parse_document(body: object, where: str, source: str, line: int) -> Manifes
         raise _invalid(where, "a document must be a mapping with apiVersion, kind, metadata, spec")
     api_version = body.get("apiVersion", body.get("api_version"))
     if api_version != API_VERSION:
-        raise _invalid(where, f"apiVersion must be {API_VERSION!r}, got {api_version!r}", "apiVersion")
+        raise _invalid(
+            where, f"apiVersion must be {API_VERSION!r}, got {api_version!r}", "apiVersion"
+        )
     kind_name = body.get("kind")
     if not isinstance(kind_name, str):
         raise _invalid(where, "kind is required", "kind")
@@ -144,7 +146,9 @@ def _stringify_timestamps(value: Any) -> Any:
     return value
 
 
-def read_manifest_sources(paths: Iterable[str], stdin_text: str | None = None) -> list[ManifestDocument]:
+def read_manifest_sources(
+    paths: Iterable[str], stdin_text: str | None = None
+) -> list[ManifestDocument]:
     """Reads FILE, DIR (its *.yaml/*.yml files, sorted) or `-` (stdin).
 
     Raises:
@@ -182,7 +186,7 @@ def to_manifest_dict(resource: Message) -> dict[str, Any]:
     return ordered
 
 
-def _int64_strings_to_ints(body: dict[str, Any], descriptor: Descriptor) -> None:
+def _int64_strings_to_ints(body: dict[str, Any], descriptor: Any) -> None:
     """JSON mapping writes 64-bit integers as strings; YAML readers want numbers."""
     for field in descriptor.fields:
         if field.name not in body:

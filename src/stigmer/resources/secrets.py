@@ -25,8 +25,9 @@ def _environment_values(message: Message, path: str = "") -> Iterator[tuple[str,
         if field.type != FieldDescriptor.TYPE_MESSAGE:
             continue
         here = f"{path}.{field.name}" if path else field.name
-        if field.message_type.GetOptions().map_entry:
-            value_field = field.message_type.fields_by_name["value"]
+        entry = field.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            value_field = entry.fields_by_name["value"]
             if value_field.message_type is None:
                 continue
             for key, item in value.items():

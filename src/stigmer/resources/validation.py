@@ -16,14 +16,15 @@ _validator = protovalidate.Validator()
 
 
 def render_field_path(path: validate_pb2.FieldPath) -> str:
+    """`spec.mcp_servers[0].ref`, `metadata.labels["bad key"]`."""
     parts: list[str] = []
     for element in path.elements:
-        subscript = element.WhichOneof("subscript")
         text = element.field_name
-        if subscript is not None:
-            text += f"[{getattr(element, subscript)!r}]" if "key" in subscript else ""
-            if subscript == "index":
-                text = f"{element.field_name}[{element.index}]"
+        subscript = element.WhichOneof("subscript")
+        if subscript == "index":
+            text += f"[{element.index}]"
+        elif subscript is not None:
+            text += f"[{getattr(element, subscript)!r}]"
         parts.append(text)
     return ".".join(parts)
 
@@ -43,4 +44,6 @@ def validate_message(message: Message, *, prefix: str = "") -> None:
             for v in violations.violations
         ]
         summary = "; ".join(f"{v.field}: {v.description}" for v in found)
-        raise InvalidArgument(f"invalid {message.DESCRIPTOR.name}: {summary}", violations=found)
+        raise InvalidArgument(
+            f"invalid {message.DESCRIPTOR.name}: {summary}", violations=found
+        ) from None

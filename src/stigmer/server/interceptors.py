@@ -36,7 +36,9 @@ def _request_id_from(context: grpc.aio.ServicerContext[Any, Any]) -> str:
 
 
 async def _abort_with(
-    context: grpc.aio.ServicerContext[Any, Any], error: StigmerError, trailing: list[tuple[str, Any]]
+    context: grpc.aio.ServicerContext[Any, Any],
+    error: StigmerError,
+    trailing: list[tuple[str, Any]],
 ) -> None:
     status = rpc_status_of(error)
     await context.abort(
@@ -49,9 +51,11 @@ async def _abort_with(
 class StigmerInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
         if handler is None or method.startswith("/grpc.health"):

@@ -43,6 +43,6 @@ class ManifestService(manifest_pb2_grpc.ManifestControllerServicer):
         applied = await apply_manifest(self.domains, resources, is_dry_run=request.dry_run)
         response = manifest_pb2.ApplyManifestResponse()
         for resource, outcome in applied:
-            result = response.results.add(outcome=outcome)  # type: ignore[arg-type]
+            result = response.results.add(outcome=outcome)
             result.resource.Pack(redact(resource))  # type: ignore[arg-type]
         return response

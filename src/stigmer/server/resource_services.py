@@ -70,7 +70,7 @@ class ResourceServices:
     def generic_handlers(self) -> list[grpc.GenericRpcHandler]:
         handlers = []
         for service in (self.command, self.query):
-            methods = {
+            methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
                 method.name: grpc.unary_unary_rpc_method_handler(
                     self._behaviour(method),
                     request_deserializer=GetMessageClass(method.input_type).FromString,
@@ -98,14 +98,14 @@ class ResourceServices:
                 request: meta_pb2.ListByParentRequest, _: grpc.aio.ServicerContext[Any, Any]
             ) -> Message:
                 validate_message(request)
-                page = await self.controller.list(
-                    ListQuery(
-                        kind=self.controller.kind.name,
-                        limit=_page_size(request.page_size),
-                        **{column: request.parent_id},
-                    ),
-                    page_token=request.page_token,
+                parent = request.parent_id
+                query = ListQuery(
+                    kind=self.controller.kind.name,
+                    agent_id=parent if column == "agent_id" else None,
+                    agent_instance_id=parent if column == "agent_instance_id" else None,
+                    limit=_page_size(request.page_size),
                 )
+                page = await self.controller.list(query, page_token=request.page_token)
                 return self._list_message(page)
 
             return list_by_parent

@@ -40,7 +40,7 @@ STATUS_CODES: dict[type[StigmerError], grpc.StatusCode] = {
 def status_code_of(error: StigmerError) -> grpc.StatusCode:
     for cls in type(error).__mro__:
         if cls in STATUS_CODES:
-            return STATUS_CODES[cls]  # type: ignore[index]
+            return STATUS_CODES[cls]
     return grpc.StatusCode.INTERNAL
 
 

@@ -72,6 +72,7 @@ class SqliteTransaction:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
         self.is_discarded = False
+        self.is_open = True
 
     def discard(self) -> None:
         self.is_discarded = True
@@ -108,12 +109,16 @@ class SqliteTransaction:
             existing = self._one(f"SELECT {_COLUMNS} FROM resources WHERE id = ?", (record.id,))
             if existing is None:
                 raise Internal(f"insert of {record.kind} {record.id} failed: {error}") from error
-            raise AlreadyExists(existing.kind, existing.slug, existing.id, org=existing.org) from None
+            raise AlreadyExists(
+                existing.kind, existing.slug, existing.id, org=existing.org
+            ) from None
         if cursor.rowcount == 1:
             return record, True
         existing = await self.get_by_slug(record.kind, record.org, record.slug)
         if existing is None:
-            raise Internal(f"insert of {record.kind} {record.slug!r} was ignored but no row holds it")
+            raise Internal(
+                f"insert of {record.kind} {record.slug!r} was ignored but no row holds it"
+            )
         return existing, False
 
     async def update(self, record: Record, expected_version: int) -> None:
@@ -170,7 +175,9 @@ class SqliteStore:
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
         self.path = Path(path)
-        self.url = f"sqlite:///{self.path}"
+        # sqlite:///abs/path for an absolute path, sqlite:rel/path otherwise:
+        # store_from_url(store.url) opens the same file.
+        self.url = f"sqlite://{self.path}" if self.path.is_absolute() else f"sqlite:{self.path}"
         self._busy_timeout_ms = busy_timeout_ms
         self._connection: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
@@ -184,8 +191,12 @@ class SqliteStore:
             connection.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as error:
             raise Unavailable(f"cannot open SQLite store {self.path}: {error}") from error
+        try:
+            self._migrate(connection)
+        except BaseException:
+            connection.close()
+            raise
         self._connection = connection
-        self._migrate(connection)
 
     def _migrate(self, connection: sqlite3.Connection) -> None:
         connection.execute("BEGIN IMMEDIATE")
@@ -223,7 +234,10 @@ class SqliteStore:
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[SqliteTransaction]:
-        if _current_transaction.get() is not None:
+        # A task started inside a transaction inherits the variable; only a
+        # transaction still open is a nesting (and would deadlock on the lock).
+        outer = _current_transaction.get()
+        if outer is not None and outer.is_open:
             raise Internal("nested store transaction; pass the open transaction down instead")
         async with self._lock:
             connection = self._connection
@@ -243,4 +257,5 @@ class SqliteStore:
             else:
                 connection.execute("ROLLBACK" if transaction.is_discarded else "COMMIT")
             finally:
+                transaction.is_open = False
                 _current_transaction.reset(token)

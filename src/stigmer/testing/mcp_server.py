@@ -116,7 +116,7 @@ async def _serve_http(server: MCPServer[Any], port: int) -> None:
         port=port,
         log_level="warning",
         access_log=False,
-        # Open event streams would otherwise hold a SIGTERM shutdown forever.
+        # Bounds a SIGTERM shutdown while clients still hold event streams open.
         timeout_graceful_shutdown=2,
     )
     await _AnnouncingServer(config).serve()
@@ -156,6 +156,7 @@ class HttpMcpServer:
         # Everything the process printed, for error messages; bounded because the
         # reader keeps draining the pipe for the server's whole life.
         self._output: collections.deque[str] = collections.deque(maxlen=200)
+        self._output_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -172,7 +173,7 @@ class HttpMcpServer:
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
         if self._process is not None:
-            raise RuntimeError("HttpMcpServer is already started")
+            raise RuntimeError("an HttpMcpServer can be started only once")
         process = subprocess.Popen(
             [sys.executable, "-m", "stigmer.testing.mcp_server", "--http", "--port", "0"],
             stdin=subprocess.DEVNULL,
@@ -199,7 +200,8 @@ class HttpMcpServer:
     def _drain(self, stream: IO[str], lines: queue.Queue[str | None]) -> None:
         # Keeps reading after the ready line so a chatty server never blocks on a full pipe.
         for line in stream:
-            self._output.append(line)
+            with self._output_lock:
+                self._output.append(line)
             lines.put(line)
         lines.put(None)
 
@@ -225,7 +227,8 @@ class HttpMcpServer:
                 return line.removeprefix(READY_PREFIX).strip()
 
     def _output_text(self) -> str:
-        return "".join(self._output)
+        with self._output_lock:
+            return "".join(self._output)
 
     def stop(self) -> None:
         """Stop the server: terminate, wait, kill if it lingers. Idempotent."""

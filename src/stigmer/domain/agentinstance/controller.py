@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from stigmer.api.v1 import agentinstance_pb2
+from stigmer.api.v1 import agentinstance_pb2, meta_pb2
 from stigmer.domain.resource_controller import ResourceController
 from stigmer.errors import FailedPrecondition, InvalidArgument
 from stigmer.pipeline.context import ResourceContext
@@ -57,7 +57,9 @@ class ResolveAgentStep:
                 )
             spec.agent_id = agent.metadata.id
         elif not spec.agent_id:
-            raise InvalidArgument.for_field("spec.agent_id", "spec.agent_id or spec.agent_ref is required")
+            raise InvalidArgument.for_field(
+                "spec.agent_id", "spec.agent_id or spec.agent_ref is required"
+            )
         else:
             await agents.require_id(spec.agent_id, context.transaction, field="spec.agent_id")
         existing = context.existing
@@ -176,15 +178,15 @@ class AgentInstanceController(ResourceController):
         slug = default_instance_slug(agent.metadata.slug)
         given = as_envelope(
             agentinstance_pb2.AgentInstance(
-                metadata={
-                    "name": f"{agent.metadata.name} default"[:MAX_NAME_LENGTH],
-                    "slug": slug,
-                    "org": agent.metadata.org,
-                },
-                spec={
-                    "agent_id": agent.metadata.id,
-                    "description": f"Default instance of agent {agent.metadata.slug}",
-                },
+                metadata=meta_pb2.ApiResourceMetadata(
+                    name=f"{agent.metadata.name} default"[:MAX_NAME_LENGTH],
+                    slug=slug,
+                    org=agent.metadata.org,
+                ),
+                spec=agentinstance_pb2.AgentInstanceSpec(
+                    agent_id=agent.metadata.id,
+                    description=f"Default instance of agent {agent.metadata.slug}",
+                ),
             )
         )
         context = await self._run(self.ensure_default_pipeline, transaction, given=given)
