@@ -1,6 +1,6 @@
 """Control-plane benchmark: what Stigmer's own layers cost on top of gRPC and SQLite.
 
-    .venv/bin/python bench/controlplane.py           # full run (~3-5 min on 2 cores)
+    .venv/bin/python bench/controlplane.py           # full run (~1-2 min on 2 cores)
     .venv/bin/python bench/controlplane.py --quick   # smoke run (< 60 s)
 
 What is measured:
@@ -41,6 +41,7 @@ import itertools
 import os
 import platform
 import random
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -283,7 +284,7 @@ async def operations(client: AsyncClient) -> dict[str, Call]:
         return await client.list_instances_by_agent(agent_id)
 
     return {
-        "get": get,
+        "get agent by id": get,
         "create agent": create,
         "apply unchanged": apply_unchanged,
         "list instances by agent": list_instances,
@@ -623,6 +624,9 @@ async def run_growth(settings: Settings, root: Path) -> None:
 
 
 async def run(settings: Settings) -> None:
+    task = asyncio.current_task()
+    if task is not None:  # SIGTERM cleans up as Ctrl-C does: servers stopped, files removed
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     with (
         tempfile.TemporaryDirectory(prefix="stigmer-bench-") as directory,
         harness.ServerProcess("echo", harness.echo_server_main) as echo,
@@ -653,7 +657,7 @@ def main(argv: Sequence[str]) -> int:
     say()
     try:
         asyncio.run(run(settings))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         say("interrupted")
         return 130
     say(f"total runtime: {time.perf_counter() - started:.1f} s")

@@ -15,6 +15,7 @@ import math
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -261,7 +262,16 @@ class ServerProcess:
         return pid
 
     def start(self) -> None:
-        self._process.start()
+        # The child inherits an ignored SIGINT from the moment it exists: a
+        # Ctrl-C while it is still importing must not kill it half-started
+        # (the parent stops it in order instead).
+        is_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if is_main_thread else None
+        try:
+            self._process.start()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
         if self._child_connection is not None:
             self._child_connection.close()  # EOF reaches us if the child dies
             self._child_connection = None

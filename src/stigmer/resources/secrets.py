@@ -9,9 +9,10 @@ secret with its mask.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from stigmer.api.v1 import meta_pb2
@@ -20,7 +21,31 @@ MASK = "***"
 _ENV_VALUE = meta_pb2.EnvironmentValue.DESCRIPTOR.full_name
 
 
+@functools.cache
+def _can_hold_secrets(descriptor: Descriptor) -> bool:
+    """Whether any field under this message type is an EnvironmentValue.
+
+    Most kinds (instances, sessions) cannot hold one; knowing it per type
+    spares every response a field-by-field walk.
+    """
+    return _reaches_environment_value(descriptor, frozenset())
+
+
+def _reaches_environment_value(descriptor: Descriptor, seen: frozenset[str]) -> bool:
+    if descriptor.full_name == _ENV_VALUE:
+        return True
+    if descriptor.full_name in seen:
+        return False
+    seen = seen | {descriptor.full_name}
+    return any(
+        field.message_type is not None and _reaches_environment_value(field.message_type, seen)
+        for field in descriptor.fields
+    )
+
+
 def _environment_values(message: Message, path: str = "") -> Iterator[tuple[str, Message]]:
+    if not _can_hold_secrets(message.DESCRIPTOR):
+        return
     for field, value in message.ListFields():
         if field.type != FieldDescriptor.TYPE_MESSAGE:
             continue
