@@ -50,4 +50,5 @@ def store(request: pytest.FixtureRequest, run: RunCoroutine, tmp_path: Path) -> 
     try:
         yield opened
     finally:
-        run(opened.close())
+        # Bounded, so a test that leaves a transaction hanging fails instead of hanging.
+        run(asyncio.wait_for(opened.close(), timeout=30))

@@ -336,14 +336,34 @@ def test_task_started_inside_a_transaction_can_open_its_own_after_it_ends(
     assert run(fetch(store, record)) == record
 
 
+def test_task_started_inside_a_transaction_waits_for_it_instead_of_failing(
+    store: Store, run: Run
+) -> None:
+    record = make_record("from-task")
+
+    async def scenario() -> None:
+        async with store.transaction() as tx:
+            task = asyncio.create_task(insert_all(store, record))
+            await asyncio.sleep(0)  # the task starts while this transaction is open
+            assert await tx.get("agent", record.id) is None
+        await task
+
+    run(scenario())
+    assert run(fetch(store, record)) == record
+
+
 # --- concurrency ---------------------------------------------------------------------------
 
 
-async def get_or_create(store: Store, record: Record) -> Record:
+async def get_or_create(store: Store, record: Record, *, read_first: bool = False) -> Record:
+    """insert_if_absent in its own transaction; `read_first` looks the slug up before,
+    then pauses, so other writers commit between this transaction's read and its write."""
     async with store.transaction() as tx:
-        await asyncio.sleep(0)  # let other tasks run while this transaction is open
-        stored, _ = await tx.insert_if_absent(record)
-        return stored
+        found = await tx.get_by_slug(record.kind, record.org, record.slug) if read_first else None
+        await asyncio.sleep(0.002 if read_first else 0)  # let other writers run meanwhile
+        if found is None:
+            found, _ = await tx.insert_if_absent(record)
+        return found
 
 
 def test_concurrent_get_or_create_in_tasks_stores_one_row_and_agrees_on_its_id(
@@ -362,7 +382,7 @@ def test_concurrent_get_or_create_in_tasks_stores_one_row_and_agrees_on_its_id(
 
 
 def _get_or_create_in_process(
-    url: str, worker: int, barrier: Barrier, results: Queue[list[tuple[str, str]]]
+    url: str, worker: int, barrier: Barrier, results: Queue[list[tuple[str, str]] | str]
 ) -> None:
     """Runs in a spawned process: 25 get-or-creates over the same 10 slugs, in its own order."""
 
@@ -373,14 +393,19 @@ def _get_or_create_in_process(
             pairs = []
             for n in range(25):
                 slug = f"slug-{(n + 3 * worker) % 10}"
-                stored = await get_or_create(store, make_record(slug, id=f"w{worker}-{n:02d}"))
+                candidate = make_record(slug, id=f"w{worker}-{n:02d}")
+                stored = await get_or_create(store, candidate, read_first=n % 2 == 0)
                 pairs.append((slug, stored.id))
             return pairs
         finally:
             await store.close()
 
-    barrier.wait(timeout=60)
-    results.put(asyncio.run(calls()))
+    try:
+        barrier.wait(timeout=60)
+        results.put(asyncio.run(calls()))
+    except BaseException as error:  # report it at once rather than let the parent time out
+        results.put(f"worker {worker}: {error!r}")
+        raise
 
 
 @pytest.mark.slow
@@ -396,12 +421,14 @@ def test_concurrent_get_or_create_across_processes_agrees_on_one_id_per_slug(
     for worker in workers:
         worker.start()
     try:
-        per_process: list[list[tuple[str, str]]] = [results.get(timeout=60) for _ in workers]
+        outcomes: list[list[tuple[str, str]] | str] = [results.get(timeout=60) for _ in workers]
     finally:
         for worker in workers:
             worker.join(timeout=30)
             worker.kill()  # a no-op unless it hangs
 
+    per_process = [outcome for outcome in outcomes if not isinstance(outcome, str)]
+    assert per_process == outcomes, [outcome for outcome in outcomes if isinstance(outcome, str)]
     assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
     assert [len(pairs) for pairs in per_process] == [25, 25, 25, 25]
     ids_by_slug: dict[str, set[str]] = {f"slug-{n}": set() for n in range(10)}

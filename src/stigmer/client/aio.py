@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -22,10 +22,17 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from stigmer import config
-from stigmer.api.v1 import manifest_pb2, manifest_pb2_grpc, meta_pb2
+from stigmer.api.v1 import (
+    execution_pb2,
+    execution_pb2_grpc,
+    manifest_pb2,
+    manifest_pb2_grpc,
+    meta_pb2,
+)
 from stigmer.client.status import error_from_rpc
 from stigmer.client.stubs import KIND_STUBS, KindStubs
 from stigmer.errors import InvalidArgument, StigmerError
+from stigmer.resources.execution_events import apply_event
 from stigmer.resources.kinds import KindInfo, kind_by_alias, kind_by_name
 from stigmer.resources.manifests import ManifestDocument, in_apply_order, parse_manifest
 from stigmer.resources.slugs import VALID_SLUG, slugify
@@ -256,6 +263,137 @@ class AsyncClient:
             request.ref.CopyFrom(meta_pb2.ResourceReference(org=org, slug=_slug_of(name_or_id)))
         return await self._call(command.Delete(request, timeout=self.timeout))
 
+    # -- executions -------------------------------------------------------
+
+    @property
+    def _executions(self) -> tuple[Any, Any]:
+        if "AgentExecution" not in self._stubs:
+            self._stubs["AgentExecution"] = (
+                execution_pb2_grpc.AgentExecutionCommandControllerStub(self.channel),
+                execution_pb2_grpc.AgentExecutionQueryControllerStub(self.channel),
+            )
+        command, query = self._stubs["AgentExecution"]
+        return command, query
+
+    async def run(
+        self,
+        agent: str | None,
+        message: str,
+        *,
+        session: str = "",
+        env: dict[str, str] | None = None,
+        secrets: dict[str, str] | None = None,
+        model: str = "",
+        idempotency_key: str = "",
+        reject_if_busy: bool = False,
+    ) -> execution_pb2.AgentExecution:
+        """Starts an execution of an agent (by name, slug or id) or in a
+        session, and returns it (PENDING); follow it with `watch`.
+
+        Raises:
+            NotFound: no such agent or session.
+            InvalidArgument: an empty message, or neither agent nor session.
+            AlreadyExists: the idempotency key was used for another request.
+            FailedPrecondition: the session is busy and reject_if_busy is set.
+        """
+        spec = execution_pb2.AgentExecutionSpec(
+            message=message,
+            session_id=session,
+            idempotency_key=idempotency_key,
+            execution_config=execution_pb2.ExecutionConfig(model_name=model),
+            on_busy_session=(
+                execution_pb2.BUSY_SESSION_POLICY_REJECT
+                if reject_if_busy
+                else execution_pb2.BUSY_SESSION_POLICY_QUEUE
+            ),
+        )
+        if agent and not session:
+            spec.agent_id = (await self.get("agent", agent)).metadata.id
+        for key, value in (env or {}).items():
+            spec.runtime_env[key].CopyFrom(meta_pb2.EnvironmentValue(value=value))
+        for key, value in (secrets or {}).items():
+            spec.runtime_env[key].CopyFrom(meta_pb2.EnvironmentValue(value=value, is_secret=True))
+        command, _ = self._executions
+        created: execution_pb2.AgentExecution = await self._call(
+            command.Create(execution_pb2.AgentExecution(spec=spec), timeout=self.timeout)
+        )
+        return created
+
+    async def get_execution(self, execution_id: str) -> execution_pb2.AgentExecution:
+        _, query = self._executions
+        found: execution_pb2.AgentExecution = await self._call(
+            query.Get(meta_pb2.GetRequest(id=execution_id), timeout=self.timeout)
+        )
+        return found
+
+    async def list_executions(
+        self, *, phase: str = "", agent: str = "", session: str = "", page_size: int = 100
+    ) -> builtins.list[execution_pb2.AgentExecution]:
+        """Executions, newest last, filtered by phase name, agent, session."""
+        _, query = self._executions
+        request = execution_pb2.ListExecutionsRequest(page_size=page_size, session_id=session)
+        if phase:
+            request.phase = _phase_of(phase)
+        if agent:
+            request.agent_id = (await self.get("agent", agent)).metadata.id
+        items: builtins.list[execution_pb2.AgentExecution] = []
+        while True:
+            page = await self._call(query.List(request, timeout=self.timeout))
+            items += page.items
+            if not page.next_page_token:
+                return items
+            request.page_token = page.next_page_token
+
+    async def cancel(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        command, _ = self._executions
+        request = execution_pb2.CancelExecutionRequest(id=execution_id, reason=reason)
+        cancelled: execution_pb2.AgentExecution = await self._call(
+            command.Cancel(request, timeout=self.timeout)
+        )
+        return cancelled
+
+    async def delete_execution(self, execution_id: str) -> execution_pb2.AgentExecution:
+        command, _ = self._executions
+        deleted: execution_pb2.AgentExecution = await self._call(
+            command.Delete(meta_pb2.DeleteRequest(id=execution_id), timeout=self.timeout)
+        )
+        return deleted
+
+    async def subscribe(
+        self, execution_id: str, *, after_sequence: int = 0
+    ) -> AsyncIterator[execution_pb2.ExecutionUpdate]:
+        """The execution's updates: a snapshot first (after_sequence=0),
+        then every change in order, ending when the execution ends."""
+        _, query = self._executions
+        request = execution_pb2.SubscribeExecutionRequest(
+            id=execution_id, after_sequence=after_sequence
+        )
+        stream = query.Subscribe(request)
+        try:
+            async for update in stream:
+                yield update
+        except grpc.RpcError as error:
+            raise error_from_rpc(error, self.address) from None
+        finally:
+            stream.cancel()
+
+    async def watch(
+        self, execution_id: str
+    ) -> AsyncIterator[tuple[execution_pb2.AgentExecution, execution_pb2.ExecutionUpdate]]:
+        """Like subscribe, but also yields the execution's state after each
+        update, rebuilt with the same event rules the server applies."""
+        state = execution_pb2.AgentExecution()
+        async for update in self.subscribe(execution_id):
+            apply_event(state, update.event, update.sequence)
+            yield state, update
+
+    async def wait(self, execution_id: str) -> execution_pb2.AgentExecution:
+        """Blocks until the execution ends; returns its final state."""
+        final = execution_pb2.AgentExecution()
+        async for state, _ in self.watch(execution_id):
+            final = state
+        return final
+
     async def is_serving(self, *, wait_seconds: float = 2.0) -> bool:
         stub = health_pb2_grpc.HealthStub(self.channel)
         try:
@@ -265,6 +403,14 @@ class AsyncClient:
         except grpc.RpcError:
             return False
         return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _phase_of(name: str) -> execution_pb2.ExecutionPhase.ValueType:
+    try:
+        return execution_pb2.ExecutionPhase.Value("EXECUTION_PHASE_" + name.upper())
+    except ValueError:
+        phases = "pending, in_progress, completed, failed, cancelled"
+        raise InvalidArgument.for_field("phase", f"unknown phase {name!r} ({phases})") from None
 
 
 def _slug_of(name_or_slug: str) -> str:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
+
+from stigmer.api.v1 import execution_pb2
 
 from stigmer.client.aio import ApplyResult, AsyncClient
 from stigmer.resources.kinds import KindInfo
@@ -107,6 +109,80 @@ class Client:
         return self._run(
             self._async.delete(kind, name_or_id, cascade=cascade, org=org, version=version)
         )
+
+    # -- executions -------------------------------------------------------
+
+    def run(
+        self,
+        agent: str | None,
+        message: str,
+        *,
+        session: str = "",
+        env: dict[str, str] | None = None,
+        secrets: dict[str, str] | None = None,
+        model: str = "",
+        idempotency_key: str = "",
+        reject_if_busy: bool = False,
+    ) -> execution_pb2.AgentExecution:
+        """See AsyncClient.run."""
+        return self._run(
+            self._async.run(
+                agent,
+                message,
+                session=session,
+                env=env,
+                secrets=secrets,
+                model=model,
+                idempotency_key=idempotency_key,
+                reject_if_busy=reject_if_busy,
+            )
+        )
+
+    def get_execution(self, execution_id: str) -> execution_pb2.AgentExecution:
+        return self._run(self._async.get_execution(execution_id))
+
+    def list_executions(
+        self, *, phase: str = "", agent: str = "", session: str = "", page_size: int = 100
+    ) -> builtins.list[execution_pb2.AgentExecution]:
+        return self._run(
+            self._async.list_executions(
+                phase=phase, agent=agent, session=session, page_size=page_size
+            )
+        )
+
+    def cancel(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        return self._run(self._async.cancel(execution_id, reason))
+
+    def delete_execution(self, execution_id: str) -> execution_pb2.AgentExecution:
+        return self._run(self._async.delete_execution(execution_id))
+
+    def subscribe(
+        self, execution_id: str, *, after_sequence: int = 0
+    ) -> Iterator[execution_pb2.ExecutionUpdate]:
+        """See AsyncClient.subscribe."""
+        return self._iterate(self._async.subscribe(execution_id, after_sequence=after_sequence))
+
+    def watch(
+        self, execution_id: str
+    ) -> Iterator[tuple[execution_pb2.AgentExecution, execution_pb2.ExecutionUpdate]]:
+        """See AsyncClient.watch."""
+        return self._iterate(self._async.watch(execution_id))
+
+    def wait(self, execution_id: str) -> execution_pb2.AgentExecution:
+        return self._run(self._async.wait(execution_id))
+
+    def _iterate(self, stream: AsyncIterator[T]) -> Iterator[T]:
+        iterator = aiter(stream)
+        try:
+            while True:
+                try:
+                    yield self._run(anext(iterator))  # type: ignore[arg-type]
+                except StopAsyncIteration:
+                    return
+        finally:
+            close = getattr(iterator, "aclose", None)
+            if close is not None and not self._loop.is_closed():
+                self._run(close())
 
     def is_serving(self, *, wait_seconds: float = 2.0) -> bool:
         return self._run(self._async.is_serving(wait_seconds=wait_seconds))

@@ -21,6 +21,9 @@ class ResourceClient:
     def __init__(self, controller: ResourceController) -> None:
         self._controller = controller
 
+    async def create(self, resource: Envelope, transaction: Transaction) -> Envelope:
+        return await self._controller.create(resource, transaction=transaction)
+
     async def get(self, resource_id: str, transaction: Transaction) -> Envelope:
         return await self._controller.get(resource_id, transaction=transaction)
 

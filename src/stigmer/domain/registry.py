@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from stigmer.domain.agent.client import AgentClient
 from stigmer.domain.agent.controller import AgentController
 from stigmer.domain.agentinstance.client import AgentInstanceClient
 from stigmer.domain.agentinstance.controller import AgentInstanceController
 from stigmer.domain.clients import ResourceClient
 from stigmer.domain.environment.controller import EnvironmentController
+from stigmer.domain.execution.controller import ExecutionController
 from stigmer.domain.mcpserver.controller import McpServerController
 from stigmer.domain.resource_controller import ResourceController
 from stigmer.domain.session.controller import SessionController
@@ -22,6 +24,7 @@ class Domains:
         self.agents = AgentController(store, self)
         self.agent_instances = AgentInstanceController(store, self)
         self.sessions = SessionController(store, self)
+        self.executions = ExecutionController(store, self)
         self.controllers: dict[str, ResourceController] = {
             c.kind.name: c
             for c in (
@@ -30,12 +33,14 @@ class Domains:
                 self.agents,
                 self.agent_instances,
                 self.sessions,
+                self.executions,
             )
         }
         self.environment_client = ResourceClient(self.environments)
         self.mcp_server_client = ResourceClient(self.mcp_servers)
-        self.agent_client = ResourceClient(self.agents)
+        self.agent_client = AgentClient(self.agents)
         self.agent_instance_client = AgentInstanceClient(self.agent_instances)
+        self.session_client = ResourceClient(self.sessions)
 
     def controller(self, kind: KindInfo) -> ResourceController:
         return self.controllers[kind.name]

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from stigmer.api.v1 import manifest_pb2_grpc
+from stigmer.api.v1 import execution_pb2_grpc, manifest_pb2_grpc
 from stigmer.domain.registry import Domains
+from stigmer.engine.embedded import EmbeddedEngine, EngineOptions
 from stigmer.errors import Unavailable
+from stigmer.server.execution_service import ExecutionCommandService, ExecutionQueryService
 from stigmer.server.interceptors import StigmerInterceptor
 from stigmer.server.manifest_service import ManifestService
 from stigmer.server.resource_services import resource_handlers
@@ -35,6 +37,7 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 7234
     grace_seconds: float = 5.0
+    engine: EngineOptions = field(default_factory=EngineOptions)
 
 
 class StigmerServer:
@@ -42,6 +45,8 @@ class StigmerServer:
         self.options = options
         self.store: Store = store_from_url(options.store_url)
         self.domains = Domains(self.store)
+        self.engine = EmbeddedEngine(self.domains, options.engine)
+        self.domains.executions.signals = self.engine
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
@@ -63,6 +68,13 @@ class StigmerServer:
         manifest_pb2_grpc.add_ManifestControllerServicer_to_server(
             ManifestService(self.domains), server
         )
+        executions = self.domains.executions
+        execution_pb2_grpc.add_AgentExecutionCommandControllerServicer_to_server(
+            ExecutionCommandService(executions), server
+        )
+        execution_pb2_grpc.add_AgentExecutionQueryControllerServicer_to_server(
+            ExecutionQueryService(executions), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
             self.port = server.add_insecure_port(f"{self.options.host}:{self.options.port}")
@@ -73,6 +85,7 @@ class StigmerServer:
             ) from error
         await server.start()
         self._server = server
+        await self.engine.start()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         logger.info("Stigmer server listening on %s (store %s)", self.address, self.store.url)
@@ -81,6 +94,7 @@ class StigmerServer:
         if self._server is None:
             return
         await self._health.enter_graceful_shutdown()
+        await self.engine.stop()
         await self._server.stop(self.options.grace_seconds)
         self._server = None
         await self.store.close()

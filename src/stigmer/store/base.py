@@ -13,7 +13,9 @@ with an exception rolls everything back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import builtins
+
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -57,6 +59,15 @@ class ListQuery:
     limit: int = 100
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A claim on a resource by a worker, valid until `expires_at` (epoch seconds)."""
+
+    resource_id: str
+    owner: str
+    expires_at: float
+
+
 class Transaction(Protocol):
     async def get(self, kind: str, resource_id: str) -> Record | None: ...
 
@@ -83,7 +94,9 @@ class Transaction(Protocol):
         """
         ...
 
-    async def delete(self, kind: str, resource_id: str) -> bool: ...
+    async def delete(self, kind: str, resource_id: str) -> bool:
+        """Deletes the record, its event log and its lease."""
+        ...
 
     async def list(self, query: ListQuery) -> list[Record]: ...
 
@@ -92,6 +105,28 @@ class Transaction(Protocol):
     def discard(self) -> None:
         """Roll back instead of committing when the block ends (dry runs)."""
         ...
+
+    # -- a resource's event log (execution updates), ordered by sequence ---
+
+    async def append_events(self, resource_id: str, events: Sequence[tuple[int, bytes]]) -> None:
+        """Appends (sequence, data) pairs; a sequence already logged raises Internal."""
+        ...
+
+    async def list_events(
+        self, resource_id: str, after_sequence: int, limit: int = 1000
+    ) -> builtins.list[tuple[int, bytes]]: ...
+
+    # -- leases: which worker holds a resource, until when ------------------
+
+    async def put_lease(self, lease: Lease) -> None:
+        """Creates or replaces the lease on lease.resource_id."""
+        ...
+
+    async def get_lease(self, resource_id: str) -> Lease | None: ...
+
+    async def delete_lease(self, resource_id: str) -> None: ...
+
+    async def list_expired_leases(self, now: float, limit: int = 100) -> builtins.list[Lease]: ...
 
 
 class Store(Protocol):

@@ -15,13 +15,13 @@ import asyncio
 import contextvars
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from stigmer.errors import AlreadyExists, Conflict, Internal, NotFound, Unavailable
-from stigmer.store.base import ListQuery, Record
+from stigmer.store.base import Lease, ListQuery, Record
 from stigmer.store.sqlite_schema import MIGRATIONS
 
 _COLUMNS = (
@@ -73,6 +73,9 @@ class SqliteTransaction:
         self._connection = connection
         self.is_discarded = False
         self.is_open = True
+        # The task that opened it: only that task nesting a transaction
+        # would deadlock; other tasks just wait for the lock.
+        self.task = asyncio.current_task()
 
     def discard(self) -> None:
         self.is_discarded = True
@@ -140,7 +143,58 @@ class SqliteTransaction:
         cursor = self._connection.execute(
             "DELETE FROM resources WHERE id = ? AND kind = ?", (resource_id, kind)
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        self._connection.execute(
+            "DELETE FROM resource_events WHERE resource_id = ?", (resource_id,)
+        )
+        self._connection.execute("DELETE FROM leases WHERE resource_id = ?", (resource_id,))
+        return True
+
+    async def append_events(self, resource_id: str, events: Sequence[tuple[int, bytes]]) -> None:
+        try:
+            self._connection.executemany(
+                "INSERT INTO resource_events (resource_id, sequence, data) VALUES (?, ?, ?)",
+                [(resource_id, sequence, data) for sequence, data in events],
+            )
+        except sqlite3.IntegrityError as error:
+            raise Internal(f"event sequence of {resource_id} already logged: {error}") from error
+
+    async def list_events(
+        self, resource_id: str, after_sequence: int, limit: int = 1000
+    ) -> list[tuple[int, bytes]]:
+        rows = self._connection.execute(
+            "SELECT sequence, data FROM resource_events WHERE resource_id = ? AND sequence > ? "
+            "ORDER BY sequence LIMIT ?",
+            (resource_id, after_sequence, limit),
+        ).fetchall()
+        return [(int(sequence), bytes(data)) for sequence, data in rows]
+
+    async def put_lease(self, lease: Lease) -> None:
+        self._connection.execute(
+            "INSERT INTO leases (resource_id, owner, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (resource_id) DO UPDATE SET owner = excluded.owner, "
+            "expires_at = excluded.expires_at",
+            (lease.resource_id, lease.owner, lease.expires_at),
+        )
+
+    async def get_lease(self, resource_id: str) -> Lease | None:
+        row = self._connection.execute(
+            "SELECT resource_id, owner, expires_at FROM leases WHERE resource_id = ?",
+            (resource_id,),
+        ).fetchone()
+        return Lease(row[0], row[1], float(row[2])) if row is not None else None
+
+    async def delete_lease(self, resource_id: str) -> None:
+        self._connection.execute("DELETE FROM leases WHERE resource_id = ?", (resource_id,))
+
+    async def list_expired_leases(self, now: float, limit: int = 100) -> list[Lease]:
+        rows = self._connection.execute(
+            "SELECT resource_id, owner, expires_at FROM leases WHERE expires_at < ? "
+            "ORDER BY expires_at LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [Lease(row[0], row[1], float(row[2])) for row in rows]
 
     async def list(self, query: ListQuery) -> list[Record]:
         clauses = ["kind = ?"]
@@ -237,7 +291,7 @@ class SqliteStore:
         # A task started inside a transaction inherits the variable; only a
         # transaction still open is a nesting (and would deadlock on the lock).
         outer = _current_transaction.get()
-        if outer is not None and outer.is_open:
+        if outer is not None and outer.is_open and outer.task is asyncio.current_task():
             raise Internal("nested store transaction; pass the open transaction down instead")
         async with self._lock:
             connection = self._connection

@@ -35,4 +35,25 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX resources_phase ON resources (kind, phase, id)",
         ),
     ),
+    (
+        2,
+        (
+            """
+            CREATE TABLE resource_events (
+                resource_id TEXT NOT NULL,
+                sequence INTEGER NOT NULL,
+                data BLOB NOT NULL,
+                PRIMARY KEY (resource_id, sequence)
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE TABLE leases (
+                resource_id TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                expires_at REAL NOT NULL
+            )
+            """,
+            "CREATE INDEX leases_expires_at ON leases (expires_at)",
+        ),
+    ),
 )

@@ -22,6 +22,29 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _BusySessionPolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BusySessionPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BusySessionPolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BUSY_SESSION_POLICY_UNSPECIFIED: _BusySessionPolicy.ValueType  # 0
+    """same as QUEUE"""
+    BUSY_SESSION_POLICY_QUEUE: _BusySessionPolicy.ValueType  # 1
+    """run after the active one ends"""
+    BUSY_SESSION_POLICY_REJECT: _BusySessionPolicy.ValueType  # 2
+    """FAILED_PRECONDITION"""
+
+class BusySessionPolicy(_BusySessionPolicy, metaclass=_BusySessionPolicyEnumTypeWrapper): ...
+
+BUSY_SESSION_POLICY_UNSPECIFIED: BusySessionPolicy.ValueType  # 0
+"""same as QUEUE"""
+BUSY_SESSION_POLICY_QUEUE: BusySessionPolicy.ValueType  # 1
+"""run after the active one ends"""
+BUSY_SESSION_POLICY_REJECT: BusySessionPolicy.ValueType  # 2
+"""FAILED_PRECONDITION"""
+Global___BusySessionPolicy: _TypeAlias = BusySessionPolicy  # noqa: Y015
+
 class _ExecutionPhase:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -177,6 +200,7 @@ class AgentExecutionSpec(_message.Message):
     EXECUTION_CONFIG_FIELD_NUMBER: _builtins.int
     RUNTIME_ENV_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ON_BUSY_SESSION_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """One of session_id or agent_id is required: with only agent_id the
     execution runs on the agent's default instance in a new session.
@@ -185,6 +209,8 @@ class AgentExecutionSpec(_message.Message):
     message: _builtins.str
     idempotency_key: _builtins.str
     """The same key with the same request returns the original execution."""
+    on_busy_session: Global___BusySessionPolicy.ValueType
+    """What to do when the session already has an active execution."""
     @_builtins.property
     def execution_config(self) -> Global___ExecutionConfig: ...
     @_builtins.property
@@ -198,10 +224,11 @@ class AgentExecutionSpec(_message.Message):
         execution_config: Global___ExecutionConfig | None = ...,
         runtime_env: _abc.Mapping[_builtins.str, _meta_pb2.EnvironmentValue] | None = ...,
         idempotency_key: _builtins.str = ...,
+        on_busy_session: Global___BusySessionPolicy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["execution_config", b"execution_config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "execution_config", b"execution_config", "idempotency_key", b"idempotency_key", "message", b"message", "runtime_env", b"runtime_env", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "execution_config", b"execution_config", "idempotency_key", b"idempotency_key", "message", b"message", "on_busy_session", b"on_busy_session", "runtime_env", b"runtime_env", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -372,11 +399,20 @@ class AgentExecutionStatus(_message.Message):
     AUDIT_FIELD_NUMBER: _builtins.int
     AGENT_INSTANCE_ID_FIELD_NUMBER: _builtins.int
     MODEL_NAME_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
+    IS_CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
     phase: Global___ExecutionPhase.ValueType
     error: _builtins.str
     agent_instance_id: _builtins.str
-    """The session and instance the execution ran on (resolved at create)."""
+    """The instance and agent the execution runs on (resolved at create)."""
     model_name: _builtins.str
+    agent_id: _builtins.str
+    session_id: _builtins.str
+    last_sequence: _builtins.int
+    """The sequence number of the last update applied (see Subscribe)."""
+    is_cancel_requested: _builtins.bool
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionMessage]: ...
     @_builtins.property
@@ -408,11 +444,279 @@ class AgentExecutionStatus(_message.Message):
         audit: _meta_pb2.Audit | None = ...,
         agent_instance_id: _builtins.str = ...,
         model_name: _builtins.str = ...,
+        agent_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        last_sequence: _builtins.int = ...,
+        is_cancel_requested: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["audit", b"audit", "completed_at", b"completed_at", "started_at", b"started_at", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_instance_id", b"agent_instance_id", "audit", b"audit", "completed_at", b"completed_at", "error", b"error", "messages", b"messages", "model_name", b"model_name", "phase", b"phase", "started_at", b"started_at", "sub_agent_executions", b"sub_agent_executions", "todos", b"todos", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "audit", b"audit", "completed_at", b"completed_at", "error", b"error", "is_cancel_requested", b"is_cancel_requested", "last_sequence", b"last_sequence", "messages", b"messages", "model_name", b"model_name", "phase", b"phase", "session_id", b"session_id", "started_at", b"started_at", "sub_agent_executions", b"sub_agent_executions", "todos", b"todos", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AgentExecutionStatus: _TypeAlias = AgentExecutionStatus  # noqa: Y015
+
+@_typing.final
+class AgentExecutionList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentExecution]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___AgentExecution] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentExecutionList: _TypeAlias = AgentExecutionList  # noqa: Y015
+
+@_typing.final
+class ListExecutionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    org: _builtins.str
+    phase: Global___ExecutionPhase.ValueType
+    agent_id: _builtins.str
+    session_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        org: _builtins.str = ...,
+        phase: Global___ExecutionPhase.ValueType = ...,
+        agent_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "org", b"org", "page_size", b"page_size", "page_token", b"page_token", "phase", b"phase", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListExecutionsRequest: _TypeAlias = ListExecutionsRequest  # noqa: Y015
+
+@_typing.final
+class CancelExecutionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelExecutionRequest: _TypeAlias = CancelExecutionRequest  # noqa: Y015
+
+@_typing.final
+class ExecutionEvent(_message.Message):
+    """One change of an execution. Applying the events of an execution in
+    sequence order to its snapshot gives its current state
+    (stigmer.resources.execution_events.apply_event does exactly that).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class PhaseChanged(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        PHASE_FIELD_NUMBER: _builtins.int
+        ERROR_FIELD_NUMBER: _builtins.int
+        phase: Global___ExecutionPhase.ValueType
+        error: _builtins.str
+        def __init__(
+            self,
+            *,
+            phase: Global___ExecutionPhase.ValueType = ...,
+            error: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "phase", b"phase"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class MessageDelta(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        INDEX_FIELD_NUMBER: _builtins.int
+        TEXT_FIELD_NUMBER: _builtins.int
+        index: _builtins.int
+        text: _builtins.str
+        def __init__(
+            self,
+            *,
+            index: _builtins.int = ...,
+            text: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "text", b"text"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class CancelRequested(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        REASON_FIELD_NUMBER: _builtins.int
+        reason: _builtins.str
+        def __init__(
+            self,
+            *,
+            reason: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    AT_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    PHASE_CHANGED_FIELD_NUMBER: _builtins.int
+    MESSAGE_ADDED_FIELD_NUMBER: _builtins.int
+    MESSAGE_DELTA_FIELD_NUMBER: _builtins.int
+    TOOL_CALL_UPDATED_FIELD_NUMBER: _builtins.int
+    USAGE_ADDED_FIELD_NUMBER: _builtins.int
+    CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def snapshot(self) -> Global___AgentExecution: ...
+    @_builtins.property
+    def phase_changed(self) -> Global___ExecutionEvent.PhaseChanged: ...
+    @_builtins.property
+    def message_added(self) -> Global___ExecutionMessage: ...
+    @_builtins.property
+    def message_delta(self) -> Global___ExecutionEvent.MessageDelta: ...
+    @_builtins.property
+    def tool_call_updated(self) -> Global___ToolCall: ...
+    @_builtins.property
+    def usage_added(self) -> Global___Usage: ...
+    @_builtins.property
+    def cancel_requested(self) -> Global___ExecutionEvent.CancelRequested: ...
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        snapshot: Global___AgentExecution | None = ...,
+        phase_changed: Global___ExecutionEvent.PhaseChanged | None = ...,
+        message_added: Global___ExecutionMessage | None = ...,
+        message_delta: Global___ExecutionEvent.MessageDelta | None = ...,
+        tool_call_updated: Global___ToolCall | None = ...,
+        usage_added: Global___Usage | None = ...,
+        cancel_requested: Global___ExecutionEvent.CancelRequested | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "message_added", b"message_added", "message_delta", b"message_delta", "phase_changed", b"phase_changed", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "message_added", b"message_added", "message_delta", b"message_delta", "phase_changed", b"phase_changed", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["snapshot", "phase_changed", "message_added", "message_delta", "tool_call_updated", "usage_added", "cancel_requested"]  # noqa: Y015
+    _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
+
+Global___ExecutionEvent: _TypeAlias = ExecutionEvent  # noqa: Y015
+
+@_typing.final
+class ExecutionUpdate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    @_builtins.property
+    def event(self) -> Global___ExecutionEvent: ...
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        event: Global___ExecutionEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionUpdate: _TypeAlias = ExecutionUpdate  # noqa: Y015
+
+@_typing.final
+class SubscribeExecutionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    after_sequence: _builtins.int
+    """0: start with a snapshot of the current state. N: the updates after N."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        after_sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeExecutionRequest: _TypeAlias = SubscribeExecutionRequest  # noqa: Y015
+
+@_typing.final
+class RecordExecutionEventsRequest(_message.Message):
+    """The path executions' workers report through (the Temporal workers use it
+    over the network; the embedded engine calls the same code in process).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionEvent]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        events: _abc.Iterable[Global___ExecutionEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordExecutionEventsRequest: _TypeAlias = RecordExecutionEventsRequest  # noqa: Y015

@@ -4,6 +4,8 @@
 import grpc
 import warnings
 
+from stigmer.api.v1 import execution_pb2 as stigmer_dot_api_dot_v1_dot_execution__pb2
+from stigmer.api.v1 import meta_pb2 as stigmer_dot_api_dot_v1_dot_meta__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -23,3 +25,407 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class AgentExecutionCommandControllerStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Create = channel.unary_unary(
+                '/stigmer.agentic.v1.AgentExecutionCommandController/Create',
+                request_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+                _registered_method=True)
+        self.Cancel = channel.unary_unary(
+                '/stigmer.agentic.v1.AgentExecutionCommandController/Cancel',
+                request_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.CancelExecutionRequest.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+                _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/stigmer.agentic.v1.AgentExecutionCommandController/Delete',
+                request_serializer=stigmer_dot_api_dot_v1_dot_meta__pb2.DeleteRequest.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+                _registered_method=True)
+        self.RecordEvents = channel.unary_unary(
+                '/stigmer.agentic.v1.AgentExecutionCommandController/RecordEvents',
+                request_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.RecordExecutionEventsRequest.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+                _registered_method=True)
+
+
+class AgentExecutionCommandControllerServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Create(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Cancel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AgentExecutionCommandControllerServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Create': grpc.unary_unary_rpc_method_handler(
+                    servicer.Create,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.SerializeToString,
+            ),
+            'Cancel': grpc.unary_unary_rpc_method_handler(
+                    servicer.Cancel,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.CancelExecutionRequest.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_meta__pb2.DeleteRequest.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.SerializeToString,
+            ),
+            'RecordEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvents,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.RecordExecutionEventsRequest.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'stigmer.agentic.v1.AgentExecutionCommandController', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('stigmer.agentic.v1.AgentExecutionCommandController', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AgentExecutionCommandController:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Create(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.agentic.v1.AgentExecutionCommandController/Create',
+            stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Cancel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.agentic.v1.AgentExecutionCommandController/Cancel',
+            stigmer_dot_api_dot_v1_dot_execution__pb2.CancelExecutionRequest.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.agentic.v1.AgentExecutionCommandController/Delete',
+            stigmer_dot_api_dot_v1_dot_meta__pb2.DeleteRequest.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.agentic.v1.AgentExecutionCommandController/RecordEvents',
+            stigmer_dot_api_dot_v1_dot_execution__pb2.RecordExecutionEventsRequest.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AgentExecutionQueryControllerStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Get = channel.unary_unary(
+                '/stigmer.agentic.v1.AgentExecutionQueryController/Get',
+                request_serializer=stigmer_dot_api_dot_v1_dot_meta__pb2.GetRequest.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/stigmer.agentic.v1.AgentExecutionQueryController/List',
+                request_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.ListExecutionsRequest.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecutionList.FromString,
+                _registered_method=True)
+        self.ListBySession = channel.unary_unary(
+                '/stigmer.agentic.v1.AgentExecutionQueryController/ListBySession',
+                request_serializer=stigmer_dot_api_dot_v1_dot_meta__pb2.ListByParentRequest.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecutionList.FromString,
+                _registered_method=True)
+        self.Subscribe = channel.unary_stream(
+                '/stigmer.agentic.v1.AgentExecutionQueryController/Subscribe',
+                request_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.SubscribeExecutionRequest.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionUpdate.FromString,
+                _registered_method=True)
+
+
+class AgentExecutionQueryControllerServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Get(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBySession(self, request, context):
+        """parent_id is the session's id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Subscribe(self, request, context):
+        """The current state, then every change in order, until a terminal phase.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AgentExecutionQueryControllerServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Get': grpc.unary_unary_rpc_method_handler(
+                    servicer.Get,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_meta__pb2.GetRequest.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.ListExecutionsRequest.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecutionList.SerializeToString,
+            ),
+            'ListBySession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBySession,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_meta__pb2.ListByParentRequest.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecutionList.SerializeToString,
+            ),
+            'Subscribe': grpc.unary_stream_rpc_method_handler(
+                    servicer.Subscribe,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.SubscribeExecutionRequest.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionUpdate.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'stigmer.agentic.v1.AgentExecutionQueryController', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('stigmer.agentic.v1.AgentExecutionQueryController', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AgentExecutionQueryController:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Get(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.agentic.v1.AgentExecutionQueryController/Get',
+            stigmer_dot_api_dot_v1_dot_meta__pb2.GetRequest.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.agentic.v1.AgentExecutionQueryController/List',
+            stigmer_dot_api_dot_v1_dot_execution__pb2.ListExecutionsRequest.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecutionList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBySession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.agentic.v1.AgentExecutionQueryController/ListBySession',
+            stigmer_dot_api_dot_v1_dot_meta__pb2.ListByParentRequest.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecutionList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Subscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/stigmer.agentic.v1.AgentExecutionQueryController/Subscribe',
+            stigmer_dot_api_dot_v1_dot_execution__pb2.SubscribeExecutionRequest.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionUpdate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -5,9 +5,17 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from stigmer.api.v1 import execution_pb2 as _execution_pb2
+from stigmer.api.v1 import meta_pb2 as _meta_pb2
 import abc as _abc_1
 import grpc as _grpc
+import sys
 import typing as _typing
+
+if sys.version_info >= (3, 11):
+    from typing import Self as _Self
+else:
+    from typing_extensions import Self as _Self
 
 _T = _typing.TypeVar("_T")
 
@@ -18,3 +26,107 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
+
+class AgentExecutionCommandControllerStub:
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> AgentExecutionCommandControllerAsyncStub: ...
+    Create: _grpc.UnaryUnaryMultiCallable[_execution_pb2.AgentExecution, _execution_pb2.AgentExecution]
+    Cancel: _grpc.UnaryUnaryMultiCallable[_execution_pb2.CancelExecutionRequest, _execution_pb2.AgentExecution]
+    Delete: _grpc.UnaryUnaryMultiCallable[_meta_pb2.DeleteRequest, _execution_pb2.AgentExecution]
+    RecordEvents: _grpc.UnaryUnaryMultiCallable[_execution_pb2.RecordExecutionEventsRequest, _execution_pb2.AgentExecution]
+
+@_typing.type_check_only
+class AgentExecutionCommandControllerAsyncStub(AgentExecutionCommandControllerStub):
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Create: _aio.UnaryUnaryMultiCallable[_execution_pb2.AgentExecution, _execution_pb2.AgentExecution]  # type: ignore[assignment]
+    Cancel: _aio.UnaryUnaryMultiCallable[_execution_pb2.CancelExecutionRequest, _execution_pb2.AgentExecution]  # type: ignore[assignment]
+    Delete: _aio.UnaryUnaryMultiCallable[_meta_pb2.DeleteRequest, _execution_pb2.AgentExecution]  # type: ignore[assignment]
+    RecordEvents: _aio.UnaryUnaryMultiCallable[_execution_pb2.RecordExecutionEventsRequest, _execution_pb2.AgentExecution]  # type: ignore[assignment]
+
+class AgentExecutionCommandControllerServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def Create(
+        self,
+        request: _execution_pb2.AgentExecution,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.AgentExecution, _abc.Awaitable[_execution_pb2.AgentExecution]]: ...
+
+    @_abc_1.abstractmethod
+    def Cancel(
+        self,
+        request: _execution_pb2.CancelExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.AgentExecution, _abc.Awaitable[_execution_pb2.AgentExecution]]: ...
+
+    @_abc_1.abstractmethod
+    def Delete(
+        self,
+        request: _meta_pb2.DeleteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.AgentExecution, _abc.Awaitable[_execution_pb2.AgentExecution]]: ...
+
+    @_abc_1.abstractmethod
+    def RecordEvents(
+        self,
+        request: _execution_pb2.RecordExecutionEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.AgentExecution, _abc.Awaitable[_execution_pb2.AgentExecution]]: ...
+
+def add_AgentExecutionCommandControllerServicer_to_server(servicer: AgentExecutionCommandControllerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class AgentExecutionQueryControllerStub:
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> AgentExecutionQueryControllerAsyncStub: ...
+    Get: _grpc.UnaryUnaryMultiCallable[_meta_pb2.GetRequest, _execution_pb2.AgentExecution]
+    List: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.AgentExecutionList]
+    ListBySession: _grpc.UnaryUnaryMultiCallable[_meta_pb2.ListByParentRequest, _execution_pb2.AgentExecutionList]
+    """parent_id is the session's id."""
+    Subscribe: _grpc.UnaryStreamMultiCallable[_execution_pb2.SubscribeExecutionRequest, _execution_pb2.ExecutionUpdate]
+    """The current state, then every change in order, until a terminal phase."""
+
+@_typing.type_check_only
+class AgentExecutionQueryControllerAsyncStub(AgentExecutionQueryControllerStub):
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Get: _aio.UnaryUnaryMultiCallable[_meta_pb2.GetRequest, _execution_pb2.AgentExecution]  # type: ignore[assignment]
+    List: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.AgentExecutionList]  # type: ignore[assignment]
+    ListBySession: _aio.UnaryUnaryMultiCallable[_meta_pb2.ListByParentRequest, _execution_pb2.AgentExecutionList]  # type: ignore[assignment]
+    """parent_id is the session's id."""
+    Subscribe: _aio.UnaryStreamMultiCallable[_execution_pb2.SubscribeExecutionRequest, _execution_pb2.ExecutionUpdate]  # type: ignore[assignment]
+    """The current state, then every change in order, until a terminal phase."""
+
+class AgentExecutionQueryControllerServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def Get(
+        self,
+        request: _meta_pb2.GetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.AgentExecution, _abc.Awaitable[_execution_pb2.AgentExecution]]: ...
+
+    @_abc_1.abstractmethod
+    def List(
+        self,
+        request: _execution_pb2.ListExecutionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.AgentExecutionList, _abc.Awaitable[_execution_pb2.AgentExecutionList]]: ...
+
+    @_abc_1.abstractmethod
+    def ListBySession(
+        self,
+        request: _meta_pb2.ListByParentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.AgentExecutionList, _abc.Awaitable[_execution_pb2.AgentExecutionList]]:
+        """parent_id is the session's id."""
+
+    @_abc_1.abstractmethod
+    def Subscribe(
+        self,
+        request: _execution_pb2.SubscribeExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_execution_pb2.ExecutionUpdate], _abc.AsyncIterator[_execution_pb2.ExecutionUpdate]]:
+        """The current state, then every change in order, until a terminal phase."""
+
+def add_AgentExecutionQueryControllerServicer_to_server(servicer: AgentExecutionQueryControllerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -14,10 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from stigmer.api.v1 import meta_pb2
 from stigmer.domain.resource_controller import ResourceController
+from stigmer.errors import NotFound
 from stigmer.pipeline.context import ResourceContext
-from stigmer.pipeline.envelope import encode
-from stigmer.pipeline.framework import Step
+from stigmer.pipeline.envelope import Envelope, decode, encode
+from stigmer.pipeline.framework import Pipeline, Step
+from stigmer.store.base import Transaction
 from stigmer.resources.kinds import AGENT
 
 if TYPE_CHECKING:
@@ -76,8 +79,45 @@ class EnsureDefaultInstanceStep:
         )
 
 
+@dataclass(frozen=True)
+class LoadAgentStep:
+    """The agent an execution names, as the state the next steps repair."""
+
+    agent_id: str
+    field: str
+    name: str = "load-agent"
+
+    async def run(self, context: ResourceContext) -> None:
+        record = await context.transaction.get(AGENT.name, self.agent_id)
+        if record is None:
+            raise NotFound(AGENT.name, self.agent_id, field=self.field)
+        context.existing_record = record
+        context.existing = context.state = decode(AGENT, record)
+        # Nothing of the agent's spec changes: a status repair is its own write.
+        context.outcome = meta_pb2.APPLY_OUTCOME_UNCHANGED
+
+
 class AgentController(ResourceController):
     kind = AGENT
+
+    async def ensure_default_instance(
+        self, agent_id: str, transaction: Transaction, *, field: str
+    ) -> Envelope:
+        """The agent's default instance, created or adopted, with the agent's
+        status pointing at it (repaired in this transaction if it did not).
+
+        Raises:
+            NotFound: no agent with this id (naming `field`).
+            FailedPrecondition: another agent's instance holds the default slug.
+        """
+        pipeline = Pipeline[ResourceContext](
+            "agent.ensure-default-instance",
+            [LoadAgentStep(agent_id, field), EnsureDefaultInstanceStep(self.domains)],
+        )
+        context = ResourceContext(self.kind, transaction, self.relations_of)
+        await pipeline.run(context)
+        instance_id = context.require_state().status.default_instance_id
+        return await self.domains.agent_instance_client.get(instance_id, transaction)
 
     def build_steps(self) -> Sequence[Step[ResourceContext]]:
         return (ResolveMcpServerRefsStep(self.domains),)

@@ -1,0 +1,80 @@
+"""Everything an execution's run needs, gathered from the other domains in
+one read: the agent, its instance's environments, the McpServers it refers
+to, and the session's earlier executions (the conversation memory)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from stigmer.api.v1 import (
+    agent_pb2,
+    environment_pb2,
+    execution_pb2,
+    mcpserver_pb2,
+)
+from stigmer.resources.kinds import AGENT_EXECUTION
+from stigmer.store.base import ListQuery
+
+if TYPE_CHECKING:
+    from stigmer.domain.registry import Domains
+
+MAX_HISTORY_EXECUTIONS = 50
+
+
+@dataclass(frozen=True)
+class ExecutionInputs:
+    execution: execution_pb2.AgentExecution
+    agent: agent_pb2.Agent
+    # In merge order: the instance's environment_refs, earlier first.
+    environments: tuple[environment_pb2.Environment, ...]
+    # Referenced McpServers by slug.
+    mcp_servers: dict[str, mcpserver_pb2.McpServer]
+    # Earlier executions of the session, oldest first.
+    history: tuple[execution_pb2.AgentExecution, ...]
+
+
+async def gather_inputs(domains: Domains, execution_id: str) -> ExecutionInputs:
+    """Raises NotFound when the execution, its agent or a referenced resource is gone."""
+    async with domains.store.transaction(write=False) as transaction:
+        execution = await domains.executions.get(execution_id, transaction=transaction)
+        status = execution.status
+        agent = await domains.agent_client.require_id(
+            status.agent_id, transaction, field="status.agent_id"
+        )
+        instance = await domains.agent_instance_client.require_id(
+            status.agent_instance_id, transaction, field="status.agent_instance_id"
+        )
+        org = agent.metadata.org
+        environments = []
+        for index, slug in enumerate(instance.spec.environment_refs):
+            environments.append(
+                await domains.environment_client.require_slug(
+                    org, slug, transaction, field=f"instance.spec.environment_refs[{index}]"
+                )
+            )
+        mcp_servers = {}
+        for index, usage in enumerate(agent.spec.mcp_servers):
+            if usage.ref:
+                mcp_servers[usage.ref] = await domains.mcp_server_client.require_slug(
+                    org, usage.ref, transaction, field=f"agent.spec.mcp_servers[{index}].ref"
+                )
+        earlier = await transaction.list(
+            ListQuery(
+                kind=AGENT_EXECUTION.name,
+                session_id=status.session_id,
+                limit=MAX_HISTORY_EXECUTIONS + 1,
+            )
+        )
+    history = tuple(
+        execution_pb2.AgentExecution.FromString(record.data)
+        for record in earlier
+        if record.id < execution_id
+    )[-MAX_HISTORY_EXECUTIONS:]
+    return ExecutionInputs(
+        execution=execution,  # type: ignore[arg-type]
+        agent=agent,  # type: ignore[arg-type]
+        environments=tuple(environments),  # type: ignore[arg-type]
+        mcp_servers=mcp_servers,  # type: ignore[arg-type]
+        history=history,
+    )

@@ -1,0 +1,23 @@
+"""What the execution domain tells the engine that runs executions."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class ExecutionSignals(Protocol):
+    def execution_enqueued(self, execution_id: str) -> None:
+        """A PENDING execution was committed: a worker may take it."""
+
+    async def cancel_running(self, execution_id: str) -> bool:
+        """Stops the work of a running execution; False if it runs nowhere here."""
+
+
+class NoEngine:
+    """Signals for a server without an engine (executions stay PENDING)."""
+
+    def execution_enqueued(self, execution_id: str) -> None:
+        return None
+
+    async def cancel_running(self, execution_id: str) -> bool:
+        return False

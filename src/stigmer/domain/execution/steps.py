@@ -1,0 +1,247 @@
+"""The steps of an execution's create pipeline.
+
+validate → idempotency → resolve session (ensure the agent's default
+instance and create a session when only an agent is given) → busy-session
+policy → build (PENDING, the HUMAN message) → persist. All in one
+transaction: a failure anywhere leaves no instance, session or execution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from stigmer.api.v1 import execution_pb2, meta_pb2, session_pb2
+from stigmer.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from stigmer.pipeline.envelope import Envelope, Relations, as_envelope, encode, now, touch_audit
+from stigmer.resources.execution_events import IN_PROGRESS, PENDING, phase_name
+from stigmer.resources.ids import new_id
+from stigmer.resources.kinds import AGENT_EXECUTION, API_VERSION, DEFAULT_ORG, SESSION
+from stigmer.resources.validation import validate_message
+from stigmer.store.base import ListQuery, Transaction
+
+if TYPE_CHECKING:
+    from stigmer.domain.registry import Domains
+
+REQUEST_HASH_ANNOTATION = "stigmer.ai/request-hash"
+IDEMPOTENCY_KEY_ANNOTATION = "stigmer.ai/idempotency-key"
+_EXECUTION_ID = re.compile(r"^aex-[0-9a-z]{26}$")
+
+
+@dataclass
+class ExecutionContext:
+    transaction: Transaction
+    given: execution_pb2.AgentExecution
+    slug: str = ""
+    request_hash: str = ""
+    replayed: execution_pb2.AgentExecution | None = None
+    session: Envelope | None = None
+    agent_id: str = ""
+    instance_id: str = ""
+    state: execution_pb2.AgentExecution | None = None
+    created: list[str] = field(default_factory=list)
+
+    @property
+    def is_replay(self) -> bool:
+        return self.replayed is not None
+
+
+@dataclass(frozen=True)
+class ValidateExecutionStep:
+    name: str = "validate"
+
+    async def run(self, context: ExecutionContext) -> None:
+        given = context.given
+        validate_message(given)
+        if given.kind and given.kind != AGENT_EXECUTION.name:
+            raise InvalidArgument.for_field("kind", f"expected AgentExecution, got {given.kind!r}")
+        if not given.spec.session_id and not given.spec.agent_id:
+            raise InvalidArgument.for_field(
+                "spec", "one of spec.session_id or spec.agent_id is required"
+            )
+        if not given.spec.message.strip():
+            raise InvalidArgument.for_field("spec.message", "must not be empty")
+        if given.metadata.id and not _EXECUTION_ID.match(given.metadata.id):
+            raise InvalidArgument.for_field(
+                "metadata.id", "a client-chosen id must look like aex-<lowercase ULID>"
+            )
+
+
+def request_hash(given: execution_pb2.AgentExecution) -> str:
+    return hashlib.sha256(given.spec.SerializeToString(deterministic=True)).hexdigest()
+
+
+@dataclass(frozen=True)
+class IdempotencyStep:
+    """A repeated request (same idempotency key or client-chosen id) returns
+    the original execution; the same key with another request is taken."""
+
+    name: str = "idempotency"
+
+    async def run(self, context: ExecutionContext) -> None:
+        given = context.given
+        key = given.spec.idempotency_key
+        org = given.metadata.org or DEFAULT_ORG
+        if key:
+            context.slug = "key-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+        elif given.metadata.id:
+            context.slug = given.metadata.id
+        else:
+            return
+        context.request_hash = request_hash(given)
+        record = await context.transaction.get_by_slug(AGENT_EXECUTION.name, org, context.slug)
+        if record is None and given.metadata.id:
+            record = await context.transaction.get(AGENT_EXECUTION.name, given.metadata.id)
+        if record is None:
+            return
+        existing = execution_pb2.AgentExecution.FromString(record.data)
+        if existing.metadata.annotations.get(REQUEST_HASH_ANNOTATION) != context.request_hash:
+            raise AlreadyExists(
+                AGENT_EXECUTION.name,
+                record.slug,
+                record.id,
+                org=org,
+                message=(
+                    f"execution {record.id} was created with this idempotency key or id "
+                    "for a different request"
+                ),
+            )
+        context.replayed = existing
+
+
+@dataclass(frozen=True)
+class ResolveSessionStep:
+    """The session the execution runs in: the one given, or a new one on the
+    agent's default instance (ensured here, in this transaction)."""
+
+    domains: Domains
+    name: str = "resolve-session"
+
+    async def run(self, context: ExecutionContext) -> None:
+        if context.is_replay:
+            return
+        spec = context.given.spec
+        transaction = context.transaction
+        if spec.session_id:
+            session = await self.domains.session_client.require_id(
+                spec.session_id, transaction, field="spec.session_id"
+            )
+            if spec.agent_id and spec.agent_id != session.status.agent_id:
+                raise InvalidArgument.for_field(
+                    "spec.agent_id",
+                    f"session {spec.session_id} belongs to agent {session.status.agent_id}",
+                )
+            context.session = session
+            context.agent_id = session.status.agent_id
+            context.instance_id = session.spec.agent_instance_id
+            return
+        instance = await self.domains.agent_client.ensure_default_instance(
+            spec.agent_id, transaction, field="spec.agent_id"
+        )
+        agent = await self.domains.agent_client.require_id(
+            spec.agent_id, transaction, field="spec.agent_id"
+        )
+        session = session_pb2.Session(
+            metadata=meta_pb2.ApiResourceMetadata(
+                name=f"{agent.metadata.name} session",
+                slug=new_id(SESSION.prefix),
+                org=agent.metadata.org,
+            ),
+            spec=session_pb2.SessionSpec(
+                agent_instance_id=instance.metadata.id,
+                subject=spec.message[:200],
+            ),
+        )
+        created = await self.domains.session_client.create(as_envelope(session), transaction)
+        context.created.append(created.metadata.id)
+        context.session = created
+        context.agent_id = agent.metadata.id
+        context.instance_id = instance.metadata.id
+
+
+@dataclass(frozen=True)
+class BusySessionStep:
+    """One active execution per session: queue behind it, or refuse."""
+
+    name: str = "check-busy-session"
+
+    async def run(self, context: ExecutionContext) -> None:
+        if context.is_replay or context.session is None:
+            return
+        if context.given.spec.on_busy_session != execution_pb2.BUSY_SESSION_POLICY_REJECT:
+            return
+        session_id = context.session.metadata.id
+        for phase in (IN_PROGRESS, PENDING):
+            active = await context.transaction.list(
+                ListQuery(
+                    kind=AGENT_EXECUTION.name,
+                    session_id=session_id,
+                    phase=phase_name(phase),
+                    limit=1,
+                )
+            )
+            if active:
+                raise FailedPrecondition(
+                    f"session {session_id} is busy with execution {active[0].id} "
+                    f"({phase_name(phase)}); retry when it ends, or queue behind it",
+                    facts={"session_id": session_id, "active_execution_id": active[0].id},
+                )
+
+
+@dataclass(frozen=True)
+class BuildExecutionStep:
+    name: str = "build-state"
+
+    async def run(self, context: ExecutionContext) -> None:
+        if context.is_replay or context.session is None:
+            return
+        state = execution_pb2.AgentExecution()
+        state.CopyFrom(context.given)
+        state.api_version = API_VERSION
+        state.kind = AGENT_EXECUTION.name
+        metadata = state.metadata
+        metadata.id = metadata.id or new_id(AGENT_EXECUTION.prefix)
+        metadata.org = context.session.metadata.org
+        metadata.slug = context.slug or metadata.id
+        metadata.name = metadata.name or metadata.id
+        metadata.version = 1
+        if context.request_hash:
+            metadata.annotations[REQUEST_HASH_ANNOTATION] = context.request_hash
+        state.spec.session_id = context.session.metadata.id
+        state.spec.agent_id = context.agent_id
+        state.ClearField("status")
+        status = state.status
+        status.phase = PENDING
+        status.session_id = context.session.metadata.id
+        status.agent_id = context.agent_id
+        status.agent_instance_id = context.instance_id
+        human = status.messages.add(
+            type=execution_pb2.MESSAGE_TYPE_HUMAN, content=state.spec.message
+        )
+        human.timestamp.FromDatetime(now())
+        touch_audit(as_envelope(state), created=True)
+        context.state = state
+
+
+@dataclass(frozen=True)
+class PersistExecutionStep:
+    name: str = "persist"
+
+    async def run(self, context: ExecutionContext) -> None:
+        if context.is_replay or context.state is None:
+            return
+        state = as_envelope(context.state)
+        await context.transaction.insert(encode(AGENT_EXECUTION, state, execution_relations(state)))
+
+
+def execution_relations(resource: Envelope) -> Relations:
+    status = resource.status
+    return Relations(
+        owner_id=status.session_id,
+        agent_id=status.agent_id,
+        agent_instance_id=status.agent_instance_id,
+        session_id=status.session_id,
+        phase=phase_name(status.phase),
+    )

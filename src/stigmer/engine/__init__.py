@@ -1,0 +1,1 @@
+"""Execution engines: what runs executions once they are created."""

@@ -1,0 +1,257 @@
+"""The embedded engine: executions run as asyncio tasks in the server process.
+
+A bounded pool of workers takes PENDING executions from the store (the
+durable queue: the executions themselves, indexed by phase), each under a
+lease its worker renews. A reaper, at start-up and every lease period,
+re-queues or fails executions whose lease expired: their worker crashed or
+the server was killed. Cancel cancels the execution's task, wherever it is
+awaiting (a model stream, a tool call), and the execution ends CANCELLED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stigmer.api.v1 import execution_pb2
+from stigmer.domain.execution.controller import phase_event
+from stigmer.domain.execution.inputs import gather_inputs
+from stigmer.domain.registry import Domains
+from stigmer.engine.recording import RecordingSink
+from stigmer.engine.run_requests import SecretMasker, build_run_request
+from stigmer.errors import FailedPrecondition, NotFound, StigmerError
+from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED
+from stigmer.runtime.contract import ModelError, ModelSettings, RunRequest, RunSink, ToolServerError
+
+logger = logging.getLogger(__name__)
+AgentLoop = Callable[[RunRequest, RunSink], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    workers: int = 4
+    lease_seconds: float = 15.0
+    poll_seconds: float = 1.0
+    max_steps: int = 16
+    model: ModelSettings = ModelSettings(provider="openai", model="")
+
+
+def _guarded(name: str, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """A named background task whose unexpected death is logged."""
+
+    async def guard() -> None:
+        try:
+            await coroutine
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("background task %s died", name)
+            raise
+
+    return asyncio.create_task(guard(), name=name)
+
+
+class EmbeddedEngine:
+    def __init__(
+        self,
+        domains: Domains,
+        options: EngineOptions,
+        *,
+        agent_loop: AgentLoop | None = None,
+    ) -> None:
+        self.domains = domains
+        self.options = options
+        self.owner = f"embedded/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self._agent_loop: AgentLoop = agent_loop or _run_agent
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._cancel_reasons: dict[str, str] = {}
+        self._is_stopping = False
+
+    # -- ExecutionSignals --------------------------------------------------
+
+    def execution_enqueued(self, execution_id: str) -> None:
+        self._wakeup.set()
+
+    async def cancel_running(self, execution_id: str) -> bool:
+        task = self._running.get(execution_id)
+        if task is None:
+            return False
+        self._cancel_reasons.setdefault(execution_id, "cancelled by request")
+        task.cancel()
+        return True
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._reap_once()
+        self._tasks = [
+            _guarded(f"stigmer-worker-{i}", self._work()) for i in range(self.options.workers)
+        ]
+        self._tasks.append(_guarded("stigmer-lease-reaper", self._reap_forever()))
+        logger.info(
+            "Embedded engine started: %d workers, lease %.1fs",
+            self.options.workers,
+            self.options.lease_seconds,
+        )
+
+    async def stop(self) -> None:
+        """Stops the workers. Running executions are handed back: re-queued
+        when nothing of them happened yet, else failed with the reason."""
+        self._is_stopping = True
+        for execution_id, task in list(self._running.items()):
+            self._cancel_reasons[execution_id] = "the server stopped while the execution ran"
+            task.cancel()
+        running = list(self._running.values())
+        if running:
+            await asyncio.wait(running, timeout=10)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    # -- workers -----------------------------------------------------------
+
+    async def _work(self) -> None:
+        executions = self.domains.executions
+        while True:
+            execution = await executions.claim_next(self.owner, self.options.lease_seconds)
+            if execution is None:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self.options.poll_seconds)
+                continue
+            execution_id = execution.metadata.id
+            task = asyncio.create_task(
+                self._run(execution), name=f"stigmer-execution-{execution_id}"
+            )
+            self._running[execution_id] = task
+            try:
+                await asyncio.wait({task})
+            finally:
+                self._running.pop(execution_id, None)
+                self._cancel_reasons.pop(execution_id, None)
+            # Another PENDING execution may be waiting behind this one's session.
+            self._wakeup.set()
+
+    async def _run(self, execution: execution_pb2.AgentExecution) -> None:
+        execution_id = execution.metadata.id
+        executions = self.domains.executions
+        renewer = _guarded(f"stigmer-lease-{execution_id}", self._renew(execution_id))
+
+        async def record(
+            events: Sequence[execution_pb2.ExecutionEvent],
+        ) -> execution_pb2.AgentExecution:
+            return await executions.record_events(execution_id, events)
+
+        sink = RecordingSink(record, SecretMasker(()), len(execution.status.messages))
+        try:
+            inputs = await gather_inputs(self.domains, execution_id)
+            request, environment = build_run_request(
+                inputs, self.options.model, max_steps=self.options.max_steps
+            )
+            sink = RecordingSink(
+                record, SecretMasker(environment.secrets), len(inputs.execution.status.messages)
+            )
+            outcome = await self._agent_loop(request, sink)
+            await sink.flush()
+            events = [phase_event(COMPLETED)]
+            if getattr(outcome, "is_step_limit_reached", False):
+                text = f"stopped after {request.max_steps} model calls (the step limit)"
+                events = [sink.system_message(text), phase_event(COMPLETED)]
+            await record(events)
+        except asyncio.CancelledError:
+            await self._end_cancelled(execution_id, sink)
+            raise
+        except (ModelError, ToolServerError, StigmerError) as error:
+            await self._end_failed(execution_id, sink, _describe(error))
+        except Exception as error:
+            logger.exception("execution %s failed with an internal error", execution_id)
+            await self._end_failed(execution_id, sink, f"internal error: {error}")
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            await executions.release_lease(execution_id, self.owner)
+
+    async def _end_cancelled(self, execution_id: str, sink: RecordingSink) -> None:
+        reason = self._cancel_reasons.get(execution_id, "cancelled")
+        with contextlib.suppress(StigmerError):
+            if self._is_stopping and reason.startswith("the server stopped"):
+                await self.domains.executions.end_abandoned(execution_id, reason)
+                return
+            await sink.flush()
+            await self.domains.executions.record_events(
+                execution_id, [phase_event(CANCELLED, reason)]
+            )
+
+    async def _end_failed(self, execution_id: str, sink: RecordingSink, reason: str) -> None:
+        try:
+            await sink.flush()
+            await self.domains.executions.record_events(
+                execution_id, [sink.system_message(reason), phase_event(FAILED, reason)]
+            )
+        except (NotFound, FailedPrecondition):
+            logger.info("execution %s ended elsewhere: %s", execution_id, reason)
+
+    async def _renew(self, execution_id: str) -> None:
+        interval = self.options.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            is_held = await self.domains.executions.renew_lease(
+                execution_id, self.owner, self.options.lease_seconds
+            )
+            if not is_held:
+                logger.warning("lost the lease on execution %s; stopping it", execution_id)
+                task = self._running.get(execution_id)
+                if task is not None:
+                    self._cancel_reasons[execution_id] = "the lease was lost"
+                    task.cancel()
+                return
+
+    # -- reaper ------------------------------------------------------------
+
+    async def _reap_once(self) -> None:
+        reaped = await self.domains.executions.reap_expired_leases()
+        if reaped:
+            logger.warning("Ended or re-queued %d executions whose worker was lost", reaped)
+        for execution_id in await self.domains.executions.list_active_without_lease():
+            if execution_id not in self._running:
+                await self.domains.executions.end_abandoned(
+                    execution_id, "worker lost: the execution was running without a lease"
+                )
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.lease_seconds)
+            await self._reap_once()
+
+
+async def _run_agent(request: RunRequest, sink: RunSink) -> Any:
+    # Imported on first use: the model and MCP SDKs are heavy to import and
+    # a server that never runs an execution should not pay for them.
+    from stigmer.runtime.loop import run_agent
+
+    return await run_agent(request, sink)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ModelError):
+        return f"model error: {error}"
+    if isinstance(error, ToolServerError):
+        return f"tool server error: {error}"
+    return str(error)

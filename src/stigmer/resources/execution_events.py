@@ -1,0 +1,94 @@
+"""How an execution changes: one event at a time, applied in sequence.
+
+The server records every change of a running execution as an
+ExecutionEvent with a per-execution sequence number, applies it to the
+stored execution and sends it to subscribers. Clients apply the same events
+to the snapshot they received, with this same function, so what a client
+shows is what the server stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from stigmer.api.v1 import execution_pb2
+
+Phase = execution_pb2.ExecutionPhase
+PENDING = execution_pb2.EXECUTION_PHASE_PENDING
+IN_PROGRESS = execution_pb2.EXECUTION_PHASE_IN_PROGRESS
+COMPLETED = execution_pb2.EXECUTION_PHASE_COMPLETED
+FAILED = execution_pb2.EXECUTION_PHASE_FAILED
+CANCELLED = execution_pb2.EXECUTION_PHASE_CANCELLED
+TERMINAL_PHASES = frozenset({COMPLETED, FAILED, CANCELLED})
+ACTIVE_PHASES = frozenset({PENDING, IN_PROGRESS})
+OPEN_TOOL_CALL_STATES = frozenset(
+    {execution_pb2.TOOL_CALL_STATUS_PENDING, execution_pb2.TOOL_CALL_STATUS_RUNNING}
+)
+
+
+def phase_name(phase: int) -> str:
+    return execution_pb2.ExecutionPhase.Name(phase).removeprefix("EXECUTION_PHASE_")  # type: ignore[arg-type]
+
+
+def is_terminal(execution: execution_pb2.AgentExecution) -> bool:
+    return execution.status.phase in TERMINAL_PHASES
+
+
+def apply_event(
+    execution: execution_pb2.AgentExecution, event: execution_pb2.ExecutionEvent, sequence: int
+) -> None:
+    """Applies one event to the execution in place and records its sequence."""
+    change = event.WhichOneof("change")
+    status = execution.status
+    moment = event.at.ToDatetime() if event.HasField("at") else None
+    if change == "snapshot":
+        execution.CopyFrom(event.snapshot)
+    elif change == "phase_changed":
+        _change_phase(status, event.phase_changed, moment)
+    elif change == "message_added":
+        status.messages.append(event.message_added)
+    elif change == "message_delta":
+        delta = event.message_delta
+        if 0 <= delta.index < len(status.messages):
+            status.messages[delta.index].content += delta.text
+    elif change == "tool_call_updated":
+        _upsert_tool_call(status, event.tool_call_updated)
+    elif change == "usage_added":
+        status.usage.input_tokens += event.usage_added.input_tokens
+        status.usage.output_tokens += event.usage_added.output_tokens
+    elif change == "cancel_requested":
+        status.is_cancel_requested = True
+    status.last_sequence = max(status.last_sequence, sequence)
+
+
+def _change_phase(
+    status: execution_pb2.AgentExecutionStatus,
+    change: execution_pb2.ExecutionEvent.PhaseChanged,
+    moment: datetime | None,
+) -> None:
+    status.phase = change.phase
+    if change.error:
+        status.error = change.error
+    if moment is None:
+        return
+    if change.phase == IN_PROGRESS:
+        status.started_at.FromDatetime(moment)
+    elif change.phase == PENDING:
+        status.ClearField("started_at")
+    elif change.phase in TERMINAL_PHASES:
+        status.completed_at.FromDatetime(moment)
+        if change.phase != COMPLETED:
+            for call in status.tool_calls:
+                if call.status in OPEN_TOOL_CALL_STATES:
+                    call.status = execution_pb2.TOOL_CALL_STATUS_INTERRUPTED
+                    call.completed_at.FromDatetime(moment)
+
+
+def _upsert_tool_call(
+    status: execution_pb2.AgentExecutionStatus, call: execution_pb2.ToolCall
+) -> None:
+    for existing in status.tool_calls:
+        if existing.id == call.id:
+            existing.CopyFrom(call)
+            return
+    status.tool_calls.append(call)

@@ -1,0 +1,1 @@
+"""The agent runtime: model providers, MCP tools and the agent loop."""

@@ -1,0 +1,137 @@
+"""What the agent loop needs and what it reports: the seam between the
+runtime (models, tools, the loop) and the engine that records executions.
+
+The runtime knows nothing of the store, gRPC or executions as resources: it
+gets a RunRequest, reports everything it does to a RunSink as it happens,
+and returns. The engine's sink turns those reports into execution status
+writes and stream updates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which model answers, and how to reach it.
+
+    provider: "openai" (any OpenAI-compatible endpoint: OpenAI, Ollama,
+    llama.cpp, vLLM) or "anthropic".
+    """
+
+    provider: str
+    model: str
+    base_url: str = ""
+    api_key: str = ""
+    timeout_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class StdioServer:
+    command: str
+    args: tuple[str, ...] = ()
+    working_dir: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)  # placeholders already resolved
+
+
+@dataclass(frozen=True)
+class HttpServer:
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)  # placeholders already resolved
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class ToolServer:
+    """One MCP server the agent may use; empty enabled_tools means all."""
+
+    name: str
+    transport: StdioServer | HttpServer
+    enabled_tools: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HistoryToolCall:
+    id: str
+    name: str
+    arguments: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class HistoryMessage:
+    """An earlier message of the session (the conversation memory)."""
+
+    role: Literal["user", "assistant", "tool"]
+    content: str
+    tool_calls: tuple[HistoryToolCall, ...] = ()  # assistant messages that asked for tools
+    tool_call_id: str = ""  # tool messages
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    instructions: str  # the system prompt
+    history: tuple[HistoryMessage, ...]
+    message: str  # the new user message
+    model: ModelSettings
+    tool_servers: tuple[ToolServer, ...] = ()
+    max_steps: int = 16  # model calls before the loop gives up
+
+
+@dataclass(frozen=True)
+class ToolCallRequest:
+    id: str
+    name: str  # the tool's name as the model called it
+    server: str  # the ToolServer.name it belongs to
+    arguments: Mapping[str, Any]
+
+
+class RunSink(Protocol):
+    """Receives everything the loop does, in order, as it happens.
+
+    Every method may be awaited; the loop awaits each before going on, so
+    the sink sees a consistent order. A sink method that raises aborts the
+    run with that error.
+    """
+
+    async def ai_message_started(self) -> None:
+        """The model started answering (a new AI message, empty so far)."""
+
+    async def ai_content_delta(self, text: str) -> None:
+        """More text of the current AI message (token streaming)."""
+
+    async def ai_message_finished(
+        self, content: str, tool_calls: tuple[ToolCallRequest, ...]
+    ) -> None:
+        """The AI message is complete: its full text and the tools it asks for."""
+
+    async def usage(self, input_tokens: int, output_tokens: int) -> None:
+        """Tokens of one model call (called once per model call, when known)."""
+
+    async def tool_call_started(self, call: ToolCallRequest) -> None: ...
+
+    async def tool_call_finished(self, call_id: str, result: str, *, is_error: bool) -> None:
+        """The tool's result (text), or its error message when is_error."""
+
+
+class ModelError(Exception):
+    """The model could not answer: unreachable, timed out, HTTP error, bad reply.
+
+    The message says what happened in words a user can act on
+    ("model endpoint http://127.0.0.1:9/v1 unreachable: connection refused").
+    """
+
+
+class ToolServerError(Exception):
+    """An MCP server could not be started or reached, or listed no tools."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How the loop ended when it did not raise."""
+
+    final_answer: str
+    steps: int
+    is_step_limit_reached: bool = False
