@@ -5,6 +5,7 @@ Exit codes scripts can rely on:
   1  the request failed (not found, already exists, conflict, precondition, internal)
   2  invalid input: bad YAML, unknown kind or field, invalid value, bad flags
   3  the server cannot be reached
+  4  (stigmer run) the execution was cancelled; a FAILED execution exits 1
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import typer
 
 from stigmer import __version__
-from stigmer.cli import resources, server, settings
+from stigmer.cli import executions, resources, server, settings
 from stigmer.cli.output import print_error
 from stigmer.errors import InvalidArgument, StigmerError, Unavailable
 
@@ -30,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 resources.register(app)
+executions.register(app)
 app.add_typer(server.app, name="server")
 app.add_typer(settings.app, name="config")
 

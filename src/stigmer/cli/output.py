@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stigmer.errors import InvalidArgument, StigmerError
+from stigmer.resources.execution_events import phase_name
 from stigmer.resources.kinds import KindInfo
 from stigmer.resources.manifests import dump_yaml, to_manifest_dict
 
@@ -58,6 +59,13 @@ KIND_COLUMNS: dict[str, list[Column]] = {
     ],
     "Environment": [("VARIABLES", lambda r: str(len(r.spec.data)), False)],
     "McpServer": [("TRANSPORT", _transport, False)],
+    "AgentExecution": [
+        ("AGENT", lambda r: r.status.agent_id, False),
+        ("PHASE", lambda r: phase_name(r.status.phase), False),
+        ("SESSION", lambda r: r.status.session_id, True),
+        ("MESSAGES", lambda r: str(len(r.status.messages)), False),
+        ("ERROR", lambda r: r.status.error[:60], True),
+    ],
 }
 
 

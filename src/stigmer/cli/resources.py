@@ -59,11 +59,22 @@ def get(
     selector: Annotated[
         list[str] | None, typer.Option("--selector", "-l", help="Label filter key=value")
     ] = None,
+    phase: Annotated[str, typer.Option("--phase", help="Executions in this phase")] = "",
+    agent: Annotated[str, typer.Option("--agent", help="Executions of this agent")] = "",
     server: ServerOption = None,
 ) -> None:
     """Show one resource or list a kind."""
     info = kind_by_alias(kind)
     with Client(server) as client:
+        if info.name == "AgentExecution":
+            if name is not None:
+                print_resources(info, [client.get_execution(name)], output, single=True)
+            else:
+                items = client.list_executions(phase=phase, agent=agent)
+                print_resources(info, items, output, single=False)
+            return
+        if phase or agent:
+            raise InvalidArgument.for_field("phase", "--phase and --agent filter executions only")
         if name is not None:
             print_resources(info, [client.get(info, name)], output, single=True)
         else:

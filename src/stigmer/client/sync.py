@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from stigmer.api.v1 import execution_pb2
-
 from stigmer.client.aio import ApplyResult, AsyncClient
 from stigmer.resources.kinds import KindInfo
 from stigmer.resources.manifests import ManifestDocument

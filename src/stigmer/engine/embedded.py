@@ -17,7 +17,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stigmer.api.v1 import execution_pb2
@@ -40,7 +40,7 @@ class EngineOptions:
     lease_seconds: float = 15.0
     poll_seconds: float = 1.0
     max_steps: int = 16
-    model: ModelSettings = ModelSettings(provider="openai", model="")
+    model: ModelSettings = field(default_factory=lambda: ModelSettings("openai", ""))
 
 
 def _guarded(name: str, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

@@ -14,7 +14,6 @@ with an exception rolls everything back.
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field

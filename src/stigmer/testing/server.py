@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from stigmer.engine.embedded import EngineOptions
 from stigmer.server.app import ServerOptions, StigmerServer
 
 T = TypeVar("T")
@@ -23,8 +24,12 @@ START_TIMEOUT_SECONDS = 30.0
 
 
 class ServerThread:
-    def __init__(self, store_url: str, *, port: int = 0) -> None:
-        self.options = ServerOptions(store_url=store_url, port=port, grace_seconds=1.0)
+    def __init__(
+        self, store_url: str, *, port: int = 0, engine: EngineOptions | None = None
+    ) -> None:
+        self.options = ServerOptions(
+            store_url=store_url, port=port, grace_seconds=1.0, engine=engine or EngineOptions()
+        )
         self._server: StigmerServer | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

@@ -20,8 +20,8 @@ from stigmer.errors import NotFound
 from stigmer.pipeline.context import ResourceContext
 from stigmer.pipeline.envelope import Envelope, decode, encode
 from stigmer.pipeline.framework import Pipeline, Step
-from stigmer.store.base import Transaction
 from stigmer.resources.kinds import AGENT
+from stigmer.store.base import Transaction
 
 if TYPE_CHECKING:
     from stigmer.domain.registry import Domains

@@ -20,8 +20,8 @@ from stigmer.api.v1 import execution_pb2
 from stigmer.domain.execution.broker import ExecutionBroker
 from stigmer.domain.execution.signals import ExecutionSignals, NoEngine
 from stigmer.domain.execution.steps import (
-    BusySessionStep,
     BuildExecutionStep,
+    BusySessionStep,
     ExecutionContext,
     IdempotencyStep,
     PersistExecutionStep,

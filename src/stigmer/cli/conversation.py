@@ -1,0 +1,124 @@
+"""Printing an execution as a conversation, live: you / agent / tool lines.
+
+The same renderer serves `stigmer run` (follow a new execution) and
+`stigmer logs` (replay one, optionally following it). It reacts to the
+execution's events; secrets arrive already masked from the server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from google.protobuf import json_format
+from rich.console import Console
+from rich.text import Text
+
+from stigmer.api.v1 import execution_pb2
+from stigmer.resources.execution_events import phase_name
+
+Event = execution_pb2.ExecutionEvent
+MAX_RESULT_CHARS = 400
+
+
+def _args(call: execution_pb2.ToolCall) -> str:
+    return json.dumps(json_format.MessageToDict(call.args), separators=(",", ":"))
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_RESULT_CHARS else text[: MAX_RESULT_CHARS - 1] + "…"
+
+
+class ConversationPrinter:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._is_line_open = False
+        self._shown_tool_states: dict[str, int] = {}
+
+    def _line(self, text: Text) -> None:
+        self._end_line()
+        self.console.print(text)
+
+    def _end_line(self) -> None:
+        if self._is_line_open:
+            self.console.print()
+            self._is_line_open = False
+
+    def message(self, message: execution_pb2.ExecutionMessage) -> None:
+        kind = message.type
+        if kind == execution_pb2.MESSAGE_TYPE_HUMAN:
+            self._line(Text.assemble(("you: ", "bold cyan"), message.content))
+        elif kind == execution_pb2.MESSAGE_TYPE_AI:
+            self._end_line()
+            self.console.print(Text("agent: ", style="bold green"), end="")
+            self.console.print(Text(message.content), end="")
+            self._is_line_open = True
+        elif kind == execution_pb2.MESSAGE_TYPE_SYSTEM:
+            self._line(Text.assemble(("system: ", "bold yellow"), message.content))
+
+    def delta(self, text: str) -> None:
+        self.console.print(Text(text), end="")
+        self._is_line_open = True
+
+    def tool_call(self, call: execution_pb2.ToolCall) -> None:
+        if self._shown_tool_states.get(call.id) == call.status:
+            return
+        self._shown_tool_states[call.id] = call.status
+        if call.status == execution_pb2.TOOL_CALL_STATUS_RUNNING:
+            self._line(Text.assemble(("  tool ", "magenta"), f"{call.name}({_args(call)})"))
+        elif call.status == execution_pb2.TOOL_CALL_STATUS_COMPLETED:
+            self._line(
+                Text.assemble(("  tool ", "magenta"), f"{call.name} → ", _short(call.result))
+            )
+        elif call.status == execution_pb2.TOOL_CALL_STATUS_FAILED:
+            self._line(
+                Text.assemble(("  tool ", "red"), f"{call.name} failed: ", _short(call.error))
+            )
+        elif call.status == execution_pb2.TOOL_CALL_STATUS_INTERRUPTED:
+            self._line(Text.assemble(("  tool ", "red"), f"{call.name} interrupted"))
+
+    def snapshot(self, execution: execution_pb2.AgentExecution) -> None:
+        calls = {call.id: call for call in execution.status.tool_calls}
+        for message in execution.status.messages:
+            if message.type == execution_pb2.MESSAGE_TYPE_TOOL:
+                call = calls.get(message.tool_call_id)
+                if call is not None:
+                    self.tool_call(call)
+            else:
+                self.message(message)
+        for call in execution.status.tool_calls:
+            if call.id not in self._shown_tool_states:
+                self.tool_call(call)
+
+    def event(self, event: Event) -> None:
+        change = event.WhichOneof("change")
+        if change == "snapshot":
+            self.snapshot(event.snapshot)
+        elif change == "message_added":
+            self.message(event.message_added)
+        elif change == "message_delta":
+            self.delta(event.message_delta.text)
+        elif change == "tool_call_updated":
+            self.tool_call(event.tool_call_updated)
+
+    def events(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.event(event)
+
+    def ending(self, execution: execution_pb2.AgentExecution) -> None:
+        self._end_line()
+        status = execution.status
+        phase = phase_name(status.phase)
+        style = {"COMPLETED": "green", "FAILED": "red", "CANCELLED": "yellow"}.get(phase, "")
+        usage = status.usage
+        details = (
+            f"{execution.metadata.id}, tokens in/out {usage.input_tokens}/{usage.output_tokens}"
+        )
+        if status.started_at.seconds and status.completed_at.seconds:
+            elapsed = status.completed_at.ToDatetime() - status.started_at.ToDatetime()
+            details += f", {elapsed.total_seconds():.1f}s"
+        line = Text.assemble((phase, f"bold {style}"), f" ({details})")
+        if status.error and phase != "COMPLETED":
+            line.append(f": {status.error}")
+        self.console.print(line)

@@ -1,0 +1,145 @@
+"""Execution commands: run, logs, cancel."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from stigmer.cli.conversation import ConversationPrinter
+from stigmer.cli.output import console, error_console
+from stigmer.cli.resources import ServerOption
+from stigmer.client import Client
+from stigmer.errors import InvalidArgument
+from stigmer.resources.execution_events import TERMINAL_PHASES, phase_name
+from stigmer.resources.manifests import to_manifest_dict
+
+EXIT_FAILED = 1
+EXIT_CANCELLED = 4
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values or []:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise InvalidArgument.for_field(option, f"{item!r} is not KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def _exit_code(phase: int) -> int:
+    name = phase_name(phase)
+    return {"COMPLETED": 0, "CANCELLED": EXIT_CANCELLED}.get(name, EXIT_FAILED)
+
+
+def _follow(client: Client, execution_id: str, printer: ConversationPrinter) -> int:
+    final = None
+    # A spinner on a terminal until the agent's first output arrives.
+    spinner = console.status("waiting for the agent…") if console.is_terminal else None
+    try:
+        for state, update in client.watch(execution_id):
+            change = update.event.WhichOneof("change")
+            if spinner is not None and change not in ("snapshot", "phase_changed"):
+                spinner.stop()
+                spinner = None
+            printer.event(update.event)
+            if spinner is not None and change == "snapshot":
+                spinner.start()
+            final = state
+    finally:
+        if spinner is not None:
+            spinner.stop()
+    if final is None or final.status.phase not in TERMINAL_PHASES:
+        final = client.get_execution(execution_id)
+    printer.ending(final)
+    return _exit_code(final.status.phase)
+
+
+def run(
+    agent: Annotated[str, typer.Argument(help="Agent name, slug or id")],
+    message: Annotated[str | None, typer.Argument(help="The message (default: stdin)")] = None,
+    session: Annotated[str, typer.Option("--session", help="Continue this session")] = "",
+    env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for tools")] = None,
+    secret: Annotated[
+        list[str] | None, typer.Option("--secret", help="KEY=VALUE, masked everywhere")
+    ] = None,
+    model: Annotated[str, typer.Option("--model", help="Model for this run")] = "",
+    no_follow: Annotated[
+        bool, typer.Option("--no-follow", help="Print the execution id and return")
+    ] = False,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
+    idempotency_key: Annotated[
+        str, typer.Option("--idempotency-key", help="Retries with this key return the same run")
+    ] = "",
+    server: ServerOption = None,
+) -> None:
+    """Run an agent and stream its conversation. Exit code: 0 COMPLETED,
+    1 FAILED, 4 CANCELLED."""
+    if output not in ("text", "json"):
+        raise InvalidArgument.for_field("output", "use text or json")
+    text = message if message is not None else sys.stdin.read()
+    with Client(server) as client:
+        execution = client.run(
+            None if session else agent,
+            text,
+            session=session,
+            env=_pairs(env, "env"),
+            secrets=_pairs(secret, "secret"),
+            model=model,
+            idempotency_key=idempotency_key,
+        )
+        execution_id = execution.metadata.id
+        if no_follow:
+            console.print(execution_id)
+            return
+        if output == "json":
+            final = client.wait(execution_id)
+            sys.stdout.write(json.dumps(to_manifest_dict(final), indent=2) + "\n")
+            raise typer.Exit(_exit_code(final.status.phase))
+        code = _follow(client, execution_id, ConversationPrinter(console))
+    raise typer.Exit(code)
+
+
+def logs(
+    execution: Annotated[str, typer.Argument(help="Execution id")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until it ends")
+    ] = False,
+    server: ServerOption = None,
+) -> None:
+    """Print an execution's conversation (and follow it with -f)."""
+    printer = ConversationPrinter(console)
+    with Client(server) as client:
+        if follow:
+            raise typer.Exit(_follow(client, execution, printer))
+        found = client.get_execution(execution)
+        printer.snapshot(found)
+        if found.status.phase in TERMINAL_PHASES:
+            printer.ending(found)
+        else:
+            error_console.print(f"({phase_name(found.status.phase)}; follow it with -f)")
+
+
+def cancel(
+    execution: Annotated[str, typer.Argument(help="Execution id")],
+    reason: Annotated[str, typer.Option("--reason", help="Recorded with the cancellation")] = "",
+    server: ServerOption = None,
+) -> None:
+    """Cancel an execution: a pending one at once, a running one as soon as
+    its worker stops it."""
+    with Client(server) as client:
+        result = client.cancel(execution, reason)
+    phase = phase_name(result.status.phase)
+    if phase == "IN_PROGRESS":
+        console.print(f"execution/{execution} cancel requested")
+    else:
+        console.print(f"execution/{execution} {phase.lower()}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(logs)
+    app.command()(cancel)
