@@ -35,6 +35,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", "STIGMER_PORT", str(DEFAULT_PORT), "port the server listens on"),
     Setting("store", "STIGMER_STORE", "", "store URL or SQLite path (default: <home>/stigmer.db)"),
     Setting("engine", "STIGMER_ENGINE", "embedded", "execution engine: embedded or temporal"),
+    Setting("workers", "STIGMER_WORKERS", "4", "executions the embedded engine runs at once"),
+    Setting(
+        "lease_seconds",
+        "STIGMER_LEASE_SECONDS",
+        "15",
+        "how long a running execution survives its worker going silent",
+    ),
     Setting("llm.provider", "STIGMER_LLM_PROVIDER", "", "openai, anthropic, ollama or local"),
     Setting("llm.model", "STIGMER_LLM_MODEL", "", "model name"),
     Setting("llm.base_url", "STIGMER_LLM_BASE_URL", "", "OpenAI-compatible endpoint"),

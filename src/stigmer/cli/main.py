@@ -52,7 +52,9 @@ def exit_code_of(error: StigmerError) -> int:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns typer.Exit's code instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except StigmerError as error:
         print_error(error)
         sys.exit(exit_code_of(error))

@@ -14,14 +14,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from stigmer import config
 from stigmer.cli.output import console
 from stigmer.client import Client
+from stigmer.engine.embedded import EngineOptions
 from stigmer.errors import FailedPrecondition, InvalidArgument, Unavailable
+from stigmer.runtime.contract import ModelSettings
 
 app = typer.Typer(help="Run the Stigmer server (foreground), or start|stop|status|logs it.")
 
@@ -78,7 +80,10 @@ def serve(
 
     _engine(engine)
     options = ServerOptions(
-        store_url=config.value("store", store), host=config.value("host", host), port=_port(port)
+        store_url=config.value("store", store),
+        host=config.value("host", host),
+        port=_port(port),
+        engine=engine_options(),
     )
     logging.basicConfig(
         level=os.environ.get("STIGMER_LOG_LEVEL", "INFO"),
@@ -96,6 +101,39 @@ def serve(
         await server.stop()
 
     asyncio.run(run())
+
+
+def _positive(key: str, cast: type[int] | type[float]) -> Any:
+    text = config.value(key)
+    try:
+        number = cast(text)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise InvalidArgument.for_field(key, f"{text!r} is not a positive number")
+    return number
+
+
+def engine_options() -> EngineOptions:
+    """The embedded engine's settings and the default model, from config."""
+    provider = config.value("llm.provider") or "openai"
+    api_key = config.value("llm.api_key") or os.environ.get(
+        "ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY", ""
+    )
+    base_url = config.value("llm.base_url")
+    if provider == "ollama":
+        base_url = base_url or "http://localhost:11434/v1"
+    model = ModelSettings(
+        provider="anthropic" if provider == "anthropic" else "openai",
+        model=config.value("llm.model"),
+        base_url=base_url,
+        api_key=api_key,
+    )
+    return EngineOptions(
+        workers=_positive("workers", int),
+        lease_seconds=_positive("lease_seconds", float),
+        model=model,
+    )
 
 
 def _running_pid() -> int | None:

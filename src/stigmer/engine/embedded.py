@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import socket
@@ -29,6 +30,7 @@ from stigmer.engine.run_requests import SecretMasker, build_run_request
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError
 from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED
 from stigmer.runtime.contract import ModelError, ModelSettings, RunRequest, RunSink, ToolServerError
+from stigmer.store.base import Lease
 
 logger = logging.getLogger(__name__)
 AgentLoop = Callable[[RunRequest, RunSink], Awaitable[Any]]
@@ -92,6 +94,10 @@ class EmbeddedEngine:
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
+        if self._agent_loop is _run_agent:
+            # The model and MCP SDKs take a while to import: do it off the
+            # event loop, before the first execution would stall it.
+            await asyncio.to_thread(importlib.import_module, "stigmer.runtime.loop")
         await self._reap_once()
         self._tasks = [
             _guarded(f"stigmer-worker-{i}", self._work()) for i in range(self.options.workers)
@@ -225,8 +231,11 @@ class EmbeddedEngine:
 
     # -- reaper ------------------------------------------------------------
 
+    def _is_running_here(self, lease: Lease) -> bool:
+        return lease.owner == self.owner and lease.resource_id in self._running
+
     async def _reap_once(self) -> None:
-        reaped = await self.domains.executions.reap_expired_leases()
+        reaped = await self.domains.executions.reap_expired_leases(is_alive=self._is_running_here)
         if reaped:
             logger.warning("Ended or re-queued %d executions whose worker was lost", reaped)
         for execution_id in await self.domains.executions.list_active_without_lease():
@@ -242,8 +251,8 @@ class EmbeddedEngine:
 
 
 async def _run_agent(request: RunRequest, sink: RunSink) -> Any:
-    # Imported on first use: the model and MCP SDKs are heavy to import and
-    # a server that never runs an execution should not pay for them.
+    # Imported when the engine starts (see start), not when the server
+    # module is: the CLI's client commands never need the model SDKs.
     from stigmer.runtime.loop import run_agent
 
     return await run_agent(request, sink)

@@ -6,9 +6,12 @@ nothing. A step that fails names itself in the error (`facts["step"]`) and
 the error keeps its class, hence its status code at the gRPC edge; anything
 that is not a StigmerError becomes Internal with the cause chained.
 
-Fault injection for crash tests: `STIGMER_CRASH_AFTER=<pipeline>/<step>`
-makes the process exit abruptly (os._exit, no cleanup, no commit) right
-after that step. It is read once at import and is inert unless set.
+Fault injection for tests, inert unless set:
+- `STIGMER_CRASH_AFTER=<pipeline>/<step>` makes the process exit abruptly
+  (os._exit: no cleanup, no commit) right after that step; read at import.
+- `STIGMER_FAIL_STEP=<pipeline>/<step>` makes that step raise Internal
+  instead of running, to prove the transaction leaves nothing behind; read
+  on every run so an in-process test server can switch it.
 """
 
 from __future__ import annotations
@@ -48,8 +51,11 @@ class Pipeline(Generic[ContextT]):
         return tuple(step.name for step in self.steps)
 
     async def run(self, context: ContextT) -> None:
+        failing = os.environ.get("STIGMER_FAIL_STEP", "")
         for step in self.steps:
             try:
+                if failing and failing == f"{self.name}/{step.name}":
+                    raise Internal(f"injected failure in step {failing}")
                 await step.run(context)
             except StigmerError as error:
                 error.facts.setdefault("step", f"{self.name}/{step.name}")

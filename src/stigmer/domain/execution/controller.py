@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -363,8 +363,12 @@ class ExecutionController(ResourceController):
             execution = execution_pb2.AgentExecution.FromString(record.data)
             if execution.status.phase not in ACTIVE_PHASES:
                 return
+            # An AI message still empty is a model call that produced
+            # nothing yet; anything else happened and must not happen twice.
             has_side_effects = bool(execution.status.tool_calls) or any(
-                m.type != execution_pb2.MESSAGE_TYPE_HUMAN for m in execution.status.messages
+                m.type != execution_pb2.MESSAGE_TYPE_HUMAN
+                and (m.content or m.type != execution_pb2.MESSAGE_TYPE_AI)
+                for m in execution.status.messages
             )
             if execution.status.is_cancel_requested:
                 events = [phase_event(CANCELLED, f"cancelled; {reason}")]
@@ -378,10 +382,15 @@ class ExecutionController(ResourceController):
         if updates and execution.status.phase == PENDING:
             self.signals.execution_enqueued(execution_id)
 
-    async def reap_expired_leases(self) -> int:
-        """Ends or re-queues executions whose worker stopped renewing."""
+    async def reap_expired_leases(self, *, is_alive: Callable[[Lease], bool]) -> int:
+        """Ends or re-queues executions whose worker stopped renewing.
+
+        `is_alive` tells the caller's own leases whose work it knows to be
+        running (a stalled event loop delays renewals, not the work).
+        """
         async with self.store.transaction(write=False) as transaction:
             expired = await transaction.list_expired_leases(time.time(), limit=100)
+        expired = [lease for lease in expired if not is_alive(lease)]
         for lease in expired:
             moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(lease.expires_at))
             await self.end_abandoned(
