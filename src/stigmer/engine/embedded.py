@@ -83,11 +83,11 @@ class EmbeddedEngine:
     def execution_enqueued(self, execution_id: str) -> None:
         self._wakeup.set()
 
-    async def cancel_running(self, execution_id: str) -> bool:
+    async def cancel_running(self, execution_id: str, reason: str) -> bool:
         task = self._running.get(execution_id)
         if task is None:
             return False
-        self._cancel_reasons.setdefault(execution_id, "cancelled by request")
+        self._cancel_reasons.setdefault(execution_id, reason)
         task.cancel()
         return True
 

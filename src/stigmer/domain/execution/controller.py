@@ -91,7 +91,9 @@ class CancelBeforeDeleteStep:
     async def run(self, context: ResourceContext) -> None:
         state = context.existing
         if state is not None and state.status.phase in ACTIVE_PHASES:
-            await self.controller.signals.cancel_running(state.metadata.id)
+            await self.controller.signals.cancel_running(
+                state.metadata.id, "the execution was deleted"
+            )
 
 
 class ExecutionController(ResourceController):
@@ -242,7 +244,7 @@ class ExecutionController(ResourceController):
                 updates = []
         self.broker.publish(execution_id, updates)
         if phase == IN_PROGRESS:
-            await self.signals.cancel_running(execution_id)
+            await self.signals.cancel_running(execution_id, message)
         return execution
 
     # -- subscribe -------------------------------------------------------

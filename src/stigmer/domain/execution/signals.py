@@ -9,7 +9,7 @@ class ExecutionSignals(Protocol):
     def execution_enqueued(self, execution_id: str) -> None:
         """A PENDING execution was committed: a worker may take it."""
 
-    async def cancel_running(self, execution_id: str) -> bool:
+    async def cancel_running(self, execution_id: str, reason: str) -> bool:
         """Stops the work of a running execution; False if it runs nowhere here."""
 
 
@@ -19,5 +19,5 @@ class NoEngine:
     def execution_enqueued(self, execution_id: str) -> None:
         return None
 
-    async def cancel_running(self, execution_id: str) -> bool:
+    async def cancel_running(self, execution_id: str, reason: str) -> bool:
         return False
