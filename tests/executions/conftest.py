@@ -27,18 +27,18 @@ def model() -> Iterator[ScriptedModel]:
         yield scripted
 
 
-def engine_options(model: ScriptedModel, *, workers: int = 4) -> EngineOptions:
+def engine_options(base_url: str, *, workers: int = 4) -> EngineOptions:
     return EngineOptions(
         workers=workers,
         lease_seconds=LEASE_SECONDS,
         poll_seconds=0.2,
-        model=ModelSettings(provider="openai", model="scripted", base_url=model.base_url),
+        model=ModelSettings(provider="openai", model="scripted", base_url=base_url),
     )
 
 
 @pytest.fixture
 def server(store_url: str, model: ScriptedModel) -> Iterator[ServerThread]:
-    with ServerThread(store_url, engine=engine_options(model)) as running:
+    with ServerThread(store_url, engine=engine_options(model.base_url)) as running:
         yield running
 
 

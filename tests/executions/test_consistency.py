@@ -75,8 +75,10 @@ def test_cancel_during_a_slow_model_call_ends_cancelled(
     model.add(Reply(content="too late", delay_seconds=60))
     execution_id = client.run("greeter", "hi").metadata.id
     wait_until(
-        lambda: len(model.requests) == 1
-        and client.get_execution(execution_id).status.phase == IN_PROGRESS,
+        lambda: (
+            len(model.requests) == 1
+            and client.get_execution(execution_id).status.phase == IN_PROGRESS
+        ),
         what="the model call to start",
     )
 
@@ -109,13 +111,11 @@ def test_cancel_during_a_tool_call_interrupts_it(client: Client, model: Scripted
     assert call.completed_at.seconds
 
 
-def test_cancel_of_a_pending_execution_is_immediate(
-    store_url: str, model: ScriptedModel
-) -> None:
+def test_cancel_of_a_pending_execution_is_immediate(store_url: str, model: ScriptedModel) -> None:
     # No engine workers free: a server whose only worker is busy.
     from tests.executions.conftest import engine_options
 
-    with ServerThread(store_url, engine=engine_options(model, workers=1)) as server:
+    with ServerThread(store_url, engine=engine_options(model.base_url, workers=1)) as server:
         with Client(server.address) as client:
             client.apply(PLAIN_AGENT)
             model.add(Reply(content="slow", delay_seconds=60))

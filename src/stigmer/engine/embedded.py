@@ -45,12 +45,16 @@ class EngineOptions:
     model: ModelSettings = field(default_factory=lambda: ModelSettings("openai", ""))
 
 
-def _guarded(name: str, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """A named background task whose unexpected death is logged."""
+def _guarded(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
+    """A named background task whose unexpected death is logged.
+
+    It takes a coroutine function, not a coroutine: a task cancelled before
+    it starts must not leave a coroutine that was never awaited.
+    """
 
     async def guard() -> None:
         try:
-            await coroutine
+            await work()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -100,9 +104,9 @@ class EmbeddedEngine:
             await asyncio.to_thread(importlib.import_module, "stigmer.runtime.loop")
         await self._reap_once()
         self._tasks = [
-            _guarded(f"stigmer-worker-{i}", self._work()) for i in range(self.options.workers)
+            _guarded(f"stigmer-worker-{i}", self._work) for i in range(self.options.workers)
         ]
-        self._tasks.append(_guarded("stigmer-lease-reaper", self._reap_forever()))
+        self._tasks.append(_guarded("stigmer-lease-reaper", self._reap_forever))
         logger.info(
             "Embedded engine started: %d workers, lease %.1fs",
             self.options.workers,
@@ -157,7 +161,7 @@ class EmbeddedEngine:
     async def _run(self, execution: execution_pb2.AgentExecution) -> None:
         execution_id = execution.metadata.id
         executions = self.domains.executions
-        renewer = _guarded(f"stigmer-lease-{execution_id}", self._renew(execution_id))
+        renewer = _guarded(f"stigmer-lease-{execution_id}", lambda: self._renew(execution_id))
 
         async def record(
             events: Sequence[execution_pb2.ExecutionEvent],
