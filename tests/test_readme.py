@@ -9,8 +9,11 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -29,14 +32,31 @@ def free_port() -> int:
         return port
 
 
+def calculator_turns(request: dict[str, Any]) -> Reply:
+    """The model the README's runs talk to: asks for add(2, 3), then answers."""
+    last = request["messages"][-1]
+    if last["role"] == "tool":
+        return Reply(content=f"2 + 3 = {last['content']}")
+    return Reply(tool_calls=(ToolCallStep("add", {"a": 2, "b": 3}),))
+
+
 @pytest.mark.slow
 def test_readme_walkthrough_and_sdk_example_run_as_written(tmp_path: Path) -> None:
+    with ScriptedModel() as model:
+        model.reply_with(calculator_turns)
+        run_readme(tmp_path, model.base_url)
+
+
+def run_readme(tmp_path: Path, model_url: str) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")}
     env.update(
         STIGMER_HOME=str(tmp_path / "home"),
         STIGMER_PORT=str(port),
         STIGMER_SERVER=f"127.0.0.1:{port}",
+        STIGMER_LLM_PROVIDER="openai",
+        STIGMER_LLM_MODEL="scripted",
+        STIGMER_LLM_BASE_URL=model_url,
     )
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
@@ -54,7 +74,10 @@ def test_readme_walkthrough_and_sdk_example_run_as_written(tmp_path: Path) -> No
             assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
             outputs.append(done.stdout)
         assert outputs[1].count(" created") == 4
-        assert outputs[2].count(" unchanged") == 4
+        assert "tool add" in outputs[2] and "2 + 3 = 5" in outputs[2]
+        assert "COMPLETED" in outputs[2]
+        assert "EXECUTION_PHASE_COMPLETED" not in outputs[3] and "COMPLETED" in outputs[3]
+        assert outputs[4].count(" unchanged") == 4
         sdk = subprocess.run(
             [sys.executable, "-c", block("sdk")],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
@@ -62,6 +85,7 @@ def test_readme_walkthrough_and_sdk_example_run_as_written(tmp_path: Path) -> No
         assert sdk.returncode == 0, sdk.stderr
         assert "('Agent', 'Calculator', 'unchanged')" in sdk.stdout
         assert "('Agent', 'Support Bot', 'created')" in sdk.stdout
+        assert sdk.stdout.strip().endswith("2 + 3 = 5")
     finally:
         stopped = subprocess.run(
             [sys.executable, "-m", "stigmer.cli.main", "server", "stop"],

@@ -115,17 +115,17 @@ def test_cancel_of_a_pending_execution_is_immediate(store_url: str, model: Scrip
     # No engine workers free: a server whose only worker is busy.
     from tests.executions.conftest import engine_options
 
-    with ServerThread(store_url, engine=engine_options(model.base_url, workers=1)) as server:
-        with Client(server.address) as client:
-            client.apply(PLAIN_AGENT)
-            model.add(Reply(content="slow", delay_seconds=60))
-            busy = client.run("greeter", "first").metadata.id
-            wait_until(lambda: len(model.requests) == 1, what="the first model call")
-            queued = client.run("greeter", "second").metadata.id
-            cancelled = client.cancel(queued)
-            assert cancelled.status.phase == CANCELLED
-            client.cancel(busy)
-            wait_for_end(client, busy)
+    options = engine_options(model.base_url, workers=1)
+    with ServerThread(store_url, engine=options) as server, Client(server.address) as client:
+        client.apply(PLAIN_AGENT)
+        model.add(Reply(content="slow", delay_seconds=60))
+        busy = client.run("greeter", "first").metadata.id
+        wait_until(lambda: len(model.requests) == 1, what="the first model call")
+        queued = client.run("greeter", "second").metadata.id
+        cancelled = client.cancel(queued)
+        assert cancelled.status.phase == CANCELLED
+        client.cancel(busy)
+        wait_for_end(client, busy)
 
 
 def test_reconnecting_subscriber_gets_exactly_the_missing_updates(

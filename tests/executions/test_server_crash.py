@@ -113,9 +113,7 @@ def test_sigkill_with_executions_in_flight_leaves_no_zombie_after_a_lease_period
         with Client(second.address) as client:
 
             def nothing_active() -> bool:
-                return all(
-                    client.get_execution(i).status.phase not in ACTIVE_PHASES for i in ids
-                )
+                return all(client.get_execution(i).status.phase not in ACTIVE_PHASES for i in ids)
 
             wait_until(nothing_active, deadline=LEASE_SECONDS * 10, what="no active execution")
             finals = [client.get_execution(i) for i in ids]
