@@ -42,6 +42,12 @@ SETTINGS: tuple[Setting, ...] = (
         "15",
         "how long a running execution survives its worker going silent",
     ),
+    Setting(
+        "check_interval_seconds",
+        "STIGMER_CHECK_INTERVAL",
+        "300",
+        "seconds between the server's own consistency checks (0: off)",
+    ),
     Setting("llm.provider", "STIGMER_LLM_PROVIDER", "", "openai, anthropic, ollama or local"),
     Setting("llm.model", "STIGMER_LLM_MODEL", "", "model name"),
     Setting("llm.base_url", "STIGMER_LLM_BASE_URL", "", "OpenAI-compatible endpoint"),

@@ -15,7 +15,7 @@ import sys
 import typer
 
 from stigmer import __version__
-from stigmer.cli import executions, resources, server, settings
+from stigmer.cli import consistency, executions, resources, server, settings
 from stigmer.cli.output import print_error
 from stigmer.errors import InvalidArgument, StigmerError, Unavailable
 
@@ -32,6 +32,7 @@ app = typer.Typer(
 )
 resources.register(app)
 executions.register(app)
+consistency.register(app)
 app.add_typer(server.app, name="server")
 app.add_typer(settings.app, name="config")
 

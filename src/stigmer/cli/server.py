@@ -84,6 +84,7 @@ def serve(
         host=config.value("host", host),
         port=_port(port),
         engine=engine_options(),
+        check_interval_seconds=_non_negative("check_interval_seconds"),
     )
     logging.basicConfig(
         level=os.environ.get("STIGMER_LOG_LEVEL", "INFO"),
@@ -111,6 +112,17 @@ def _positive(key: str, cast: type[int] | type[float]) -> Any:
         number = 0
     if number <= 0:
         raise InvalidArgument.for_field(key, f"{text!r} is not a positive number")
+    return number
+
+
+def _non_negative(key: str) -> float:
+    text = config.value(key)
+    try:
+        number = float(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise InvalidArgument.for_field(key, f"{text!r} is not a number of seconds (0: off)")
     return number
 
 

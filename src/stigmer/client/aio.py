@@ -23,6 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from stigmer import config
 from stigmer.api.v1 import (
+    consistency_pb2,
+    consistency_pb2_grpc,
     execution_pb2,
     execution_pb2_grpc,
     manifest_pb2,
@@ -393,6 +395,47 @@ class AsyncClient:
         async for state, _ in self.watch(execution_id):
             final = state
         return final
+
+    # -- consistency ------------------------------------------------------
+
+    @property
+    def _consistency(self) -> Any:
+        if "Consistency" not in self._stubs:
+            stub = consistency_pb2_grpc.ConsistencyControllerStub(self.channel)
+            self._stubs["Consistency"] = (stub, stub)
+        return self._stubs["Consistency"][0]
+
+    async def check(self) -> consistency_pb2.ConsistencyReport:
+        """Every broken invariant of the store (see `stigmer check`)."""
+        report: consistency_pb2.ConsistencyReport = await self._call(
+            self._consistency.Check(consistency_pb2.CheckRequest(), timeout=self.timeout)
+        )
+        return report
+
+    async def repair(
+        self, *, dry_run: bool = False, orphans: str = "keep"
+    ) -> consistency_pb2.RepairReport:
+        """Fixes what can be fixed; `orphans="delete"` also deletes orphans."""
+        policies = {
+            "keep": consistency_pb2.ORPHAN_POLICY_KEEP,
+            "delete": consistency_pb2.ORPHAN_POLICY_DELETE,
+        }
+        if orphans not in policies:
+            raise InvalidArgument.for_field("orphans", "must be keep or delete")
+        request = consistency_pb2.RepairRequest(dry_run=dry_run, orphans=policies[orphans])
+        report: consistency_pb2.RepairReport = await self._call(
+            self._consistency.Repair(request, timeout=self.timeout)
+        )
+        return report
+
+    async def last_report(self) -> consistency_pb2.ConsistencyReport:
+        """The server's periodic checker's latest report."""
+        report: consistency_pb2.ConsistencyReport = await self._call(
+            self._consistency.GetLastReport(
+                consistency_pb2.GetLastReportRequest(), timeout=self.timeout
+            )
+        )
+        return report
 
     async def is_serving(self, *, wait_seconds: float = 2.0) -> bool:
         stub = health_pb2_grpc.HealthStub(self.channel)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from stigmer.api.v1 import execution_pb2
+from stigmer.api.v1 import consistency_pb2, execution_pb2
 from stigmer.client.aio import ApplyResult, AsyncClient
 from stigmer.resources.kinds import KindInfo
 from stigmer.resources.manifests import ManifestDocument
@@ -182,6 +182,19 @@ class Client:
             close = getattr(iterator, "aclose", None)
             if close is not None and not self._loop.is_closed():
                 self._run(close())
+
+    def check(self) -> consistency_pb2.ConsistencyReport:
+        """See AsyncClient.check."""
+        return self._run(self._async.check())
+
+    def repair(
+        self, *, dry_run: bool = False, orphans: str = "keep"
+    ) -> consistency_pb2.RepairReport:
+        """See AsyncClient.repair."""
+        return self._run(self._async.repair(dry_run=dry_run, orphans=orphans))
+
+    def last_report(self) -> consistency_pb2.ConsistencyReport:
+        return self._run(self._async.last_report())
 
     def is_serving(self, *, wait_seconds: float = 2.0) -> bool:
         return self._run(self._async.is_serving(wait_seconds=wait_seconds))

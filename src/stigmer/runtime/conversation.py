@@ -2,8 +2,10 @@
 
 The loop appends user text, the model's turns and tool results here; each
 provider converts the whole list to its own wire shape on every call
-(`providers.py`). Keeping one neutral form means the loop, the session
-history and the tests never care which SDK answers.
+(`openai_chat.py`, `anthropic_chat.py`). Keeping one neutral form means the
+loop, the session history and the tests never care which SDK answers. Tool-call
+arguments are parsed here too, once for every provider: a model that writes
+malformed JSON gets a `ModelError`, not a tool called with garbage.
 
 History comes from recorded executions, which may end mid-turn: an execution
 cancelled during a tool call leaves an assistant message whose tool call has no
@@ -15,12 +17,14 @@ session.
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stigmer.runtime.contract import HistoryMessage
+from stigmer.runtime.contract import HistoryMessage, ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -109,3 +113,28 @@ def messages_from_history(history: Iterable[HistoryMessage]) -> list[Message]:
             pending.update(dict.fromkeys(call.id for call in calls))
     close_pending()
     return messages
+
+
+def tool_arguments_from_json(tool_name: str, text: str) -> dict[str, Any]:
+    """A tool call's arguments as the model wrote them; empty text means no arguments.
+
+    Raises:
+        ModelError: the text is not a JSON object.
+    """
+    try:
+        arguments = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise ModelError(
+            f"model sent malformed JSON arguments for tool {tool_name!r}: {exc}: {text[:200]!r}"
+        ) from exc
+    if not isinstance(arguments, dict):
+        raise ModelError(
+            f"model sent arguments for tool {tool_name!r} that are not a JSON object: "
+            f"{text[:200]!r}"
+        )
+    return arguments
+
+
+def new_call_id() -> str:
+    # Some local servers stream tool calls without ids; results must still be matched to calls.
+    return f"call_{uuid.uuid4().hex[:24]}"

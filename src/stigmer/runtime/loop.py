@@ -4,7 +4,8 @@ One run is one user message. The conversation starts from the system prompt
 (the agent's instructions), the session's earlier messages and the new
 message; each model turn and each tool result is appended, and the model is
 called again until it replies without tool calls or `max_steps` model calls
-have been made.
+have been made. The tools of that last turn still run, so every tool call the
+model asked for has a recorded result.
 
 Everything is reported to the `RunSink` as it happens and awaited before the
 loop goes on, so the engine records messages, tool calls and usage in the

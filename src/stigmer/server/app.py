@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from stigmer.api.v1 import execution_pb2_grpc, manifest_pb2_grpc
+from stigmer.api.v1 import consistency_pb2_grpc, execution_pb2_grpc, manifest_pb2_grpc
+from stigmer.consistency.periodic import PeriodicChecker
 from stigmer.domain.registry import Domains
 from stigmer.engine.embedded import EmbeddedEngine, EngineOptions
 from stigmer.errors import Unavailable
+from stigmer.server.consistency_service import ConsistencyService
 from stigmer.server.execution_service import ExecutionCommandService, ExecutionQueryService
 from stigmer.server.interceptors import StigmerInterceptor
 from stigmer.server.manifest_service import ManifestService
@@ -38,6 +40,8 @@ class ServerOptions:
     port: int = 7234
     grace_seconds: float = 5.0
     engine: EngineOptions = field(default_factory=EngineOptions)
+    # Seconds between the server's own consistency checks; 0 turns them off.
+    check_interval_seconds: float = 300.0
 
 
 class StigmerServer:
@@ -47,6 +51,7 @@ class StigmerServer:
         self.domains = Domains(self.store)
         self.engine = EmbeddedEngine(self.domains, options.engine)
         self.domains.executions.signals = self.engine
+        self.checker = PeriodicChecker(self.domains, options.check_interval_seconds)
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
@@ -75,6 +80,9 @@ class StigmerServer:
         execution_pb2_grpc.add_AgentExecutionQueryControllerServicer_to_server(
             ExecutionQueryService(executions), server
         )
+        consistency_pb2_grpc.add_ConsistencyControllerServicer_to_server(
+            ConsistencyService(self.domains, self.checker), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
             self.port = server.add_insecure_port(f"{self.options.host}:{self.options.port}")
@@ -86,6 +94,7 @@ class StigmerServer:
         await server.start()
         self._server = server
         await self.engine.start()
+        await self.checker.start()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         logger.info("Stigmer server listening on %s (store %s)", self.address, self.store.url)
@@ -94,6 +103,7 @@ class StigmerServer:
         if self._server is None:
             return
         await self._health.enter_graceful_shutdown()
+        await self.checker.stop()
         await self.engine.stop()
         await self._server.stop(self.options.grace_seconds)
         self._server = None

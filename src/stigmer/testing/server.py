@@ -25,10 +25,19 @@ START_TIMEOUT_SECONDS = 30.0
 
 class ServerThread:
     def __init__(
-        self, store_url: str, *, port: int = 0, engine: EngineOptions | None = None
+        self,
+        store_url: str,
+        *,
+        port: int = 0,
+        engine: EngineOptions | None = None,
+        check_interval_seconds: float = 0.0,
     ) -> None:
         self.options = ServerOptions(
-            store_url=store_url, port=port, grace_seconds=1.0, engine=engine or EngineOptions()
+            store_url=store_url,
+            port=port,
+            grace_seconds=1.0,
+            engine=engine or EngineOptions(),
+            check_interval_seconds=check_interval_seconds,
         )
         self._server: StigmerServer | None = None
         self._loop = asyncio.new_event_loop()

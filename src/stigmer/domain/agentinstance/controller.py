@@ -164,18 +164,18 @@ class AgentInstanceController(ResourceController):
             FailedPrecondition: the default slug is held by another agent's instance.
         """
         current = agent.status.default_instance_id
+        slug = default_instance_slug(agent.metadata.slug)
         if current:
             record = await transaction.get(self.kind.name, current)
             if record is not None:
                 instance = decode(self.kind, record)
-                if instance.spec.agent_id == agent.metadata.id:
+                if instance.spec.agent_id == agent.metadata.id and record.slug == slug:
                     return instance
             logger.warning(
-                "Agent %s status.default_instance_id %s points nowhere; repairing",
+                "Agent %s status.default_instance_id %s is not its default instance; repairing",
                 agent.metadata.id,
                 current,
             )
-        slug = default_instance_slug(agent.metadata.slug)
         given = as_envelope(
             agentinstance_pb2.AgentInstance(
                 metadata=meta_pb2.ApiResourceMetadata(

@@ -1,0 +1,1 @@
+"""The store's invariants, checked from outside and repaired."""

@@ -1,0 +1,73 @@
+"""The PostgreSQL schema, as numbered migrations applied in order at open.
+
+The same tables and indexes as the SQLite schema, in PostgreSQL's types:
+
+- Key columns are NOT NULL (with '' for "none"): NULLs are distinct in a
+  unique index, so a nullable column would let (kind, org, slug) repeat.
+- Text columns use the "C" collation. Ids sort by creation time only in
+  byte order, and list pages (`ORDER BY id`, `id > after_id`) must sort
+  exactly as they do on SQLite and in Python, whatever locale the database
+  was created with (en_US, for one, ignores '-' when comparing).
+- Labels are `jsonb` with a GIN index (jsonb_path_ops), so a label selector
+  is one indexed containment test (`labels @> '{"k": "v"}'`).
+- Each migration runs in one transaction (PostgreSQL's DDL is transactional):
+  a failed upgrade leaves the previous schema intact.
+
+Never edit a migration that has shipped; append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        1,
+        (
+            """
+            CREATE TABLE resources (
+                id TEXT COLLATE "C" PRIMARY KEY,
+                kind TEXT COLLATE "C" NOT NULL,
+                org TEXT COLLATE "C" NOT NULL,
+                slug TEXT COLLATE "C" NOT NULL,
+                version BIGINT NOT NULL,
+                owner_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+                labels JSONB NOT NULL DEFAULT '{}',
+                agent_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+                agent_instance_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+                session_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+                phase TEXT COLLATE "C" NOT NULL DEFAULT '',
+                data BYTEA NOT NULL
+            )
+            """,
+            "CREATE UNIQUE INDEX resources_kind_org_slug ON resources (kind, org, slug)",
+            "CREATE INDEX resources_kind_org_id ON resources (kind, org, id)",
+            "CREATE INDEX resources_kind_id ON resources (kind, id)",
+            "CREATE INDEX resources_owner ON resources (owner_id, kind, id)",
+            "CREATE INDEX resources_agent ON resources (kind, agent_id, id)",
+            "CREATE INDEX resources_agent_instance ON resources (kind, agent_instance_id, id)",
+            "CREATE INDEX resources_session ON resources (kind, session_id, id)",
+            "CREATE INDEX resources_phase ON resources (kind, phase, id)",
+            "CREATE INDEX resources_labels ON resources USING GIN (labels jsonb_path_ops)",
+        ),
+    ),
+    (
+        2,
+        (
+            """
+            CREATE TABLE resource_events (
+                resource_id TEXT COLLATE "C" NOT NULL,
+                sequence BIGINT NOT NULL,
+                data BYTEA NOT NULL,
+                PRIMARY KEY (resource_id, sequence)
+            )
+            """,
+            """
+            CREATE TABLE leases (
+                resource_id TEXT COLLATE "C" PRIMARY KEY,
+                owner TEXT NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+            "CREATE INDEX leases_expires_at ON leases (expires_at)",
+        ),
+    ),
+)

@@ -1,0 +1,184 @@
+"""Each kind of broken state the invariants name, written straight into a
+store (bypassing the API) the way a crash, an older version or a manual edit
+would leave it. Each function returns the code the checker must report."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from stigmer.api.v1 import agentinstance_pb2, execution_pb2, meta_pb2, session_pb2
+from stigmer.client import Client
+from stigmer.pipeline.envelope import Relations, as_envelope, encode
+from stigmer.resources.execution_events import COMPLETED, IN_PROGRESS, phase_name
+from stigmer.resources.ids import new_id
+from stigmer.resources.kinds import AGENT_EXECUTION, SESSION
+from stigmer.store.base import Transaction
+from tests.control_plane.manifests import agent
+from tests.control_plane.seeding import (
+    clear_default_instance_id,
+    in_store,
+    insert_bare_agent,
+    insert_instance,
+    point_default_instance_id,
+)
+
+Seeder = Callable[[Client, str], str]
+
+
+def missing_default_instance(client: Client, store_url: str) -> str:
+    insert_bare_agent(store_url, "Legacy", "legacy")
+    return "AGENT_WITHOUT_DEFAULT_INSTANCE"
+
+
+def empty_pointer(client: Client, store_url: str) -> str:
+    created = client.create(agent("Empty Pointer"))
+    clear_default_instance_id(store_url, created.metadata.id)
+    return "DEFAULT_INSTANCE_POINTER_EMPTY"
+
+
+def dangling_pointer(client: Client, store_url: str) -> str:
+    created = client.create(agent("Dangling Pointer"))
+    point_default_instance_id(store_url, created.metadata.id, "ain-01jf0000000000000000000000")
+    return "DEFAULT_INSTANCE_POINTER_DANGLING"
+
+
+def wrong_pointer(client: Client, store_url: str) -> str:
+    created = client.create(agent("Wrong Pointer"))
+    extra = client.create(
+        agentinstance_pb2.AgentInstance(
+            metadata=meta_pb2.ApiResourceMetadata(name="Extra"),
+            spec=agentinstance_pb2.AgentInstanceSpec(agent_ref="wrong-pointer"),
+        )
+    )
+    point_default_instance_id(store_url, created.metadata.id, extra.metadata.id)
+    return "DEFAULT_INSTANCE_POINTER_WRONG"
+
+
+def squatted_default_slug(client: Client, store_url: str) -> str:
+    other = client.create(agent("Squatter Owner"))
+    insert_bare_agent(store_url, "Squatted", "squatted")
+    insert_instance(store_url, "squatted-default", other.metadata.id)
+    return "DEFAULT_INSTANCE_OWNED_BY_ANOTHER_AGENT"
+
+
+def orphan_instance(client: Client, store_url: str) -> str:
+    insert_instance(store_url, "lost-instance", "agt-01jf0000000000000000000000")
+    return "ORPHAN_INSTANCE"
+
+
+def _insert_session(store_url: str, instance_id: str, agent_id: str = "") -> str:
+    session = session_pb2.Session(
+        api_version="agentic.stigmer.ai/v1",
+        kind="Session",
+        metadata=meta_pb2.ApiResourceMetadata(name="seeded", org="local", version=1),
+        spec=session_pb2.SessionSpec(agent_instance_id=instance_id),
+        status=session_pb2.SessionStatus(agent_id=agent_id),
+    )
+    session.metadata.id = session.metadata.slug = new_id(SESSION.prefix)
+    relations = Relations(owner_id=instance_id, agent_instance_id=instance_id, agent_id=agent_id)
+
+    async def work(transaction: Transaction) -> None:
+        await transaction.insert(encode(SESSION, as_envelope(session), relations))
+
+    in_store(store_url, work)
+    return session.metadata.id
+
+
+def orphan_session(client: Client, store_url: str) -> str:
+    _insert_session(store_url, "ain-01jf0000000000000000000000")
+    return "ORPHAN_SESSION"
+
+
+def _insert_execution(store_url: str, session_id: str, phase: int, agent_id: str = "") -> str:
+    execution = execution_pb2.AgentExecution(
+        api_version="agentic.stigmer.ai/v1",
+        kind="AgentExecution",
+        metadata=meta_pb2.ApiResourceMetadata(org="local", version=1),
+        spec=execution_pb2.AgentExecutionSpec(session_id=session_id, message="hello"),
+        status=execution_pb2.AgentExecutionStatus(
+            phase=phase,  # type: ignore[arg-type]
+            session_id=session_id,
+            agent_id=agent_id,
+        ),
+    )
+    execution.status.messages.add(type=execution_pb2.MESSAGE_TYPE_HUMAN, content="hello")
+    execution.status.messages.add(type=execution_pb2.MESSAGE_TYPE_AI, content="half an answer")
+    identifier = new_id(AGENT_EXECUTION.prefix)
+    execution.metadata.id = execution.metadata.slug = execution.metadata.name = identifier
+    relations = Relations(owner_id=session_id, session_id=session_id, phase=phase_name(phase))
+
+    async def work(transaction: Transaction) -> None:
+        await transaction.insert(encode(AGENT_EXECUTION, as_envelope(execution), relations))
+
+    in_store(store_url, work)
+    return identifier
+
+
+def orphan_execution(client: Client, store_url: str) -> str:
+    _insert_execution(store_url, "ses-01jf0000000000000000000000", COMPLETED)
+    return "ORPHAN_EXECUTION"
+
+
+def execution_without_lease(client: Client, store_url: str) -> str:
+    created = client.create(agent("Leaseless"))
+    session_id = _insert_session(store_url, created.status.default_instance_id, created.metadata.id)
+    _insert_execution(store_url, session_id, IN_PROGRESS, created.metadata.id)
+    return "EXECUTION_WITHOUT_LEASE"
+
+
+def index_mismatch(client: Client, store_url: str) -> str:
+    client.create(agent("Renamed By Hand"))
+    with sqlite3.connect(store_url) as connection:
+        connection.execute(
+            "UPDATE resources SET slug = 'edited-by-hand' WHERE slug = 'renamed-by-hand'"
+        )
+    return "INDEX_MISMATCH"
+
+
+def dangling_reference(client: Client, store_url: str) -> str:
+    client.apply(
+        """\
+apiVersion: agentic.stigmer.ai/v1
+kind: McpServer
+metadata: {name: doomed}
+spec: {stdio: {command: "true"}}
+---
+apiVersion: agentic.stigmer.ai/v1
+kind: Agent
+metadata: {name: Refers}
+spec:
+  instructions: Use the doomed tool server.
+  mcp_servers: [{ref: doomed}]
+"""
+    )
+    client.delete("mcpserver", "doomed")
+    return "DANGLING_REFERENCE"
+
+
+REPAIRABLE_SEEDERS: dict[str, Seeder] = {
+    "missing-default-instance": missing_default_instance,
+    "empty-pointer": empty_pointer,
+    "dangling-pointer": dangling_pointer,
+    "wrong-pointer": wrong_pointer,
+    "orphan-instance": orphan_instance,
+    "orphan-session": orphan_session,
+    "orphan-execution": orphan_execution,
+    "execution-without-lease": execution_without_lease,
+    "index-mismatch": index_mismatch,
+}
+DECISION_SEEDERS: dict[str, Seeder] = {
+    "squatted-default-slug": squatted_default_slug,
+    "dangling-reference": dangling_reference,
+}
+
+
+def dump_store(store_url: str) -> list[tuple[object, ...]]:
+    """Every row of every table, for byte-for-byte comparisons."""
+    with sqlite3.connect(store_url) as connection:
+        rows: list[tuple[object, ...]] = []
+        for table in ("resources", "resource_events", "leases"):
+            rows += [
+                (table, *row) for row in connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2")
+            ]
+        return rows
