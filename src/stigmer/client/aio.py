@@ -310,7 +310,8 @@ class AsyncClient:
             ),
         )
         if agent and not session:
-            spec.agent_id = (await self.get("agent", agent)).metadata.id
+            is_id = _ID_PATTERN.match(agent) and agent.startswith("agt-")
+            spec.agent_id = agent if is_id else (await self.get("agent", agent)).metadata.id
         for key, value in (env or {}).items():
             spec.runtime_env[key].CopyFrom(meta_pb2.EnvironmentValue(value=value))
         for key, value in (secrets or {}).items():

@@ -75,7 +75,8 @@ class EmbeddedEngine:
         self.domains = domains
         self.options = options
         self.owner = f"embedded/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
-        self._agent_loop: AgentLoop = agent_loop or _run_agent
+        self._agent_loop: AgentLoop = agent_loop or self._run_with_shared_provider
+        self._providers: dict[ModelSettings, Any] = {}
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -98,15 +99,15 @@ class EmbeddedEngine:
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
-        if self._agent_loop is _run_agent:
+        if self._agent_loop == self._run_with_shared_provider:
             # The model and MCP SDKs take a while to import: do it off the
             # event loop, before the first execution would stall it.
             await asyncio.to_thread(importlib.import_module, "stigmer.runtime.loop")
         await self._reap_once()
         self._tasks = [
-            _guarded(f"stigmer-worker-{i}", self._work) for i in range(self.options.workers)
+            _guarded("stigmer-dispatcher", self._dispatch),
+            _guarded("stigmer-lease-reaper", self._reap_forever),
         ]
-        self._tasks.append(_guarded("stigmer-lease-reaper", self._reap_forever))
         logger.info(
             "Embedded engine started: %d workers, lease %.1fs",
             self.options.workers,
@@ -114,49 +115,89 @@ class EmbeddedEngine:
         )
 
     async def stop(self) -> None:
-        """Stops the workers. Running executions are handed back: re-queued
+        """Stops taking work, then hands running executions back: re-queued
         when nothing of them happened yet, else failed with the reason."""
         self._is_stopping = True
-        for execution_id, task in list(self._running.items()):
-            self._cancel_reasons[execution_id] = "the server stopped while the execution ran"
-            task.cancel()
-        running = list(self._running.values())
-        if running:
-            await asyncio.wait(running, timeout=10)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        for execution_id, task in list(self._running.items()):
+            self._cancel_reasons[execution_id] = "the server stopped while the execution ran"
+            task.cancel()
+        running = list(self._running.values())
+        if running:
+            await asyncio.wait(running, timeout=10)
+        for provider in self._providers.values():
+            with contextlib.suppress(Exception):
+                await provider.aclose()
+        self._providers.clear()
 
     @property
     def running_count(self) -> int:
         return len(self._running)
 
-    # -- workers -----------------------------------------------------------
+    # -- dispatching -------------------------------------------------------
 
-    async def _work(self) -> None:
+    async def _dispatch(self) -> None:
+        """Claims PENDING executions while a worker slot is free.
+
+        One loop claims for every slot, so a new execution costs one claim,
+        not one per idle worker.
+        """
+        slots = asyncio.Semaphore(self.options.workers)
         executions = self.domains.executions
         while True:
-            execution = await executions.claim_next(self.owner, self.options.lease_seconds)
+            await slots.acquire()
+            # Cleared before claiming: an execution enqueued during the claim
+            # sets it again, and the wait below returns at once.
+            self._wakeup.clear()
+            try:
+                execution = await executions.claim_next(self.owner, self.options.lease_seconds)
+            except BaseException:
+                slots.release()
+                raise
             if execution is None:
-                self._wakeup.clear()
+                slots.release()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.options.poll_seconds)
                 continue
             execution_id = execution.metadata.id
-            task = asyncio.create_task(
-                self._run(execution), name=f"stigmer-execution-{execution_id}"
+            self._running[execution_id] = asyncio.create_task(
+                self._run_in_slot(execution, slots), name=f"stigmer-execution-{execution_id}"
             )
-            self._running[execution_id] = task
-            try:
-                await asyncio.wait({task})
-            finally:
-                self._running.pop(execution_id, None)
-                self._cancel_reasons.pop(execution_id, None)
+
+    async def _run_in_slot(
+        self, execution: execution_pb2.AgentExecution, slots: asyncio.Semaphore
+    ) -> None:
+        execution_id = execution.metadata.id
+        try:
+            await self._run(execution)
+        finally:
+            self._running.pop(execution_id, None)
+            self._cancel_reasons.pop(execution_id, None)
+            slots.release()
             # Another PENDING execution may be waiting behind this one's session.
             self._wakeup.set()
+
+    async def _run_with_shared_provider(self, request: RunRequest, sink: RunSink) -> Any:
+        """The agent loop with one provider per model setting, kept for the
+        engine's life: building an SDK client loads TLS certificates and
+        would cost every execution tens of milliseconds of event loop."""
+        # Imported when the engine starts (see start), not when the server
+        # module is: the CLI's client commands never need the model SDKs.
+        from stigmer.runtime.loop import run_agent
+        from stigmer.runtime.providers import provider_for
+
+        provider = self._providers.get(request.model)
+        if provider is None:
+            built = await asyncio.to_thread(provider_for, request.model)
+            provider = self._providers.setdefault(request.model, built)
+            if provider is not built:
+                await built.aclose()
+        return await run_agent(request, sink, provider=provider)
 
     async def _run(self, execution: execution_pb2.AgentExecution) -> None:
         execution_id = execution.metadata.id
@@ -252,14 +293,6 @@ class EmbeddedEngine:
         while True:
             await asyncio.sleep(self.options.lease_seconds)
             await self._reap_once()
-
-
-async def _run_agent(request: RunRequest, sink: RunSink) -> Any:
-    # Imported when the engine starts (see start), not when the server
-    # module is: the CLI's client commands never need the model SDKs.
-    from stigmer.runtime.loop import run_agent
-
-    return await run_agent(request, sink)
 
 
 def _describe(error: Exception) -> str:

@@ -107,7 +107,9 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             rid = _request_id_from(context)
-            token = request_id.set(rid)
+            # Each call runs in its own task, so the value needs no reset (a
+            # reset from an abandoned generator's finalizer would fail).
+            request_id.set(rid)
             trailing = [(REQUEST_ID_KEY, rid)]
             context.set_trailing_metadata(trailing)
             try:
@@ -121,7 +123,5 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
             except Exception as error:
                 logger.exception("%s %s failed", rid, method)
                 await _abort_with(context, Internal(f"internal error: {error}"), trailing)
-            finally:
-                request_id.reset(token)
 
         return stream
