@@ -736,7 +736,8 @@ def report(results: Results) -> None:
     builds = results.client_builds
     if builds:
         say(
-            f"AsyncOpenAI(...) + close() in-process (what the engine saves per execution by keeping one per model): "
+            "AsyncOpenAI(...) + close() in-process (what the engine saves per execution "
+            "by keeping one per model): "
             f"p50 {format_seconds(harness.percentile(builds, 0.5))} over {len(builds)}"
         )
     failures = failures_report(results)
