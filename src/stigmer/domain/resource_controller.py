@@ -62,13 +62,22 @@ def decode_page_token(token: str) -> str:
 
 class ResourceController:
     kind: KindInfo
+    # Kinds users write (create/update/apply); others, like executions, are
+    # written only by the system through their own pipelines.
+    is_user_written = True
 
     def __init__(self, store: Store, domains: Domains) -> None:
         self.store = store
         self.domains = domains
+        name = self.kind.name.lower()
+        self.delete_pipeline = Pipeline[ResourceContext](
+            f"{name}.delete",
+            [LoadForDeleteStep(), *self.before_delete_steps(), DeleteStep(self.delete_owned)],
+        )
+        if not self.is_user_written:
+            return
         common_tail: list[Step[ResourceContext]] = [*self.build_steps(), DetectUnchangedStep()]
         persist: list[Step[ResourceContext]] = [PersistStep(), *self.after_persist_steps()]
-        name = self.kind.name.lower()
         self.create_pipeline = Pipeline[ResourceContext](
             f"{name}.create",
             [
@@ -101,10 +110,6 @@ class ResourceController:
                 *common_tail,
                 *persist,
             ],
-        )
-        self.delete_pipeline = Pipeline[ResourceContext](
-            f"{name}.delete",
-            [LoadForDeleteStep(), *self.before_delete_steps(), DeleteStep(self.delete_owned)],
         )
 
     # -- what a kind adds -------------------------------------------------

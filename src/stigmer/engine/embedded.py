@@ -22,14 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stigmer.api.v1 import execution_pb2
-from stigmer.domain.execution.controller import phase_event
 from stigmer.domain.execution.inputs import gather_inputs
+from stigmer.domain.execution.updates import phase_event
 from stigmer.domain.registry import Domains
 from stigmer.engine.recording import RecordingSink
 from stigmer.engine.run_requests import SecretMasker, build_run_request
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError
 from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED
 from stigmer.runtime.contract import ModelError, ModelSettings, RunRequest, RunSink, ToolServerError
+from stigmer.runtime.local_model import shared_host as local_model_host
 from stigmer.store.base import Lease
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,9 @@ class EmbeddedEngine:
             with contextlib.suppress(Exception):
                 await provider.aclose()
         self._providers.clear()
+        # The local model is shared by the process's executions and lives as long as the server.
+        if local_model_host.is_running:
+            await local_model_host.stop()
 
     @property
     def running_count(self) -> int:

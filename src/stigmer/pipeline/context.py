@@ -31,6 +31,9 @@ class ResourceContext:
     state: Envelope | None = None
     outcome: int = meta_pb2.APPLY_OUTCOME_UNSPECIFIED
     deleted: list[Record] = field(default_factory=list)
+    # For operations on a resource named by id (e.g. repairing an agent).
+    target_id: str = ""
+    target_field: str = ""
 
     @property
     def is_unchanged(self) -> bool:

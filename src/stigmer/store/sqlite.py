@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stigmer.errors import AlreadyExists, Conflict, Internal, NotFound, Unavailable
+from stigmer.faults import crash_point
 from stigmer.store.base import Lease, ListQuery, Record
 from stigmer.store.sqlite_schema import MIGRATIONS
 
@@ -73,6 +74,7 @@ class SqliteTransaction:
         self._connection = connection
         self.is_discarded = False
         self.is_open = True
+        self.has_written = False
         # The task that opened it: only that task nesting a transaction
         # would deadlock; other tasks just wait for the lock.
         self.task = asyncio.current_task()
@@ -101,6 +103,7 @@ class SqliteTransaction:
             raise AlreadyExists(record.kind, record.slug, stored.id, org=record.org)
 
     async def insert_if_absent(self, record: Record) -> tuple[Record, bool]:
+        self.has_written = True
         try:
             cursor = self._connection.execute(
                 f"INSERT INTO resources ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
@@ -125,6 +128,7 @@ class SqliteTransaction:
         return existing, False
 
     async def update(self, record: Record, expected_version: int) -> None:
+        self.has_written = True
         row = _to_row(record)
         cursor = self._connection.execute(
             "UPDATE resources SET org = ?, slug = ?, version = ?, data = ?, owner_id = ?, "
@@ -140,6 +144,7 @@ class SqliteTransaction:
         raise Conflict(record.kind, record.id, expected_version, current.version)
 
     async def delete(self, kind: str, resource_id: str) -> bool:
+        self.has_written = True
         cursor = self._connection.execute(
             "DELETE FROM resources WHERE id = ? AND kind = ?", (resource_id, kind)
         )
@@ -152,6 +157,7 @@ class SqliteTransaction:
         return True
 
     async def append_events(self, resource_id: str, events: Sequence[tuple[int, bytes]]) -> None:
+        self.has_written = True
         try:
             self._connection.executemany(
                 "INSERT INTO resource_events (resource_id, sequence, data) VALUES (?, ?, ?)",
@@ -171,6 +177,7 @@ class SqliteTransaction:
         return [(int(sequence), bytes(data)) for sequence, data in rows]
 
     async def put_lease(self, lease: Lease) -> None:
+        self.has_written = True
         self._connection.execute(
             "INSERT INTO leases (resource_id, owner, expires_at) VALUES (?, ?, ?) "
             "ON CONFLICT (resource_id) DO UPDATE SET owner = excluded.owner, "
@@ -186,6 +193,7 @@ class SqliteTransaction:
         return Lease(row[0], row[1], float(row[2])) if row is not None else None
 
     async def delete_lease(self, resource_id: str) -> None:
+        self.has_written = True
         self._connection.execute("DELETE FROM leases WHERE resource_id = ?", (resource_id,))
 
     async def list_expired_leases(self, now: float, limit: int = 100) -> list[Lease]:
@@ -309,7 +317,14 @@ class SqliteStore:
                 connection.execute("ROLLBACK")
                 raise
             else:
-                connection.execute("ROLLBACK" if transaction.is_discarded else "COMMIT")
+                if transaction.is_discarded:
+                    connection.execute("ROLLBACK")
+                else:
+                    if transaction.has_written:
+                        crash_point("store/before-commit")
+                    connection.execute("COMMIT")
+                    if transaction.has_written:
+                        crash_point("store/after-commit")
             finally:
                 transaction.is_open = False
                 _current_transaction.reset(token)

@@ -21,7 +21,7 @@ from stigmer.pipeline.context import ResourceContext
 from stigmer.pipeline.envelope import Envelope, decode, encode
 from stigmer.pipeline.framework import Pipeline, Step
 from stigmer.resources.kinds import AGENT
-from stigmer.store.base import Transaction
+from stigmer.store.base import Store, Transaction
 
 if TYPE_CHECKING:
     from stigmer.domain.registry import Domains
@@ -81,16 +81,15 @@ class EnsureDefaultInstanceStep:
 
 @dataclass(frozen=True)
 class LoadAgentStep:
-    """The agent an execution names, as the state the next steps repair."""
+    """The agent a request names by id (context.target_id), as the state the
+    next steps repair."""
 
-    agent_id: str
-    field: str
     name: str = "load-agent"
 
     async def run(self, context: ResourceContext) -> None:
-        record = await context.transaction.get(AGENT.name, self.agent_id)
+        record = await context.transaction.get(AGENT.name, context.target_id)
         if record is None:
-            raise NotFound(AGENT.name, self.agent_id, field=self.field)
+            raise NotFound(AGENT.name, context.target_id, field=context.target_field)
         context.existing_record = record
         context.existing = context.state = decode(AGENT, record)
         # Nothing of the agent's spec changes: a status repair is its own write.
@@ -99,6 +98,13 @@ class LoadAgentStep:
 
 class AgentController(ResourceController):
     kind = AGENT
+
+    def __init__(self, store: Store, domains: Domains) -> None:
+        super().__init__(store, domains)
+        self.ensure_default_instance_pipeline = Pipeline[ResourceContext](
+            "agent.ensure-default-instance",
+            [LoadAgentStep(), EnsureDefaultInstanceStep(domains)],
+        )
 
     async def ensure_default_instance(
         self, agent_id: str, transaction: Transaction, *, field: str
@@ -110,12 +116,10 @@ class AgentController(ResourceController):
             NotFound: no agent with this id (naming `field`).
             FailedPrecondition: another agent's instance holds the default slug.
         """
-        pipeline = Pipeline[ResourceContext](
-            "agent.ensure-default-instance",
-            [LoadAgentStep(agent_id, field), EnsureDefaultInstanceStep(self.domains)],
+        context = ResourceContext(
+            self.kind, transaction, self.relations_of, target_id=agent_id, target_field=field
         )
-        context = ResourceContext(self.kind, transaction, self.relations_of)
-        await pipeline.run(context)
+        await self.ensure_default_instance_pipeline.run(context)
         instance_id = context.require_state().status.default_instance_id
         return await self.domains.agent_instance_client.get(instance_id, transaction)
 

@@ -29,8 +29,16 @@ from stigmer.domain.execution.steps import (
     ValidateExecutionStep,
     execution_relations,
 )
+from stigmer.domain.execution.updates import (
+    DecideCancelStep,
+    LoadExecutionStep,
+    RecordEventsStep,
+    RefuseEndedStep,
+    UpdateContext,
+    phase_event,
+)
 from stigmer.domain.resource_controller import ResourceController
-from stigmer.errors import FailedPrecondition, InvalidArgument, NotFound
+from stigmer.errors import InvalidArgument, NotFound
 from stigmer.pipeline.context import ResourceContext
 from stigmer.pipeline.envelope import Envelope, Relations, as_envelope, encode, now
 from stigmer.pipeline.framework import Pipeline, Step
@@ -53,12 +61,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 Update = execution_pb2.ExecutionUpdate
 Event = execution_pb2.ExecutionEvent
-
-
-def phase_event(phase: int, error: str = "") -> Event:
-    event = Event(phase_changed=Event.PhaseChanged(phase=phase, error=error))  # type: ignore[arg-type]
-    event.at.FromDatetime(now())
-    return event
 
 
 def system_message_event(text: str) -> Event:
@@ -98,6 +100,7 @@ class CancelBeforeDeleteStep:
 
 class ExecutionController(ResourceController):
     kind = AGENT_EXECUTION
+    is_user_written = False
 
     def __init__(self, store: Store, domains: Domains) -> None:
         super().__init__(store, domains)
@@ -113,6 +116,14 @@ class ExecutionController(ResourceController):
                 BuildExecutionStep(),
                 PersistExecutionStep(),
             ],
+        )
+        self.record_events_pipeline = Pipeline[UpdateContext](
+            "execution.record-events",
+            [LoadExecutionStep(), RefuseEndedStep(), RecordEventsStep(self.record_in)],
+        )
+        self.cancel_pipeline = Pipeline[UpdateContext](
+            "execution.cancel",
+            [LoadExecutionStep(), DecideCancelStep(), RecordEventsStep(self.record_in)],
         )
 
     def relations_of(self, resource: Envelope) -> Relations:
@@ -208,16 +219,10 @@ class ExecutionController(ResourceController):
             FailedPrecondition: it has already ended.
         """
         async with self.store.transaction() as transaction:
-            execution = await self._load(transaction, execution_id)
-            if execution.status.phase in TERMINAL_PHASES:
-                raise FailedPrecondition(
-                    f"execution {execution_id} already ended "
-                    f"({phase_name(execution.status.phase)})",
-                    facts={"execution_id": execution_id},
-                )
-            updates = await self.record_in(transaction, execution, events)
-        self.broker.publish(execution_id, updates)
-        return execution
+            context = UpdateContext(transaction, execution_id, events=list(events))
+            await self.record_events_pipeline.run(context)
+        self.broker.publish(execution_id, context.updates)
+        return context.require_execution()
 
     # -- cancel ----------------------------------------------------------
 
@@ -230,22 +235,12 @@ class ExecutionController(ResourceController):
         """
         message = reason or "cancelled by request"
         async with self.store.transaction() as transaction:
-            execution = await self._load(transaction, execution_id)
-            phase = execution.status.phase
-            if phase == PENDING:
-                updates = await self.record_in(
-                    transaction, execution, [phase_event(CANCELLED, message)]
-                )
-            elif phase == IN_PROGRESS and not execution.status.is_cancel_requested:
-                requested = Event(cancel_requested=Event.CancelRequested(reason=message))
-                requested.at.FromDatetime(now())
-                updates = await self.record_in(transaction, execution, [requested])
-            else:
-                updates = []
-        self.broker.publish(execution_id, updates)
-        if phase == IN_PROGRESS:
+            context = UpdateContext(transaction, execution_id, reason=message)
+            await self.cancel_pipeline.run(context)
+        self.broker.publish(execution_id, context.updates)
+        if context.phase_before == IN_PROGRESS:
             await self.signals.cancel_running(execution_id, message)
-        return execution
+        return context.require_execution()
 
     # -- subscribe -------------------------------------------------------
 

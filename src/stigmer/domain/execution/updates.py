@@ -1,0 +1,101 @@
+"""The pipelines that change an existing execution: recording what its
+worker reports, and cancelling it. Like every write, each is a named list of
+steps in one transaction, so crash tests cover them step by step."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from stigmer.api.v1 import execution_pb2
+from stigmer.errors import FailedPrecondition, NotFound
+from stigmer.pipeline.envelope import now
+from stigmer.resources.execution_events import CANCELLED, IN_PROGRESS, PENDING, TERMINAL_PHASES
+from stigmer.resources.execution_events import phase_name as name_of_phase
+from stigmer.resources.kinds import AGENT_EXECUTION
+from stigmer.store.base import Transaction
+
+Event = execution_pb2.ExecutionEvent
+Update = execution_pb2.ExecutionUpdate
+RecordIn = Callable[
+    [Transaction, execution_pb2.AgentExecution, Sequence[Event]], Awaitable[list[Update]]
+]
+
+
+def phase_event(phase: int, error: str = "") -> Event:
+    event = Event(phase_changed=Event.PhaseChanged(phase=phase, error=error))  # type: ignore[arg-type]
+    event.at.FromDatetime(now())
+    return event
+
+
+@dataclass
+class UpdateContext:
+    transaction: Transaction
+    execution_id: str
+    events: list[Event] = field(default_factory=list)
+    reason: str = ""
+    execution: execution_pb2.AgentExecution | None = None
+    phase_before: int = 0
+    updates: list[Update] = field(default_factory=list)
+
+    def require_execution(self) -> execution_pb2.AgentExecution:
+        if self.execution is None:
+            raise RuntimeError("load-execution must run first")
+        return self.execution
+
+
+@dataclass(frozen=True)
+class LoadExecutionStep:
+    name: str = "load-execution"
+
+    async def run(self, context: UpdateContext) -> None:
+        record = await context.transaction.get(AGENT_EXECUTION.name, context.execution_id)
+        if record is None:
+            raise NotFound(AGENT_EXECUTION.name, context.execution_id)
+        context.execution = execution_pb2.AgentExecution.FromString(record.data)
+        context.phase_before = context.execution.status.phase
+
+
+@dataclass(frozen=True)
+class RefuseEndedStep:
+    """A worker's late report about an execution that already ended is refused."""
+
+    name: str = "refuse-ended"
+
+    async def run(self, context: UpdateContext) -> None:
+        phase = context.require_execution().status.phase
+        if phase in TERMINAL_PHASES:
+            raise FailedPrecondition(
+                f"execution {context.execution_id} already ended ({name_of_phase(phase)})",
+                facts={"execution_id": context.execution_id},
+            )
+
+
+@dataclass(frozen=True)
+class DecideCancelStep:
+    """PENDING ends at once; IN_PROGRESS is asked to stop (its worker ends
+    it); an ended execution stays as it is."""
+
+    name: str = "decide-cancel"
+
+    async def run(self, context: UpdateContext) -> None:
+        status = context.require_execution().status
+        if status.phase == PENDING:
+            context.events = [phase_event(CANCELLED, context.reason)]
+        elif status.phase == IN_PROGRESS and not status.is_cancel_requested:
+            requested = Event(cancel_requested=Event.CancelRequested(reason=context.reason))
+            requested.at.FromDatetime(now())
+            context.events = [requested]
+
+
+@dataclass(frozen=True)
+class RecordEventsStep:
+    """Applies the events, bumps the version and appends them to the log."""
+
+    record_in: RecordIn
+    name: str = "record"
+
+    async def run(self, context: UpdateContext) -> None:
+        context.updates = await self.record_in(
+            context.transaction, context.require_execution(), context.events
+        )

@@ -1,0 +1,249 @@
+"""For every write pipeline, a request that runs it: what to set up first,
+the request itself, and the state to expect once the request succeeds.
+
+The crash matrix takes its cells from the pipelines' own step lists
+(`pipelines_and_steps`), so a new step is covered by the existing scenario
+and a new pipeline fails the matrix until it has one here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stigmer.api.v1 import (
+    agentinstance_pb2,
+    environment_pb2,
+    mcpserver_pb2,
+    meta_pb2,
+    session_pb2,
+)
+from stigmer.client import Client
+from stigmer.domain.registry import Domains
+from stigmer.pipeline.framework import Pipeline
+from stigmer.resources.execution_events import CANCELLED, COMPLETED, TERMINAL_PHASES
+from stigmer.store.sqlite import SqliteStore
+from tests.control_plane.manifests import agent
+
+Action = Callable[[Client], object]
+
+
+def pipelines_and_steps() -> list[tuple[str, str]]:
+    """Every (pipeline, step) of every controller, read off the objects."""
+    domains = Domains(SqliteStore("/nonexistent/never-opened.db"))
+    cells: list[tuple[str, str]] = []
+    for controller in domains.controllers.values():
+        for value in vars(controller).values():
+            if isinstance(value, Pipeline):
+                cells += [(value.name, step) for step in value.step_names]
+    return sorted(set(cells))
+
+
+def _nothing(client: Client) -> None:
+    return None
+
+
+def environment(name: str = "prod", region: str = "eu") -> environment_pb2.Environment:
+    return environment_pb2.Environment(
+        metadata=meta_pb2.ApiResourceMetadata(name=name),
+        spec=environment_pb2.EnvironmentResourceSpec(
+            data={"REGION": meta_pb2.EnvironmentValue(value=region)}
+        ),
+    )
+
+
+def mcp_server(command: str = "true") -> mcpserver_pb2.McpServer:
+    return mcpserver_pb2.McpServer(
+        metadata=meta_pb2.ApiResourceMetadata(name="tools"),
+        spec=mcpserver_pb2.McpServerSpec(stdio=mcpserver_pb2.StdioTransport(command=command)),
+    )
+
+
+def instance(description: str = "staging") -> agentinstance_pb2.AgentInstance:
+    return agentinstance_pb2.AgentInstance(
+        metadata=meta_pb2.ApiResourceMetadata(name="Staging"),
+        spec=agentinstance_pb2.AgentInstanceSpec(agent_ref="reviewer", description=description),
+    )
+
+
+def session(client: Client, subject: str = "first") -> session_pb2.Session:
+    instance_id = client.get("agent", "reviewer").status.default_instance_id
+    return session_pb2.Session(
+        metadata=meta_pb2.ApiResourceMetadata(name="talk", slug="talk"),
+        spec=session_pb2.SessionSpec(agent_instance_id=instance_id, subject=subject),
+    )
+
+
+def _reviewer(client: Client) -> None:
+    client.create(agent("Reviewer"))
+
+
+def _reviewer_with_session(client: Client) -> None:
+    _reviewer(client)
+    client.create(session(client))
+
+
+def wait_for_executions(client: Client, *, phase: int = COMPLETED) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        executions = client.list_executions()
+        if executions and all(e.status.phase in TERMINAL_PHASES for e in executions):
+            assert {e.status.phase for e in executions} == {phase}, [
+                (e.metadata.id, e.status.phase, e.status.error) for e in executions
+            ]
+            return
+        time.sleep(0.05)
+    raise AssertionError("executions did not end")
+
+
+def wait_for_executions_of(client: Client, execution_id: str) -> None:
+    wait_for_executions(client)
+    assert client.get_execution(execution_id).status.phase == COMPLETED
+
+
+def _start_slow_run(client: Client) -> None:
+    _reviewer(client)
+    client.run("reviewer", "slow please")
+    deadline = time.monotonic() + 30
+    while client.list_executions(phase="in_progress") == [] and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _cancel_the_run(client: Client) -> object:
+    (execution,) = client.list_executions()
+    return client.cancel(execution.metadata.id)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    setup: Action
+    request: Action
+    verify: Action
+    # Whether the request's effect happens in the engine after the RPC
+    # returned (the crash then comes later, not during the call).
+    is_asynchronous: bool = False
+    # The scripted model answers slowly (cancel needs a running execution).
+    is_model_slow: bool = False
+
+
+def _created(kind: str, name: str) -> Action:
+    return lambda client: client.get(kind, name)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "environment.create": Scenario(
+        _nothing, lambda c: c.create(environment()), _created("env", "prod")
+    ),
+    "environment.update": Scenario(
+        lambda c: c.create(environment()),
+        lambda c: c.update(environment(region="us")),
+        lambda c: _expect(c.get("env", "prod").spec.data["REGION"].value == "us"),
+    ),
+    "environment.apply": Scenario(
+        _nothing, lambda c: c.apply(environment()), _created("env", "prod")
+    ),
+    "environment.delete": Scenario(
+        lambda c: c.create(environment()),
+        lambda c: c.delete("env", "prod"),
+        lambda c: _expect(c.list("env") == []),
+    ),
+    "mcpserver.create": Scenario(
+        _nothing, lambda c: c.create(mcp_server()), _created("mcp", "tools")
+    ),
+    "mcpserver.update": Scenario(
+        lambda c: c.create(mcp_server()),
+        lambda c: c.update(mcp_server("false")),
+        lambda c: _expect(c.get("mcp", "tools").spec.stdio.command == "false"),
+    ),
+    "mcpserver.apply": Scenario(
+        _nothing, lambda c: c.apply(mcp_server()), _created("mcp", "tools")
+    ),
+    "mcpserver.delete": Scenario(
+        lambda c: c.create(mcp_server()),
+        lambda c: c.delete("mcp", "tools"),
+        lambda c: _expect(c.list("mcp") == []),
+    ),
+    "agent.create": Scenario(_nothing, _reviewer, _created("agent", "reviewer")),
+    "agentinstance.ensure-default": Scenario(
+        _nothing, _reviewer, _created("agentinstance", "reviewer-default")
+    ),
+    "agent.update": Scenario(
+        _reviewer,
+        lambda c: c.update(agent("Reviewer", "New instructions for the reviewer.")),
+        lambda c: _expect(
+            c.get("agent", "reviewer").spec.instructions == "New instructions for the reviewer."
+        ),
+    ),
+    "agent.apply": Scenario(
+        _nothing,
+        lambda c: c.apply(agent("Reviewer")),
+        _created("agentinstance", "reviewer-default"),
+    ),
+    "agent.delete": Scenario(
+        _reviewer_with_session,
+        lambda c: c.delete("agent", "reviewer"),
+        lambda c: _expect(c.list("agent") == [] and c.list("session") == []),
+    ),
+    "agentinstance.create": Scenario(
+        _reviewer, lambda c: c.create(instance()), _created("agentinstance", "staging")
+    ),
+    "agentinstance.update": Scenario(
+        lambda c: (_reviewer(c), c.create(instance())),
+        lambda c: c.update(instance("renamed")),
+        lambda c: _expect(c.get("agentinstance", "staging").spec.description == "renamed"),
+    ),
+    "agentinstance.apply": Scenario(
+        _reviewer, lambda c: c.apply(instance()), _created("agentinstance", "staging")
+    ),
+    "agentinstance.delete": Scenario(
+        lambda c: (_reviewer(c), c.create(instance())),
+        lambda c: c.delete("agentinstance", "staging"),
+        lambda c: _expect([i.metadata.slug for i in c.list("ain")] == ["reviewer-default"]),
+    ),
+    "session.create": Scenario(
+        _reviewer, lambda c: c.create(session(c)), _created("session", "talk")
+    ),
+    "session.update": Scenario(
+        _reviewer_with_session,
+        lambda c: c.update(session(c, "second")),
+        lambda c: _expect(c.get("session", "talk").spec.subject == "second"),
+    ),
+    "session.apply": Scenario(
+        _reviewer, lambda c: c.apply(session(c)), _created("session", "talk")
+    ),
+    "session.delete": Scenario(
+        _reviewer_with_session,
+        lambda c: c.delete("session", "talk"),
+        lambda c: _expect(c.list("session") == []),
+    ),
+    "execution.create": Scenario(
+        _reviewer, lambda c: c.run("reviewer", "hello"), wait_for_executions
+    ),
+    "agent.ensure-default-instance": Scenario(
+        _reviewer, lambda c: c.run("reviewer", "hello"), wait_for_executions
+    ),
+    "execution.record-events": Scenario(
+        _reviewer,
+        lambda c: c.run("reviewer", "hello"),
+        wait_for_executions,
+        is_asynchronous=True,
+    ),
+    "execution.cancel": Scenario(
+        _start_slow_run,
+        _cancel_the_run,
+        lambda c: wait_for_executions(c, phase=CANCELLED),
+        is_model_slow=True,
+    ),
+    "agentexecution.delete": Scenario(
+        lambda c: (_reviewer(c), wait_for_executions_of(c, c.run("reviewer", "hi").metadata.id)),
+        lambda c: c.delete_execution(c.list_executions()[0].metadata.id),
+        lambda c: _expect(c.list_executions() == []),
+    ),
+    # A commit of any write, here an agent's.
+    "store": Scenario(_nothing, _reviewer, _created("agentinstance", "reviewer-default")),
+}
+
+
+def _expect(condition: bool) -> None:
+    assert condition

@@ -1,0 +1,143 @@
+"""Crash at every step: for every write pipeline and every step in it (and
+around the store's commit), a server started with that crash point gets the
+request and dies on the spot; a clean server on the same store then finds
+no broken invariant, the retried request succeeds, and nothing committed is
+lost.
+
+The cells come from the pipelines' own step lists, so a new step is covered
+automatically and a new pipeline fails `test_every_pipeline_has_a_scenario`
+until it has one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stigmer.client import Client
+from stigmer.errors import StigmerError
+from stigmer.faults import CRASH_EXIT_CODE
+from stigmer.testing.scripted_model import Reply, ScriptedModel
+from stigmer.testing.server import ServerThread
+from tests.consistency.crash_scenarios import SCENARIOS, Scenario, pipelines_and_steps
+from tests.executions.conftest import engine_options
+
+CELLS = [*pipelines_and_steps(), ("store", "before-commit"), ("store", "after-commit")]
+LEASE_SECONDS = 2
+
+
+def test_every_pipeline_has_a_scenario() -> None:
+    missing = sorted({pipeline for pipeline, _ in CELLS} - set(SCENARIOS))
+    assert missing == []
+    assert len(CELLS) > 100
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_crashing_server(
+    store: Path, crash_at: str, model_url: str, log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")}
+    env.update(
+        STIGMER_HOME=str(store.parent / "home"),
+        STIGMER_STORE=str(store),
+        STIGMER_PORT=str(port),
+        STIGMER_CRASH_AT=crash_at,
+        STIGMER_LLM_PROVIDER="openai",
+        STIGMER_LLM_MODEL="scripted",
+        STIGMER_LLM_BASE_URL=model_url,
+        STIGMER_LEASE_SECONDS=str(LEASE_SECONDS),
+        STIGMER_CHECK_INTERVAL="0",
+    )
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stigmer.cli.main", "server"],
+            env=env,
+            stdout=output,
+            stderr=output,
+        )
+    address = f"127.0.0.1:{port}"
+    with Client(address) as client:
+        deadline = time.monotonic() + 30
+        while not client.is_serving(wait_seconds=0.5):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the crashing server did not start"
+            time.sleep(0.05)
+    return process, address
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[ScriptedModel]:
+    with ScriptedModel() as scripted:
+        yield scripted
+
+
+def answer_for(scenario: Scenario) -> Reply:
+    return Reply(content="ok", delay_seconds=30 if scenario.is_model_slow else 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("pipeline", "step"), CELLS, ids=[f"{p}/{s}" for p, s in CELLS])
+def test_crash_leaves_a_consistent_store_and_the_retry_succeeds(
+    tmp_path: Path, model: ScriptedModel, pipeline: str, step: str
+) -> None:
+    scenario = SCENARIOS[pipeline]
+    model.reply_with(lambda _: answer_for(scenario))
+    store = tmp_path / "stigmer.db"
+    (tmp_path / "home").mkdir()
+    options = engine_options(model.base_url)
+    with ServerThread(str(store), engine=options) as setup, Client(setup.address) as client:
+        scenario.setup(client)
+        committed = {e.metadata.id for e in client.list_executions()}
+        agents = {a.metadata.id for a in client.list("agent")}
+
+    log = tmp_path / "crashing-server.log"
+    process, address = start_crashing_server(store, f"{pipeline}/{step}", model.base_url, log)
+    try:
+        with Client(address, timeout=10) as client:
+            try:
+                scenario.request(client)
+            except StigmerError:
+                pass  # the server died under the call
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert process.returncode == CRASH_EXIT_CODE, log.read_text()[-2000:]
+
+    model.reply_with(lambda _: Reply(content="ok"))
+    with ServerThread(str(store), engine=options) as clean, Client(clean.address) as client:
+        # Nothing committed before the crash is lost.
+        assert committed <= {e.metadata.id for e in client.list_executions()}
+        if pipeline != "agent.delete":
+            assert agents <= {a.metadata.id for a in client.list("agent")}
+        violations = [v.code for v in client.check().violations]
+        assert violations == [], violations
+        if not scenario.is_asynchronous:
+            retry_or_resume(scenario, client)
+        scenario.verify(client)
+        assert [v.code for v in client.check().violations] == []
+
+
+def retry_or_resume(scenario: Scenario, client: Client) -> None:
+    """Retries the request; a request that did commit before the crash (a
+    crash after the commit) may answer that its work is already done."""
+    try:
+        scenario.request(client)
+    except StigmerError as error:
+        if error.reason not in ("ALREADY_EXISTS", "NOT_FOUND"):
+            raise
