@@ -79,6 +79,16 @@ def _reviewer(client: Client) -> None:
     client.create(agent("Reviewer"))
 
 
+def _reviewer_with_instance(client: Client) -> None:
+    _reviewer(client)
+    client.create(instance())
+
+
+def _reviewer_with_finished_run(client: Client) -> None:
+    _reviewer(client)
+    wait_for_executions_of(client, client.run("reviewer", "hi").metadata.id)
+
+
 def _reviewer_with_session(client: Client) -> None:
     _reviewer(client)
     client.create(session(client))
@@ -189,7 +199,7 @@ SCENARIOS: dict[str, Scenario] = {
         _reviewer, lambda c: c.create(instance()), _created("agentinstance", "staging")
     ),
     "agentinstance.update": Scenario(
-        lambda c: (_reviewer(c), c.create(instance())),
+        _reviewer_with_instance,
         lambda c: c.update(instance("renamed")),
         lambda c: _expect(c.get("agentinstance", "staging").spec.description == "renamed"),
     ),
@@ -197,7 +207,7 @@ SCENARIOS: dict[str, Scenario] = {
         _reviewer, lambda c: c.apply(instance()), _created("agentinstance", "staging")
     ),
     "agentinstance.delete": Scenario(
-        lambda c: (_reviewer(c), c.create(instance())),
+        _reviewer_with_instance,
         lambda c: c.delete("agentinstance", "staging"),
         lambda c: _expect([i.metadata.slug for i in c.list("ain")] == ["reviewer-default"]),
     ),
@@ -236,7 +246,7 @@ SCENARIOS: dict[str, Scenario] = {
         is_model_slow=True,
     ),
     "agentexecution.delete": Scenario(
-        lambda c: (_reviewer(c), wait_for_executions_of(c, c.run("reviewer", "hi").metadata.id)),
+        _reviewer_with_finished_run,
         lambda c: c.delete_execution(c.list_executions()[0].metadata.id),
         lambda c: _expect(c.list_executions() == []),
     ),

@@ -4,6 +4,7 @@ applies against a real server: every invariant holds after every step."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -60,27 +61,21 @@ class StigmerMachine(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from(NAMES))
     def delete_agent(self, name: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             self.client.delete("agent", name)
-        except NotFound:
-            pass
 
     @rule(name=st.sampled_from(NAMES))
     def run_agent(self, name: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             self.executions.append(self.client.run(name, "hello").metadata.id)
-        except NotFound:
-            pass
 
     @rule(data=st.data())
     def cancel_an_execution(self, data: st.DataObject) -> None:
         if not self.executions:
             return
         execution_id = data.draw(st.sampled_from(self.executions))
-        try:
+        with contextlib.suppress(NotFound):  # deleted with its agent
             self.client.cancel(execution_id)
-        except NotFound:
-            pass  # deleted with its agent
 
     @invariant()
     def store_is_consistent(self) -> None:
@@ -96,10 +91,12 @@ class StigmerMachine(RuleBasedStateMachine):
 
 @pytest.fixture
 def machine_server(store_url: str) -> Iterator[tuple[ServerThread, Client]]:
-    with ScriptedModel(default=Reply(content="ok", delay_seconds=0.02)) as model:
-        with ServerThread(store_url, engine=engine_options(model.base_url)) as server:
-            with Client(server.address) as client:
-                yield server, client
+    with (
+        ScriptedModel(default=Reply(content="ok", delay_seconds=0.02)) as model,
+        ServerThread(store_url, engine=engine_options(model.base_url)) as server,
+        Client(server.address) as client,
+    ):
+        yield server, client
 
 
 @pytest.mark.slow
