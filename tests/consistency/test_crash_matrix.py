@@ -11,6 +11,7 @@ until it has one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -107,11 +108,8 @@ def test_crash_leaves_a_consistent_store_and_the_retry_succeeds(
     log = tmp_path / "crashing-server.log"
     process, address = start_crashing_server(store, f"{pipeline}/{step}", model.base_url, log)
     try:
-        with Client(address, timeout=10) as client:
-            try:
-                scenario.request(client)
-            except StigmerError:
-                pass  # the server died under the call
+        with Client(address, timeout=10) as client, contextlib.suppress(StigmerError):
+            scenario.request(client)  # the server may die under the call
         process.wait(timeout=30)
     finally:
         if process.poll() is None:
