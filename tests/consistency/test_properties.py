@@ -31,6 +31,7 @@ class StigmerMachine(RuleBasedStateMachine):
 
     server: ServerThread
     client: Client
+    steps_checked = 0
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,6 +80,7 @@ class StigmerMachine(RuleBasedStateMachine):
 
     @invariant()
     def store_is_consistent(self) -> None:
+        StigmerMachine.steps_checked += 1
         violations = [
             (v.code, v.message)
             for v in self.client.check().violations
@@ -118,3 +120,4 @@ def test_invariants_hold_after_every_step_of_random_sequences(
             derandomize=True,
         ),
     )
+    assert StigmerMachine.steps_checked >= 300, StigmerMachine.steps_checked
