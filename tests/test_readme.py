@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from stigmer.testing.ports import free_port
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,13 +23,6 @@ def block(name: str) -> str:
     match = re.search(rf"<!-- readme-test: {name} -->\n```\w+\n(.*?)```", README, re.S)
     assert match is not None, f"README has no block marked readme-test: {name}"
     return match.group(1)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def calculator_turns(request: dict[str, Any]) -> Reply:

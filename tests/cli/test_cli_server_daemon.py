@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,15 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stigmer.testing.ports import free_port
+
 FOUR = (Path(__file__).parent.parent / "control_plane" / "manifests.py").read_text()
 FOUR = FOUR.split('FOUR_RESOURCES = """\\\n', 1)[1].split('"""', 1)[0]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Stigmer:

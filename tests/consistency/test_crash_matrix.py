@@ -12,11 +12,6 @@ until it has one.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +21,7 @@ from stigmer.client import Client
 from stigmer.errors import StigmerError
 from stigmer.faults import CRASH_EXIT_CODE
 from stigmer.testing.scripted_model import Reply, ScriptedModel
-from stigmer.testing.server import ServerThread
+from stigmer.testing.server import ServerProcess, ServerThread
 from tests.consistency.crash_scenarios import SCENARIOS, Scenario, pipelines_and_steps
 from tests.executions.conftest import engine_options
 
@@ -38,46 +33,6 @@ def test_every_pipeline_has_a_scenario() -> None:
     missing = sorted({pipeline for pipeline, _ in CELLS} - set(SCENARIOS))
     assert missing == []
     assert len(CELLS) > 100
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def start_crashing_server(
-    store: Path, crash_at: str, model_url: str, log: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")}
-    env.update(
-        STIGMER_HOME=str(store.parent / "home"),
-        STIGMER_STORE=str(store),
-        STIGMER_PORT=str(port),
-        STIGMER_CRASH_AT=crash_at,
-        STIGMER_LLM_PROVIDER="openai",
-        STIGMER_LLM_MODEL="scripted",
-        STIGMER_LLM_BASE_URL=model_url,
-        STIGMER_LEASE_SECONDS=str(LEASE_SECONDS),
-        STIGMER_CHECK_INTERVAL="0",
-    )
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "stigmer.cli.main", "server"],
-            env=env,
-            stdout=output,
-            stderr=output,
-        )
-    address = f"127.0.0.1:{port}"
-    with Client(address) as client:
-        deadline = time.monotonic() + 30
-        while not client.is_serving(wait_seconds=0.5):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the crashing server did not start"
-            time.sleep(0.05)
-    return process, address
 
 
 @pytest.fixture(scope="module")
@@ -98,24 +53,29 @@ def test_crash_leaves_a_consistent_store_and_the_retry_succeeds(
     scenario = SCENARIOS[pipeline]
     model.reply_with(lambda _: answer_for(scenario))
     store = tmp_path / "stigmer.db"
-    (tmp_path / "home").mkdir()
     options = engine_options(model.base_url)
     with ServerThread(str(store), engine=options) as setup, Client(setup.address) as client:
         scenario.setup(client)
         committed = {e.metadata.id for e in client.list_executions()}
         agents = {a.metadata.id for a in client.list("agent")}
 
-    log = tmp_path / "crashing-server.log"
-    process, address = start_crashing_server(store, f"{pipeline}/{step}", model.base_url, log)
-    try:
-        with Client(address, timeout=10) as client, contextlib.suppress(StigmerError):
+    crashing = ServerProcess(
+        tmp_path / "home",
+        store,
+        {
+            "CRASH_AT": f"{pipeline}/{step}",
+            "LLM_PROVIDER": "openai",
+            "LLM_MODEL": "scripted",
+            "LLM_BASE_URL": model.base_url,
+            "LEASE_SECONDS": str(LEASE_SECONDS),
+            "CHECK_INTERVAL": "0",
+        },
+    )
+    with crashing:
+        with Client(crashing.address, timeout=10) as client, contextlib.suppress(StigmerError):
             scenario.request(client)  # the server may die under the call
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-    assert process.returncode == CRASH_EXIT_CODE, log.read_text()[-2000:]
+        exit_code = crashing.wait(timeout=30)
+    assert exit_code == CRASH_EXIT_CODE, crashing.log.read_text()[-2000:]
 
     model.reply_with(lambda _: Reply(content="ok"))
     with ServerThread(str(store), engine=options) as clean, Client(clean.address) as client:

@@ -3,7 +3,6 @@ execution with a clear message — never a crash, never a stuck PENDING."""
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
 from stigmer.resources.execution_events import COMPLETED, FAILED
+from stigmer.testing.ports import free_port
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerThread
 from tests.conftest import Cli
@@ -29,15 +29,8 @@ def system_messages(execution: execution_pb2.AgentExecution) -> list[str]:
     ]
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def test_unreachable_model_fails_the_execution_with_a_clear_message(store_url: str) -> None:
-    options = engine_options(f"http://127.0.0.1:{closed_port()}/v1", workers=1)
+    options = engine_options(f"http://127.0.0.1:{free_port()}/v1", workers=1)
     with ServerThread(store_url, engine=options) as server, Client(server.address) as client:
         client.apply(PLAIN_AGENT)
         final = wait_for_end(client, client.run("greeter", "hi").metadata.id)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 
 from stigmer.runtime.contract import StdioServer, ToolServer
+from stigmer.testing.ports import free_port
+
+__all__ = ["free_port", "stdio_tools"]
 
 
 def stdio_tools(
@@ -19,11 +21,3 @@ def stdio_tools(
         ),
         enabled_tools=enabled,
     )
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port

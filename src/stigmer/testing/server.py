@@ -1,23 +1,33 @@
-"""A Stigmer server on its own thread and event loop, for tests.
+"""Real Stigmer servers for tests: on a thread, or as their own process.
 
-The server is the real one (gRPC on 127.0.0.1, a real store); running it on
-a thread lets a test drive it with the synchronous Client, the CLI in a
-subprocess, or its own event loop, and read the server's log records.
+ServerThread runs the server on its own thread and event loop, so a test can
+drive it with the synchronous Client or the CLI and read its log records:
 
     with ServerThread(store_url=str(tmp_path / "stigmer.db")) as server:
         client = Client(server.address)
+
+ServerProcess runs `stigmer server` as a child process, for what only a
+process can show: being killed (SIGKILL, an injected crash) and restarted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Coroutine, Mapping
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, TypeVar
 
+from stigmer.client import Client
 from stigmer.engine.embedded import EngineOptions
 from stigmer.server.app import ServerOptions, StigmerServer
+from stigmer.testing.ports import free_port
 
 T = TypeVar("T")
 START_TIMEOUT_SECONDS = 30.0
@@ -82,6 +92,76 @@ class ServerThread:
             self._loop.close()
 
     def __enter__(self) -> ServerThread:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+class ServerProcess:
+    """`stigmer server` in the foreground, as a child process.
+
+    `settings` are STIGMER_* variables (without the prefix), e.g.
+    {"LLM_BASE_URL": ..., "LEASE_SECONDS": "2", "CRASH_AT": "agent.create/persist"}.
+    The process's output goes to `log`.
+    """
+
+    def __init__(self, home: Path, store: Path, settings: Mapping[str, str]) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")}
+        self.env.update(
+            STIGMER_HOME=str(home), STIGMER_STORE=str(store), STIGMER_PORT=str(self.port)
+        )
+        self.env.update({f"STIGMER_{key}": value for key, value in settings.items()})
+        self.log = home / f"server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Starts it and waits until it serves.
+
+        Raises:
+            RuntimeError: it exited or did not serve in time (with its log).
+        """
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "stigmer.cli.main", "server"],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        with Client(self.address) as client:
+            while not client.is_serving(wait_seconds=0.5):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"the server did not start:\n{self.log.read_text()}")
+                time.sleep(0.05)
+
+    def wait(self, timeout: float) -> int:
+        """Waits for the process to exit on its own; returns its exit code."""
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not exit; idempotent."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    def __enter__(self) -> ServerProcess:
         self.start()
         return self
 
