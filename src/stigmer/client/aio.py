@@ -204,31 +204,23 @@ class AsyncClient:
     ) -> builtins.list[Any]:
         """Every resource of a kind (all pages), optionally by labels."""
         _, query, _ = self._kind_stubs(_kind(kind))
+        request = meta_pb2.ListRequest(org=org, page_size=page_size, label_selector=labels or {})
+        return await self._all_pages(query.List, request)
+
+    async def _all_pages(self, method: Any, request: Any) -> builtins.list[Any]:
+        """Every item of a paginated list call, following next_page_token."""
         items: builtins.list[Any] = []
-        token = ""
         while True:
-            request = meta_pb2.ListRequest(
-                org=org, page_size=page_size, page_token=token, label_selector=labels or {}
-            )
-            page = await self._call(query.List(request, timeout=self.timeout))
+            page = await self._call(method(request, timeout=self.timeout))
             items += page.items
-            token = page.next_page_token
-            if not token:
+            if not page.next_page_token:
                 return items
+            request.page_token = page.next_page_token
 
     async def _list_by_parent(self, kind: str, method: str, parent_id: str) -> builtins.list[Any]:
         _, query, _ = self._kind_stubs(kind_by_name(kind))
-        items: builtins.list[Any] = []
-        token = ""
-        while True:
-            request = meta_pb2.ListByParentRequest(
-                parent_id=parent_id, page_size=100, page_token=token
-            )
-            page = await self._call(getattr(query, method)(request, timeout=self.timeout))
-            items += page.items
-            token = page.next_page_token
-            if not token:
-                return items
+        request = meta_pb2.ListByParentRequest(parent_id=parent_id, page_size=100)
+        return await self._all_pages(getattr(query, method), request)
 
     async def list_instances_by_agent(self, agent_id: str) -> builtins.list[Any]:
         return await self._list_by_parent("AgentInstance", "ListByAgent", agent_id)
@@ -339,13 +331,7 @@ class AsyncClient:
             request.phase = _phase_of(phase)
         if agent:
             request.agent_id = (await self.get("agent", agent)).metadata.id
-        items: builtins.list[execution_pb2.AgentExecution] = []
-        while True:
-            page = await self._call(query.List(request, timeout=self.timeout))
-            items += page.items
-            if not page.next_page_token:
-                return items
-            request.page_token = page.next_page_token
+        return await self._all_pages(query.List, request)
 
     async def cancel(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
         command, _ = self._executions

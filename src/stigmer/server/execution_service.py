@@ -72,33 +72,29 @@ class ExecutionQueryService(execution_pb2_grpc.AgentExecutionQueryControllerServ
         self, request: execution_pb2.ListExecutionsRequest, context: Any
     ) -> execution_pb2.AgentExecutionList:
         validate_message(request)
-        page = await self.executions.list(
-            ListQuery(
-                kind=self.executions.kind.name,
-                org=request.org or DEFAULT_ORG,
-                phase=phase_name(request.phase) if request.phase else None,
-                agent_id=request.agent_id or None,
-                session_id=request.session_id or None,
-                limit=request.page_size or 100,
-            ),
-            page_token=request.page_token,
+        query = ListQuery(
+            kind=self.executions.kind.name,
+            org=request.org or DEFAULT_ORG,
+            phase=phase_name(request.phase) if request.phase else None,
+            agent_id=request.agent_id or None,
+            session_id=request.session_id or None,
+            limit=request.page_size or 100,
         )
-        return execution_pb2.AgentExecutionList(
-            items=[_shown(item) for item in page.items], next_page_token=page.next_page_token
-        )
+        return await self._page(query, request.page_token)
 
     async def ListBySession(  # noqa: N802
         self, request: meta_pb2.ListByParentRequest, context: Any
     ) -> execution_pb2.AgentExecutionList:
         validate_message(request)
-        page = await self.executions.list(
-            ListQuery(
-                kind=self.executions.kind.name,
-                session_id=request.parent_id,
-                limit=request.page_size or 100,
-            ),
-            page_token=request.page_token,
+        query = ListQuery(
+            kind=self.executions.kind.name,
+            session_id=request.parent_id,
+            limit=request.page_size or 100,
         )
+        return await self._page(query, request.page_token)
+
+    async def _page(self, query: ListQuery, page_token: str) -> execution_pb2.AgentExecutionList:
+        page = await self.executions.list(query, page_token=page_token)
         return execution_pb2.AgentExecutionList(
             items=[_shown(item) for item in page.items], next_page_token=page.next_page_token
         )
