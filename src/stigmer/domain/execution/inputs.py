@@ -14,12 +14,13 @@ from stigmer.api.v1 import (
     mcpserver_pb2,
 )
 from stigmer.resources.kinds import AGENT_EXECUTION
-from stigmer.store.base import ListQuery
+from stigmer.store.base import ListQuery, Record
 
 if TYPE_CHECKING:
     from stigmer.domain.registry import Domains
 
 MAX_HISTORY_EXECUTIONS = 50
+HISTORY_PAGE = 200
 
 
 @dataclass(frozen=True)
@@ -59,18 +60,25 @@ async def gather_inputs(domains: Domains, execution_id: str) -> ExecutionInputs:
                 mcp_servers[usage.ref] = await domains.mcp_server_client.require_slug(
                     org, usage.ref, transaction, field=f"agent.spec.mcp_servers[{index}].ref"
                 )
-        earlier = await transaction.list(
-            ListQuery(
-                kind=AGENT_EXECUTION.name,
-                session_id=status.session_id,
-                limit=MAX_HISTORY_EXECUTIONS + 1,
+        earlier: list[Record] = []
+        after = ""
+        while True:
+            page = await transaction.list(
+                ListQuery(
+                    kind=AGENT_EXECUTION.name,
+                    session_id=status.session_id,
+                    after_id=after,
+                    limit=HISTORY_PAGE,
+                )
             )
-        )
-    history = tuple(
-        execution_pb2.AgentExecution.FromString(record.data)
-        for record in earlier
-        if record.id < execution_id
-    )[-MAX_HISTORY_EXECUTIONS:]
+            earlier += [record for record in page if record.id < execution_id]
+            # Ids sort by creation: the session's latest exchanges are the
+            # memory worth keeping when it is long.
+            earlier = earlier[-MAX_HISTORY_EXECUTIONS:]
+            if len(page) < HISTORY_PAGE or page[-1].id >= execution_id:
+                break
+            after = page[-1].id
+    history = tuple(execution_pb2.AgentExecution.FromString(r.data) for r in earlier)
     return ExecutionInputs(
         execution=execution,  # type: ignore[arg-type]
         agent=agent,  # type: ignore[arg-type]
