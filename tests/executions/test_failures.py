@@ -3,7 +3,6 @@ execution with a clear message — never a crash, never a stuck PENDING."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -153,4 +152,3 @@ def test_canary_secret_reaches_the_tool_and_nothing_else(
         assert canary not in output
     assert execution.spec.runtime_env["CANARY"].value == "***"
     assert execution.status.tool_calls[0].result == "***"
-    assert sys.executable

@@ -4,8 +4,6 @@ tool servers, the real server and CLI."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import yaml
 
@@ -16,8 +14,6 @@ from stigmer.testing.mcp_server import HttpMcpServer
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from tests.conftest import Cli
 from tests.executions.conftest import PLAIN_AGENT, stdio_tools_agent, wait_for_end
-
-MESSAGE = execution_pb2
 
 
 def test_run_streams_the_answer_and_the_execution_records_everything(
@@ -63,9 +59,9 @@ def test_stdio_tool_call_is_recorded_and_its_result_reaches_the_model(
     assert call.name == "add"
     assert dict(call.args) == {"a": 2, "b": 3}
     assert call.result == "5"
-    assert call.status == MESSAGE.TOOL_CALL_STATUS_COMPLETED
+    assert call.status == execution_pb2.TOOL_CALL_STATUS_COMPLETED
     assert call.started_at.seconds and call.completed_at.seconds
-    tool_message = [m for m in final.status.messages if m.type == MESSAGE.MESSAGE_TYPE_TOOL]
+    tool_message = [m for m in final.status.messages if m.type == execution_pb2.MESSAGE_TYPE_TOOL]
     assert tool_message[0].tool_call_id == call.id
     second_request = model.requests[1]["messages"]
     assert {"role": "tool", "tool_call_id": call.id, "content": "5"}.items() <= second_request[
@@ -166,10 +162,3 @@ def test_python_sdk_watch_sees_the_answer_grow(client: Client, model: ScriptedMo
     assert "".join(deltas) == "one two three four five six seven eight nine ten"
     final = client.get_execution(execution.metadata.id)
     assert final.status.messages[-1].content == "".join(deltas)
-
-
-def test_examples_tool_server_runs_from_the_examples_folder() -> None:
-    # The example manifests point at the MCP server that ships with Stigmer.
-    text = (Path(__file__).parents[2] / "examples" / "agents.yaml").read_text()
-    assert "stigmer.testing.mcp_server" in text
-    assert sys.executable
