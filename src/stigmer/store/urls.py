@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stigmer.errors import InvalidArgument
+from stigmer.errors import InvalidArgument, Unavailable
 from stigmer.store.base import Store
 from stigmer.store.sqlite import SqliteStore
 
@@ -17,12 +17,19 @@ def store_from_url(url: str) -> Store:
     """A closed store for the URL; call `open()` before use.
 
     Raises:
-        InvalidArgument: the URL names no backend Stigmer has.
+        InvalidArgument: the URL names no backend Stigmer has, or is malformed.
+        Unavailable: the PostgreSQL driver (psycopg) is not installed.
     """
     if url.startswith(("postgres://", "postgresql://")):
-        raise InvalidArgument.for_field(
-            "store", "the PostgreSQL store is not available in this version of Stigmer"
-        )
+        # Imported here: SQLite-only use never loads psycopg.
+        try:
+            from stigmer.store.postgres import PostgresStore
+        except ImportError as error:
+            raise Unavailable(
+                f"the PostgreSQL store needs psycopg ({error}); "
+                "install it with `pip install 'psycopg[binary,pool]>=3.3'`"
+            ) from error
+        return PostgresStore(url)
     if url.startswith("sqlite://"):
         return SqliteStore(Path(url.removeprefix("sqlite://")))
     if url.startswith("sqlite:"):
