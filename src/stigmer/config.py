@@ -48,10 +48,30 @@ SETTINGS: tuple[Setting, ...] = (
         "300",
         "seconds between the server's own consistency checks (0: off)",
     ),
-    Setting("llm.provider", "STIGMER_LLM_PROVIDER", "", "openai, anthropic, ollama or local"),
+    Setting(
+        "llm.provider",
+        "STIGMER_LLM_PROVIDER",
+        "",
+        "openai, anthropic, ollama or local (empty: chosen, see `stigmer doctor`)",
+    ),
     Setting("llm.model", "STIGMER_LLM_MODEL", "", "model name"),
     Setting("llm.base_url", "STIGMER_LLM_BASE_URL", "", "OpenAI-compatible endpoint"),
     Setting("llm.api_key", "STIGMER_LLM_API_KEY", "", "API key for the provider", is_secret=True),
+    Setting(
+        "llm.model_path",
+        "STIGMER_LLM_MODEL_PATH",
+        "",
+        "GGUF file the local provider loads (default: <home>/models/, the default model)",
+    ),
+    Setting(
+        "llm.threads", "STIGMER_LLM_THREADS", "0", "local model CPU threads (0: all cores but one)"
+    ),
+    Setting(
+        "llm.context_size",
+        "STIGMER_LLM_CONTEXT_SIZE",
+        "8192",
+        "local model context window in tokens (0: the model's own)",
+    ),
 )
 _BY_KEY = {setting.key: setting for setting in SETTINGS}
 

@@ -34,10 +34,12 @@ class ConversationPrinter:
     def __init__(self, console: Console) -> None:
         self.console = console
         self._is_line_open = False
+        self._is_prefix_pending = False
         self._shown_tool_states: dict[str, int] = {}
 
     def _line(self, text: Text) -> None:
         self._end_line()
+        self._is_prefix_pending = False
         self.console.print(text)
 
     def _end_line(self) -> None:
@@ -51,13 +53,21 @@ class ConversationPrinter:
             self._line(Text.assemble(("you: ", "bold cyan"), message.content))
         elif kind == execution_pb2.MESSAGE_TYPE_AI:
             self._end_line()
-            self.console.print(Text("agent: ", style="bold green"), end="")
-            self.console.print(Text(message.content), end="")
-            self._is_line_open = True
+            # The "agent:" prefix waits for the first text: a turn that only
+            # calls tools prints no empty line.
+            self._is_prefix_pending = True
+            if message.content:
+                self.delta(message.content)
         elif kind == execution_pb2.MESSAGE_TYPE_SYSTEM:
             self._line(Text.assemble(("system: ", "bold yellow"), message.content))
 
     def delta(self, text: str) -> None:
+        if not text:
+            return
+        if self._is_prefix_pending:
+            self._end_line()
+            self.console.print(Text("agent: ", style="bold green"), end="")
+            self._is_prefix_pending = False
         self.console.print(Text(text), end="")
         self._is_line_open = True
 

@@ -23,7 +23,7 @@ from stigmer.cli.output import console
 from stigmer.client import Client
 from stigmer.engine.embedded import EngineOptions
 from stigmer.errors import FailedPrecondition, InvalidArgument, Unavailable
-from stigmer.runtime.contract import ModelSettings
+from stigmer.runtime.model_resolution import resolve_model
 
 app = typer.Typer(help="Run the Stigmer server (foreground), or start|stop|status|logs it.")
 
@@ -127,24 +127,15 @@ def _non_negative(key: str) -> float:
 
 
 def engine_options() -> EngineOptions:
-    """The embedded engine's settings and the default model, from config."""
-    provider = config.value("llm.provider") or "openai"
-    api_key = config.value("llm.api_key") or os.environ.get(
-        "ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY", ""
-    )
-    base_url = config.value("llm.base_url")
-    if provider == "ollama":
-        base_url = base_url or "http://localhost:11434/v1"
-    model = ModelSettings(
-        provider="anthropic" if provider == "anthropic" else "openai",
-        model=config.value("llm.model"),
-        base_url=base_url,
-        api_key=api_key,
-    )
+    """The embedded engine's settings and the default model, from config.
+
+    Without llm.provider the model is resolved from what the machine has
+    (Ollama, an API key, the local model); `stigmer doctor` says which and why.
+    """
     return EngineOptions(
         workers=_positive("workers", int),
         lease_seconds=_positive("lease_seconds", float),
-        model=model,
+        model=resolve_model().settings,
     )
 
 

@@ -136,8 +136,7 @@ class EmbeddedEngine:
                 await provider.aclose()
         self._providers.clear()
         # The local model is shared by the process's executions and lives as long as the server.
-        if local_model_host.is_running:
-            await local_model_host.stop()
+        await local_model_host.stop()
 
     @property
     def running_count(self) -> int:
@@ -165,8 +164,12 @@ class EmbeddedEngine:
                 raise
             if execution is None:
                 slots.release()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow
+                # the cancellation that stop() sends if the event fires at
+                # the same moment, and stop() would wait forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.options.poll_seconds)
+                    async with asyncio.timeout(self.options.poll_seconds):
+                        await self._wakeup.wait()
                 continue
             execution_id = execution.metadata.id
             self._running[execution_id] = asyncio.create_task(

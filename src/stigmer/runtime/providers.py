@@ -2,6 +2,7 @@
 
     ChatProvider (Protocol)
     ├── OpenAIChatProvider      any OpenAI-compatible endpoint (openai_chat.py)
+    ├── LocalChatProvider       the same, against llama.cpp run in this process (local_model.py)
     └── AnthropicChatProvider   Anthropic's messages API (anthropic_chat.py)
 
 A provider does one thing: send the conversation and the tool schemas, forward
@@ -23,12 +24,15 @@ from typing import Protocol
 from stigmer.runtime.anthropic_chat import AnthropicChatProvider
 from stigmer.runtime.contract import ModelError, ModelSettings
 from stigmer.runtime.conversation import Message, ModelTurn, ToolSpec
+from stigmer.runtime.local_model import LocalChatProvider
+from stigmer.runtime.model_resolution import no_provider_message
 from stigmer.runtime.openai_chat import OpenAIChatProvider
 
 __all__ = [
     "AnthropicChatProvider",
     "ChatProvider",
     "DeltaCallback",
+    "LocalChatProvider",
     "OpenAIChatProvider",
     "provider_for",
 ]
@@ -65,19 +69,25 @@ class ChatProvider(Protocol):
 def provider_for(settings: ModelSettings) -> ChatProvider:
     """The provider named by the settings.
 
-    "openai" is any OpenAI-compatible endpoint; "ollama" and "local" are the same
-    protocol, defaulting to Ollama on localhost.
+    "openai" is any OpenAI-compatible endpoint; "ollama" is the same protocol,
+    defaulting to Ollama on localhost; "local" starts (once per process) the
+    llama.cpp server of local_model.py and talks to it the same way.
 
     Raises:
-        ModelError: unknown provider, or Anthropic without an API key.
+        ModelError: unknown provider, no provider at all ("none": the message says how
+            to configure one), or Anthropic without an API key.
     """
     match settings.provider.lower():
         case "openai":
             return OpenAIChatProvider(settings)
-        case "ollama" | "local":
+        case "ollama":
             return OpenAIChatProvider(settings, default_base_url=OLLAMA_BASE_URL)
+        case "local":
+            return LocalChatProvider(settings)
         case "anthropic":
             return AnthropicChatProvider(settings)
+        case "none":
+            raise ModelError(no_provider_message())
         case other:
             raise ModelError(
                 f"unknown model provider {other!r}: expected openai, anthropic, ollama or local"

