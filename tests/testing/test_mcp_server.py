@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,13 +16,10 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CONNECTION_CLOSED, CallToolResult, TextContent
 
 from stigmer.testing.mcp_server import HttpMcpServer
+from tests.runtime.processes import child_pids, linux_only, wait_until
 
 TOOLS = ["add", "echo", "read_env", "fail", "crash", "sleep"]
 CALL_DEADLINE = 20.0
-
-linux_only = pytest.mark.skipif(
-    sys.platform != "linux", reason="finds child processes through /proc"
-)
 
 
 def stdio_parameters(env: Mapping[str, str] | None = None) -> StdioServerParameters:
@@ -55,32 +52,6 @@ async def http_session(url: str) -> AsyncIterator[ClientSession]:
 
 def text_of(result: CallToolResult) -> str:
     return "".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-def child_pids() -> set[int]:
-    """Live (not zombie) child processes of this process, from /proc."""
-    children: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may contain spaces and parentheses; fields resume after the last ")".
-        state, ppid = stat.rpartition(")")[2].split()[:2]
-        if int(ppid) == os.getpid() and state != "Z":
-            children.add(int(entry.name))
-    return children
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_stdio_server_lists_the_six_tools_with_their_input_schemas() -> None:
