@@ -35,6 +35,7 @@ run: setup
 # The whole suite, slow crash/concurrency tests included. pytest's exit code
 # 5 ("no tests ran") is a failure here, never a silent pass.
 test: setup
+	bash scripts/install_postgres.sh
 	$(BIN)/pytest -q -p no:cacheprovider; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$code
 
