@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stigmer.api.v1 import execution_pb2, meta_pb2, session_pb2
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from stigmer.domain.registry import Domains
 
 REQUEST_HASH_ANNOTATION = "stigmer.ai/request-hash"
-IDEMPOTENCY_KEY_ANNOTATION = "stigmer.ai/idempotency-key"
 _EXECUTION_ID = re.compile(r"^aex-[0-9a-z]{26}$")
 
 
@@ -41,7 +40,6 @@ class ExecutionContext:
     agent_id: str = ""
     instance_id: str = ""
     state: execution_pb2.AgentExecution | None = None
-    created: list[str] = field(default_factory=list)
 
     @property
     def is_replay(self) -> bool:
@@ -155,7 +153,6 @@ class ResolveSessionStep:
             ),
         )
         created = await self.domains.session_client.create(as_envelope(session), transaction)
-        context.created.append(created.metadata.id)
         context.session = created
         context.agent_id = agent.metadata.id
         context.instance_id = instance.metadata.id
