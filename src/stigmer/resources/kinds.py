@@ -107,8 +107,3 @@ def kind_by_alias(alias: str) -> KindInfo:
         names = ", ".join("/".join(k.short_names) for k in KINDS)
         raise InvalidArgument.for_field("kind", f"unknown kind {alias!r} (known: {names})")
     return kind
-
-
-def kind_of_id(resource_id: str) -> KindInfo | None:
-    prefix = resource_id.split("-", 1)[0]
-    return next((kind for kind in KINDS if kind.prefix == prefix), None)

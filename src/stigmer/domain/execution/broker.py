@@ -38,7 +38,3 @@ class ExecutionBroker:
         for queue in self._queues.get(execution_id, ()):
             for update in updates:
                 queue.put_nowait(update)
-
-    @property
-    def subscriber_count(self) -> int:
-        return sum(len(queues) for queues in self._queues.values())
