@@ -49,6 +49,25 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between the server's own consistency checks (0: off)",
     ),
     Setting(
+        "temporal.address",
+        "STIGMER_TEMPORAL_ADDRESS",
+        "",
+        "Temporal frontend host:port (empty: the server starts a managed dev server)",
+    ),
+    Setting("temporal.namespace", "STIGMER_TEMPORAL_NAMESPACE", "default", "Temporal namespace"),
+    Setting(
+        "temporal.task_queue",
+        "STIGMER_TEMPORAL_TASK_QUEUE",
+        "stigmer-executions",
+        "Temporal task queue of the execution workflows and their activities",
+    ),
+    Setting(
+        "temporal.heartbeat_seconds",
+        "STIGMER_TEMPORAL_HEARTBEAT_SECONDS",
+        "30",
+        "how long a worker may go silent before its activity counts as lost",
+    ),
+    Setting(
         "llm.provider",
         "STIGMER_LLM_PROVIDER",
         "",

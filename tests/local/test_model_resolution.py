@@ -14,7 +14,7 @@ import pytest
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
-from stigmer.engine.embedded import EngineOptions
+from stigmer.engine.embedded import EmbeddedEngine, EngineOptions
 from stigmer.runtime.contract import ModelError
 from stigmer.runtime.model_files import DEFAULT_MODEL
 from stigmer.runtime.model_resolution import ollama_url, resolve_model
@@ -127,7 +127,9 @@ def test_with_nothing_found_runs_fail_with_how_to_configure_a_provider(
         final = wait_for_end(client, client.run("greeter", "hi").metadata.id)
         # Stopping while the worker slot is still being released can lose the
         # dispatcher's cancellation (asyncio.wait_for on 3.11): let it settle first.
-        wait_until(lambda: server.server.engine.running_count == 0, what="the slot to free")
+        embedded = server.server.engine
+        assert isinstance(embedded, EmbeddedEngine)
+        wait_until(lambda: embedded.running_count == 0, what="the slot to free")
     assert final.status.phase == execution_pb2.EXECUTION_PHASE_FAILED
     assert "stigmer model install" in final.status.error
     assert "export OPENAI_API_KEY=" in final.status.error

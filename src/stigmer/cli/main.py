@@ -15,7 +15,16 @@ import sys
 import typer
 
 from stigmer import __version__
-from stigmer.cli import consistency, doctor, executions, models, resources, server, settings
+from stigmer.cli import (
+    consistency,
+    doctor,
+    executions,
+    models,
+    resources,
+    server,
+    settings,
+    worker,
+)
 from stigmer.cli.output import print_error
 from stigmer.errors import InvalidArgument, StigmerError, Unavailable
 
@@ -37,6 +46,7 @@ app.add_typer(server.app, name="server")
 app.add_typer(settings.app, name="config")
 doctor.register(app)
 app.add_typer(models.app, name="model")
+worker.register(app)
 
 
 @app.command()

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +24,9 @@ from stigmer.client import Client
 from stigmer.engine.embedded import EngineOptions
 from stigmer.errors import FailedPrecondition, InvalidArgument, Unavailable
 from stigmer.runtime.model_resolution import resolve_model
+
+if TYPE_CHECKING:
+    from stigmer.engine.temporal_engine import TemporalOptions
 
 app = typer.Typer(help="Run the Stigmer server (foreground), or start|stop|status|logs it.")
 
@@ -35,7 +38,22 @@ StoreOption = Annotated[
     str | None, typer.Option("--store", help="SQLite path or store URL [env: STIGMER_STORE]")
 ]
 EngineOption = Annotated[
-    str | None, typer.Option("--engine", help="embedded (default) [env: STIGMER_ENGINE]")
+    str | None,
+    typer.Option("--engine", help="embedded (default) or temporal [env: STIGMER_ENGINE]"),
+]
+TemporalAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--temporal-address",
+        help="Temporal host:port; none: a managed dev server [env: STIGMER_TEMPORAL_ADDRESS]",
+    ),
+]
+TemporalNamespaceOption = Annotated[
+    str | None,
+    typer.Option("--temporal-namespace", help="[env: STIGMER_TEMPORAL_NAMESPACE]"),
+]
+TaskQueueOption = Annotated[
+    str | None, typer.Option("--task-queue", help="[env: STIGMER_TEMPORAL_TASK_QUEUE]")
 ]
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -58,11 +76,27 @@ def _port(port: int | None) -> int:
 
 def _engine(engine: str | None) -> str:
     chosen = config.value("engine", engine)
-    if chosen != "embedded":
+    if chosen not in ("embedded", "temporal"):
         raise InvalidArgument.for_field(
-            "engine", f"{chosen!r} is not available in this version (use embedded)"
+            "engine", f"{chosen!r} is not an engine (use embedded or temporal)"
         )
     return chosen
+
+
+def temporal_options(
+    address: str | None, namespace: str | None, task_queue: str | None
+) -> TemporalOptions:
+    """The Temporal engine's settings; without an address the server manages
+    a dev server persisted in <home>/temporal."""
+    from stigmer.engine.temporal_engine import TemporalOptions
+
+    return TemporalOptions(
+        address=config.value("temporal.address", address),
+        namespace=config.value("temporal.namespace", namespace),
+        task_queue=config.value("temporal.task_queue", task_queue),
+        heartbeat_seconds=_positive("temporal.heartbeat_seconds", float),
+        dev_server_dir=config.stigmer_home() / "temporal",
+    )
 
 
 @app.callback(invoke_without_command=True)
@@ -72,18 +106,26 @@ def serve(
     port: PortOption = None,
     store: StoreOption = None,
     engine: EngineOption = None,
+    temporal_address: TemporalAddressOption = None,
+    temporal_namespace: TemporalNamespaceOption = None,
+    task_queue: TaskQueueOption = None,
 ) -> None:
     """Run the server in the foreground until SIGINT/SIGTERM."""
     if context.invoked_subcommand is not None:
         return
     from stigmer.server.app import ServerOptions, StigmerServer
 
-    _engine(engine)
+    is_temporal = _engine(engine) == "temporal"
     options = ServerOptions(
         store_url=config.value("store", store),
         host=config.value("host", host),
         port=_port(port),
         engine=engine_options(),
+        temporal=(
+            temporal_options(temporal_address, temporal_namespace, task_queue)
+            if is_temporal
+            else None
+        ),
         check_interval_seconds=_non_negative("check_interval_seconds"),
     )
     logging.basicConfig(
@@ -161,6 +203,9 @@ def start(
     port: PortOption = None,
     store: StoreOption = None,
     engine: EngineOption = None,
+    temporal_address: TemporalAddressOption = None,
+    temporal_namespace: TemporalNamespaceOption = None,
+    task_queue: TaskQueueOption = None,
 ) -> None:
     """Start the server in the background and wait until it serves."""
     if (pid := _running_pid()) is not None:
@@ -171,6 +216,13 @@ def start(
         "--host", chosen_host, "--port", str(chosen_port),
         "--store", config.value("store", store), "--engine", _engine(engine),
     ]  # fmt: skip
+    for flag, given in (
+        ("--temporal-address", temporal_address),
+        ("--temporal-namespace", temporal_namespace),
+        ("--task-queue", task_queue),
+    ):
+        if given:
+            command += [flag, given]
     log_file().parent.mkdir(parents=True, exist_ok=True)
     with log_file().open("ab") as log:
         process = subprocess.Popen(

@@ -46,7 +46,7 @@ class EngineOptions:
     model: ModelSettings = field(default_factory=lambda: ModelSettings("openai", ""))
 
 
-def _guarded(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
+def guarded_task(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
     """A named background task whose unexpected death is logged.
 
     It takes a coroutine function, not a coroutine: a task cancelled before
@@ -106,8 +106,8 @@ class EmbeddedEngine:
             await asyncio.to_thread(importlib.import_module, "stigmer.runtime.loop")
         await self._reap_once()
         self._tasks = [
-            _guarded("stigmer-dispatcher", self._dispatch),
-            _guarded("stigmer-lease-reaper", self._reap_forever),
+            guarded_task("stigmer-dispatcher", self._dispatch),
+            guarded_task("stigmer-lease-reaper", self._reap_forever),
         ]
         logger.info(
             "Embedded engine started: %d workers, lease %.1fs",
@@ -209,7 +209,7 @@ class EmbeddedEngine:
     async def _run(self, execution: execution_pb2.AgentExecution) -> None:
         execution_id = execution.metadata.id
         executions = self.domains.executions
-        renewer = _guarded(f"stigmer-lease-{execution_id}", lambda: self._renew(execution_id))
+        renewer = guarded_task(f"stigmer-lease-{execution_id}", lambda: self._renew(execution_id))
 
         async def record(
             events: Sequence[execution_pb2.ExecutionEvent],

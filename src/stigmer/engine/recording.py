@@ -133,6 +133,21 @@ class RecordingSink:
             self._message(execution_pb2.MESSAGE_TYPE_TOOL, result, tool_call_id=call_id),
         )
 
+    @property
+    def ai_message_index(self) -> int:
+        """The index of the AI message started last (-1 before any)."""
+        return self._ai_index
+
+    @property
+    def message_count(self) -> int:
+        """The execution's messages, counting those this sink recorded."""
+        return self._message_count
+
+    def reopen(self, call: ToolCallRequest) -> None:
+        """Takes up a tool call another sink started (another worker's), so
+        that finishing it keeps its name, server and arguments."""
+        self._open_calls[call.id] = self._tool_call(call, execution_pb2.TOOL_CALL_STATUS_RUNNING)
+
     def system_message(self, text: str) -> Event:
         return self._message(execution_pb2.MESSAGE_TYPE_SYSTEM, text)
 

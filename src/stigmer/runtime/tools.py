@@ -104,6 +104,12 @@ class ToolBox:
         route = self._routes.get(name)
         return route[0].server.name if route else None
 
+    def tool_of(self, name: str) -> str | None:
+        """The tool's own name on its server (the model's name may carry a
+        server prefix when two servers offer the same tool), or None."""
+        route = self._routes.get(name)
+        return route[1] if route else None
+
     async def __aenter__(self) -> Self:
         names = Counter(server.name for server in self._servers)
         if twice := sorted(name for name, count in names.items() if count > 1):

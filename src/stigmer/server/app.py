@@ -12,11 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from stigmer.api.v1 import consistency_pb2_grpc, execution_pb2_grpc, manifest_pb2_grpc
+from stigmer.api.v1 import (
+    consistency_pb2_grpc,
+    execution_pb2_grpc,
+    manifest_pb2_grpc,
+    worker_pb2_grpc,
+)
 from stigmer.consistency.periodic import PeriodicChecker
 from stigmer.domain.registry import Domains
 from stigmer.engine.embedded import EmbeddedEngine, EngineOptions
@@ -26,8 +32,12 @@ from stigmer.server.execution_service import ExecutionCommandService, ExecutionQ
 from stigmer.server.interceptors import StigmerInterceptor
 from stigmer.server.manifest_service import ManifestService
 from stigmer.server.resource_services import resource_handlers
+from stigmer.server.worker_service import ExecutionWorkerService
 from stigmer.store.base import Store
 from stigmer.store.urls import store_from_url
+
+if TYPE_CHECKING:
+    from stigmer.engine.temporal_engine import TemporalEngine, TemporalOptions
 
 logger = logging.getLogger(__name__)
 SERVICE_NAME = "stigmer.agentic.v1"
@@ -40,6 +50,8 @@ class ServerOptions:
     port: int = 7234
     grace_seconds: float = 5.0
     engine: EngineOptions = field(default_factory=EngineOptions)
+    # None: the embedded engine. Set: executions run as Temporal workflows.
+    temporal: TemporalOptions | None = None
     # Seconds between the server's own consistency checks; 0 turns them off.
     check_interval_seconds: float = 300.0
 
@@ -49,7 +61,14 @@ class StigmerServer:
         self.options = options
         self.store: Store = store_from_url(options.store_url)
         self.domains = Domains(self.store)
-        self.engine = EmbeddedEngine(self.domains, options.engine)
+        self.engine: EmbeddedEngine | TemporalEngine
+        if options.temporal is None:
+            self.engine = EmbeddedEngine(self.domains, options.engine)
+        else:
+            # Imported only here: the Temporal SDK is not needed otherwise.
+            from stigmer.engine.temporal_engine import TemporalEngine
+
+            self.engine = TemporalEngine(self.domains, options.engine, options.temporal)
         self.domains.executions.signals = self.engine
         self.checker = PeriodicChecker(self.domains, options.check_interval_seconds)
         self.port = 0
@@ -80,6 +99,9 @@ class StigmerServer:
         execution_pb2_grpc.add_AgentExecutionQueryControllerServicer_to_server(
             ExecutionQueryService(executions), server
         )
+        worker_pb2_grpc.add_ExecutionWorkerControllerServicer_to_server(
+            ExecutionWorkerService(self.domains), server
+        )
         consistency_pb2_grpc.add_ConsistencyControllerServicer_to_server(
             ConsistencyService(self.domains, self.checker), server
         )
@@ -93,7 +115,13 @@ class StigmerServer:
             ) from error
         await server.start()
         self._server = server
-        await self.engine.start()
+        try:
+            await self.engine.start()
+        except BaseException:
+            self._server = None
+            await server.stop(0)
+            await self.store.close()
+            raise
         await self.checker.start()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)

@@ -22,12 +22,15 @@ import time
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stigmer.client import Client
 from stigmer.engine.embedded import EngineOptions
 from stigmer.server.app import ServerOptions, StigmerServer
 from stigmer.testing.ports import free_port
+
+if TYPE_CHECKING:
+    from stigmer.engine.temporal_engine import TemporalOptions
 
 T = TypeVar("T")
 START_TIMEOUT_SECONDS = 30.0
@@ -40,6 +43,7 @@ class ServerThread:
         *,
         port: int = 0,
         engine: EngineOptions | None = None,
+        temporal: TemporalOptions | None = None,
         check_interval_seconds: float = 0.0,
     ) -> None:
         self.options = ServerOptions(
@@ -47,6 +51,7 @@ class ServerThread:
             port=port,
             grace_seconds=1.0,
             engine=engine or EngineOptions(),
+            temporal=temporal,
             check_interval_seconds=check_interval_seconds,
         )
         self._server: StigmerServer | None = None
@@ -104,10 +109,10 @@ class ServerProcess:
 
     `settings` are STIGMER_* variables (without the prefix), e.g.
     {"LLM_BASE_URL": ..., "LEASE_SECONDS": "2", "CRASH_AT": "agent.create/persist"}.
-    The process's output goes to `log`.
+    The process's output goes to `log`. `store` is a SQLite path or any store URL.
     """
 
-    def __init__(self, home: Path, store: Path, settings: Mapping[str, str]) -> None:
+    def __init__(self, home: Path, store: Path | str, settings: Mapping[str, str]) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")}

@@ -207,6 +207,10 @@ class ExecutionController(ResourceController):
             execution.metadata.id,
             [(u.sequence, u.event.SerializeToString(deterministic=True)) for u in updates],
         )
+        if execution.status.phase in TERMINAL_PHASES:
+            # An ended execution needs no worker: its lease goes in the same
+            # write, whichever engine (or a worker on another machine) ended it.
+            await transaction.delete_lease(execution.metadata.id)
         return updates
 
     async def record_events(
@@ -396,9 +400,9 @@ class ExecutionController(ResourceController):
             )
         return len(expired)
 
-    async def list_active_without_lease(self) -> list[str]:
-        """IN_PROGRESS executions nobody holds (state from a crash before leases)."""
-        orphans = []
+    async def list_active_leases(self) -> list[tuple[str, Lease | None]]:
+        """Every IN_PROGRESS execution with its lease (None: nobody holds it)."""
+        leases: list[tuple[str, Lease | None]] = []
         async with self.store.transaction(write=False) as transaction:
             after = ""
             while True:
@@ -406,9 +410,14 @@ class ExecutionController(ResourceController):
                     ListQuery(kind=self.kind.name, phase=phase_name(IN_PROGRESS), after_id=after)
                 )
                 for record in page:
-                    if await transaction.get_lease(record.id) is None:
-                        orphans.append(record.id)
+                    leases.append((record.id, await transaction.get_lease(record.id)))
                 if len(page) < 100:
                     break
                 after = page[-1].id
-        return orphans
+        return leases
+
+    async def list_active_without_lease(self) -> list[str]:
+        """IN_PROGRESS executions nobody holds (state from a crash before leases)."""
+        return [
+            execution_id for execution_id, lease in await self.list_active_leases() if not lease
+        ]

@@ -1,0 +1,75 @@
+"""`stigmer worker`: run the Temporal engine's activities on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from typing import Annotated
+
+import typer
+
+from stigmer import config
+from stigmer.cli.server import (
+    TaskQueueOption,
+    TemporalAddressOption,
+    TemporalNamespaceOption,
+    engine_options,
+)
+from stigmer.errors import FailedPrecondition, InvalidArgument
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(worker)
+
+
+def worker(
+    server: Annotated[
+        str | None, typer.Option("--server", help="Stigmer server host:port [env: STIGMER_SERVER]")
+    ] = None,
+    temporal_address: TemporalAddressOption = None,
+    temporal_namespace: TemporalNamespaceOption = None,
+    task_queue: TaskQueueOption = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="Activities (model or tool calls) run at once")
+    ] = 8,
+) -> None:
+    """Run executions' model and tool calls for a server on the Temporal engine,
+    until SIGINT/SIGTERM. Start as many as you like, on any machine that
+    reaches both the server and Temporal."""
+    from stigmer.engine.temporal_dev_server import managed_address
+    from stigmer.worker.process import WorkerOptions, run_worker
+
+    if concurrency < 1:
+        raise InvalidArgument.for_field("concurrency", f"{concurrency} is not a positive number")
+    address = config.value("temporal.address", temporal_address) or managed_address(
+        config.stigmer_home()
+    )
+    if not address:
+        raise FailedPrecondition(
+            "no Temporal address: pass --temporal-address or set STIGMER_TEMPORAL_ADDRESS "
+            "(a local `stigmer server --engine temporal` without one writes its dev "
+            f"server's address to {config.stigmer_home() / 'temporal' / 'address'})"
+        )
+    options = WorkerOptions(
+        server=config.value("server", server),
+        temporal_address=address,
+        namespace=config.value("temporal.namespace", temporal_namespace),
+        task_queue=config.value("temporal.task_queue", task_queue),
+        model=engine_options().model,
+        max_concurrent_activities=concurrency,
+    )
+    logging.basicConfig(
+        level=os.environ.get("STIGMER_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    async def run() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        await run_worker(options, stopping)
+
+    asyncio.run(run())

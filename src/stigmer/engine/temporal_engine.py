@@ -1,0 +1,271 @@
+"""The Temporal engine: the server starts one workflow per execution and
+`stigmer worker` processes, anywhere, run its activities.
+
+The server keeps the store the single source of truth. Its dispatcher claims
+PENDING executions exactly as the embedded engine does (same queue, same
+busy-session rule, IN_PROGRESS under a lease owned by "temporal") and starts
+the execution's workflow, whose id is the execution id: a repeated start
+(after a crash between claim and start, or a second server) finds the
+running workflow instead of starting another. A keeper renews the leases of
+executions whose workflow runs and hands back the others: a workflow that
+is gone or closed without recording an end is re-queued when nothing of it
+happened, else the execution FAILS with the workflow's fate, so nothing
+stays IN_PROGRESS forever. Stopping the server stops none of this: the
+workflows go on, and the next server adopts their leases.
+
+Cancel signals the reason to the workflow and cancels it; the workflow's
+running activity gets the cancellation in its next heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from stigmer.domain.registry import Domains
+from stigmer.engine.embedded import EngineOptions, guarded_task
+from stigmer.engine.temporal_dev_server import TemporalDevServer
+from stigmer.engine.temporal_workflow import (
+    CANCEL_REASON_SIGNAL,
+    DEFAULT_TASK_QUEUE,
+    WORKFLOW_NAME,
+    WorkflowInput,
+)
+from stigmer.errors import Unavailable
+from stigmer.store.base import Lease
+
+logger = logging.getLogger(__name__)
+OWNER = "temporal"
+
+
+@dataclass(frozen=True)
+class TemporalOptions:
+    address: str = ""  # host:port; empty: a managed dev server in dev_server_dir
+    namespace: str = "default"
+    task_queue: str = DEFAULT_TASK_QUEUE
+    heartbeat_seconds: float = 30.0
+    dev_server_dir: Path | None = None
+    connect_timeout_seconds: float = 30.0
+
+
+async def connect(address: str, namespace: str, *, wait_seconds: float = 30.0) -> Client:
+    """A Temporal client, retrying while the frontend comes up.
+
+    Raises:
+        Unavailable: nothing answered at `address` within `wait_seconds`.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return await Client.connect(address, namespace=namespace)
+        except RuntimeError as error:
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"cannot reach Temporal at {address} (namespace {namespace}): {error}"
+                ) from error
+            await asyncio.sleep(0.25)
+
+
+class TemporalEngine:
+    def __init__(self, domains: Domains, options: EngineOptions, temporal: TemporalOptions) -> None:
+        self.domains = domains
+        self.options = options
+        self.temporal = temporal
+        self._client: Client | None = None
+        self._dev_server: TemporalDevServer | None = None
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        # Held from a claim until its workflow started: the keeper takes it
+        # before it ends an execution whose workflow it did not find.
+        self._dispatching = asyncio.Lock()
+
+    @property
+    def address(self) -> str:
+        if self._dev_server is not None:
+            return self._dev_server.address
+        return self.temporal.address
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("the Temporal engine is not started")
+        return self._client
+
+    # -- ExecutionSignals --------------------------------------------------
+
+    def execution_enqueued(self, execution_id: str) -> None:
+        self._wakeup.set()
+
+    async def cancel_running(self, execution_id: str, reason: str) -> bool:
+        handle = self.client.get_workflow_handle(execution_id)
+        try:
+            await handle.signal(CANCEL_REASON_SIGNAL, reason)
+            await handle.cancel()
+        except RPCError as error:
+            # Gone or closed: the keeper ends the execution (CANCELLED, as asked).
+            logger.info("cannot cancel the workflow of %s: %s", execution_id, error)
+            return False
+        return True
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connects to Temporal (starting the managed dev server first when no
+        address is set) and starts dispatching.
+
+        Raises:
+            Unavailable: Temporal cannot be reached.
+            FailedPrecondition: a dev server is needed and the CLI is missing.
+        """
+        if not self.temporal.address:
+            folder = self.temporal.dev_server_dir
+            if folder is None:
+                raise Unavailable("no Temporal address and no folder for a managed dev server")
+            self._dev_server = TemporalDevServer(folder, namespaces=(self.temporal.namespace,))
+            await asyncio.to_thread(self._dev_server.start)
+            logger.info("Started a Temporal dev server on %s", self._dev_server.address)
+        try:
+            self._client = await connect(
+                self.address,
+                self.temporal.namespace,
+                wait_seconds=self.temporal.connect_timeout_seconds,
+            )
+            await self._keep_once()
+        except BaseException:
+            await self._stop_dev_server()
+            raise
+        self._tasks = [
+            guarded_task("stigmer-temporal-dispatcher", self._dispatch),
+            guarded_task("stigmer-temporal-keeper", self._keep_forever),
+        ]
+        logger.info(
+            "Temporal engine started: %s, namespace %s, task queue %s",
+            self.address,
+            self.temporal.namespace,
+            self.temporal.task_queue,
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self._stop_dev_server()
+
+    async def _stop_dev_server(self) -> None:
+        if self._dev_server is not None:
+            await asyncio.to_thread(self._dev_server.stop)
+            self._dev_server = None
+
+    # -- dispatching -------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        executions = self.domains.executions
+        while True:
+            self._wakeup.clear()
+            async with self._dispatching:
+                execution = await executions.claim_next(OWNER, self.options.lease_seconds)
+                is_started = execution is None or await self._start_workflow(execution.metadata.id)
+            if execution is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.options.poll_seconds):
+                        await self._wakeup.wait()
+                continue
+            if not is_started:
+                # Temporal is unreachable: the execution is back in the queue;
+                # wait before claiming again rather than spin.
+                await asyncio.sleep(self.options.poll_seconds)
+
+    def workflow_input(self, execution_id: str) -> WorkflowInput:
+        return WorkflowInput(
+            execution_id=execution_id,
+            max_steps=self.options.max_steps,
+            heartbeat_seconds=self.temporal.heartbeat_seconds,
+        )
+
+    async def start_workflow(self, execution_id: str) -> str:
+        """Starts the execution's workflow, or finds the one already running;
+        returns the run id."""
+        handle = await self.client.start_workflow(
+            WORKFLOW_NAME,
+            self.workflow_input(execution_id),
+            id=execution_id,
+            task_queue=self.temporal.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # A workflow that failed or was terminated without ending its
+            # execution may be started again once the execution is re-queued.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        )
+        return handle.result_run_id or ""
+
+    async def _start_workflow(self, execution_id: str) -> bool:
+        try:
+            await self.start_workflow(execution_id)
+            return True
+        except (RPCError, WorkflowAlreadyStartedError) as error:
+            logger.warning("cannot start the workflow of %s: %s", execution_id, error)
+            await self.domains.executions.end_abandoned(
+                execution_id, f"its Temporal workflow could not be started: {error}"
+            )
+            return False
+
+    # -- keeping leases ----------------------------------------------------
+
+    async def _keep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.lease_seconds / 3)
+            try:
+                await self._keep_once()
+            except RPCError as error:
+                # Temporal is briefly unreachable: leases stay as they are.
+                logger.warning("cannot check the executions' workflows: %s", error)
+
+    async def _workflow_fate(self, execution_id: str) -> str:
+        """'' while the workflow runs, else what became of it, in words."""
+        try:
+            description = await self.client.get_workflow_handle(execution_id).describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return "its Temporal workflow does not exist"
+            raise
+        status = description.status
+        if status == WorkflowExecutionStatus.RUNNING:
+            return ""
+        name = status.name.lower().replace("_", " ") if status else "closed"
+        return f"its Temporal workflow ended ({name}) without ending the execution"
+
+    async def _keep_once(self) -> None:
+        executions = self.domains.executions
+        for execution_id, lease in await executions.list_active_leases():
+            if lease is None or lease.owner != OWNER:
+                continue
+            if not await self._workflow_fate(execution_id):
+                await executions.renew_lease(execution_id, OWNER, self.options.lease_seconds)
+                continue
+            async with self._dispatching:
+                # Asked again with no start in flight: it may have been
+                # claimed and started between the listing and the first ask.
+                fate = await self._workflow_fate(execution_id)
+                if fate:
+                    await executions.end_abandoned(execution_id, fate)
+        # Leases of another engine (an embedded server ran on this store before).
+        await executions.reap_expired_leases(is_alive=_is_temporal)
+        for execution_id in await executions.list_active_without_lease():
+            await executions.end_abandoned(
+                execution_id, "worker lost: the execution was running without a lease"
+            )
+
+
+def _is_temporal(lease: Lease) -> bool:
+    return lease.owner == OWNER

@@ -1,0 +1,1 @@
+"""`stigmer worker`: the process that runs the Temporal engine's activities."""

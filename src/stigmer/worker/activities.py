@@ -1,0 +1,263 @@
+"""The activities of the Temporal engine: one model call or one tool call of
+an execution, run by a `stigmer worker` anywhere it can reach the Stigmer
+server and Temporal.
+
+Each activity reads the execution's inputs from the server (one
+GetRunInputs call), does its one step with the same runtime as the embedded
+engine (providers, MCP tool boxes, the recording sink with its secret
+masking) and reports every event through RecordEvents as it happens, so a
+watcher sees the answer grow live whichever machine runs it. Activities
+heartbeat while they work: a lost worker is noticed within the heartbeat
+timeout, and a cancelled workflow's cancellation reaches the activity.
+
+Errors become Temporal ApplicationErrors whose type the workflow's retry
+policies name: ModelError, ToolServerError and StigmerError (the execution
+is gone or ended, an input is invalid) are not retried; a server that is
+briefly unreachable is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from stigmer.api.v1 import execution_pb2, worker_pb2
+from stigmer.client import AsyncClient
+from stigmer.domain.execution.controller import system_message_event
+from stigmer.domain.execution.inputs import ExecutionInputs
+from stigmer.domain.execution.updates import phase_event
+from stigmer.engine import temporal_workflow as flow
+from stigmer.engine.recording import RecordingSink
+from stigmer.engine.run_requests import SecretMasker, build_run_request, history_messages
+from stigmer.errors import FailedPrecondition, NotFound, StigmerError, Unavailable
+from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED
+from stigmer.runtime.contract import (
+    ModelError,
+    ModelSettings,
+    RunRequest,
+    ToolCallRequest,
+    ToolServerError,
+)
+from stigmer.runtime.conversation import ToolSpec, messages_from_history
+from stigmer.runtime.providers import ChatProvider, provider_for
+from stigmer.runtime.tools import ToolBox
+
+logger = logging.getLogger(__name__)
+PHASES = {flow.COMPLETED: COMPLETED, flow.FAILED: FAILED, flow.CANCELLED: CANCELLED}
+
+
+def inputs_from(message: worker_pb2.ExecutionRunInputs) -> ExecutionInputs:
+    return ExecutionInputs(
+        execution=message.execution,
+        agent=message.agent,
+        environments=tuple(message.environments),
+        mcp_servers=dict(message.mcp_servers),
+        history=tuple(message.history),
+    )
+
+
+@contextlib.contextmanager
+def _as_activity_errors() -> Iterator[None]:
+    """Turns what stops a step into the error types the retry policies name."""
+    try:
+        yield
+    except ModelError as error:
+        raise ApplicationError(
+            f"model error: {error}", type="ModelError", non_retryable=True
+        ) from error
+    except ToolServerError as error:
+        raise ApplicationError(
+            f"tool server error: {error}", type="ToolServerError", non_retryable=True
+        ) from error
+    except Unavailable as error:
+        raise ApplicationError(str(error), type="Unavailable") from error
+    except StigmerError as error:
+        raise ApplicationError(str(error), type="StigmerError", non_retryable=True) from error
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating(interval: float) -> AsyncIterator[None]:
+    """Heartbeats every `interval` while the block runs: the worker is alive,
+    and a cancellation requested meanwhile comes back with the answer."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _heartbeat_interval() -> float:
+    timeout = activity.info().heartbeat_timeout
+    return max(0.2, timeout.total_seconds() / 4) if timeout else 5.0
+
+
+class ExecutionActivities:
+    """The activities, sharing one server client and one provider per model."""
+
+    def __init__(self, client: AsyncClient, model: ModelSettings) -> None:
+        self.client = client
+        self.model = model
+        self._providers: dict[ModelSettings, ChatProvider] = {}
+
+    def all(self) -> Sequence[Callable[..., Coroutine[Any, Any, Any]]]:
+        return (self.begin, self.call_model, self.call_tool, self.record_lost_tool_call, self.end)
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            with contextlib.suppress(Exception):
+                await provider.aclose()
+        self._providers.clear()
+
+    async def _prepared(
+        self, execution_id: str
+    ) -> tuple[ExecutionInputs, RunRequest, SecretMasker]:
+        inputs = inputs_from(await self.client.run_inputs(execution_id))
+        request, environment = build_run_request(inputs, self.model, max_steps=1)
+        return inputs, request, SecretMasker(environment.secrets)
+
+    def _sink(
+        self, execution_id: str, inputs: ExecutionInputs, masker: SecretMasker
+    ) -> RecordingSink:
+        async def record(
+            events: Sequence[execution_pb2.ExecutionEvent],
+        ) -> execution_pb2.AgentExecution:
+            return await self.client.record_events(execution_id, events)
+
+        return RecordingSink(record, masker, len(inputs.execution.status.messages))
+
+    async def _provider(self, settings: ModelSettings) -> ChatProvider:
+        provider = self._providers.get(settings)
+        if provider is None:
+            built = await asyncio.to_thread(provider_for, settings)
+            provider = self._providers.setdefault(settings, built)
+            if provider is not built:
+                await built.aclose()
+        return provider
+
+    # -- the activities -----------------------------------------------------
+
+    @activity.defn(name=flow.BEGIN)
+    async def begin(self, execution_id: str) -> flow.Begun:
+        """Checks the inputs and lists the tools the model will be offered."""
+        with _as_activity_errors():
+            inputs, request, _ = await self._prepared(execution_id)
+            async with (
+                _heartbeating(_heartbeat_interval()),
+                ToolBox(request.tool_servers) as toolbox,
+            ):
+                tools = [
+                    flow.OfferedTool(
+                        name=spec.name,
+                        description=spec.description,
+                        input_schema=dict(spec.input_schema),
+                        server=toolbox.server_of(spec.name) or "",
+                        tool=toolbox.tool_of(spec.name) or spec.name,
+                    )
+                    for spec in toolbox.tools
+                ]
+        return flow.Begun(list(range(len(inputs.execution.status.messages))), tools)
+
+    @activity.defn(name=flow.CALL_MODEL)
+    async def call_model(self, call: flow.ModelCall) -> flow.ModelAnswer:
+        """One model turn over the conversation so far, streamed into the execution."""
+        with _as_activity_errors():
+            inputs, request, masker = await self._prepared(call.execution_id)
+            current = execution_pb2.AgentExecution()
+            current.CopyFrom(inputs.execution)
+            del current.status.messages[:]
+            messages = inputs.execution.status.messages
+            current.status.messages.extend(messages[i] for i in call.included if i < len(messages))
+            conversation = messages_from_history(request.history + history_messages([current]))
+            offered = {tool.name: tool for tool in call.tools}
+            sink = self._sink(call.execution_id, inputs, masker)
+            provider = await self._provider(request.model)
+            async with _heartbeating(_heartbeat_interval()):
+                await sink.ai_message_started()
+                turn = await provider.stream_turn(
+                    system=request.instructions,
+                    messages=conversation,
+                    tools=[
+                        ToolSpec(tool.name, tool.description, tool.input_schema)
+                        for tool in call.tools
+                    ],
+                    on_delta=sink.ai_content_delta,
+                )
+                requested = [
+                    flow.RequestedToolCall(
+                        id=asked.id,
+                        name=asked.name,
+                        server=offered[asked.name].server if asked.name in offered else "",
+                        tool=offered[asked.name].tool if asked.name in offered else asked.name,
+                        arguments=dict(asked.arguments),
+                    )
+                    for asked in turn.tool_calls
+                ]
+                await sink.ai_message_finished(
+                    turn.content,
+                    tuple(ToolCallRequest(c.id, c.name, c.server, c.arguments) for c in requested),
+                )
+                if turn.input_tokens is not None or turn.output_tokens is not None:
+                    await sink.usage(turn.input_tokens or 0, turn.output_tokens or 0)
+        return flow.ModelAnswer(sink.ai_message_index, requested)
+
+    @activity.defn(name=flow.CALL_TOOL)
+    async def call_tool(self, given: flow.ToolCallInput) -> flow.ToolCallDone:
+        """One tool call, on a tool box of just the server that offers the tool."""
+        call = given.call
+        with _as_activity_errors():
+            inputs, request, masker = await self._prepared(given.execution_id)
+            sink = self._sink(given.execution_id, inputs, masker)
+            asked = ToolCallRequest(call.id, call.name, call.server, call.arguments)
+            await sink.tool_call_started(asked)
+            servers = [server for server in request.tool_servers if server.name == call.server]
+            async with _heartbeating(_heartbeat_interval()):
+                if not servers:
+                    # The model named a tool nobody offers: an error result it can read.
+                    offered = sorted({server.name for server in request.tool_servers})
+                    text = f"unknown tool {call.name!r}; the tool servers are: {offered}"
+                    await sink.tool_call_finished(call.id, text, is_error=True)
+                else:
+                    async with ToolBox(servers) as toolbox:
+                        result = await toolbox.call(call.tool, call.arguments)
+                    await sink.tool_call_finished(call.id, result.text, is_error=result.is_error)
+        return flow.ToolCallDone(sink.message_count - 1)
+
+    @activity.defn(name=flow.RECORD_LOST_TOOL_CALL)
+    async def record_lost_tool_call(self, given: flow.ToolCallInput) -> flow.ToolCallDone:
+        """Records a tool call whose worker was lost as FAILED, with the reason
+        as its result, so the model reads what happened."""
+        call = given.call
+        with _as_activity_errors():
+            inputs, _, masker = await self._prepared(given.execution_id)
+            sink = self._sink(given.execution_id, inputs, masker)
+            sink.reopen(ToolCallRequest(call.id, call.name, call.server, call.arguments))
+            await sink.tool_call_finished(call.id, given.reason, is_error=True)
+        return flow.ToolCallDone(sink.message_count - 1)
+
+    @activity.defn(name=flow.END)
+    async def end(self, ending: flow.Ending) -> None:
+        """Records the terminal phase; an execution already ended (or deleted)
+        elsewhere is left as it is."""
+        events = []
+        if ending.note:
+            events.append(system_message_event(ending.note))
+        events.append(phase_event(PHASES[ending.phase], ending.reason))
+        with _as_activity_errors():
+            try:
+                await self.client.record_events(ending.execution_id, events)
+            except (NotFound, FailedPrecondition) as error:
+                logger.info("execution %s ended elsewhere: %s", ending.execution_id, error)

@@ -1,0 +1,81 @@
+"""A worker process: polls the Temporal task queue for execution workflows and
+their activities, and talks to the Stigmer server for everything else.
+
+It needs only two addresses, the Stigmer server's and Temporal's, so it runs
+on any machine that reaches both. Several workers on one task queue share
+the executions; a worker that dies loses its running activities to the
+workflow's retry policies (see stigmer.engine.temporal_workflow).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from stigmer.client import AsyncClient
+from stigmer.engine.temporal_engine import connect
+from stigmer.engine.temporal_workflow import AgentExecutionWorkflow
+from stigmer.runtime.contract import ModelSettings
+from stigmer.worker.activities import ExecutionActivities
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    server: str  # the Stigmer server, host:port
+    temporal_address: str
+    namespace: str
+    task_queue: str
+    model: ModelSettings  # the defaults; an agent or execution may name another model
+    max_concurrent_activities: int = 8
+
+    @property
+    def identity(self) -> str:
+        return f"stigmer-worker/{socket.gethostname()}/{os.getpid()}"
+
+
+async def run_worker(options: WorkerOptions, stop: asyncio.Event) -> None:
+    """Runs until `stop` is set, then lets running activities finish briefly.
+
+    Raises:
+        Unavailable: Temporal cannot be reached.
+    """
+    temporal = await connect(options.temporal_address, options.namespace)
+    async with AsyncClient(options.server) as server:
+        activities = ExecutionActivities(server, options.model)
+        worker = Worker(
+            temporal,
+            task_queue=options.task_queue,
+            workflows=[AgentExecutionWorkflow],
+            activities=activities.all(),
+            max_concurrent_activities=options.max_concurrent_activities,
+            identity=options.identity,
+            # The workflow module imports only temporalio and the standard
+            # library; Stigmer's package root (the SDK, gRPC) need not be
+            # re-imported into every workflow's sandbox.
+            workflow_runner=SandboxedWorkflowRunner(
+                restrictions=SandboxRestrictions.default.with_passthrough_modules("stigmer")
+            ),
+            graceful_shutdown_timeout=timedelta(seconds=5),
+        )
+        logger.info(
+            "Stigmer worker %s: server %s, Temporal %s (namespace %s, task queue %s)",
+            options.identity,
+            options.server,
+            options.temporal_address,
+            options.namespace,
+            options.task_queue,
+        )
+        try:
+            async with worker:
+                await stop.wait()
+        finally:
+            await activities.aclose()
