@@ -8,21 +8,24 @@ drive it with the synchronous Client or the CLI and read its log records:
 
 ServerProcess runs `stigmer server` as a child process, for what only a
 process can show: being killed (SIGKILL, an injected crash) and restarted.
+WorkerProcess does the same for `stigmer worker` (the Temporal engine's).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from stigmer.client import Client
 from stigmer.engine.embedded import EngineOptions
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from stigmer.engine.temporal_engine import TemporalOptions
 
 T = TypeVar("T")
+_worker_numbers = itertools.count(1)
 START_TIMEOUT_SECONDS = 30.0
 
 
@@ -104,46 +108,52 @@ class ServerThread:
         self.stop()
 
 
-class ServerProcess:
-    """`stigmer server` in the foreground, as a child process.
+class StigmerProcess:
+    """A `stigmer` command running as a child process, with its own settings.
 
     `settings` are STIGMER_* variables (without the prefix), e.g.
     {"LLM_BASE_URL": ..., "LEASE_SECONDS": "2", "CRASH_AT": "agent.create/persist"}.
-    The process's output goes to `log`. `store` is a SQLite path or any store URL.
+    The process's output goes to `log`.
     """
 
-    def __init__(self, home: Path, store: Path | str, settings: Mapping[str, str]) -> None:
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+    def __init__(
+        self, home: Path, arguments: Sequence[str], settings: Mapping[str, str], log: Path
+    ) -> None:
+        self.arguments = tuple(arguments)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")}
-        self.env.update(
-            STIGMER_HOME=str(home), STIGMER_STORE=str(store), STIGMER_PORT=str(self.port)
-        )
+        self.env.update(STIGMER_HOME=str(home))
         self.env.update({f"STIGMER_{key}": value for key, value in settings.items()})
-        self.log = home / f"server-{self.port}.log"
+        self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Starts it and waits until it serves.
+        """Starts it and waits until it is ready.
 
         Raises:
-            RuntimeError: it exited or did not serve in time (with its log).
+            RuntimeError: it exited or was not ready in time (with its log).
         """
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "stigmer.cli.main", "server"],
+                [sys.executable, "-m", "stigmer.cli.main", *self.arguments],
                 env=self.env,
                 stdout=log,
                 stderr=log,
             )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        with Client(self.address) as client:
-            while not client.is_serving(wait_seconds=0.5):
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"the server did not start:\n{self.log.read_text()}")
-                time.sleep(0.05)
+        while not self.is_ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.arguments[0]} did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
+
+    def is_ready(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
     def wait(self, timeout: float) -> int:
         """Waits for the process to exit on its own; returns its exit code."""
@@ -166,9 +176,53 @@ class ServerProcess:
             self.process.kill()
             self.process.wait(5)
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class ServerProcess(StigmerProcess):
+    """`stigmer server` in the foreground; ready when it serves.
+
+    `store` is a SQLite path or any store URL.
+    """
+
+    def __init__(self, home: Path, store: Path | str, settings: Mapping[str, str]) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        super().__init__(
+            home,
+            ["server"],
+            {"STORE": str(store), "PORT": str(self.port), **settings},
+            home / f"server-{self.port}.log",
+        )
+
+    def is_ready(self) -> bool:
+        with Client(self.address) as client:
+            return client.is_serving(wait_seconds=0.5)
+
+
+class WorkerProcess(StigmerProcess):
+    """`stigmer worker` for the server at `server`; ready once it polls Temporal."""
+
+    def __init__(
+        self, home: Path, server: str, temporal_address: str, settings: Mapping[str, str]
+    ) -> None:
+        self.name = f"worker-{next(_worker_numbers)}"
+        super().__init__(
+            home,
+            ["worker"],
+            {"SERVER": server, "TEMPORAL_ADDRESS": temporal_address, **settings},
+            home / f"{self.name}.log",
+        )
+
+    @property
+    def identity(self) -> str:
+        """The identity Temporal records for the activities it runs."""
+        return f"stigmer-worker/{socket.gethostname()}/{self.pid}"
+
+    def is_ready(self) -> bool:
+        return super().is_ready() and b"Stigmer worker" in self.log.read_bytes()
