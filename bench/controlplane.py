@@ -1,7 +1,13 @@
-"""Control-plane benchmark: what Stigmer's own layers cost on top of gRPC and SQLite.
+"""Control-plane benchmark: what Stigmer's own layers cost on top of gRPC and the store.
 
-    .venv/bin/python bench/controlplane.py           # full run (~1-2 min on 2 cores)
-    .venv/bin/python bench/controlplane.py --quick   # smoke run (< 60 s)
+    .venv/bin/python bench/controlplane.py                 # full run on SQLite (~1-2 min)
+    .venv/bin/python bench/controlplane.py --quick         # smoke run (< 60 s)
+    .venv/bin/python bench/controlplane.py --store both    # SQLite, then PostgreSQL
+
+`--store sqlite|postgres|both` picks the store behind the Stigmer servers
+(see stores.py; PostgreSQL is a throwaway server started by the run). With
+both, each store gets its own block of tables, then the ratios of the two
+are printed side by side.
 
 What is measured:
 
@@ -9,7 +15,7 @@ What is measured:
    the request bytes) driven by the same client loop, at 1 and at 64 calls in
    flight.
 2. Stigmer operations through the SDK (`AsyncClient`) against a real
-   `StigmerServer` on a SQLite store, at 1 and 64 in flight: get by id,
+   `StigmerServer` on the chosen store, at 1 and 64 in flight: get by id,
    create agent (each also creates its default instance), apply of an
    unchanged agent, and list instances by agent. Each is reported as calls/s,
    p50, p99 and server CPU per call, and as ratios to the echo floor.
@@ -18,9 +24,10 @@ What is measured:
    server. At each size: the p50 of get-by-slug (GetByReference) and
    instances-by-agent (ListByAgent) through the server, beside the same
    lookups in-process (store layer, controller layer) and as raw SQL on a
-   plain sqlite3 connection. The two sizes are measured in alternating rounds
-   so both see the same machine noise. Indexed lookups should grow by ~1x
-   (a scan would grow ~100x).
+   plain driver connection (sqlite3 in-process; psycopg over TCP for
+   PostgreSQL, so its floor includes the round trip to the database). The
+   two sizes are measured in alternating rounds so both see the same machine
+   noise. Indexed lookups should grow by ~1x (a scan would grow ~100x).
 
 Why ratios: these machines are shared and noisy, so a bare "1,200 calls/s"
 means little from one run to the next. Every server runs in its own spawned
@@ -42,20 +49,19 @@ import os
 import platform
 import random
 import signal
-import sqlite3
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 import grpc
 import harness
+import stores
 from google.protobuf.timestamp_pb2 import Timestamp
 from harness import Call, Sample, format_rate, format_ratio, format_seconds, ratio
+from stores import BenchStore
 
 from stigmer.api.v1 import agent_pb2, agentinstance_pb2, meta_pb2
 from stigmer.client.aio import AsyncClient
@@ -65,8 +71,8 @@ from stigmer.resources.ids import new_id
 from stigmer.resources.kinds import AGENT, AGENT_INSTANCE, API_VERSION, DEFAULT_ORG
 from stigmer.resources.slugs import default_instance_slug
 from stigmer.server.app import ServerOptions, StigmerServer
-from stigmer.store.base import Record
-from stigmer.store.sqlite import SqliteStore
+from stigmer.store.base import Record, Store
+from stigmer.store.urls import store_from_url
 
 ECHO_PAYLOAD = b"x" * 128
 INSTRUCTIONS = "Review pull requests and point out bugs, missing tests and unclear names."
@@ -75,10 +81,22 @@ RAW_COLUMNS = (
     "kind, id, org, slug, version, data, owner_id, labels, "
     "agent_id, agent_instance_id, session_id, phase"
 )
-RAW_BY_SLUG = f"SELECT {RAW_COLUMNS} FROM resources WHERE kind = ? AND org = ? AND slug = ?"
-RAW_BY_AGENT = (
-    f"SELECT {RAW_COLUMNS} FROM resources WHERE kind = ? AND agent_id = ? ORDER BY id LIMIT 101"
-)
+
+
+def raw_by_slug(mark: str) -> str:
+    """The store's slug lookup as plain SQL, with the driver's parameter marker."""
+    return (
+        f"SELECT {RAW_COLUMNS} FROM resources "
+        f"WHERE kind = {mark} AND org = {mark} AND slug = {mark}"
+    )
+
+
+def raw_by_agent(mark: str) -> str:
+    """The store's instances-of-an-agent listing (one page) as plain SQL."""
+    return (
+        f"SELECT {RAW_COLUMNS} FROM resources WHERE kind = {mark} AND agent_id = {mark} "
+        "ORDER BY id LIMIT 101"
+    )
 
 
 @dataclass(frozen=True)
@@ -142,14 +160,14 @@ def size_label(count: int) -> str:
 
 
 @asynccontextmanager
-async def stigmer_server(store_path: str) -> AsyncIterator[str]:
-    async with StigmerServer(ServerOptions(store_url=store_path, port=0)) as server:
+async def stigmer_server(store_url: str) -> AsyncIterator[str]:
+    async with StigmerServer(ServerOptions(store_url=store_url, port=0)) as server:
         yield server.address
 
 
-def stigmer_server_main(connection: Connection, store_path: str) -> None:
+def stigmer_server_main(connection: Connection, store_url: str) -> None:
     """Target of the Stigmer server's process."""
-    harness.run_server_child(connection, functools.partial(stigmer_server, store_path))
+    harness.run_server_child(connection, functools.partial(stigmer_server, store_url))
 
 
 # -- resources ---------------------------------------------------------------------
@@ -209,7 +227,7 @@ class Seeded:
     agent_ids: list[str]
 
 
-async def seed(store: SqliteStore, seeded: Seeded, target: int) -> float:
+async def seed(store: Store, seeded: Seeded, target: int) -> float:
     """Grows the store to `target` agents (each with its default instance) through
     the store API, in a few big transactions; returns the seconds it took."""
     domains = Domains(store)
@@ -400,11 +418,16 @@ def echo_spread_table(results: Sequence[Compared]) -> str:
     return harness.table(headers, rows)
 
 
-async def run_operations(settings: Settings, echo: harness.ServerProcess, root: Path) -> None:
-    say("== 1+2. Operations vs. the bare gRPC echo floor (SDK client -> server process) ==")
-    store_path = str(root / "operations.db")
+async def run_operations(
+    settings: Settings, echo: harness.ServerProcess, store: BenchStore
+) -> list[Compared]:
+    say(
+        f"== 1+2. Operations vs. the bare gRPC echo floor (SDK client -> server process), "
+        f"{store.name} store =="
+    )
+    store_url = store.new_url("operations")
     results: list[Compared] = []
-    with harness.ServerProcess("stigmer", stigmer_server_main, store_path) as server:
+    with harness.ServerProcess("stigmer", stigmer_server_main, store_url) as server:
         async with (
             AsyncClient(server.address) as client,
             harness.echo_client(echo.address, ECHO_PAYLOAD) as echo_call,
@@ -428,12 +451,14 @@ async def run_operations(settings: Settings, echo: harness.ServerProcess, root: 
         "Each ratio divides by the mean of the echo runs just before and after the operation."
     )
     say()
+    return results
 
 
 # -- part 3: growth -------------------------------------------------------------------
 
-RAW_SLUG = "raw sqlite3: slug lookup (unique index)"
-RAW_AGENT = "raw sqlite3: instances of an agent"
+# The raw lookups' labels name the store's plain driver ("{driver}").
+RAW_SLUG = "raw {driver}: slug lookup (unique index)"
+RAW_AGENT = "raw {driver}: instances of an agent"
 STORE_SLUG = "store tx.get_by_slug (in-process)"
 CONTROLLER_SLUG = "controller get_by_reference (in-process)"
 GRPC_SLUG = "gRPC GetByReference (get agent by slug)"
@@ -455,19 +480,26 @@ class GrowthStore:
     """A seeded store, its server and the clients that read it."""
 
     size: int
-    path: str
-    store: SqliteStore
+    url: str
+    store: Store
     seeded: Seeded
     latencies: Latencies
 
+    def p50(self, lookup: str) -> float:
+        return harness.percentile(sorted(self.latencies[lookup]), 0.5)
 
-async def seeded_store(root: Path, size: int) -> tuple[GrowthStore, float]:
-    path = str(root / f"growth-{size_label(size)}.db")
-    store = SqliteStore(path)
+
+async def seeded_store(bench_store: BenchStore, size: int) -> tuple[GrowthStore, float]:
+    url = bench_store.new_url(f"growth_{size_label(size)}")
+    store = store_from_url(url)
     await store.open()
     seeded = Seeded([], [])
-    seconds = await seed(store, seeded, size)
-    return GrowthStore(size, path, store, seeded, {name: [] for name in LOOKUPS}), seconds
+    try:
+        seconds = await seed(store, seeded, size)
+    except BaseException:
+        await store.close()
+        raise
+    return GrowthStore(size, url, store, seeded, {name: [] for name in LOOKUPS}), seconds
 
 
 async def check_seeded(client: AsyncClient, seeded: Seeded) -> None:
@@ -478,29 +510,24 @@ async def check_seeded(client: AsyncClient, seeded: Seeded) -> None:
         raise RuntimeError(f"seeded agent {agent.metadata.slug} has a broken default instance")
 
 
-def raw_round(target: GrowthStore, count: int, rng: random.Random) -> None:
-    """Both lookups as plain SQL on a separate read-only sqlite3 connection."""
+def raw_round(bench_store: BenchStore, target: GrowthStore, count: int, rng: random.Random) -> None:
+    """Both lookups as plain SQL on a separate connection of the store's own driver."""
     slugs = [rng.choice(target.seeded.slugs) for _ in range(count)]
     agent_ids = [rng.choice(target.seeded.agent_ids) for _ in range(count)]
-    connection = sqlite3.connect(f"file:{target.path}?mode=ro", uri=True, isolation_level=None)
-    try:
-        found = connection.execute(RAW_BY_SLUG, (AGENT.name, DEFAULT_ORG, slugs[0])).fetchone()
+    by_slug = raw_by_slug(bench_store.placeholder)
+    by_agent = raw_by_agent(bench_store.placeholder)
+    with bench_store.raw_connection(target.url) as connection:
+        found = connection.execute(by_slug, (AGENT.name, DEFAULT_ORG, slugs[0])).fetchone()
         if found is None:
             raise RuntimeError(f"raw lookup found no seeded agent {slugs[0]}")
         target.latencies[RAW_SLUG] += harness.time_each(
-            lambda i: connection.execute(
-                RAW_BY_SLUG, (AGENT.name, DEFAULT_ORG, slugs[i])
-            ).fetchone(),
+            lambda i: connection.execute(by_slug, (AGENT.name, DEFAULT_ORG, slugs[i])).fetchone(),
             count,
         )
         target.latencies[RAW_AGENT] += harness.time_each(
-            lambda i: connection.execute(
-                RAW_BY_AGENT, (AGENT_INSTANCE.name, agent_ids[i])
-            ).fetchall(),
+            lambda i: connection.execute(by_agent, (AGENT_INSTANCE.name, agent_ids[i])).fetchall(),
             count,
         )
-    finally:
-        connection.close()
 
 
 async def layered_round(
@@ -540,7 +567,7 @@ async def layered_round(
         target.latencies[name] += sample.latencies
 
 
-def growth_table(small: GrowthStore, large: GrowthStore) -> str:
+def growth_table(driver: str, small: GrowthStore, large: GrowthStore) -> str:
     low, high = size_label(small.size), size_label(large.size)
     headers = (
         "lookup (1 in flight)",
@@ -550,32 +577,30 @@ def growth_table(small: GrowthStore, large: GrowthStore) -> str:
         f"vs raw @{low}",
         f"vs raw @{high}",
     )
-
-    def p50(target: GrowthStore, name: str) -> float:
-        return harness.percentile(sorted(target.latencies[name]), 0.5)
-
     rows: list[list[str]] = []
     for name, raw in LOOKUPS.items():
         rows.append(
             [
-                name,
-                format_seconds(p50(small, name)),
-                format_seconds(p50(large, name)),
-                format_ratio(ratio(p50(large, name), p50(small, name))),
-                format_ratio(ratio(p50(small, name), p50(small, raw))) if raw else "",
-                format_ratio(ratio(p50(large, name), p50(large, raw))) if raw else "",
+                name.format(driver=driver),
+                format_seconds(small.p50(name)),
+                format_seconds(large.p50(name)),
+                format_ratio(ratio(large.p50(name), small.p50(name))),
+                format_ratio(ratio(small.p50(name), small.p50(raw))) if raw else "",
+                format_ratio(ratio(large.p50(name), large.p50(raw))) if raw else "",
             ]
         )
     return harness.table(headers, rows)
 
 
-async def measure_growth(settings: Settings, small: GrowthStore, large: GrowthStore) -> None:
+async def measure_growth(
+    settings: Settings, bench_store: BenchStore, small: GrowthStore, large: GrowthStore
+) -> None:
     """Alternates between the two stores in rounds, so both see the same noise."""
     rng = random.Random(7234)
     rounds = settings.growth_rounds
     with (
-        harness.ServerProcess("stigmer-small", stigmer_server_main, small.path) as small_server,
-        harness.ServerProcess("stigmer-large", stigmer_server_main, large.path) as large_server,
+        harness.ServerProcess("stigmer-small", stigmer_server_main, small.url) as small_server,
+        harness.ServerProcess("stigmer-large", stigmer_server_main, large.url) as large_server,
     ):
         async with (
             AsyncClient(small_server.address) as small_client,
@@ -586,36 +611,128 @@ async def measure_growth(settings: Settings, small: GrowthStore, large: GrowthSt
             for round_index in range(rounds):
                 warmup = settings.growth_warmup if round_index == 0 else 0
                 for target, client in ((small, small_client), (large, large_client)):
-                    raw_round(target, settings.raw_lookups // rounds, rng)
+                    raw_round(bench_store, target, settings.raw_lookups // rounds, rng)
                     await layered_round(
                         target, client, settings.growth_calls // rounds, warmup, rng
                     )
 
 
-async def run_growth(settings: Settings, root: Path) -> None:
+async def run_growth(
+    settings: Settings, bench_store: BenchStore
+) -> tuple[GrowthStore, GrowthStore]:
     low, high = (size_label(s) for s in settings.growth_sizes)
-    say(f"== 3. Growth: lookups at {low} and {high} agents (+ one default instance each) ==")
-    small, seconds = await seeded_store(root, settings.growth_sizes[0])
+    say(
+        f"== 3. Growth: lookups at {low} and {high} agents (+ one default instance each), "
+        f"{bench_store.name} store =="
+    )
+    small, seconds = await seeded_store(bench_store, settings.growth_sizes[0])
     try:
         say(f"seeded {low} agents in {format_seconds(seconds)}")
-        large, seconds = await seeded_store(root, settings.growth_sizes[1])
+        large, seconds = await seeded_store(bench_store, settings.growth_sizes[1])
         try:
             rate = large.size / seconds
             say(
                 f"seeded {high} agents in {format_seconds(seconds)} "
                 f"({format_rate(rate)} agents/s through the store API, 2 rows each)"
             )
-            await measure_growth(settings, small, large)
+            for target in (small, large):
+                refreshed = bench_store.refresh_statistics(target.url)
+            if refreshed:
+                say(refreshed)
+            await measure_growth(settings, bench_store, small, large)
         finally:
             await large.store.close()
     finally:
         await small.store.close()
-    say(growth_table(small, large))
+    say(growth_table(bench_store.driver, small, large))
     say(
         f"Measured in {settings.growth_rounds} alternating rounds on two stores, one server "
         f"each. growth: p50 @{high} divided by p50 @{low} (a scan instead of an index would "
         f"grow ~{large.size // small.size}x); vs raw: multiple of the plain SQL lookup on "
-        "the same store, i.e. what our layers add on top of SQLite."
+        f"the same store, i.e. what our layers add on top of {bench_store.name} and its "
+        f"driver ({bench_store.driver})."
+    )
+    say()
+    return small, large
+
+
+# -- the stores side by side -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreResults:
+    """What one store's part of the run measured."""
+
+    store: str
+    operations: list[Compared]
+    growth: tuple[GrowthStore, GrowthStore]
+
+
+def stores_operations_table(results: Sequence[StoreResults]) -> str:
+    """Parts 1+2's ratios, a column per store for each ratio."""
+    metrics: tuple[tuple[str, Callable[[Compared], float]], ...] = (
+        ("calls/s", lambda c: c.throughput_ratio),
+        ("p50", lambda c: c.p50_ratio),
+        ("CPU", lambda c: c.cpu_ratio),
+    )
+    headers = [
+        "operation (ratio to echo)",
+        "in flight",
+        *(f"{name} {r.store}" for name, _ in metrics for r in results),
+    ]
+    rows: list[list[str]] = []
+    for index, compared in enumerate(results[0].operations):
+        sample = compared.sample
+        rows.append(
+            [
+                sample.label,
+                str(sample.in_flight),
+                *(format_ratio(of(r.operations[index])) for _, of in metrics for r in results),
+            ]
+        )
+    return harness.table(headers, rows)
+
+
+def stores_growth_table(results: Sequence[StoreResults]) -> str:
+    """Part 3's ratios, a column per store for each ratio."""
+    low, high = (size_label(size) for size in (g.size for g in results[0].growth))
+    headers = [
+        "lookup (1 in flight)",
+        *(f"growth {high}/{low} {r.store}" for r in results),
+        *(f"vs raw @{high} {r.store}" for r in results),
+    ]
+    growth_pairs = [r.growth for r in results]
+    rows: list[list[str]] = []
+    for name, raw in LOOKUPS.items():
+        rows.append(
+            [
+                name.format(driver="driver"),
+                *(
+                    format_ratio(ratio(large.p50(name), small.p50(name)))
+                    for small, large in growth_pairs
+                ),
+                *(
+                    format_ratio(ratio(large.p50(name), large.p50(raw))) if raw else ""
+                    for _, large in growth_pairs
+                ),
+            ]
+        )
+    return harness.table(headers, rows)
+
+
+def report_stores(results: Sequence[StoreResults]) -> None:
+    names = " vs ".join(r.store for r in results)
+    say(f"== The stores side by side: {names} (ratios from the blocks above) ==")
+    say(stores_operations_table(results))
+    say(
+        "calls/s: share of the echo floor's throughput; p50, CPU: multiples of the echo "
+        "floor's p50 / server CPU per call (the floor measured around each operation)."
+    )
+    say()
+    say(stores_growth_table(results))
+    say(
+        "raw driver: sqlite3 in-process for SQLite, psycopg over TCP to 127.0.0.1 for "
+        "PostgreSQL (so PostgreSQL's floor includes a network round trip)."
     )
     say()
 
@@ -623,32 +740,39 @@ async def run_growth(settings: Settings, root: Path) -> None:
 # -- main ------------------------------------------------------------------------------
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, store_names: Sequence[str]) -> list[StoreResults]:
     task = asyncio.current_task()
     if task is not None:  # SIGTERM cleans up as Ctrl-C does: servers stopped, files removed
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    with (
-        tempfile.TemporaryDirectory(prefix="stigmer-bench-") as directory,
-        harness.ServerProcess("echo", harness.echo_server_main) as echo,
-    ):
-        root = Path(directory)
-        await run_operations(settings, echo, root)
-        await run_growth(settings, root)
+    results: list[StoreResults] = []
+    with harness.ServerProcess("echo", harness.echo_server_main) as echo:
+        for name in store_names:
+            with stores.open_bench_store(name) as store:
+                say(f"######## {store.name} ########")
+                say(store.describe())
+                say()
+                operations = await run_operations(settings, echo, store)
+                growth = await run_growth(settings, store)
+                results.append(StoreResults(store.name, operations, growth))
+    return results
 
 
-def parse_settings(argv: Sequence[str]) -> Settings:
+def parse_arguments(argv: Sequence[str]) -> tuple[Settings, tuple[str, ...]]:
+    """The settings and the names of the stores to run on, in order."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="short smoke run (< 60 s)")
-    return QUICK if parser.parse_args(argv).quick else FULL
+    parser.add_argument("--quick", action="store_true", help="short smoke run (< 60 s per store)")
+    stores.add_store_option(parser)
+    arguments = parser.parse_args(argv)
+    return QUICK if arguments.quick else FULL, stores.chosen_stores(arguments.store)
 
 
 def main(argv: Sequence[str]) -> int:
-    settings = parse_settings(argv)
+    settings, store_names = parse_arguments(argv)
     started = time.perf_counter()
     say(
         f"Stigmer control-plane benchmark ({'quick' if settings.quick else 'full'}): "
         f"Python {platform.python_version()}, grpcio {grpc.__version__}, "
-        f"SQLite {sqlite3.sqlite_version}, {os.cpu_count()} cores"
+        f"{os.cpu_count()} cores, stores: {', '.join(store_names)}"
     )
     say(
         f"calls per measurement: {settings.calls_one} at 1 in flight, {settings.calls_many} "
@@ -656,10 +780,12 @@ def main(argv: Sequence[str]) -> int:
     )
     say()
     try:
-        asyncio.run(run(settings))
+        results = asyncio.run(run(settings, store_names))
     except (KeyboardInterrupt, asyncio.CancelledError):
         say("interrupted")
         return 130
+    if len(results) > 1:
+        report_stores(results)
     say(f"total runtime: {time.perf_counter() - started:.1f} s")
     return 0
 
