@@ -60,6 +60,7 @@ from stigmer.errors import (
     StigmerError,
     Unavailable,
 )
+from stigmer.faults import crash_point
 from stigmer.store.base import Lease, ListQuery, Record
 from stigmer.store.postgres_schema import MIGRATIONS
 
@@ -233,6 +234,9 @@ class PostgresTransaction:
         self.is_write = write
         self.is_discarded = False
         self.is_open = True
+        # Whether a write statement ran: only those transactions pass the
+        # store/before-commit and store/after-commit crash points, as on SQLite.
+        self.has_written = False
         # The task that opened it: only that task nesting a transaction is a
         # bug. Tasks it starts wait for it to end (see PostgresStore.transaction).
         self.task = asyncio.current_task()
@@ -309,7 +313,14 @@ class PostgresTransaction:
                 f"the store transaction was aborted by a failed statement ({failure}); "
                 "nothing was committed"
             )
-        await self._execute("ROLLBACK" if self.is_discarded else "COMMIT")
+        if self.is_discarded:
+            await self._execute("ROLLBACK")
+            return
+        if self.has_written:
+            crash_point("store/before-commit")
+        await self._execute("COMMIT")
+        if self.has_written:
+            crash_point("store/after-commit")
 
     async def _rollback_quietly(self) -> None:
         """Rolls back on the way out of an exception; a dead connection is the pool's to drop."""
@@ -337,6 +348,7 @@ class PostgresTransaction:
             raise AlreadyExists(record.kind, record.slug, stored.id, org=record.org)
 
     async def insert_if_absent(self, record: Record) -> tuple[Record, bool]:
+        self.has_written = True
         for _ in range(_INSERT_ATTEMPTS):
             # No conflict target: a taken id is skipped as well instead of
             # failing (and aborting the transaction); the lookups below tell
@@ -363,6 +375,7 @@ class PostgresTransaction:
         )
 
     async def update(self, record: Record, expected_version: int) -> None:
+        self.has_written = True
         row = _to_row(record)
         # The usual update keeps org and slug, so it cannot collide on the
         # unique index and needs no savepoint: one round trip.
@@ -398,6 +411,7 @@ class PostgresTransaction:
             raise Internal(f"update of {record.kind} {record.id} matched no row")
 
     async def delete(self, kind: str, resource_id: str) -> bool:
+        self.has_written = True
         # One round trip: the record, its event log and its lease.
         cursor = await self._execute(
             "WITH gone AS (DELETE FROM resources WHERE id = %s AND kind = %s RETURNING id), "
@@ -440,6 +454,7 @@ class PostgresTransaction:
     # -- event log ------------------------------------------------------------
 
     async def append_events(self, resource_id: str, events: Sequence[tuple[int, bytes]]) -> None:
+        self.has_written = True
         if not events:
             return
         # One statement for the batch. ON CONFLICT keeps a repeated sequence
@@ -470,6 +485,7 @@ class PostgresTransaction:
     # -- leases ---------------------------------------------------------------
 
     async def put_lease(self, lease: Lease) -> None:
+        self.has_written = True
         await self._execute(
             "INSERT INTO leases (resource_id, owner, expires_at) VALUES (%s, %s, %s) "
             "ON CONFLICT (resource_id) DO UPDATE SET owner = excluded.owner, "
@@ -486,6 +502,7 @@ class PostgresTransaction:
         return Lease(row[0], row[1], float(row[2])) if row is not None else None
 
     async def delete_lease(self, resource_id: str) -> None:
+        self.has_written = True
         await self._execute("DELETE FROM leases WHERE resource_id = %s", (resource_id,))
 
     async def list_expired_leases(self, now: float, limit: int = 100) -> builtins.list[Lease]:
