@@ -1,7 +1,12 @@
 """Run benchmark: what one whole agent execution costs, next to one control-plane call.
 
-    .venv/bin/python bench/runs.py           # full run (~1 min on 2 cores)
-    .venv/bin/python bench/runs.py --quick   # smoke run (< 60 s)
+    .venv/bin/python bench/runs.py                 # full run on SQLite (~1 min on 2 cores)
+    .venv/bin/python bench/runs.py --quick         # smoke run (< 60 s)
+    .venv/bin/python bench/runs.py --store both    # SQLite, then PostgreSQL
+
+`--store sqlite|postgres|both` picks the store behind the Stigmer server (see
+stores.py; PostgreSQL is a throwaway server started by the run). With both,
+each store gets its own report, then the ratios of the two side by side.
 
 What is measured:
 
@@ -30,8 +35,8 @@ What is measured:
    in-process, which the engine does once per execution.
 
 The Stigmer server runs with EngineOptions(workers=8) (other engine options at
-their defaults), a SQLite store in a temporary directory and its engine's
-model pointing at the scripted model's base_url.
+their defaults), a fresh store of the chosen kind and its engine's model
+pointing at the scripted model's base_url.
 
 Why ratios: as in controlplane.py, these machines are shared and noisy. A run
 is one create transaction, a queue, an engine claim, a model HTTP round trip,
@@ -53,22 +58,21 @@ import math
 import os
 import platform
 import signal
-import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 import grpc
 import harness
 import openai
+import stores
 from google.protobuf.timestamp_pb2 import Timestamp
 from harness import Call, Sample, format_rate, format_ratio, format_seconds, ratio
 from openai.types.chat import ChatCompletionMessageParam
+from stores import BenchStore
 
 from stigmer.api.v1 import agent_pb2, execution_pb2, meta_pb2
 from stigmer.client.aio import AsyncClient
@@ -85,7 +89,6 @@ INSTRUCTIONS = "Answer every question with one short word."
 MESSAGE = "Are you there?"
 RUN_TIMEOUT_SECONDS = 60.0
 FAILURES_SHOWN = 10
-STORE_FILE = "runs.db"
 
 
 @dataclass(frozen=True)
@@ -164,15 +167,15 @@ def engine_options(model_base_url: str) -> EngineOptions:
 
 
 @asynccontextmanager
-async def stigmer_server(store_path: str, engine: EngineOptions) -> AsyncIterator[str]:
-    options = ServerOptions(store_url=store_path, port=0, engine=engine)
+async def stigmer_server(store_url: str, engine: EngineOptions) -> AsyncIterator[str]:
+    options = ServerOptions(store_url=store_url, port=0, engine=engine)
     async with StigmerServer(options) as server:
         yield server.address
 
 
-def stigmer_server_main(connection: Connection, store_path: str, engine: EngineOptions) -> None:
+def stigmer_server_main(connection: Connection, store_url: str, engine: EngineOptions) -> None:
     """Target of the Stigmer server's process."""
-    harness.run_server_child(connection, functools.partial(stigmer_server, store_path, engine))
+    harness.run_server_child(connection, functools.partial(stigmer_server, store_url, engine))
 
 
 # -- runs -------------------------------------------------------------------------------
@@ -507,33 +510,52 @@ def runs_table(results: Results) -> str:
     return harness.table(headers, rows)
 
 
-def ratios_table(results: Results) -> str:
-    headers = (
-        "full run vs floors",
-        "clients",
-        "exec/s ÷ get/s",
-        "p50 ÷ get p50",
-        "p99 ÷ get p50",
-        "server CPU ÷ get's",
-        "p50 ÷ model p50",
+def run_ratios() -> tuple[tuple[str, Callable[[Compared], float]], ...]:
+    """The ratios of a run level to its floors: (header, ratio of a level)."""
+
+    def get_floor(level: Compared, of: str) -> float:
+        return level.floor("get", of)
+
+    return (
+        ("exec/s ÷ get/s", lambda c: ratio(c.runs.sample.throughput, get_floor(c, "throughput"))),
+        ("p50 ÷ get p50", lambda c: ratio(c.runs.sample.p50, get_floor(c, "p50"))),
+        ("p99 ÷ get p50", lambda c: ratio(c.runs.sample.p99, get_floor(c, "p50"))),
+        (
+            "server CPU ÷ get's",
+            lambda c: ratio(c.runs.sample.server_cpu_per_call, get_floor(c, "server_cpu_per_call")),
+        ),
+        ("p50 ÷ model p50", lambda c: ratio(c.runs.sample.p50, c.floor("model", "p50"))),
     )
+
+
+def ratios_table(results: Results) -> str:
+    ratios = run_ratios()
+    headers = ("full run vs floors", "clients", *(header for header, _ in ratios))
     rows: list[list[str]] = []
     for level in results.levels:
-        sample = level.runs.sample
-        get_p50 = level.floor("get", "p50")
         rows.append(
             [
                 "run + wait",
-                str(sample.in_flight),
-                format_share(ratio(sample.throughput, level.floor("get", "throughput"))),
-                format_ratio(ratio(sample.p50, get_p50)),
-                format_ratio(ratio(sample.p99, get_p50)),
-                format_ratio(
-                    ratio(sample.server_cpu_per_call, level.floor("get", "server_cpu_per_call"))
-                ),
-                format_ratio(ratio(sample.p50, level.floor("model", "p50"))),
+                str(level.runs.sample.in_flight),
+                *(format_share(of(level)) for _, of in ratios),
             ]
         )
+    return harness.table(headers, rows)
+
+
+def stores_ratios_table(by_store: Sequence[tuple[str, Results]]) -> str:
+    """The ratios of `ratios_table`, a row per ratio and level, a column per store."""
+    headers = ("full run vs floors", "clients", *(store for store, _ in by_store))
+    rows: list[list[str]] = []
+    for header, of in run_ratios():
+        for index, level in enumerate(by_store[0][1].levels):
+            rows.append(
+                [
+                    header,
+                    str(level.runs.sample.in_flight),
+                    *(format_share(of(results.levels[index])) for _, results in by_store),
+                ]
+            )
     return harness.table(headers, rows)
 
 
@@ -609,25 +631,25 @@ def events_report(results: Results) -> list[str]:
     return lines
 
 
-def read_event_log(store_path: Path, results: Results) -> None:
-    """Counts the stored events of each execution, on a read-only connection."""
-    connection = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, isolation_level=None)
-    try:
+def read_event_log(store: BenchStore, store_url: str, results: Results) -> None:
+    """Counts the stored events of each execution, in plain SQL on the store's
+    own driver (not through the store code whose writes it checks)."""
+    with store.raw_connection(store_url) as connection:
         rows = connection.execute(
-            "SELECT resource_id, COUNT(*) FROM resource_events GROUP BY resource_id"
+            "SELECT resource_id, COUNT(*) FROM resource_events GROUP BY resource_id", ()
         ).fetchall()
         results.stored_events = {str(resource_id): int(count) for resource_id, count in rows}
         completed = [o for level in results.levels for o in level.runs.completed]
         if completed:
             events = connection.execute(
-                "SELECT data FROM resource_events WHERE resource_id = ? ORDER BY sequence",
+                "SELECT data FROM resource_events WHERE resource_id = "
+                f"{store.placeholder} ORDER BY sequence",
                 (completed[-1].execution_id,),
             ).fetchall()
             results.event_kinds = [
-                describe_event(execution_pb2.ExecutionEvent.FromString(data)) for (data,) in events
+                describe_event(execution_pb2.ExecutionEvent.FromString(bytes(data)))
+                for (data,) in events
             ]
-    finally:
-        connection.close()
 
 
 def describe_event(event: execution_pb2.ExecutionEvent) -> str:
@@ -663,19 +685,14 @@ async def measure_all(settings: Settings, calls: FloorCalls, run: RunCall) -> Re
     return results
 
 
-async def run(settings: Settings) -> Results:
+async def run(settings: Settings, store: BenchStore) -> Results:
     task = asyncio.current_task()
     if task is not None:  # SIGTERM cleans up as Ctrl-C does: servers stopped, files removed
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    with (
-        tempfile.TemporaryDirectory(prefix="stigmer-bench-runs-") as directory,
-        harness.ServerProcess("scripted-model", scripted_model_main) as model,
-    ):
-        store_path = Path(directory) / STORE_FILE
+    with harness.ServerProcess("scripted-model", scripted_model_main) as model:
+        store_url = store.new_url("runs")
         engine = engine_options(model.address)
-        with harness.ServerProcess(
-            "stigmer", stigmer_server_main, str(store_path), engine
-        ) as server:
+        with harness.ServerProcess("stigmer", stigmer_server_main, store_url, engine) as server:
             model_client = openai.AsyncOpenAI(
                 base_url=model.address, api_key="bench", max_retries=0
             )
@@ -698,12 +715,17 @@ async def run(settings: Settings) -> Results:
                 )
             finally:
                 await model_client.close()
-        read_event_log(store_path, results)  # the server stopped: its WAL is checkpointed
+        # After the server stopped, so that every write it made is in (and
+        # SQLite's WAL is checkpointed).
+        read_event_log(store, store_url, results)
     return results
 
 
-def report(results: Results) -> None:
-    say(f"== Full runs vs. floors ({WORKERS} engine workers, instant scripted model) ==")
+def report(store: str, results: Results) -> None:
+    say(
+        f"== Full runs vs. floors ({WORKERS} engine workers, instant scripted model), "
+        f"{store} store =="
+    )
     say(floors_table(results))
     say(
         f"Floors: medians of {len(results.floors)} measurements (before, between and after "
@@ -751,24 +773,37 @@ def report(results: Results) -> None:
         say(f"all {total} measured runs (and {warmups} warm-up runs) ended COMPLETED")
 
 
-def parse_settings(argv: Sequence[str]) -> Settings:
+def report_stores(by_store: Sequence[tuple[str, Results]]) -> None:
+    names = " vs ".join(store for store, _ in by_store)
+    say(f"== The stores side by side: {names} (ratios from the reports above) ==")
+    say(stores_ratios_table(by_store))
+    say(
+        "Each store's runs are divided by floors measured on the same store (the get) and "
+        "the same model, just before and after them."
+    )
+    say()
+
+
+def parse_arguments(argv: Sequence[str]) -> tuple[Settings, tuple[str, ...]]:
+    """The settings and the names of the stores to run on, in order."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="short smoke run (< 60 s)")
-    return QUICK if parser.parse_args(argv).quick else FULL
+    parser.add_argument("--quick", action="store_true", help="short smoke run (< 60 s per store)")
+    stores.add_store_option(parser)
+    arguments = parser.parse_args(argv)
+    return QUICK if arguments.quick else FULL, stores.chosen_stores(arguments.store)
 
 
 def main(argv: Sequence[str]) -> int:
-    settings = parse_settings(argv)
+    settings, store_names = parse_arguments(argv)
     started = time.perf_counter()
     say(
         f"Stigmer run benchmark ({'quick' if settings.quick else 'full'}): "
         f"Python {platform.python_version()}, grpcio {grpc.__version__}, "
-        f"openai {openai.__version__}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} cores"
+        f"openai {openai.__version__}, {os.cpu_count()} cores, stores: {', '.join(store_names)}"
     )
     say(
-        f"server: EngineOptions(workers={WORKERS}), SQLite store in a temp dir, model "
-        f"{MODEL_NAME!r} = ScriptedModel(default=Reply(content={MODEL_ANSWER!r})) in its own "
-        "process"
+        f"server: EngineOptions(workers={WORKERS}), model {MODEL_NAME!r} = "
+        f"ScriptedModel(default=Reply(content={MODEL_ANSWER!r})) in its own process"
     )
     say(
         f"runs per level: {settings.runs_one} at 1 client, {settings.runs_many} at "
@@ -777,14 +812,24 @@ def main(argv: Sequence[str]) -> int:
         f"(after {settings.get_warmup}/{settings.model_warmup} warm-up calls)"
     )
     say()
-    try:
-        results = asyncio.run(run(settings))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        say("interrupted")
-        return 130
-    report(results)
+    by_store: list[tuple[str, Results]] = []
+    for name in store_names:
+        try:
+            with stores.open_bench_store(name) as store:
+                say(f"######## {store.name} ########")
+                say(store.describe())
+                say()
+                results = asyncio.run(run(settings, store))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            say("interrupted")
+            return 130
+        report(store.name, results)
+        say()
+        by_store.append((store.name, results))
+    if len(by_store) > 1:
+        report_stores(by_store)
     say(f"total runtime: {time.perf_counter() - started:.1f} s")
-    failed = any(level.runs.failures for level in results.levels)
+    failed = any(level.runs.failures for _, results in by_store for level in results.levels)
     return 1 if failed else 0
 
 
