@@ -8,16 +8,13 @@ drive it with the synchronous Client or the CLI and read its log records:
 
 ServerProcess runs `stigmer server` as a child process, for what only a
 process can show: being killed (SIGKILL, an injected crash) and restarted.
-WorkerProcess does the same for `stigmer worker` (the Temporal engine's).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,7 +33,6 @@ if TYPE_CHECKING:
     from stigmer.engine.temporal_engine import TemporalOptions
 
 T = TypeVar("T")
-_worker_numbers = itertools.count(1)
 START_TIMEOUT_SECONDS = 30.0
 
 
@@ -203,26 +199,3 @@ class ServerProcess(StigmerProcess):
     def is_ready(self) -> bool:
         with Client(self.address) as client:
             return client.is_serving(wait_seconds=0.5)
-
-
-class WorkerProcess(StigmerProcess):
-    """`stigmer worker` for the server at `server`; ready once it polls Temporal."""
-
-    def __init__(
-        self, home: Path, server: str, temporal_address: str, settings: Mapping[str, str]
-    ) -> None:
-        self.name = f"worker-{next(_worker_numbers)}"
-        super().__init__(
-            home,
-            ["worker"],
-            {"SERVER": server, "TEMPORAL_ADDRESS": temporal_address, **settings},
-            home / f"{self.name}.log",
-        )
-
-    @property
-    def identity(self) -> str:
-        """The identity Temporal records for the activities it runs."""
-        return f"stigmer-worker/{socket.gethostname()}/{self.pid}"
-
-    def is_ready(self) -> bool:
-        return super().is_ready() and b"Stigmer worker" in self.log.read_bytes()

@@ -169,7 +169,11 @@ class ExecutionActivities:
                     )
                     for spec in toolbox.tools
                 ]
-        return flow.Begun(list(range(len(inputs.execution.status.messages))), tools)
+        # Only the user's message: an execution re-queued after its worker
+        # was lost before the model said anything keeps that empty AI message.
+        messages = inputs.execution.status.messages
+        human = [i for i, m in enumerate(messages) if m.type == execution_pb2.MESSAGE_TYPE_HUMAN]
+        return flow.Begun(human, tools)
 
     @activity.defn(name=flow.CALL_MODEL)
     async def call_model(self, call: flow.ModelCall) -> flow.ModelAnswer:

@@ -13,7 +13,8 @@ import asyncio
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio.worker import Worker
@@ -36,14 +37,17 @@ class WorkerOptions:
     task_queue: str
     model: ModelSettings  # the defaults; an agent or execution may name another model
     max_concurrent_activities: int = 8
+    # What Temporal records as the worker of each activity it runs.
+    identity: str = field(
+        default_factory=lambda: f"stigmer-worker/{socket.gethostname()}/{os.getpid()}"
+    )
 
-    @property
-    def identity(self) -> str:
-        return f"stigmer-worker/{socket.gethostname()}/{os.getpid()}"
 
-
-async def run_worker(options: WorkerOptions, stop: asyncio.Event) -> None:
-    """Runs until `stop` is set, then lets running activities finish briefly.
+async def run_worker(
+    options: WorkerOptions, stop: asyncio.Event, *, ready: Callable[[], None] | None = None
+) -> None:
+    """Runs until `stop` is set, then lets running activities finish briefly;
+    calls `ready` once it polls Temporal.
 
     Raises:
         Unavailable: Temporal cannot be reached.
@@ -76,6 +80,8 @@ async def run_worker(options: WorkerOptions, stop: asyncio.Event) -> None:
         )
         try:
             async with worker:
+                if ready is not None:
+                    ready()
                 await stop.wait()
         finally:
             await activities.aclose()
