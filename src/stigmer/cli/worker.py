@@ -39,7 +39,6 @@ def worker(
     until SIGINT/SIGTERM. Start as many as you like, on any machine that
     reaches both the server and Temporal."""
     from stigmer.engine.temporal_dev_server import managed_address
-    from stigmer.worker.process import WorkerOptions, run_worker
 
     if concurrency < 1:
         raise InvalidArgument.for_field("concurrency", f"{concurrency} is not a positive number")
@@ -52,6 +51,10 @@ def worker(
             "(a local `stigmer server --engine temporal` without one writes its dev "
             f"server's address to {config.stigmer_home() / 'temporal' / 'address'})"
         )
+    # The worker's code (the model, MCP and Temporal SDKs) is imported only
+    # once the flags are known to be good.
+    from stigmer.worker.process import WorkerOptions, run_worker
+
     options = WorkerOptions(
         server=config.value("server", server),
         temporal_address=address,
