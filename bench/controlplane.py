@@ -76,7 +76,7 @@ from stigmer.store.urls import store_from_url
 
 ECHO_PAYLOAD = b"x" * 128
 INSTRUCTIONS = "Review pull requests and point out bugs, missing tests and unclear names."
-SEED_BATCH = 20_000
+SEED_BATCH = 5_000
 RAW_COLUMNS = (
     "kind, id, org, slug, version, data, owner_id, labels, "
     "agent_id, agent_instance_id, session_id, phase"
@@ -227,23 +227,32 @@ class Seeded:
     agent_ids: list[str]
 
 
-async def seed(store: Store, seeded: Seeded, target: int) -> float:
+async def seed(store: Store, seeded: Seeded, target: int, *, writers: int = 1) -> float:
     """Grows the store to `target` agents (each with its default instance) through
-    the store API, in a few big transactions; returns the seconds it took."""
+    the store API, in big transactions, `writers` of them at a time; returns the
+    seconds it took."""
     domains = Domains(store)
     moment = Timestamp()
     moment.FromDatetime(now())
+    batches = iter(
+        range(first, min(target, first + SEED_BATCH))
+        for first in range(len(seeded.slugs), target, SEED_BATCH)
+    )
+
+    async def writer() -> None:
+        for batch in batches:
+            async with store.transaction() as tx:
+                for index in batch:
+                    agent, instance = seeded_pair(index, moment, domains)
+                    await tx.insert(agent)
+                    await tx.insert(instance)
+                    seeded.slugs.append(agent.slug)
+                    seeded.agent_ids.append(agent.id)
+
     started = time.perf_counter()
-    while len(seeded.slugs) < target:
-        first = len(seeded.slugs)
-        last = min(target, first + SEED_BATCH)
-        async with store.transaction() as tx:
-            for index in range(first, last):
-                agent, instance = seeded_pair(index, moment, domains)
-                await tx.insert(agent)
-                await tx.insert(instance)
-                seeded.slugs.append(agent.slug)
-                seeded.agent_ids.append(agent.id)
+    async with asyncio.TaskGroup() as group:
+        for _ in range(writers):
+            group.create_task(writer())
     return time.perf_counter() - started
 
 
@@ -495,7 +504,7 @@ async def seeded_store(bench_store: BenchStore, size: int) -> tuple[GrowthStore,
     await store.open()
     seeded = Seeded([], [])
     try:
-        seconds = await seed(store, seeded, size)
+        seconds = await seed(store, seeded, size, writers=bench_store.writers)
     except BaseException:
         await store.close()
         raise
@@ -633,7 +642,9 @@ async def run_growth(
             rate = large.size / seconds
             say(
                 f"seeded {high} agents in {format_seconds(seconds)} "
-                f"({format_rate(rate)} agents/s through the store API, 2 rows each)"
+                f"({format_rate(rate)} agents/s through the store API, 2 rows each, "
+                f"{bench_store.writers} transaction{'s' if bench_store.writers > 1 else ''} "
+                "at a time)"
             )
             for target in (small, large):
                 refreshed = bench_store.refresh_statistics(target.url)
