@@ -56,9 +56,12 @@ format: setup
 proto: setup
 	$(BIN)/python scripts/generate_proto.py
 
+# The control-plane and run benchmarks print SQLite and PostgreSQL side by
+# side; PostgreSQL is a throwaway server they start from the Debian binaries.
 bench: setup
-	$(BIN)/python bench/controlplane.py
-	$(BIN)/python bench/runs.py
+	bash scripts/install_postgres.sh
+	$(BIN)/python bench/controlplane.py --store both
+	$(BIN)/python bench/runs.py --store both
 	$(BIN)/python bench/local_model.py
 
 clean:
