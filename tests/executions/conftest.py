@@ -12,10 +12,13 @@ import pytest
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
 from stigmer.engine.embedded import EngineOptions
+from stigmer.engine.temporal_dev_server import TemporalDevServer
+from stigmer.engine.temporal_engine import TemporalOptions
 from stigmer.resources.execution_events import TERMINAL_PHASES
 from stigmer.runtime.contract import ModelSettings
 from stigmer.testing.scripted_model import ScriptedModel
 from stigmer.testing.server import ServerThread
+from stigmer.testing.worker import WorkerThread
 
 LEASE_SECONDS = 3.0
 DEADLINE_SECONDS = 30.0
@@ -32,13 +35,52 @@ def engine_options(base_url: str, *, workers: int = 4) -> EngineOptions:
         workers=workers,
         lease_seconds=LEASE_SECONDS,
         poll_seconds=0.2,
-        model=ModelSettings(provider="openai", model="scripted", base_url=base_url),
+        model=model_settings(base_url),
     )
 
 
+ENGINES = ("embedded", "temporal")
+# Short, so that a lost Temporal worker is noticed within seconds.
+HEARTBEAT_SECONDS = 2.0
+
+
+def model_settings(base_url: str) -> ModelSettings:
+    return ModelSettings(provider="openai", model="scripted", base_url=base_url)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each test that takes the `server` runs on both engines, as
+    `[embedded]` and `[temporal]`: what a user sees must not depend on it."""
+    chosen: str = request.param
+    return chosen
+
+
 @pytest.fixture
-def server(store_url: str, model: ScriptedModel) -> Iterator[ServerThread]:
-    with ServerThread(store_url, engine=engine_options(model.base_url)) as running:
+def server(
+    store_url: str, model: ScriptedModel, engine: str, request: pytest.FixtureRequest
+) -> Iterator[ServerThread]:
+    """The server on the test's engine; on Temporal, with one worker (on a
+    thread of the test process) for its activities."""
+    options = engine_options(model.base_url)
+    if engine == "embedded":
+        with ServerThread(store_url, engine=options) as running:
+            yield running
+        return
+    temporal_server: TemporalDevServer = request.getfixturevalue("temporal_server")
+    queue: str = request.getfixturevalue("task_queue")
+    temporal = TemporalOptions(
+        address=temporal_server.address, task_queue=queue, heartbeat_seconds=HEARTBEAT_SECONDS
+    )
+    with (
+        ServerThread(store_url, engine=options, temporal=temporal) as running,
+        WorkerThread(
+            running.address,
+            temporal_server.address,
+            model_settings(model.base_url),
+            task_queue=queue,
+        ),
+    ):
         yield running
 
 

@@ -84,7 +84,7 @@ def test_cancel_during_a_slow_model_call_ends_cancelled(
     client.cancel(execution_id, "changed my mind")
     final = wait_for_end(client, execution_id)
 
-    assert final.status.phase == CANCELLED
+    assert final.status.phase == CANCELLED, final.status.error
     assert "changed my mind" in final.status.error
     assert final.status.completed_at.seconds
 
@@ -104,7 +104,7 @@ def test_cancel_during_a_tool_call_interrupts_it(client: Client, model: Scripted
     client.cancel(execution_id)
     final = wait_for_end(client, execution_id)
 
-    assert final.status.phase == CANCELLED
+    assert final.status.phase == CANCELLED, final.status.error
     (call,) = final.status.tool_calls
     assert call.status == execution_pb2.TOOL_CALL_STATUS_INTERRUPTED
     assert call.completed_at.seconds

@@ -8,7 +8,6 @@ another test's workflows from the shared dev server.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,26 +16,10 @@ import pytest
 from stigmer.engine.embedded import EngineOptions
 from stigmer.engine.temporal_dev_server import TemporalDevServer
 from stigmer.engine.temporal_engine import TemporalOptions
-from stigmer.runtime.contract import ModelSettings
 from stigmer.testing.scripted_model import ScriptedModel
 from stigmer.testing.server import ServerThread
 from stigmer.testing.worker import WorkerProcess, WorkerThread
-from tests.executions.conftest import LEASE_SECONDS
-
-# Short, so a killed worker is noticed within seconds.
-HEARTBEAT_SECONDS = 2.0
-_queues = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
-    with TemporalDevServer(tmp_path_factory.mktemp("temporal")) as server:
-        yield server
-
-
-@pytest.fixture
-def task_queue() -> str:
-    return f"stigmer-test-{next(_queues)}"
+from tests.executions.conftest import HEARTBEAT_SECONDS, LEASE_SECONDS, model_settings
 
 
 @pytest.fixture
@@ -45,30 +28,22 @@ def model() -> Iterator[ScriptedModel]:
         yield scripted
 
 
-def temporal_options(address: str, task_queue: str) -> TemporalOptions:
-    return TemporalOptions(
-        address=address, task_queue=task_queue, heartbeat_seconds=HEARTBEAT_SECONDS
-    )
-
-
 @pytest.fixture
 def server(
     store_url: str, model: ScriptedModel, temporal_server: TemporalDevServer, task_queue: str
 ) -> Iterator[ServerThread]:
     engine = EngineOptions(
-        lease_seconds=LEASE_SECONDS, poll_seconds=0.2, model=_model_settings(model)
+        lease_seconds=LEASE_SECONDS, poll_seconds=0.2, model=model_settings(model.base_url)
     )
-    options = temporal_options(temporal_server.address, task_queue)
+    options = TemporalOptions(
+        address=temporal_server.address, task_queue=task_queue, heartbeat_seconds=HEARTBEAT_SECONDS
+    )
     with ServerThread(store_url, engine=engine, temporal=options) as running:
         yield running
 
 
 StartWorker = Callable[[], WorkerThread]
 StartWorkerProcess = Callable[[], WorkerProcess]
-
-
-def _model_settings(model: ScriptedModel) -> ModelSettings:
-    return ModelSettings(provider="openai", model="scripted", base_url=model.base_url)
 
 
 @pytest.fixture
@@ -83,7 +58,7 @@ def start_worker(
         worker = WorkerThread(
             server.address,
             temporal_server.address,
-            _model_settings(model),
+            model_settings(model.base_url),
             task_queue=task_queue,
         )
         started.append(worker)

@@ -21,7 +21,12 @@ from stigmer.testing.server import ServerThread
 from tests.executions.conftest import PLAIN_AGENT, stdio_tools_agent, wait_for_end, wait_until
 from tests.temporal.conftest import StartWorker, StartWorkerProcess
 
-pytestmark = pytest.mark.slow
+# On SQLite only: tests/executions runs the engine on both stores; what is
+# tested here (workers, workflows) is the same whatever the store.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.parametrize("store_url", ["sqlite"], indirect=True),
+]
 
 
 def _engine(server: ServerThread) -> TemporalEngine:
@@ -44,6 +49,14 @@ def _activity_workers(temporal_address: str, execution_id: str) -> set[str]:
         }
 
     return asyncio.run(read())
+
+
+def _workflow_result(temporal_address: str, execution_id: str) -> object:
+    async def result() -> object:
+        temporal = await TemporalClient.connect(temporal_address)
+        return await temporal.get_workflow_handle(execution_id).result()
+
+    return asyncio.run(result())
 
 
 def _tool_call_running(client: Client, execution_id: str) -> bool:
@@ -103,7 +116,9 @@ def test_a_repeated_start_returns_the_running_workflow(
     assert first == again
     assert final.status.phase == COMPLETED
     assert len(model.requests) == 1  # the model answered once: one workflow ran
-    # Once it completed, its id cannot start a second run of the execution.
+    # Once it completed (just after recording the end), its id cannot start
+    # a second run of the execution.
+    assert _workflow_result(engine.address, execution_id) == "COMPLETED"
     with pytest.raises(WorkflowAlreadyStartedError):
         server.run(engine.start_workflow(execution_id))
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
 WORKFLOW_NAME = "StigmerAgentExecution"
 CANCEL_REASON_SIGNAL = "cancel-reason"
@@ -162,14 +162,20 @@ class AgentExecutionWorkflow:
         try:
             ending = await self._converse(given)
         except asyncio.CancelledError:
-            reason = self._cancel_reason or "cancelled"
-            await self._end(given, Ending(given.execution_id, CANCELLED, reason))
+            await self._end(given, self._cancelled(given))
             raise
         except ActivityError as error:
+            if isinstance(error.__cause__, CancelledError):
+                # The running activity acknowledged the workflow's cancellation.
+                await self._end(given, self._cancelled(given))
+                raise asyncio.CancelledError() from error
             reason = reason_of(error)
             ending = Ending(given.execution_id, FAILED, reason, note=reason)
         await self._end(given, ending)
         return ending.phase
+
+    def _cancelled(self, given: WorkflowInput) -> Ending:
+        return Ending(given.execution_id, CANCELLED, self._cancel_reason or "cancelled")
 
     async def _converse(self, given: WorkflowInput) -> Ending:
         heartbeat = timedelta(seconds=given.heartbeat_seconds)
