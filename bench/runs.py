@@ -3,10 +3,16 @@
     .venv/bin/python bench/runs.py                 # full run on SQLite (~1 min on 2 cores)
     .venv/bin/python bench/runs.py --quick         # smoke run (< 60 s)
     .venv/bin/python bench/runs.py --store both    # SQLite, then PostgreSQL
+    .venv/bin/python bench/runs.py --engine both   # embedded, then Temporal + stigmer worker
 
 `--store sqlite|postgres|both` picks the store behind the Stigmer server (see
 stores.py; PostgreSQL is a throwaway server started by the run). With both,
 each store gets its own report, then the ratios of the two side by side.
+`--engine embedded|temporal|both` picks the engine the same way (see
+engines.py): on Temporal, the server starts a workflow per execution and one
+`stigmer worker` process runs its activities; a bare one-activity Temporal
+workflow on the same dev server is an extra floor, measured in the same run.
+Every store runs with every chosen engine.
 
 What is measured:
 
@@ -65,10 +71,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
+import engines
 import grpc
 import harness
 import openai
 import stores
+from engines import BenchEngine
 from google.protobuf.timestamp_pb2 import Timestamp
 from harness import Call, Sample, format_rate, format_ratio, format_seconds, ratio
 from openai.types.chat import ChatCompletionMessageParam
@@ -77,6 +85,7 @@ from stores import BenchStore
 from stigmer.api.v1 import agent_pb2, execution_pb2, meta_pb2
 from stigmer.client.aio import AsyncClient
 from stigmer.engine.embedded import EngineOptions
+from stigmer.engine.temporal_engine import TemporalOptions
 from stigmer.resources.execution_events import COMPLETED, phase_name
 from stigmer.runtime.contract import ModelSettings
 from stigmer.server.app import ServerOptions, StigmerServer
@@ -104,6 +113,7 @@ class Settings:
     model_calls: int
     model_warmup: int
     client_builds: int
+    bare_workflow_calls: int
 
     def runs(self, clients: int) -> int:
         return self.runs_one if clients == 1 else self.runs_many
@@ -124,6 +134,7 @@ FULL = Settings(
     model_calls=300,
     model_warmup=30,
     client_builds=20,
+    bare_workflow_calls=200,
 )
 QUICK = Settings(
     quick=True,
@@ -137,6 +148,7 @@ QUICK = Settings(
     model_calls=100,
     model_warmup=20,
     client_builds=5,
+    bare_workflow_calls=50,
 )
 
 
@@ -167,15 +179,24 @@ def engine_options(model_base_url: str) -> EngineOptions:
 
 
 @asynccontextmanager
-async def stigmer_server(store_url: str, engine: EngineOptions) -> AsyncIterator[str]:
-    options = ServerOptions(store_url=store_url, port=0, engine=engine)
+async def stigmer_server(
+    store_url: str, engine: EngineOptions, temporal: TemporalOptions | None
+) -> AsyncIterator[str]:
+    options = ServerOptions(store_url=store_url, port=0, engine=engine, temporal=temporal)
     async with StigmerServer(options) as server:
         yield server.address
 
 
-def stigmer_server_main(connection: Connection, store_url: str, engine: EngineOptions) -> None:
+def stigmer_server_main(
+    connection: Connection,
+    store_url: str,
+    engine: EngineOptions,
+    temporal: TemporalOptions | None,
+) -> None:
     """Target of the Stigmer server's process."""
-    harness.run_server_child(connection, functools.partial(stigmer_server, store_url, engine))
+    harness.run_server_child(
+        connection, functools.partial(stigmer_server, store_url, engine, temporal)
+    )
 
 
 # -- runs -------------------------------------------------------------------------------
@@ -307,16 +328,18 @@ async def measure_runs(
     clients: int,
     run: RunCall,
     *,
-    server_pid: int,
+    server_pids: Sequence[int],
     model_pid: int,
 ) -> RunSample:
+    """`server_pids`: the server and, on Temporal, its worker: their CPU is
+    what running the executions costs."""
     _, warmup = await drive_runs(run, runs=settings.run_warmup(clients), clients=clients)
-    server_cpu = harness.process_cpu_seconds(server_pid)
+    server_cpu = sum(harness.process_cpu_seconds(pid) for pid in server_pids)
     model_cpu = harness.process_cpu_seconds(model_pid)
     client_cpu = time.process_time()
     seconds, outcomes = await drive_runs(run, runs=settings.runs(clients), clients=clients)
     client_cpu = time.process_time() - client_cpu
-    server_cpu = harness.process_cpu_seconds(server_pid) - server_cpu
+    server_cpu = sum(harness.process_cpu_seconds(pid) for pid in server_pids) - server_cpu
     model_cpu = harness.process_cpu_seconds(model_pid) - model_cpu
     sample = Sample(
         label=f"run + wait, {clients} client{'s' if clients > 1 else ''}",
@@ -339,6 +362,7 @@ class Floors:
     get: Sample
     model: Sample
     model_unstreamed: Sample
+    bare_workflow: Sample | None = None  # on Temporal only
 
 
 @dataclass(frozen=True)
@@ -348,6 +372,8 @@ class FloorCalls:
     model_unstreamed: Call
     server_pid: int
     model_pid: int
+    bare_workflow: Call | None = None
+    worker_pids: tuple[int, ...] = ()  # the Temporal engine's worker processes
 
 
 def model_calls(model: openai.AsyncOpenAI) -> tuple[Call, Call]:
@@ -406,7 +432,17 @@ async def measure_floors(settings: Settings, calls: FloorCalls) -> Floors:
         label="model, not streamed",
         server_pid=calls.model_pid,
     )
-    return Floors(get, model, model_unstreamed)
+    bare_workflow = None
+    if calls.bare_workflow is not None:
+        bare_workflow = await harness.measure(
+            calls.bare_workflow,
+            calls=settings.bare_workflow_calls,
+            in_flight=1,
+            warmup=settings.model_warmup,
+            label="bare Temporal workflow",
+            server_pid=calls.worker_pids[-1],
+        )
+    return Floors(get, model, model_unstreamed, bare_workflow)
 
 
 async def client_build_seconds(base_url: str, count: int) -> tuple[float, ...]:
@@ -457,8 +493,11 @@ def floors_table(results: Results) -> str:
         ("control-plane get (SDK Get agent by id)", "get", "server"),
         ("model call (AsyncOpenAI, streamed)", "model", "model"),
         ("model call, not streamed (context)", "model_unstreamed", "model"),
+        ("bare Temporal workflow (one activity)", "bare_workflow", "its worker"),
     ):
-        samples: list[Sample] = [getattr(f, which) for f in floors]
+        samples: list[Sample] = [getattr(f, which) for f in floors if getattr(f, which)]
+        if not samples:
+            continue
         rows.append(
             [
                 name,
@@ -525,7 +564,19 @@ def run_ratios() -> tuple[tuple[str, Callable[[Compared], float]], ...]:
             lambda c: ratio(c.runs.sample.server_cpu_per_call, get_floor(c, "server_cpu_per_call")),
         ),
         ("p50 ÷ model p50", lambda c: ratio(c.runs.sample.p50, c.floor("model", "p50"))),
+        ("p50 ÷ bare wf p50", lambda c: ratio(c.runs.sample.p50, bare_floor(c, "p50"))),
+        (
+            "exec/s ÷ bare wf/s",
+            lambda c: ratio(c.runs.sample.throughput, bare_floor(c, "throughput")),
+        ),
     )
+
+
+def bare_floor(level: Compared, of: str) -> float:
+    """A property of the bare Temporal workflow floor; NaN without Temporal."""
+    if level.before.bare_workflow is None:
+        return math.nan
+    return level.floor("bare_workflow", of)
 
 
 def ratios_table(results: Results) -> str:
@@ -560,7 +611,9 @@ def stores_ratios_table(by_store: Sequence[tuple[str, Results]]) -> str:
 
 
 def format_share(value: float) -> str:
-    """A ratio, with enough digits to read one far below 1."""
+    """A ratio, with enough digits to read one far below 1; '-' when it does not apply."""
+    if math.isnan(value):
+        return "-"
     return f"{value:.4f}x" if 0 < value < 0.1 else format_ratio(value)
 
 
@@ -676,7 +729,11 @@ async def measure_all(settings: Settings, calls: FloorCalls, run: RunCall) -> Re
     results.floors.append(before)
     for clients in (1, settings.many):
         runs = await measure_runs(
-            settings, clients, run, server_pid=calls.server_pid, model_pid=calls.model_pid
+            settings,
+            clients,
+            run,
+            server_pids=(calls.server_pid, *calls.worker_pids[:1]),
+            model_pid=calls.model_pid,
         )
         after = await measure_floors(settings, calls)
         results.floors.append(after)
@@ -685,19 +742,27 @@ async def measure_all(settings: Settings, calls: FloorCalls, run: RunCall) -> Re
     return results
 
 
-async def run(settings: Settings, store: BenchStore) -> Results:
+async def run(settings: Settings, store: BenchStore, engine: BenchEngine) -> Results:
     task = asyncio.current_task()
     if task is not None:  # SIGTERM cleans up as Ctrl-C does: servers stopped, files removed
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     with harness.ServerProcess("scripted-model", scripted_model_main) as model:
         store_url = store.new_url("runs")
-        engine = engine_options(model.address)
-        with harness.ServerProcess("stigmer", stigmer_server_main, store_url, engine) as server:
+        options = engine_options(model.address)
+        with (
+            harness.ServerProcess(
+                "stigmer", stigmer_server_main, store_url, options, engine.temporal_options()
+            ) as server,
+            engine.workers(server.address, options.model) as worker_pids,
+        ):
             model_client = openai.AsyncOpenAI(
                 base_url=model.address, api_key="bench", max_retries=0
             )
             try:
-                async with AsyncClient(server.address) as client:
+                async with (
+                    AsyncClient(server.address) as client,
+                    engine.bare_workflow_call() as bare_workflow,
+                ):
                     applied = await client.apply(agent_message())
                     agent_id: str = applied[0].resource.metadata.id
 
@@ -708,7 +773,15 @@ async def run(settings: Settings, store: BenchStore) -> Results:
                         return await run_once(client, agent_id)
 
                     streamed, unstreamed = model_calls(model_client)
-                    calls = FloorCalls(get, streamed, unstreamed, server.pid, model.pid)
+                    calls = FloorCalls(
+                        get,
+                        streamed,
+                        unstreamed,
+                        server.pid,
+                        model.pid,
+                        bare_workflow,
+                        worker_pids,
+                    )
                     results = await measure_all(settings, calls, run_one)
                 results.client_builds = await client_build_seconds(
                     model.address, settings.client_builds
@@ -721,11 +794,8 @@ async def run(settings: Settings, store: BenchStore) -> Results:
     return results
 
 
-def report(store: str, results: Results) -> None:
-    say(
-        f"== Full runs vs. floors ({WORKERS} engine workers, instant scripted model), "
-        f"{store} store =="
-    )
+def report(part: str, results: Results) -> None:
+    say(f"== Full runs vs. floors (instant scripted model), {part} ==")
     say(floors_table(results))
     say(
         f"Floors: medians of {len(results.floors)} measurements (before, between and after "
@@ -737,7 +807,8 @@ def report(store: str, results: Results) -> None:
     say(
         "exec/s: COMPLETED executions per second of wall time; CPU/exec: CPU seconds of "
         "each process over the measurement, per COMPLETED execution (client = this "
-        "process); events/exec: status.last_sequence of the completed executions."
+        "process; server = the Stigmer server and, on Temporal, its worker); events/exec: "
+        "status.last_sequence of the completed executions."
     )
     say()
     say(ratios_table(results))
@@ -773,33 +844,38 @@ def report(store: str, results: Results) -> None:
         say(f"all {total} measured runs (and {warmups} warm-up runs) ended COMPLETED")
 
 
-def report_stores(by_store: Sequence[tuple[str, Results]]) -> None:
-    names = " vs ".join(store for store, _ in by_store)
-    say(f"== The stores side by side: {names} (ratios from the reports above) ==")
-    say(stores_ratios_table(by_store))
+def report_parts(by_part: Sequence[tuple[str, Results]]) -> None:
+    names = " vs ".join(part for part, _ in by_part)
+    say(f"== Side by side: {names} (ratios from the reports above) ==")
+    say(stores_ratios_table(by_part))
     say(
-        "Each store's runs are divided by floors measured on the same store (the get) and "
-        "the same model, just before and after them."
+        "Each part's runs are divided by floors measured on the same server (the get), "
+        "the same model and, on Temporal, the same dev server, just before and after them."
     )
     say()
 
 
-def parse_arguments(argv: Sequence[str]) -> tuple[Settings, tuple[str, ...]]:
-    """The settings and the names of the stores to run on, in order."""
+def parse_arguments(
+    argv: Sequence[str],
+) -> tuple[Settings, tuple[str, ...], tuple[str, ...]]:
+    """The settings and the names of the stores and engines to run on, in order."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="short smoke run (< 60 s per store)")
+    parser.add_argument("--quick", action="store_true", help="short smoke run (< 60 s per part)")
     stores.add_store_option(parser)
+    engines.add_engine_option(parser)
     arguments = parser.parse_args(argv)
-    return QUICK if arguments.quick else FULL, stores.chosen_stores(arguments.store)
+    settings = QUICK if arguments.quick else FULL
+    return settings, stores.chosen_stores(arguments.store), engines.chosen_engines(arguments.engine)
 
 
 def main(argv: Sequence[str]) -> int:
-    settings, store_names = parse_arguments(argv)
+    settings, store_names, engine_names = parse_arguments(argv)
     started = time.perf_counter()
     say(
         f"Stigmer run benchmark ({'quick' if settings.quick else 'full'}): "
         f"Python {platform.python_version()}, grpcio {grpc.__version__}, "
-        f"openai {openai.__version__}, {os.cpu_count()} cores, stores: {', '.join(store_names)}"
+        f"openai {openai.__version__}, {os.cpu_count()} cores, stores: {', '.join(store_names)}, "
+        f"engines: {', '.join(engine_names)}"
     )
     say(
         f"server: EngineOptions(workers={WORKERS}), model {MODEL_NAME!r} = "
@@ -812,24 +888,30 @@ def main(argv: Sequence[str]) -> int:
         f"(after {settings.get_warmup}/{settings.model_warmup} warm-up calls)"
     )
     say()
-    by_store: list[tuple[str, Results]] = []
-    for name in store_names:
-        try:
-            with stores.open_bench_store(name) as store:
-                say(f"######## {store.name} ########")
-                say(store.describe())
-                say()
-                results = asyncio.run(run(settings, store))
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            say("interrupted")
-            return 130
-        report(store.name, results)
-        say()
-        by_store.append((store.name, results))
-    if len(by_store) > 1:
-        report_stores(by_store)
+    by_part: list[tuple[str, Results]] = []
+    for store_name in store_names:
+        for engine_name in engine_names:
+            try:
+                with (
+                    stores.open_bench_store(store_name) as store,
+                    engines.open_bench_engine(engine_name) as engine,
+                ):
+                    part = f"{store.name} store, {engine.name} engine"
+                    say(f"######## {part} ########")
+                    say(store.describe())
+                    say(engine.describe())
+                    say()
+                    results = asyncio.run(run(settings, store, engine))
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                say("interrupted")
+                return 130
+            report(part, results)
+            say()
+            by_part.append((part, results))
+    if len(by_part) > 1:
+        report_parts(by_part)
     say(f"total runtime: {time.perf_counter() - started:.1f} s")
-    failed = any(level.runs.failures for _, results in by_store for level in results.levels)
+    failed = any(level.runs.failures for _, results in by_part for level in results.levels)
     return 1 if failed else 0
 
 
