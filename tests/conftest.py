@@ -1,5 +1,16 @@
 """Fixtures shared by the whole suite: a real server on 127.0.0.1:0 over a
-real store in a temporary folder, and clients for it."""
+real store, and clients for it.
+
+Every test that takes `store_url` (directly, or through `server`, `client`
+and `cli`) runs once per store backend, as `[sqlite]` and `[postgres]`: the
+server must behave the same on both, and only running it on both shows that.
+SQLite is a file in the test's temporary folder. PostgreSQL is one throwaway
+server per test session (`postgres_server`, started on first use from the
+Debian binaries) and a fresh database per test (`postgres_url`), so tests are
+isolated without paying a server start each. Missing binaries are an error
+with the install hint, never a skip: a suite that silently tests one backend
+proves nothing about the other.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +24,42 @@ from pathlib import Path
 import pytest
 
 from stigmer.client import Client
+from stigmer.testing.postgres import TemporaryPostgres
 from stigmer.testing.server import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
+STORE_BACKENDS = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TemporaryPostgres]:
+    """A PostgreSQL server for the whole session; stopped (and deleted) at its end."""
+    with TemporaryPostgres() as server:
+        yield server
 
 
 @pytest.fixture
-def store_url(tmp_path: Path) -> str:
+def postgres_url(postgres_server: TemporaryPostgres) -> Iterator[str]:
+    """The URL of a new, empty database (made ahead in the background), dropped
+    in the background when the test ends."""
+    name, url = postgres_server.new_database()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(name, wait=False)
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store of each backend, as the URL a server is started with.
+
+    A test may pick backends itself with
+    `@pytest.mark.parametrize("store_url", [...], indirect=True)`.
+    """
+    backend: str = request.param
+    if backend == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
     return str(tmp_path / "stigmer.db")
 
 

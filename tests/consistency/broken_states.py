@@ -1,10 +1,15 @@
 """Each kind of broken state the invariants name, written straight into a
 store (bypassing the API) the way a crash, an older version or a manual edit
-would leave it. Each function returns the code the checker must report."""
+would leave it. Each function returns the code the checker must report.
+
+They write through the store interface (tests/control_plane/seeding.py), so
+they break a PostgreSQL store exactly as they break a SQLite one.
+"""
 
 from __future__ import annotations
 
-import sqlite3
+import dataclasses
+import math
 from collections.abc import Callable
 
 from stigmer.api.v1 import agentinstance_pb2, execution_pb2, meta_pb2, session_pb2
@@ -12,8 +17,8 @@ from stigmer.client import Client
 from stigmer.pipeline.envelope import Relations, as_envelope, encode
 from stigmer.resources.execution_events import COMPLETED, IN_PROGRESS, phase_name
 from stigmer.resources.ids import new_id
-from stigmer.resources.kinds import AGENT_EXECUTION, SESSION
-from stigmer.store.base import Transaction
+from stigmer.resources.kinds import AGENT, AGENT_EXECUTION, KINDS, SESSION
+from stigmer.store.base import Lease, ListQuery, Record, Transaction
 from tests.control_plane.manifests import agent
 from tests.control_plane.seeding import (
     clear_default_instance_id,
@@ -128,11 +133,17 @@ def execution_without_lease(client: Client, store_url: str) -> str:
 
 
 def index_mismatch(client: Client, store_url: str) -> str:
-    client.create(agent("Renamed By Hand"))
-    with sqlite3.connect(store_url) as connection:
-        connection.execute(
-            "UPDATE resources SET slug = 'edited-by-hand' WHERE slug = 'renamed-by-hand'"
-        )
+    created = client.create(agent("Renamed By Hand"))
+
+    async def work(transaction: Transaction) -> None:
+        record = await transaction.get(AGENT.name, created.metadata.id)
+        assert record is not None
+        # Only the indexed slug column changes; the stored resource (and its
+        # version) keep the old slug, as a hand-written UPDATE would leave them.
+        edited = dataclasses.replace(record, slug="edited-by-hand")
+        await transaction.update(edited, record.version)
+
+    in_store(store_url, work)
     return "INDEX_MISMATCH"
 
 
@@ -173,12 +184,46 @@ DECISION_SEEDERS: dict[str, Seeder] = {
 }
 
 
-def dump_store(store_url: str) -> list[tuple[object, ...]]:
-    """Every row of every table, for byte-for-byte comparisons."""
-    with sqlite3.connect(store_url) as connection:
-        rows: list[tuple[object, ...]] = []
-        for table in ("resources", "resource_events", "leases"):
-            rows += [
-                (table, *row) for row in connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2")
-            ]
-        return rows
+StoreDump = list[Record | tuple[str, int, bytes] | Lease]
+# More leases than any test holds at once: one page lists them all.
+_MAX_LEASES = 10_000
+
+
+def dump_store(store_url: str) -> StoreDump:
+    """Every record of every kind (indexed columns and serialized body), every
+    logged event and every lease, for exact before/after comparisons."""
+
+    async def work(transaction: Transaction) -> StoreDump:
+        dump: StoreDump = []
+        for kind in KINDS:
+            records = await _all_records(transaction, kind.name)
+            dump += records
+            for record in records:
+                events = await _all_events(transaction, record.id)
+                dump += [(record.id, sequence, data) for sequence, data in events]
+        # Every lease expires before infinity: this lists them all.
+        leases = await transaction.list_expired_leases(math.inf, limit=_MAX_LEASES)
+        assert len(leases) < _MAX_LEASES
+        leases.sort(key=lambda lease: lease.resource_id)
+        dump += leases
+        return dump
+
+    return in_store(store_url, work)
+
+
+async def _all_records(transaction: Transaction, kind: str) -> list[Record]:
+    records: list[Record] = []
+    while page := await transaction.list(
+        ListQuery(kind=kind, after_id=records[-1].id if records else "")
+    ):
+        records += page
+    return records
+
+
+async def _all_events(transaction: Transaction, resource_id: str) -> list[tuple[int, bytes]]:
+    events: list[tuple[int, bytes]] = []
+    while page := await transaction.list_events(
+        resource_id, after_sequence=events[-1][0] if events else -1
+    ):
+        events += page
+    return events

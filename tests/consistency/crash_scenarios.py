@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from stigmer.api.v1 import (
     agentinstance_pb2,
@@ -31,13 +32,25 @@ Action = Callable[[Client], object]
 
 def pipelines_and_steps() -> list[tuple[str, str]]:
     """Every (pipeline, step) of every controller, read off the objects."""
-    domains = Domains(SqliteStore("/nonexistent/never-opened.db"))
-    cells: list[tuple[str, str]] = []
-    for controller in domains.controllers.values():
-        for value in vars(controller).values():
-            if isinstance(value, Pipeline):
-                cells += [(value.name, step) for step in value.step_names]
+    cells = [(pipeline.name, step) for pipeline in _pipelines() for step in pipeline.step_names]
     return sorted(set(cells))
+
+
+def pipelines_and_last_steps() -> list[tuple[str, str]]:
+    """Each pipeline with its last step: a crash there leaves every write of
+    the request staged in the open transaction, none committed."""
+    return sorted({(pipeline.name, pipeline.step_names[-1]) for pipeline in _pipelines()})
+
+
+def _pipelines() -> list[Pipeline[Any]]:
+    # Only the pipelines' step lists are read: the store is never opened.
+    domains = Domains(SqliteStore("/nonexistent/never-opened.db"))
+    return [
+        value
+        for controller in domains.controllers.values()
+        for value in vars(controller).values()
+        if isinstance(value, Pipeline)
+    ]
 
 
 def _nothing(client: Client) -> None:

@@ -1,5 +1,9 @@
 """Writing state straight into a store, bypassing the API, the way an older
-version, a crash or a manual edit would have left it."""
+version, a crash or a manual edit would have left it.
+
+Everything goes through the store interface on a store opened from the
+server's own URL, so the same seeders work on every backend.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,14 @@ from stigmer.pipeline.envelope import Relations, as_envelope, decode, encode
 from stigmer.resources.ids import new_id
 from stigmer.resources.kinds import AGENT, AGENT_INSTANCE
 from stigmer.store.base import Transaction
-from stigmer.store.sqlite import SqliteStore
+from stigmer.store.urls import store_from_url
 
 T = TypeVar("T")
 
 
 def in_store(store_url: str, work: Callable[[Transaction], Awaitable[T]]) -> T:
     async def run() -> T:
-        store = SqliteStore(store_url)
+        store = store_from_url(store_url)
         await store.open()
         try:
             async with store.transaction() as transaction:

@@ -17,10 +17,10 @@ from tests.executions.conftest import PLAIN_AGENT, wait_until
 LEASE_SECONDS = 2
 
 
-def server_process(home: Path, store: Path, model_url: str) -> ServerProcess:
+def server_process(home: Path, store_url: str, model_url: str) -> ServerProcess:
     return ServerProcess(
         home,
-        store,
+        store_url,
         {
             "LLM_PROVIDER": "openai",
             "LLM_MODEL": "scripted",
@@ -45,12 +45,12 @@ def slow_then_fast_model() -> Iterator[tuple[ScriptedModel, list[bool]]]:
 
 @pytest.mark.slow
 def test_sigkill_with_executions_in_flight_leaves_no_zombie_after_a_lease_period(
-    tmp_path: Path, slow_then_fast_model: tuple[ScriptedModel, list[bool]]
+    tmp_path: Path, store_url: str, slow_then_fast_model: tuple[ScriptedModel, list[bool]]
 ) -> None:
     model, is_slow = slow_then_fast_model
-    home, store = tmp_path / "home", tmp_path / "stigmer.db"
+    home = tmp_path / "home"
     home.mkdir()
-    first = server_process(home, store, model.base_url)
+    first = server_process(home, store_url, model.base_url)
     first.start()
     try:
         with Client(first.address) as client:
@@ -64,7 +64,7 @@ def test_sigkill_with_executions_in_flight_leaves_no_zombie_after_a_lease_period
         first.stop()
 
     is_slow[0] = False
-    second = server_process(home, store, model.base_url)
+    second = server_process(home, store_url, model.base_url)
     second.start()
     try:
         with Client(second.address) as client:

@@ -1,18 +1,15 @@
 """Fixtures for the store contract suite: one event loop per test, one store per backend.
 
 Every backend-specific line lives in `STORE_FACTORIES`: adding a backend means adding a
-factory and its name to `BACKENDS`, nothing in the tests.
+factory and its name to `STORE_BACKENDS` (tests/conftest.py), nothing in the tests.
 
 The project does not use pytest-asyncio. A test takes the `run` fixture (the `run`
 method of the test's `asyncio.Runner`) and calls `run(scenario())` on an inner
 coroutine. The `store` fixture opens and closes its store with the same `run`, so the
 store's loop-bound state (locks, connection pools) lives on one event loop throughout.
 
-PostgreSQL: one throwaway server per test session (`postgres_server`, started on first
-use from the Debian binaries), and a fresh database per test (`postgres_url`), so tests
-are isolated without paying a server start each. Missing binaries are an error with the
-install hint, never a skip: a suite that silently tests one backend proves nothing about
-the other.
+PostgreSQL: the session's one throwaway server and a fresh database per test come from
+`postgres_server` / `postgres_url` in tests/conftest.py, shared with the server suites.
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ import pytest
 
 from stigmer.store.base import Store
 from stigmer.store.sqlite import SqliteStore
-from stigmer.testing.postgres import TemporaryPostgres
+from tests.conftest import STORE_BACKENDS
 
 RunCoroutine = Callable[[Coroutine[Any, Any, Any]], Any]
 
@@ -46,25 +43,6 @@ STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
     "sqlite": _sqlite_store,
     "postgres": _postgres_store,
 }
-BACKENDS = ["sqlite", "postgres"]
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[TemporaryPostgres]:
-    """A PostgreSQL server for the whole session; stopped (and deleted) at its end."""
-    with TemporaryPostgres() as server:
-        yield server
-
-
-@pytest.fixture
-def postgres_url(postgres_server: TemporaryPostgres) -> Iterator[str]:
-    """The URL of a new, empty database (made ahead in the background), dropped
-    in the background when the test ends."""
-    name, url = postgres_server.new_database()
-    try:
-        yield url
-    finally:
-        postgres_server.drop_database(name, wait=False)
 
 
 @pytest.fixture
@@ -74,7 +52,7 @@ def run() -> Iterator[RunCoroutine]:
         yield runner.run
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=STORE_BACKENDS)
 def store(request: pytest.FixtureRequest, run: RunCoroutine, tmp_path: Path) -> Iterator[Store]:
     """An open, empty store of each backend; closed when the test ends."""
     backend: str = request.param

@@ -1,4 +1,5 @@
-"""The store contract: every backend in conftest.BACKENDS must pass this suite unchanged.
+"""The store contract: every backend in STORE_BACKENDS (tests/conftest.py) must pass
+this suite unchanged.
 
 Tests take `store` (open, empty) and `run` (the test's event loop) and run inner
 coroutines with `run(...)`. The sections marked SQLite-specific and PostgreSQL-specific
