@@ -6,6 +6,7 @@ tests/executions."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 from temporalio.client import Client as TemporalClient
@@ -97,6 +98,33 @@ def test_a_run_completes_with_its_tool_calls_and_leaves_a_consistent_store(
     assert final.status.usage.input_tokens == 20
     assert _activity_workers(_engine(server).address, final.metadata.id) == {worker.identity}
     assert list(client.check().violations) == []
+
+
+def test_tool_calls_of_a_run_share_one_tool_server_which_stops_at_the_end(
+    client: Client, model: ScriptedModel, start_worker: StartWorker
+) -> None:
+    start_worker()
+    client.apply(stdio_tools_agent())
+    model.add(
+        Reply(tool_calls=(ToolCallStep("pid", {}),)),
+        Reply(tool_calls=(ToolCallStep("pid", {}),)),
+        Reply(content="same process"),
+    )
+
+    final = wait_for_end(client, client.run("calculator", "which process?").metadata.id)
+
+    assert final.status.phase == COMPLETED, final.status.error
+    first, second = (call.result for call in final.status.tool_calls)
+    assert first == second  # one process served both calls, as on the embedded engine
+    wait_until(lambda: not _is_alive(int(first)), what="the tool server to stop")
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_repeated_start_returns_the_running_workflow(

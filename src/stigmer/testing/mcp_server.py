@@ -63,6 +63,11 @@ def read_env(name: str) -> str:
     return value
 
 
+def pid() -> int:
+    """Return the tool server's process id (shows whether two calls reached one process)."""
+    return os.getpid()
+
+
 def fail(message: str) -> NoReturn:
     """Fail with the given message (the call returns an error result)."""
     # ToolError, not a plain exception: MCPServer hides the text of unexpected
@@ -82,7 +87,7 @@ async def sleep(seconds: float) -> str:
 
 
 def build_server() -> MCPServer[Any]:
-    """The MCP server with all six tools registered.
+    """The MCP server with all seven tools registered.
 
     Call it only in the process that serves: constructing an MCPServer
     configures process-wide logging.
@@ -91,6 +96,7 @@ def build_server() -> MCPServer[Any]:
     server.add_tool(add)
     server.add_tool(echo)
     server.add_tool(read_env)
+    server.add_tool(pid)
     # These never return a value, so they publish no output schema.
     server.add_tool(fail, structured_output=False)
     server.add_tool(crash, structured_output=False)

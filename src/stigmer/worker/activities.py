@@ -45,8 +45,10 @@ from stigmer.runtime.contract import (
     ToolServerError,
 )
 from stigmer.runtime.conversation import ToolSpec, messages_from_history
+from stigmer.runtime.local_model import shared_host as local_model_host
 from stigmer.runtime.providers import ChatProvider, provider_for
 from stigmer.runtime.tools import ToolBox
+from stigmer.worker.toolboxes import ToolBoxes
 
 logger = logging.getLogger(__name__)
 PHASES = {flow.COMPLETED: COMPLETED, flow.FAILED: FAILED, flow.CANCELLED: CANCELLED}
@@ -111,16 +113,20 @@ class ExecutionActivities:
     def __init__(self, client: AsyncClient, model: ModelSettings) -> None:
         self.client = client
         self.model = model
+        self.tool_boxes = ToolBoxes()
         self._providers: dict[ModelSettings, ChatProvider] = {}
 
     def all(self) -> Sequence[Callable[..., Coroutine[Any, Any, Any]]]:
         return (self.begin, self.call_model, self.call_tool, self.record_lost_tool_call, self.end)
 
     async def aclose(self) -> None:
+        await self.tool_boxes.aclose()
         for provider in self._providers.values():
             with contextlib.suppress(Exception):
                 await provider.aclose()
         self._providers.clear()
+        # The local model is shared by the worker's activities and lives as long as it.
+        await local_model_host.stop()
 
     async def _prepared(
         self, execution_id: str
@@ -220,7 +226,8 @@ class ExecutionActivities:
 
     @activity.defn(name=flow.CALL_TOOL)
     async def call_tool(self, given: flow.ToolCallInput) -> flow.ToolCallDone:
-        """One tool call, on a tool box of just the server that offers the tool."""
+        """One tool call, on the server that offers the tool (kept open for the
+        execution's next calls on this worker)."""
         call = given.call
         with _as_activity_errors():
             inputs, request, masker = await self._prepared(given.execution_id)
@@ -235,8 +242,9 @@ class ExecutionActivities:
                     text = f"unknown tool {call.name!r}; the tool servers are: {offered}"
                     await sink.tool_call_finished(call.id, text, is_error=True)
                 else:
-                    async with ToolBox(servers) as toolbox:
-                        result = await toolbox.call(call.tool, call.arguments)
+                    result = await self.tool_boxes.call(
+                        given.execution_id, servers[0], call.tool, call.arguments
+                    )
                     await sink.tool_call_finished(call.id, result.text, is_error=result.is_error)
         return flow.ToolCallDone(sink.message_count - 1)
 
@@ -260,6 +268,7 @@ class ExecutionActivities:
         if ending.note:
             events.append(system_message_event(ending.note))
         events.append(phase_event(PHASES[ending.phase], ending.reason))
+        await self.tool_boxes.close_execution(ending.execution_id)
         with _as_activity_errors():
             try:
                 await self.client.record_events(ending.execution_id, events)

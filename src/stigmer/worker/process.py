@@ -10,6 +10,7 @@ workflow's retry policies (see stigmer.engine.temporal_workflow).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -78,10 +79,14 @@ async def run_worker(
             options.namespace,
             options.task_queue,
         )
+        sweeper = asyncio.create_task(activities.tool_boxes.close_idle_forever())
         try:
             async with worker:
                 if ready is not None:
                     ready()
                 await stop.wait()
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await activities.aclose()
