@@ -9,7 +9,9 @@ tests start the same class on a throwaway folder.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sysconfig
@@ -20,6 +22,7 @@ from typing import IO, Self
 from stigmer.errors import FailedPrecondition, Unavailable
 
 ADDRESS_FILE = "address"
+PID_FILE = "pid"
 
 
 def temporal_executable() -> Path:
@@ -67,6 +70,14 @@ class TemporalDevServer:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def is_running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
     def log_path(self) -> Path:
         return self.data_dir / "temporal.log"
 
@@ -79,6 +90,7 @@ class TemporalDevServer:
         """
         executable = temporal_executable()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_leftover()
         self.port = self.port or free_local_port()
         command = [
             str(executable),
@@ -108,8 +120,11 @@ class TemporalDevServer:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            # Its own session: a Ctrl-C meant for the Stigmer server must not
+            # stop Temporal under the workflows before the server has stopped.
             start_new_session=True,
         )
+        (self.data_dir / PID_FILE).write_text(f"{self._process.pid}\n")
         deadline = time.monotonic() + timeout
         while not _accepts(self.port):
             if self._process.poll() is not None:
@@ -138,9 +153,29 @@ class TemporalDevServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
-        with contextlib.suppress(FileNotFoundError):
-            (self.data_dir / ADDRESS_FILE).unlink()
+        for name in (ADDRESS_FILE, PID_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (self.data_dir / name).unlink()
         self._close_log()
+
+    def _stop_leftover(self) -> None:
+        """Stops a dev server left running on this folder's database by a
+        server that was killed (its own session outlives it): a second one
+        would find the database locked."""
+        try:
+            pid = int((self.data_dir / PID_FILE).read_text().strip())
+            command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return
+        if str(self.data_dir / "temporal.db").encode() not in command_line:
+            return  # the pid was reused by another process
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
     def kill(self) -> None:
         """Kills the server outright, as a crash would."""
