@@ -3,14 +3,17 @@ execution with a clear message — never a crash, never a stuck PENDING."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
 from stigmer.resources.execution_events import COMPLETED, FAILED
 from stigmer.testing.ports import free_port
+from stigmer.testing.postgres import TemporaryPostgres
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerThread
 from tests.conftest import Cli
@@ -152,3 +155,30 @@ def test_canary_secret_reaches_the_tool_and_nothing_else(
         assert canary not in output
     assert execution.spec.runtime_env["CANARY"].value == "***"
     assert execution.status.tool_calls[0].result == "***"
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+def test_runs_go_on_after_the_database_dropped_every_connection(
+    client: Client, model: ScriptedModel, store_url: str, postgres_server: TemporaryPostgres
+) -> None:
+    client.apply(PLAIN_AGENT)
+    model.add(Reply(content="before"))
+    assert wait_for_end(client, client.run("greeter", "one").metadata.id).status.phase == COMPLETED
+
+    # Every connection of the server's pool dies (a database restart, a
+    # failover) while the engine polls the store for work.
+    database = store_url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        )
+    time.sleep(1)  # several of the engine's polls meet the dropped connections
+    model.add(Reply(content="after"))
+    # The store replaces the dead connections: no request fails.
+    started = client.run("greeter", "two")
+
+    final = wait_for_end(client, started.metadata.id)
+    assert final.status.phase == COMPLETED, final.status.error
+    assert final.status.messages[-1].content == "after"

@@ -159,6 +159,12 @@ class EmbeddedEngine:
             self._wakeup.clear()
             try:
                 execution = await executions.claim_next(self.owner, self.options.lease_seconds)
+            except StigmerError as error:
+                # The store is briefly unreachable: executions wait in it.
+                slots.release()
+                logger.warning("cannot claim executions: %s", error)
+                await asyncio.sleep(self.options.poll_seconds)
+                continue
             except BaseException:
                 slots.release()
                 raise
@@ -299,7 +305,10 @@ class EmbeddedEngine:
     async def _reap_forever(self) -> None:
         while True:
             await asyncio.sleep(self.options.lease_seconds)
-            await self._reap_once()
+            try:
+                await self._reap_once()
+            except StigmerError as error:
+                logger.warning("cannot reap expired leases: %s", error)
 
 
 def _describe(error: Exception) -> str:

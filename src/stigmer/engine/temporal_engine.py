@@ -40,7 +40,7 @@ from stigmer.engine.temporal_workflow import (
     WORKFLOW_NAME,
     WorkflowInput,
 )
-from stigmer.errors import Unavailable
+from stigmer.errors import StigmerError, Unavailable
 from stigmer.store.base import Lease
 
 logger = logging.getLogger(__name__)
@@ -175,7 +175,12 @@ class TemporalEngine:
         while True:
             self._wakeup.clear()
             async with self._dispatching:
-                execution = await executions.claim_next(OWNER, self.options.lease_seconds)
+                try:
+                    execution = await executions.claim_next(OWNER, self.options.lease_seconds)
+                except StigmerError as error:
+                    # The store is briefly unreachable: executions wait in it.
+                    logger.warning("cannot claim executions: %s", error)
+                    execution = None
                 is_started = execution is None or await self._start_workflow(execution.metadata.id)
             if execution is None:
                 with contextlib.suppress(TimeoutError):
@@ -227,8 +232,9 @@ class TemporalEngine:
             await asyncio.sleep(self.options.lease_seconds / 3)
             try:
                 await self._keep_once()
-            except RPCError as error:
-                # Temporal is briefly unreachable: leases stay as they are.
+            except (RPCError, StigmerError) as error:
+                # Temporal or the store is briefly unreachable: leases stay as
+                # they are, and the next round tries again.
                 logger.warning("cannot check the executions' workflows: %s", error)
 
     async def _workflow_fate(self, execution_id: str) -> str:
