@@ -39,6 +39,14 @@ def installed_model() -> Path:
 
 
 @pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """SQLite only, unlike the suite-wide `store_url`: these tests are about the
+    local model, each of its runs costs seconds of both cores, and the server
+    suites already run everything a local run does to the store on both backends."""
+    return str(tmp_path / "stigmer.db")
+
+
+@pytest.fixture
 def local_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A STIGMER_HOME of the test's own, with no STIGMER_* or provider variable leaking in."""
     for name in list(os.environ):
