@@ -107,7 +107,15 @@ def assert_add_round_trip(model: ScriptedModel, outcome: RunOutcome, sink: Recor
         {"a": 2, "b": 3},
     )
     assert [(r.call_id, r.result, r.is_error) for r in sink.results] == [("call_add", "5", False)]
-    assert tool_names(model.requests[0]) == ["add", "echo", "read_env", "fail", "crash", "sleep"]
+    assert tool_names(model.requests[0]) == [
+        "add",
+        "echo",
+        "read_env",
+        "pid",
+        "fail",
+        "crash",
+        "sleep",
+    ]
     assert model.requests[1]["messages"][-2:] == [
         {
             "role": "assistant",
@@ -427,6 +435,7 @@ def test_an_anthropic_model_drives_a_tool_round_trip_over_stdio() -> None:
         "add",
         "echo",
         "read_env",
+        "pid",
         "fail",
         "crash",
         "sleep",

@@ -51,6 +51,16 @@ def free_local_port() -> int:
         return port
 
 
+def _is_running(pid: int) -> bool:
+    """Whether the process runs (an exited one may linger as a zombie until
+    its parent reaps it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
 def _accepts(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.5)
@@ -172,7 +182,7 @@ class TemporalDevServer:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        while _is_running(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
