@@ -255,6 +255,11 @@ class ExecutionActivities:
         call = given.call
         with _as_activity_errors():
             inputs, _, masker = await self._prepared(given.execution_id)
+            # The lost worker may have recorded the result before it went:
+            # the call then happened, and its result stands.
+            for index, message in enumerate(inputs.execution.status.messages):
+                if message.tool_call_id == call.id:
+                    return flow.ToolCallDone(index)
             sink = self._sink(given.execution_id, inputs, masker)
             sink.reopen(ToolCallRequest(call.id, call.name, call.server, call.arguments))
             await sink.tool_call_finished(call.id, given.reason, is_error=True)
