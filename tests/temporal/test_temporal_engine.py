@@ -20,6 +20,7 @@ from stigmer.resources.execution_events import COMPLETED, IN_PROGRESS
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerThread
 from tests.executions.conftest import PLAIN_AGENT, stdio_tools_agent, wait_for_end, wait_until
+from tests.runtime.processes import child_pids, linux_only
 from tests.temporal.conftest import StartWorker, StartWorkerProcess
 
 # On SQLite only: tests/executions runs the engine on both stores; what is
@@ -125,6 +126,30 @@ def _is_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@linux_only
+def test_cancel_reaches_the_running_tool_call_on_the_worker(
+    client: Client, model: ScriptedModel, start_worker: StartWorker
+) -> None:
+    start_worker()  # on a thread here: its tool servers are this process's children
+    client.apply(stdio_tools_agent())
+    model.add(Reply(tool_calls=(ToolCallStep("sleep", {"seconds": 300}),)))
+    before = child_pids()
+    execution_id = client.run("calculator", "sleep a while").metadata.id
+    wait_until(lambda: _tool_call_running(client, execution_id), what="the tool call to run")
+    tool_servers = child_pids() - before
+    assert tool_servers, "the tool call runs in a tool server process"
+
+    client.cancel(execution_id, "no time")
+    final = wait_for_end(client, execution_id)
+
+    assert final.status.phase == execution_pb2.EXECUTION_PHASE_CANCELLED
+    assert "no time" in final.status.error
+    (call,) = final.status.tool_calls
+    assert call.status == execution_pb2.TOOL_CALL_STATUS_INTERRUPTED
+    # The activity itself stopped: its tool server is gone, not left sleeping.
+    wait_until(lambda: not (child_pids() & tool_servers), what="the tool server to stop")
 
 
 def test_a_repeated_start_returns_the_running_workflow(
