@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -91,6 +93,17 @@ def stigmer_worker_main(
     connection: Connection, server: str, temporal_address: str, model: ModelSettings
 ) -> None:
     harness.run_server_child(connection, lambda: stigmer_worker(server, temporal_address, model))
+    exit_without_finalizing()
+
+
+def exit_without_finalizing() -> None:
+    """Ends a child process that used the Temporal SDK without interpreter
+    finalization: the SDK's core threads may still call into Python then and
+    abort it ("Fatal Python error: PyGILState_Release") after the work is done
+    and reported."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @asynccontextmanager
@@ -116,6 +129,7 @@ async def bare_worker(temporal_address: str) -> AsyncIterator[str]:
 
 def bare_worker_main(connection: Connection, temporal_address: str) -> None:
     harness.run_server_child(connection, lambda: bare_worker(temporal_address))
+    exit_without_finalizing()
 
 
 # -- the engine of one part of a run ----------------------------------------------------

@@ -197,6 +197,8 @@ def stigmer_server_main(
     harness.run_server_child(
         connection, functools.partial(stigmer_server, store_url, engine, temporal)
     )
+    if temporal is not None:
+        engines.exit_without_finalizing()
 
 
 # -- runs -------------------------------------------------------------------------------
