@@ -62,7 +62,30 @@ def test_doctor_names_the_setting_that_chose_the_provider_and_masks_the_key(
         "base_url": f"http://{doctor_cli.env['OLLAMA_HOST']}/v1",
         "api_key": "***",
         "chosen_because": "llm.provider is set (env STIGMER_LLM_PROVIDER)",
+        "engine": "embedded (executions run in the server process)",
     }
+
+
+def test_doctor_says_where_the_temporal_engine_finds_temporal(doctor_cli: Cli) -> None:
+    doctor_cli.env.update(STIGMER_LLM_PROVIDER="ollama", STIGMER_ENGINE="temporal")
+
+    managed = json.loads(doctor_cli("doctor", "-o", "json").stdout)
+    doctor_cli.env.update(
+        STIGMER_TEMPORAL_ADDRESS="temporal.internal:7233", STIGMER_TEMPORAL_TASK_QUEUE="agents"
+    )
+    remote = json.loads(doctor_cli("doctor", "-o", "json").stdout)
+
+    home = Path(doctor_cli.env["STIGMER_HOME"])
+    assert managed["engine"].startswith("temporal")
+    assert managed["temporal_address"].startswith(
+        f"none set: the server starts a dev server in {home / 'temporal'}"
+    )
+    assert managed["temporal_address"].endswith("/temporal)")
+    assert (remote["temporal_address"], remote["task_queue"]) == (
+        "temporal.internal:7233",
+        "agents",
+    )
+    assert remote["temporal_namespace"] == "default"
 
 
 def test_doctor_without_any_provider_exits_1_and_says_how_to_configure_one(

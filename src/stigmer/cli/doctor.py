@@ -1,4 +1,5 @@
-"""`stigmer doctor`: which model runs use, where it is reached, and why it was chosen.
+"""`stigmer doctor`: which model runs use, where it is reached, and why it was
+chosen; and which engine runs them.
 
 With nothing configured the provider is resolved from what the machine has
 (runtime/model_resolution.py), so "why is it talking to Ollama?" needs an
@@ -16,7 +17,9 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from stigmer import config
 from stigmer.cli.output import console
+from stigmer.engine.temporal_dev_server import temporal_executable
 from stigmer.errors import FailedPrecondition, InvalidArgument
 from stigmer.resources.secrets import MASK
 from stigmer.runtime.local_model import (
@@ -79,16 +82,39 @@ def doctor_facts(choice: ModelChoice) -> dict[str, str]:
     return facts
 
 
+def engine_facts() -> dict[str, str]:
+    """The engine a server started from this shell uses, and where Temporal is."""
+    engine = config.value("engine")
+    if engine != "temporal":
+        return {"engine": f"{engine} (executions run in the server process)"}
+    address = config.value("temporal.address")
+    if not address:
+        folder = config.stigmer_home() / "temporal"
+        try:
+            address = (
+                f"none set: the server starts a dev server in {folder} ({temporal_executable()})"
+            )
+        except FailedPrecondition as missing:
+            address = f"none set, and {missing}"
+    return {
+        "engine": "temporal (a workflow per execution; `stigmer worker` runs its activities)",
+        "temporal_address": address,
+        "temporal_namespace": config.value("temporal.namespace"),
+        "task_queue": config.value("temporal.task_queue"),
+    }
+
+
 def doctor(
     output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
 ) -> None:
-    """Show the model provider, model and endpoint runs use, and how they were chosen."""
+    """Show the model provider, model and endpoint runs use, how they were
+    chosen, and the engine that runs them."""
     if output not in ("table", "json"):
         raise InvalidArgument.for_field(
             "output", f"unknown output format {output!r} (use table or json)"
         )
     choice = resolve_model()
-    facts = doctor_facts(choice)
+    facts = {**doctor_facts(choice), **engine_facts()}
     if output == "json":
         sys.stdout.write(json.dumps(facts, indent=2) + "\n")
     else:
