@@ -15,8 +15,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
-from stigmer.engine.temporal_engine import TemporalEngine
+from stigmer.engine.embedded import EngineOptions
+from stigmer.engine.temporal_engine import TemporalEngine, TemporalOptions
+from stigmer.errors import Unavailable
 from stigmer.resources.execution_events import COMPLETED, IN_PROGRESS
+from stigmer.testing.ports import free_port
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerThread
 from tests.executions.conftest import PLAIN_AGENT, stdio_tools_agent, wait_for_end, wait_until
@@ -293,3 +296,14 @@ def test_a_workflow_terminated_before_anything_happened_is_run_again(
     assert final.status.messages[-1].content == "second try"
     # The new run sent only the user's message, not the first run's empty reply.
     assert [m["role"] for m in model.requests[1]["messages"]] == ["system", "user"]
+
+
+def test_a_server_whose_temporal_does_not_answer_does_not_start(store_url: str) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    temporal = TemporalOptions(address=address, connect_timeout_seconds=1)
+    server = ServerThread(store_url, engine=EngineOptions(), temporal=temporal)
+
+    with pytest.raises(Unavailable) as raised:
+        server.start()
+
+    assert f"cannot reach Temporal at {address}" in str(raised.value)
