@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -44,23 +45,15 @@ def server(
 
 StartWorker = Callable[[], WorkerThread]
 StartWorkerProcess = Callable[[], WorkerProcess]
+Worker = TypeVar("Worker", WorkerThread, WorkerProcess)
 
 
-@pytest.fixture
-def start_worker(
-    server: ServerThread, model: ScriptedModel, temporal_server: TemporalDevServer, task_queue: str
-) -> Iterator[StartWorker]:
-    """Starts workers on threads of the test process; all are stopped when
-    the test ends."""
-    started: list[WorkerThread] = []
+def _starting(new_worker: Callable[[], Worker]) -> Iterator[Callable[[], Worker]]:
+    """A function that starts workers, all stopped when the test ends."""
+    started: list[Worker] = []
 
-    def start() -> WorkerThread:
-        worker = WorkerThread(
-            server.address,
-            temporal_server.address,
-            model_settings(model.base_url),
-            task_queue=task_queue,
-        )
+    def start() -> Worker:
+        worker = new_worker()
         started.append(worker)
         worker.start()
         return worker
@@ -70,6 +63,21 @@ def start_worker(
     finally:
         for worker in started:
             worker.stop()
+
+
+@pytest.fixture
+def start_worker(
+    server: ServerThread, model: ScriptedModel, temporal_server: TemporalDevServer, task_queue: str
+) -> Iterator[StartWorker]:
+    """Starts workers on threads of the test process."""
+    yield from _starting(
+        lambda: WorkerThread(
+            server.address,
+            temporal_server.address,
+            model_settings(model.base_url),
+            task_queue=task_queue,
+        )
+    )
 
 
 @pytest.fixture
@@ -80,28 +88,15 @@ def start_worker_process(
     task_queue: str,
     tmp_path: Path,
 ) -> Iterator[StartWorkerProcess]:
-    """Starts `stigmer worker` processes (to be killed); all are stopped
-    when the test ends."""
-    started: list[WorkerProcess] = []
-
-    def start() -> WorkerProcess:
-        worker = WorkerProcess(
-            tmp_path / "worker-home",
-            server.address,
-            temporal_server.address,
-            {
-                "TEMPORAL_TASK_QUEUE": task_queue,
-                "LLM_PROVIDER": "openai",
-                "LLM_MODEL": "scripted",
-                "LLM_BASE_URL": model.base_url,
-            },
+    """Starts `stigmer worker` processes (to be killed)."""
+    settings = {
+        "TEMPORAL_TASK_QUEUE": task_queue,
+        "LLM_PROVIDER": "openai",
+        "LLM_MODEL": "scripted",
+        "LLM_BASE_URL": model.base_url,
+    }
+    yield from _starting(
+        lambda: WorkerProcess(
+            tmp_path / "worker-home", server.address, temporal_server.address, settings
         )
-        started.append(worker)
-        worker.start()
-        return worker
-
-    try:
-        yield start
-    finally:
-        for worker in started:
-            worker.stop()
+    )

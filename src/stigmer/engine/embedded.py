@@ -65,6 +65,15 @@ def guarded_task(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> as
     return asyncio.create_task(guard(), name=name)
 
 
+async def cancel_tasks(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Cancels background tasks and waits until each has stopped."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class EmbeddedEngine:
     def __init__(
         self,
@@ -119,11 +128,7 @@ class EmbeddedEngine:
         """Stops taking work, then hands running executions back: re-queued
         when nothing of them happened yet, else failed with the reason."""
         self._is_stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(self._tasks)
         self._tasks = []
         for execution_id, task in list(self._running.items()):
             self._cancel_reasons[execution_id] = "the server stopped while the execution ran"

@@ -32,7 +32,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from stigmer.domain.registry import Domains
-from stigmer.engine.embedded import EngineOptions, guarded_task
+from stigmer.engine.embedded import EngineOptions, cancel_tasks, guarded_task
 from stigmer.engine.temporal_dev_server import TemporalDevServer
 from stigmer.engine.temporal_workflow import (
     CANCEL_REASON_SIGNAL,
@@ -155,11 +155,7 @@ class TemporalEngine:
         )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(self._tasks)
         self._tasks = []
         await self._stop_dev_server()
 
