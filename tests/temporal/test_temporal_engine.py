@@ -6,6 +6,7 @@ tests/executions."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 import pytest
@@ -307,3 +308,29 @@ def test_a_server_whose_temporal_does_not_answer_does_not_start(store_url: str) 
         server.start()
 
     assert f"cannot reach Temporal at {address}" in str(raised.value)
+
+
+def test_executions_without_a_worker_wait_saying_so_and_run_when_one_starts(
+    client: Client,
+    model: ScriptedModel,
+    start_worker: StartWorker,
+    task_queue: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="stigmer.engine.temporal_engine")
+    client.apply(PLAIN_AGENT)
+    model.add(Reply(content="finally"))
+    execution_id = client.run("greeter", "anyone there?").metadata.id
+
+    wait_until(
+        lambda: any("wait for a worker" in r.getMessage() for r in caplog.records),
+        what="the server to say that no worker runs executions",
+    )
+    (warning,) = [r.getMessage() for r in caplog.records if "wait for a worker" in r.getMessage()]
+    assert f"no `stigmer worker` polls task queue {task_queue}" in warning
+    assert client.get_execution(execution_id).status.phase == IN_PROGRESS
+
+    start_worker()
+    final = wait_for_end(client, execution_id)
+    assert final.status.phase == COMPLETED
+    assert final.status.messages[-1].content == "finally"

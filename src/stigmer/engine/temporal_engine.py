@@ -22,10 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -45,6 +49,7 @@ from stigmer.store.base import Lease
 
 logger = logging.getLogger(__name__)
 OWNER = "temporal"
+NO_WORKER_WARNING_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class TemporalEngine:
         # Held from a claim until its workflow started: the keeper takes it
         # before it ends an execution whose workflow it did not find.
         self._dispatching = asyncio.Lock()
+        self._warned_without_workers_at = -math.inf
 
     @property
     def address(self) -> str:
@@ -247,11 +253,47 @@ class TemporalEngine:
         name = status.name.lower().replace("_", " ") if status else "closed"
         return f"its Temporal workflow ended ({name}) without ending the execution"
 
+    async def has_workers(self) -> bool:
+        """Whether any worker polls the task queue for activities (Temporal
+        remembers pollers for a few minutes after they go)."""
+        request = DescribeTaskQueueRequest(
+            namespace=self.temporal.namespace,
+            task_queue=TaskQueue(name=self.temporal.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        )
+        response = await self.client.workflow_service.describe_task_queue(request)
+        return bool(response.pollers)
+
+    async def _warn_without_workers(self, waiting: int) -> None:
+        """Says, once a minute, why executions do not move: nothing runs them."""
+        now = time.monotonic()
+        if now - self._warned_without_workers_at < NO_WORKER_WARNING_SECONDS:
+            return
+        try:
+            if await self.has_workers():
+                return
+        except RPCError as error:  # a hint is not worth failing a round for
+            logger.info("cannot ask Temporal for the task queue's workers: %s", error)
+            return
+        self._warned_without_workers_at = now
+        logger.warning(
+            "%d executions wait for a worker: no `stigmer worker` polls task queue %s "
+            "(Temporal %s, namespace %s); start one with "
+            "`stigmer worker --server HOST:PORT --temporal-address %s`",
+            waiting,
+            self.temporal.task_queue,
+            self.address,
+            self.temporal.namespace,
+            self.address,
+        )
+
     async def _keep_once(self) -> None:
         executions = self.domains.executions
+        held = 0
         for execution_id, lease in await executions.list_active_leases():
             if lease is None or lease.owner != OWNER:
                 continue
+            held += 1
             if not await self._workflow_fate(execution_id):
                 await executions.renew_lease(execution_id, OWNER, self.options.lease_seconds)
                 continue
@@ -261,6 +303,8 @@ class TemporalEngine:
                 fate = await self._workflow_fate(execution_id)
                 if fate:
                     await executions.end_abandoned(execution_id, fate)
+        if held:
+            await self._warn_without_workers(held)
         # Leases of another engine (an embedded server ran on this store before).
         await executions.reap_expired_leases(is_alive=_is_temporal)
         for execution_id in await executions.list_active_without_lease():
