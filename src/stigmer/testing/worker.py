@@ -2,7 +2,7 @@
 test process (cheap: nothing to import again), or as their own process, for
 what only a process can show: being killed mid-activity.
 
-    with WorkerThread(server.address, temporal.address, task_queue, model) as worker:
+    with WorkerThread(server.address, temporal.address, model, task_queue=queue) as worker:
         ...
 """
 
@@ -83,7 +83,8 @@ class WorkerThread:
 
 
 class WorkerProcess(StigmerProcess):
-    """`stigmer worker` for the server at `server`; ready once it polls Temporal."""
+    """`stigmer worker` for the server at `server`; ready once it has logged
+    that it started (it has then connected to Temporal)."""
 
     def __init__(
         self, home: Path, server: str, temporal_address: str, settings: Mapping[str, str]
