@@ -30,7 +30,7 @@ from stigmer.engine.run_requests import SecretMasker, build_run_request
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError
 from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED
 from stigmer.runtime.contract import ModelError, ModelSettings, RunRequest, RunSink, ToolServerError
-from stigmer.runtime.local_model import shared_host as local_model_host
+from stigmer.runtime.provider_pool import ProviderPool
 from stigmer.store.base import Lease
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class EmbeddedEngine:
         self.options = options
         self.owner = f"embedded/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self._agent_loop: AgentLoop = agent_loop or self._run_with_shared_provider
-        self._providers: dict[ModelSettings, Any] = {}
+        self._providers = ProviderPool()
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -136,12 +136,8 @@ class EmbeddedEngine:
         running = list(self._running.values())
         if running:
             await asyncio.wait(running, timeout=10)
-        for provider in self._providers.values():
-            with contextlib.suppress(Exception):
-                await provider.aclose()
-        self._providers.clear()
         # The local model is shared by the process's executions and lives as long as the server.
-        await local_model_host.stop()
+        await self._providers.aclose()
 
     @property
     def running_count(self) -> int:
@@ -201,20 +197,12 @@ class EmbeddedEngine:
             self._wakeup.set()
 
     async def _run_with_shared_provider(self, request: RunRequest, sink: RunSink) -> Any:
-        """The agent loop with one provider per model setting, kept for the
-        engine's life: building an SDK client loads TLS certificates and
-        would cost every execution tens of milliseconds of event loop."""
+        """The agent loop with the engine's provider for the request's model."""
         # Imported when the engine starts (see start), not when the server
         # module is: the CLI's client commands never need the model SDKs.
         from stigmer.runtime.loop import run_agent
-        from stigmer.runtime.providers import provider_for
 
-        provider = self._providers.get(request.model)
-        if provider is None:
-            built = await asyncio.to_thread(provider_for, request.model)
-            provider = self._providers.setdefault(request.model, built)
-            if provider is not built:
-                await built.aclose()
+        provider = await self._providers.get(request.model)
         return await run_agent(request, sink, provider=provider)
 
     async def _run(self, execution: execution_pb2.AgentExecution) -> None:

@@ -44,9 +44,8 @@ from stigmer.runtime.contract import (
     ToolCallRequest,
     ToolServerError,
 )
-from stigmer.runtime.conversation import ToolSpec, messages_from_history
-from stigmer.runtime.local_model import shared_host as local_model_host
-from stigmer.runtime.providers import ChatProvider, provider_for
+from stigmer.runtime.conversation import ToolCall, ToolSpec, messages_from_history
+from stigmer.runtime.provider_pool import ProviderPool
 from stigmer.runtime.tools import ToolBox
 from stigmer.worker.toolboxes import ToolBoxes
 
@@ -114,19 +113,15 @@ class ExecutionActivities:
         self.client = client
         self.model = model
         self.tool_boxes = ToolBoxes()
-        self._providers: dict[ModelSettings, ChatProvider] = {}
+        self._providers = ProviderPool()
 
     def all(self) -> Sequence[Callable[..., Coroutine[Any, Any, Any]]]:
         return (self.begin, self.call_model, self.call_tool, self.record_lost_tool_call, self.end)
 
     async def aclose(self) -> None:
         await self.tool_boxes.aclose()
-        for provider in self._providers.values():
-            with contextlib.suppress(Exception):
-                await provider.aclose()
-        self._providers.clear()
         # The local model is shared by the worker's activities and lives as long as it.
-        await local_model_host.stop()
+        await self._providers.aclose()
 
     async def _prepared(
         self, execution_id: str
@@ -145,36 +140,25 @@ class ExecutionActivities:
 
         return RecordingSink(record, masker, len(inputs.execution.status.messages))
 
-    async def _provider(self, settings: ModelSettings) -> ChatProvider:
-        provider = self._providers.get(settings)
-        if provider is None:
-            built = await asyncio.to_thread(provider_for, settings)
-            provider = self._providers.setdefault(settings, built)
-            if provider is not built:
-                await built.aclose()
-        return provider
-
     # -- the activities -----------------------------------------------------
 
     @activity.defn(name=flow.BEGIN)
     async def begin(self, execution_id: str) -> flow.Begun:
         """Checks the inputs and lists the tools the model will be offered."""
         with _as_activity_errors():
-            inputs, request, _ = await self._prepared(execution_id)
-            async with (
-                _heartbeating(_heartbeat_interval()),
-                ToolBox(request.tool_servers) as toolbox,
-            ):
-                tools = [
-                    flow.OfferedTool(
-                        name=spec.name,
-                        description=spec.description,
-                        input_schema=dict(spec.input_schema),
-                        server=toolbox.server_of(spec.name) or "",
-                        tool=toolbox.tool_of(spec.name) or spec.name,
-                    )
-                    for spec in toolbox.tools
-                ]
+            async with _heartbeating(_heartbeat_interval()):
+                inputs, request, _ = await self._prepared(execution_id)
+                async with ToolBox(request.tool_servers) as toolbox:
+                    tools = [
+                        flow.OfferedTool(
+                            name=spec.name,
+                            description=spec.description,
+                            input_schema=dict(spec.input_schema),
+                            server=toolbox.server_of(spec.name) or "",
+                            tool=toolbox.tool_of(spec.name) or spec.name,
+                        )
+                        for spec in toolbox.tools
+                    ]
         # Only the user's message: an execution re-queued after its worker
         # was lost before the model said anything keeps that empty AI message.
         messages = inputs.execution.status.messages
@@ -184,18 +168,21 @@ class ExecutionActivities:
     @activity.defn(name=flow.CALL_MODEL)
     async def call_model(self, call: flow.ModelCall) -> flow.ModelAnswer:
         """One model turn over the conversation so far, streamed into the execution."""
+        # Heartbeating from the start: reading the inputs and building the
+        # provider (the SDKs' first import) take time too.
         with _as_activity_errors():
-            inputs, request, masker = await self._prepared(call.execution_id)
-            current = execution_pb2.AgentExecution()
-            current.CopyFrom(inputs.execution)
-            del current.status.messages[:]
-            messages = inputs.execution.status.messages
-            current.status.messages.extend(messages[i] for i in call.included if i < len(messages))
-            conversation = messages_from_history(request.history + history_messages([current]))
-            offered = {tool.name: tool for tool in call.tools}
-            sink = self._sink(call.execution_id, inputs, masker)
-            provider = await self._provider(request.model)
             async with _heartbeating(_heartbeat_interval()):
+                inputs, request, masker = await self._prepared(call.execution_id)
+                current = execution_pb2.AgentExecution()
+                current.CopyFrom(inputs.execution)
+                del current.status.messages[:]
+                messages = inputs.execution.status.messages
+                current.status.messages.extend(
+                    messages[i] for i in call.included if i < len(messages)
+                )
+                conversation = messages_from_history(request.history + history_messages([current]))
+                sink = self._sink(call.execution_id, inputs, masker)
+                provider = await self._providers.get(request.model)
                 await sink.ai_message_started()
                 turn = await provider.stream_turn(
                     system=request.instructions,
@@ -206,16 +193,7 @@ class ExecutionActivities:
                     ],
                     on_delta=sink.ai_content_delta,
                 )
-                requested = [
-                    flow.RequestedToolCall(
-                        id=asked.id,
-                        name=asked.name,
-                        server=offered[asked.name].server if asked.name in offered else "",
-                        tool=offered[asked.name].tool if asked.name in offered else asked.name,
-                        arguments=dict(asked.arguments),
-                    )
-                    for asked in turn.tool_calls
-                ]
+                requested = _requested_calls(turn.tool_calls, call.tools)
                 await sink.ai_message_finished(
                     turn.content,
                     tuple(ToolCallRequest(c.id, c.name, c.server, c.arguments) for c in requested),
@@ -230,12 +208,12 @@ class ExecutionActivities:
         execution's next calls on this worker)."""
         call = given.call
         with _as_activity_errors():
-            inputs, request, masker = await self._prepared(given.execution_id)
-            sink = self._sink(given.execution_id, inputs, masker)
-            asked = ToolCallRequest(call.id, call.name, call.server, call.arguments)
-            await sink.tool_call_started(asked)
-            servers = [server for server in request.tool_servers if server.name == call.server]
             async with _heartbeating(_heartbeat_interval()):
+                inputs, request, masker = await self._prepared(given.execution_id)
+                sink = self._sink(given.execution_id, inputs, masker)
+                asked = ToolCallRequest(call.id, call.name, call.server, call.arguments)
+                await sink.tool_call_started(asked)
+                servers = [s for s in request.tool_servers if s.name == call.server]
                 if not servers:
                     # The model named a tool nobody offers: an error result it can read.
                     offered = sorted({server.name for server in request.tool_servers})
@@ -279,3 +257,24 @@ class ExecutionActivities:
                 await self.client.record_events(ending.execution_id, events)
             except (NotFound, FailedPrecondition) as error:
                 logger.info("execution %s ended elsewhere: %s", ending.execution_id, error)
+
+
+def _requested_calls(
+    asked: Sequence[ToolCall], offered: Sequence[flow.OfferedTool]
+) -> list[flow.RequestedToolCall]:
+    """The model's tool calls, each with the server and tool it names (none
+    for a tool nobody offers: its call then answers with an error)."""
+    by_name = {tool.name: tool for tool in offered}
+    requested = []
+    for call in asked:
+        tool = by_name.get(call.name)
+        requested.append(
+            flow.RequestedToolCall(
+                id=call.id,
+                name=call.name,
+                server=tool.server if tool else "",
+                tool=tool.tool if tool else call.name,
+                arguments=dict(call.arguments),
+            )
+        )
+    return requested

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import socket
@@ -54,6 +55,9 @@ async def run_worker(
         Unavailable: Temporal cannot be reached.
     """
     temporal = await connect(options.temporal_address, options.namespace)
+    # The model SDKs take seconds to import: off the event loop, before the
+    # first model call would pay for them.
+    await asyncio.to_thread(importlib.import_module, "stigmer.runtime.providers")
     async with AsyncClient(options.server) as server:
         activities = ExecutionActivities(server, options.model)
         worker = Worker(

@@ -1,0 +1,56 @@
+"""One chat provider per model setting, kept as long as the process that runs
+executions (the server's embedded engine, or a `stigmer worker`).
+
+Building an SDK client loads TLS certificates and would cost every execution
+tens of milliseconds of event loop, so each setting's provider is built once.
+The model SDKs are imported on first use, not with this module: the CLI's
+client commands never need them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+from stigmer.runtime.contract import ModelSettings
+from stigmer.runtime.local_model import shared_host as local_model_host
+
+if TYPE_CHECKING:
+    from stigmer.runtime.providers import ChatProvider
+
+
+class ProviderPool:
+    def __init__(self) -> None:
+        self._providers: dict[ModelSettings, ChatProvider] = {}
+
+    async def get(self, settings: ModelSettings) -> ChatProvider:
+        """The provider for `settings`, built (off the event loop) on first use.
+
+        Raises:
+            ModelError: the settings name no usable provider.
+        """
+        provider = self._providers.get(settings)
+        if provider is None:
+            built = await asyncio.to_thread(_build, settings)
+            provider = self._providers.setdefault(settings, built)
+            if provider is not built:  # another task built one meanwhile
+                await built.aclose()
+        return provider
+
+    async def aclose(self) -> None:
+        """Closes every provider, and the local model they share."""
+        for provider in self._providers.values():
+            with contextlib.suppress(Exception):
+                await provider.aclose()
+        self._providers.clear()
+        await local_model_host.stop()
+
+
+def _build(settings: ModelSettings) -> ChatProvider:
+    # Imported here, on the builder's thread: the first import of the model
+    # SDKs takes seconds, which on the event loop would stall every stream and
+    # heartbeat the process has in flight.
+    from stigmer.runtime.providers import provider_for
+
+    return provider_for(settings)
