@@ -136,6 +136,12 @@ def bare_worker_main(connection: Connection, temporal_address: str) -> None:
 
 
 @dataclass(frozen=True)
+class WorkerPids:
+    stigmer: int  # runs the executions' activities: its CPU counts with the server's
+    bare: int  # runs the bare workflow floor
+
+
+@dataclass(frozen=True)
 class BenchEngine:
     name: str
     temporal_address: str = ""
@@ -159,10 +165,11 @@ class BenchEngine:
         )
 
     @contextmanager
-    def workers(self, server: str, model: ModelSettings) -> Iterator[tuple[int, ...]]:
-        """The worker processes this engine needs beside the server; yields their pids."""
+    def workers(self, server: str, model: ModelSettings) -> Iterator[WorkerPids | None]:
+        """The worker processes this engine needs beside the server (None: the
+        embedded engine needs none)."""
         if not self.is_temporal:
-            yield ()
+            yield None
             return
         with (
             harness.ServerProcess(
@@ -170,7 +177,7 @@ class BenchEngine:
             ) as worker,
             harness.ServerProcess("bare-worker", bare_worker_main, self.temporal_address) as bare,
         ):
-            yield worker.pid, bare.pid
+            yield WorkerPids(stigmer=worker.pid, bare=bare.pid)
 
     @asynccontextmanager
     async def bare_workflow_call(self) -> AsyncIterator[Call | None]:

@@ -76,7 +76,7 @@ import grpc
 import harness
 import openai
 import stores
-from engines import BenchEngine
+from engines import BenchEngine, WorkerPids
 from google.protobuf.timestamp_pb2 import Timestamp
 from harness import Call, Sample, format_rate, format_ratio, format_seconds, ratio
 from openai.types.chat import ChatCompletionMessageParam
@@ -375,7 +375,7 @@ class FloorCalls:
     server_pid: int
     model_pid: int
     bare_workflow: Call | None = None
-    worker_pids: tuple[int, ...] = ()  # the Temporal engine's worker processes
+    worker_pids: WorkerPids | None = None  # the Temporal engine's worker processes
 
 
 def model_calls(model: openai.AsyncOpenAI) -> tuple[Call, Call]:
@@ -435,14 +435,14 @@ async def measure_floors(settings: Settings, calls: FloorCalls) -> Floors:
         server_pid=calls.model_pid,
     )
     bare_workflow = None
-    if calls.bare_workflow is not None:
+    if calls.bare_workflow is not None and calls.worker_pids is not None:
         bare_workflow = await harness.measure(
             calls.bare_workflow,
             calls=settings.bare_workflow_calls,
             in_flight=1,
             warmup=settings.model_warmup,
             label="bare Temporal workflow",
-            server_pid=calls.worker_pids[-1],
+            server_pid=calls.worker_pids.bare,
         )
     return Floors(get, model, model_unstreamed, bare_workflow)
 
@@ -734,7 +734,10 @@ async def measure_all(settings: Settings, calls: FloorCalls, run: RunCall) -> Re
             settings,
             clients,
             run,
-            server_pids=(calls.server_pid, *calls.worker_pids[:1]),
+            server_pids=(
+                calls.server_pid,
+                *([calls.worker_pids.stigmer] if calls.worker_pids else []),
+            ),
             model_pid=calls.model_pid,
         )
         after = await measure_floors(settings, calls)

