@@ -49,7 +49,7 @@ from stigmer.store.base import Lease
 
 logger = logging.getLogger(__name__)
 OWNER = "temporal"
-NO_WORKER_WARNING_SECONDS = 60.0
+WORKERS_CHECK_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class TemporalEngine:
         # Held from a claim until its workflow started: the keeper takes it
         # before it ends an execution whose workflow it did not find.
         self._dispatching = asyncio.Lock()
-        self._warned_without_workers_at = -math.inf
+        self._workers_checked_at = -math.inf
 
     @property
     def address(self) -> str:
@@ -265,17 +265,18 @@ class TemporalEngine:
         return bool(response.pollers)
 
     async def _warn_without_workers(self, waiting: int) -> None:
-        """Says, once a minute, why executions do not move: nothing runs them."""
+        """Says why executions do not move when nothing runs them; asks
+        Temporal at most once a minute, not every round."""
         now = time.monotonic()
-        if now - self._warned_without_workers_at < NO_WORKER_WARNING_SECONDS:
+        if now - self._workers_checked_at < WORKERS_CHECK_SECONDS:
             return
+        self._workers_checked_at = now
         try:
             if await self.has_workers():
                 return
         except RPCError as error:  # a hint is not worth failing a round for
             logger.info("cannot ask Temporal for the task queue's workers: %s", error)
             return
-        self._warned_without_workers_at = now
         logger.warning(
             "%d executions wait for a worker: no `stigmer worker` polls task queue %s "
             "(Temporal %s, namespace %s); start one with "
