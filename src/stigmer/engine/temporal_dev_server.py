@@ -74,10 +74,6 @@ class TemporalDevServer:
         return f"127.0.0.1:{self.port}"
 
     @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -180,13 +176,6 @@ class TemporalDevServer:
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-
-    def kill(self) -> None:
-        """Kills the server outright, as a crash would."""
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait(timeout=10)
-        self.stop()
 
     def _close_log(self) -> None:
         if self._log is not None:

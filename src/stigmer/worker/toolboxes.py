@@ -37,9 +37,6 @@ class ToolBoxes:
         self.idle_seconds = idle_seconds
         self._open: dict[tuple[str, str], _Open] = {}
 
-    def __len__(self) -> int:
-        return len(self._open)
-
     async def call(
         self, execution_id: str, server: ToolServer, tool: str, arguments: Mapping[str, Any]
     ) -> ToolResult:
