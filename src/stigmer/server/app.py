@@ -106,6 +106,11 @@ class StigmerServer:
             ConsistencyService(self.domains, self.checker), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        # The servicer answers SERVING for the whole server ("") from the
+        # start: not before the engine is up (a managed Temporal dev server
+        # takes a moment), or `stigmer server start` reports a server that
+        # cannot run anything yet.
+        await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         try:
             self.port = server.add_insecure_port(f"{self.options.host}:{self.options.port}")
         except RuntimeError as error:
