@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from stigmer.cli.completion import execution_ids
 from stigmer.cli.conversation import ConversationPrinter
 from stigmer.cli.output import console, error_console
 from stigmer.cli.resources import ServerOption
@@ -104,7 +105,7 @@ def run(
 
 
 def logs(
-    execution: Annotated[str, typer.Argument(help="Execution id")],
+    execution: Annotated[str, typer.Argument(help="Execution id", autocompletion=execution_ids)],
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until it ends")
     ] = False,
@@ -124,7 +125,7 @@ def logs(
 
 
 def cancel(
-    execution: Annotated[str, typer.Argument(help="Execution id")],
+    execution: Annotated[str, typer.Argument(help="Execution id", autocompletion=execution_ids)],
     reason: Annotated[str, typer.Option("--reason", help="Recorded with the cancellation")] = "",
     server: ServerOption = None,
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from stigmer.cli.completion import kinds, resource_names
 from stigmer.cli.output import console, print_resources
 from stigmer.client import Client
 from stigmer.errors import InvalidArgument
@@ -52,9 +53,14 @@ def apply(
 
 def get(
     kind: Annotated[
-        str, typer.Argument(help="agent, agentinstance, session, environment, mcpserver")
+        str,
+        typer.Argument(
+            help="agent, agentinstance, session, environment, mcpserver", autocompletion=kinds
+        ),
     ],
-    name: Annotated[str | None, typer.Argument(help="Name, slug or id")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Name, slug or id", autocompletion=resource_names)
+    ] = None,
     output: OutputOption = "table",
     selector: Annotated[
         list[str] | None, typer.Option("--selector", "-l", help="Label filter key=value")
@@ -83,8 +89,12 @@ def get(
 
 
 def delete(
-    kind: Annotated[str | None, typer.Argument(help="Kind of the resource")] = None,
-    name: Annotated[str | None, typer.Argument(help="Name, slug or id")] = None,
+    kind: Annotated[
+        str | None, typer.Argument(help="Kind of the resource", autocompletion=kinds)
+    ] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Name, slug or id", autocompletion=resource_names)
+    ] = None,
     filenames: Annotated[
         list[str] | None, typer.Option("--filename", "-f", help="Delete what a manifest defines")
     ] = None,
