@@ -21,7 +21,7 @@ import typer
 from stigmer import config
 from stigmer.cli.output import console
 from stigmer.client import Client
-from stigmer.engine.embedded import EngineOptions
+from stigmer.engine.options import EngineOptions
 from stigmer.errors import FailedPrecondition, InvalidArgument, Unavailable
 from stigmer.runtime.model_resolution import resolve_model
 

@@ -25,7 +25,8 @@ from stigmer.api.v1 import (
 )
 from stigmer.consistency.periodic import PeriodicChecker
 from stigmer.domain.registry import Domains
-from stigmer.engine.embedded import EmbeddedEngine, EngineOptions
+from stigmer.engine.embedded import EmbeddedEngine
+from stigmer.engine.options import EngineOptions
 from stigmer.errors import Unavailable
 from stigmer.server.consistency_service import ConsistencyService
 from stigmer.server.execution_service import ExecutionCommandService, ExecutionQueryService

@@ -1,0 +1,22 @@
+"""The engine's settings: how many executions run at once, how long a lease
+lasts, and the model runs use when their agent names none.
+
+A module of its own so that what only describes an engine (the CLI building
+a server's options, the tests, the benchmarks) does not import the engine,
+and through it the domain and the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stigmer.runtime.contract import ModelSettings
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    workers: int = 4
+    lease_seconds: float = 15.0
+    poll_seconds: float = 1.0
+    max_steps: int = 16
+    model: ModelSettings = field(default_factory=lambda: ModelSettings("openai", ""))
