@@ -20,3 +20,8 @@ class EngineOptions:
     poll_seconds: float = 1.0
     max_steps: int = 16
     model: ModelSettings = field(default_factory=lambda: ModelSettings("openai", ""))
+    # How the user names the model's provider (ollama and openai both speak
+    # the "openai" protocol) and why it is in effect: what the server reports
+    # about itself, never used to run anything.
+    model_provider: str = ""
+    model_reason: str = ""
