@@ -229,14 +229,14 @@ SETTINGS: tuple[Setting, ...] = (
         "STIGMER_LLM_THREADS",
         "0",
         "local model CPU threads (0: all cores but one)",
-        rule=WHOLE,
+        rule=_or_empty(WHOLE, "empty (automatic)"),
     ),
     Setting(
         "llm.context_size",
         "STIGMER_LLM_CONTEXT_SIZE",
         "8192",
         "local model context window in tokens (0: the model's own)",
-        rule=WHOLE,
+        rule=_or_empty(WHOLE, "empty (automatic)"),
     ),
 )
 _BY_KEY = {setting.key: setting for setting in SETTINGS}
