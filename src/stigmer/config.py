@@ -253,7 +253,7 @@ def config_path() -> Path:
 def close_keys(key: str) -> list[str]:
     """Known keys that look like `key`: a typo, or a key without its section."""
     suffixed = [known for known in _BY_KEY if known.endswith(f".{key}")]
-    similar = difflib.get_close_matches(key, list(_BY_KEY), n=3, cutoff=0.6)
+    similar = difflib.get_close_matches(key, list(_BY_KEY), n=3, cutoff=0.8)
     return list(dict.fromkeys([*suffixed, *similar]))
 
 
