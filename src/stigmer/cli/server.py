@@ -175,6 +175,8 @@ def engine_options() -> EngineOptions:
     """
     from stigmer.runtime.model_resolution import resolve_model
 
+    for key in ("llm.provider", "llm.base_url"):  # a typo here would fail every run
+        config.checked_value(key)
     choice = resolve_model()
     return EngineOptions(
         workers=int(config.checked_value("workers")),
