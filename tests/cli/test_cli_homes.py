@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from stigmer import config
+from stigmer.client import Client
 from stigmer.server_record import ServerRecord, is_process_alive, write_server_record
 from stigmer.testing.server import ServerThread
 from tests.conftest import Cli
@@ -169,3 +171,31 @@ def test_status_of_an_address_given_explicitly_asks_that_server_who_it_is(
         3,
         f"not running: no Stigmer server answers on {server.address} (flag)",
     )
+
+
+def test_the_sdk_without_an_address_uses_the_live_server_of_its_home_after_flag_env_and_file(
+    stigmer_home: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in [name for name in os.environ if name.startswith("STIGMER_")]:
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("STIGMER_HOME", str(stigmer_home))
+    with ServerThread(store_url) as server:
+        write_server_record(
+            stigmer_home, ServerRecord(server.address, os.getpid(), "0.1.0", store_url, "", "")
+        )
+        with Client() as client:
+            assert client.address == server.address
+            assert client.list("agent") == []
+
+        config.set_value("server", "127.0.0.1:1001")
+        from_file = config.resolve("server")
+        monkeypatch.setenv("STIGMER_SERVER", "127.0.0.1:1002")
+        from_env = config.resolve("server")
+        from_flag = config.resolve("server", "127.0.0.1:1003")
+
+    assert (from_file.value, from_file.source) == (
+        "127.0.0.1:1001",
+        f"config file {stigmer_home / 'config.yaml'}",
+    )
+    assert (from_env.value, from_env.source) == ("127.0.0.1:1002", "env STIGMER_SERVER")
+    assert (from_flag.value, from_flag.source) == ("127.0.0.1:1003", "flag")
