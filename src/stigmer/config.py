@@ -280,7 +280,12 @@ def _read_file() -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise InvalidArgument.for_field("config", f"{path} is not valid YAML: {error}") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise InvalidArgument.for_field(
+            "config", f"{path} is not valid YAML{where}: {problem}"
+        ) from None
     if not isinstance(loaded, dict):
         raise InvalidArgument.for_field("config", f"{path} must hold a mapping")
     return loaded

@@ -216,3 +216,22 @@ def test_doctor_fails_when_a_server_address_given_explicitly_does_not_answer(
 
     assert shown.exit_code == 1
     assert ("fail", "server", f"no Stigmer server answers on {address} (flag)") in _checks(shown)
+
+
+def test_doctor_with_an_unreadable_config_file_fails_once_naming_where(doctor_cli: Cli) -> None:
+    config_file = Path(doctor_cli.env["STIGMER_HOME"]) / "config.yaml"
+    config_file.write_text("llm: [unclosed\n")
+
+    shown = doctor_cli("doctor", "-o", "json")
+
+    assert shown.exit_code == 1
+    assert _checks(shown) == [
+        (
+            "fail",
+            "config",
+            f"config: {config_file} is not valid YAML (line 2, column 1): "
+            "expected ',' or ']', but got '<stream end>'",
+        ),
+        ("warn", "server", "not checked: the config file cannot be read"),
+        ("warn", "model", "not checked: the config file cannot be read"),
+    ]
