@@ -54,7 +54,7 @@ from harness import format_ratio, format_seconds, median, percentile
 from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageParam
 
 from stigmer.client import Client
-from stigmer.engine.embedded import EngineOptions
+from stigmer.engine.options import EngineOptions
 from stigmer.resources.execution_events import COMPLETED
 from stigmer.runtime.contract import ModelSettings
 from stigmer.runtime.local_model import LocalModelConfig, default_threads, shared_host

@@ -84,7 +84,7 @@ from stores import BenchStore
 
 from stigmer.api.v1 import agent_pb2, execution_pb2, meta_pb2
 from stigmer.client.aio import AsyncClient
-from stigmer.engine.embedded import EngineOptions
+from stigmer.engine.options import EngineOptions
 from stigmer.engine.temporal_engine import TemporalOptions
 from stigmer.resources.execution_events import COMPLETED, phase_name
 from stigmer.runtime.contract import ModelSettings

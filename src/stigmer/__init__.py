@@ -10,6 +10,7 @@ from stigmer.errors import (
     StigmerError,
     Unavailable,
 )
+from stigmer.version import __version__
 
 __all__ = [
     "AlreadyExists",
@@ -23,5 +24,3 @@ __all__ = [
     "Unavailable",
     "__version__",
 ]
-
-__version__ = "0.1.0"

@@ -11,7 +11,7 @@ import pytest
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
-from stigmer.engine.embedded import EngineOptions
+from stigmer.engine.options import EngineOptions
 from stigmer.engine.temporal_dev_server import TemporalDevServer
 from stigmer.engine.temporal_engine import TemporalOptions
 from stigmer.resources.execution_events import TERMINAL_PHASES

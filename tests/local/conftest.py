@@ -18,7 +18,7 @@ import pytest
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
-from stigmer.engine.embedded import EngineOptions
+from stigmer.engine.options import EngineOptions
 from stigmer.resources.execution_events import TERMINAL_PHASES
 from stigmer.runtime.contract import ModelSettings
 from stigmer.runtime.model_files import DEFAULT_MODEL, install_model

@@ -14,7 +14,8 @@ import pytest
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
-from stigmer.engine.embedded import EmbeddedEngine, EngineOptions
+from stigmer.engine.embedded import EmbeddedEngine
+from stigmer.engine.options import EngineOptions
 from stigmer.runtime.contract import ModelError
 from stigmer.runtime.model_files import DEFAULT_MODEL
 from stigmer.runtime.model_resolution import ollama_url, resolve_model

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from stigmer.engine.embedded import EngineOptions
+from stigmer.engine.options import EngineOptions
 from stigmer.engine.temporal_dev_server import TemporalDevServer
 from stigmer.engine.temporal_engine import TemporalOptions
 from stigmer.testing.scripted_model import ScriptedModel

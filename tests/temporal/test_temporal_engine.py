@@ -16,7 +16,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
-from stigmer.engine.embedded import EngineOptions
+from stigmer.engine.options import EngineOptions
 from stigmer.engine.temporal_engine import TemporalEngine, TemporalOptions
 from stigmer.errors import Unavailable
 from stigmer.resources.execution_events import COMPLETED, IN_PROGRESS

@@ -1,11 +1,14 @@
-"""`stigmer doctor`: which model runs use, where it is reached, and why it was
-chosen; and which engine runs them.
+"""`stigmer doctor`: whether this machine is ready to run agents, and why it
+is set up the way it is.
 
 With nothing configured the provider is resolved from what the machine has
 (runtime/model_resolution.py), so "why is it talking to Ollama?" needs an
 answer a user can read. Doctor resolves the same way a server started from
-this shell does, and prints each fact with its reason; when nothing is found
-it prints how to configure a provider and exits 1.
+this shell does and prints each fact with its reason; then it checks
+(cli/doctor_checks.py): every setting's value against its rule, the server
+clients would reach (its version, store, engine and model, as it reports
+them), and the model endpoint, asked for real. One line per check, ok / warn
+/ FAIL; any FAIL exits 1, so scripts and CI can gate on it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,17 @@ import typer
 from rich.text import Text
 
 from stigmer import config
+from stigmer.cli.doctor_checks import (
+    Check,
+    check_model,
+    check_server,
+    check_server_model,
+    check_settings,
+)
 from stigmer.cli.output import console
+from stigmer.cli.resources import ServerOption
 from stigmer.engine.temporal_dev_server import temporal_executable
-from stigmer.errors import FailedPrecondition, InvalidArgument
+from stigmer.errors import FailedPrecondition, InvalidArgument, StigmerError
 from stigmer.resources.secrets import MASK
 from stigmer.runtime.local_model import (
     LocalModelConfig,
@@ -85,6 +96,8 @@ def doctor_facts(choice: ModelChoice) -> dict[str, str]:
 def engine_facts() -> dict[str, str]:
     """The engine a server started from this shell uses, and where Temporal is."""
     engine = config.value("engine")
+    if engine not in config.ENGINES:
+        return {"engine": f"{engine} (not an engine: see the config check)"}
     if engine != "temporal":
         return {"engine": f"{engine} (executions run in the server process)"}
     address = config.value("temporal.address")
@@ -104,25 +117,74 @@ def engine_facts() -> dict[str, str]:
     }
 
 
+_STATUS_LABELS = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
+
+
 def doctor(
+    server: ServerOption = None,
     output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
 ) -> None:
     """Show the model provider, model and endpoint runs use, how they were
-    chosen, and the engine that runs them."""
+    chosen, and the engine that runs them; then check the settings, the server
+    and the model endpoint. Exits 1 when a check fails."""
     if output not in ("table", "json"):
         raise InvalidArgument.for_field(
             "output", f"unknown output format {output!r} (use table or json)"
         )
-    choice = resolve_model()
-    facts = {**doctor_facts(choice), **engine_facts()}
+    checks = check_settings()
+    facts: dict[str, str] = {}
+    choice: ModelChoice | None = None
+    info = None
+    if _is_readable_config():
+        server_check, info = check_server(server)
+        checks.append(server_check)
+        try:
+            choice = resolve_model()
+            facts = {**doctor_facts(choice), **engine_facts()}
+        except StigmerError as error:  # a setting the resolution needs is broken
+            checks.append(Check("model", "fail", error.message))
+    else:  # every other check would fail on the same file
+        not_checked = "not checked: the config file cannot be read"
+        checks += [Check("server", "warn", not_checked), Check("model", "warn", not_checked)]
+    if choice is not None:
+        checks.append(check_model(choice))
+        mismatch = check_server_model(choice, info) if info is not None else None
+        if mismatch is not None:
+            checks.append(mismatch)
     if output == "json":
-        sys.stdout.write(json.dumps(facts, indent=2) + "\n")
+        body = {**facts, "checks": [check.as_dict() for check in checks]}
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
     else:
+        _print_table(facts, checks)
+    if choice is not None and not choice.is_resolved:
+        raise FailedPrecondition(no_provider_message())
+    failed = sorted({check.name for check in checks if check.status == "fail"})
+    if failed:
+        raise FailedPrecondition(f"doctor found problems: {', '.join(failed)} (the FAIL lines)")
+
+
+def _is_readable_config() -> bool:
+    try:
+        config.all_settings()
+    except StigmerError:
+        return False
+    return True
+
+
+def _print_table(facts: dict[str, str], checks: list[Check]) -> None:
+    if facts:
         width = max(len(key) for key in facts) + 2
         for key, value in facts.items():
             console.print(Text.assemble((key.replace("_", " ").ljust(width), "bold"), value))
-    if not choice.is_resolved:
-        raise FailedPrecondition(no_provider_message())
+        console.print()
+    name_width = max(len(check.name) for check in checks) + 2
+    for check in checks:
+        label, style = _STATUS_LABELS[check.status]
+        console.print(
+            Text.assemble(
+                (label.ljust(6), style), (check.name.ljust(name_width), "bold"), check.detail
+            )
+        )
 
 
 def register(app: typer.Typer) -> None:

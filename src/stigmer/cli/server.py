@@ -1,7 +1,14 @@
 """`stigmer server`: run the server in the foreground, or as a daemon.
 
 The daemon is the same foreground command started in its own session, its
-output in `<home>/logs/server.log` and its pid in `<home>/server.pid`.
+output in `<home>/logs/server.log` and its pid in `<home>/server.pid`. Either
+way the running server records its address (with the port it really bound),
+pid, store and engine in `<home>/server.json` (server_record.py): clients
+using the same STIGMER_HOME find it there when no address is given.
+
+`stigmer server status` exits 0 when the server of this home runs and
+answers as itself, and 3 (as for any unreachable server) when it does not;
+a stale server.json or pid file, of a process that is gone, is removed.
 """
 
 from __future__ import annotations
@@ -13,19 +20,27 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stigmer import config
+from stigmer import __version__, config
 from stigmer.cli.output import console
 from stigmer.client import Client
-from stigmer.engine.embedded import EngineOptions
-from stigmer.errors import FailedPrecondition, InvalidArgument, Unavailable
-from stigmer.runtime.model_resolution import resolve_model
+from stigmer.engine.options import EngineOptions
+from stigmer.errors import FailedPrecondition, StigmerError, Unavailable
+from stigmer.server_record import (
+    ServerRecord,
+    is_process_alive,
+    read_server_record,
+    remove_server_record,
+    write_server_record,
+)
 
 if TYPE_CHECKING:
+    from stigmer.api.v1 import server_pb2
     from stigmer.engine.temporal_engine import TemporalOptions
 
 app = typer.Typer(help="Run the Stigmer server (foreground), or start|stop|status|logs it.")
@@ -57,6 +72,10 @@ TaskQueueOption = Annotated[
 ]
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 15.0
+STATUS_TIMEOUT_SECONDS = 2.0
+# `status` of a server that is not running exits like any command that cannot
+# reach its server (cli/main.py's EXIT_UNAVAILABLE).
+NOT_RUNNING_EXIT_CODE = 3
 
 
 def pid_file() -> Path:
@@ -67,20 +86,8 @@ def log_file() -> Path:
     return config.stigmer_home() / "logs" / "server.log"
 
 
-def _port(port: int | None) -> int:
-    text = config.value("port", port)
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise InvalidArgument.for_field("port", f"{text!r} is not a port number")
-    return int(text)
-
-
 def _engine(engine: str | None) -> str:
-    chosen = config.value("engine", engine)
-    if chosen not in ("embedded", "temporal"):
-        raise InvalidArgument.for_field(
-            "engine", f"{chosen!r} is not an engine (use embedded or temporal)"
-        )
-    return chosen
+    return config.checked_value("engine", engine)
 
 
 def temporal_options(
@@ -91,10 +98,10 @@ def temporal_options(
     from stigmer.engine.temporal_engine import TemporalOptions
 
     return TemporalOptions(
-        address=config.value("temporal.address", address),
-        namespace=config.value("temporal.namespace", namespace),
-        task_queue=config.value("temporal.task_queue", task_queue),
-        heartbeat_seconds=_positive("temporal.heartbeat_seconds", float),
+        address=config.checked_value("temporal.address", address),
+        namespace=config.checked_value("temporal.namespace", namespace),
+        task_queue=config.checked_value("temporal.task_queue", task_queue),
+        heartbeat_seconds=float(config.checked_value("temporal.heartbeat_seconds")),
         dev_server_dir=config.stigmer_home() / "temporal",
     )
 
@@ -117,55 +124,47 @@ def serve(
 
     is_temporal = _engine(engine) == "temporal"
     options = ServerOptions(
-        store_url=config.value("store", store),
-        host=config.value("host", host),
-        port=_port(port),
+        store_url=config.checked_value("store", store),
+        host=config.checked_value("host", host),
+        port=int(config.checked_value("port", port)),
         engine=engine_options(),
         temporal=(
             temporal_options(temporal_address, temporal_namespace, task_queue)
             if is_temporal
             else None
         ),
-        check_interval_seconds=_non_negative("check_interval_seconds"),
+        check_interval_seconds=float(config.checked_value("check_interval_seconds")),
     )
     logging.basicConfig(
         level=os.environ.get("STIGMER_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    home = config.stigmer_home()
 
     async def run() -> None:
-        server = StigmerServer(options)
-        await server.start()
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopping.set)
-        await stopping.wait()
-        await server.stop()
+        server = StigmerServer(options)
+        await server.start()
+        record = ServerRecord(
+            address=client_address(options.host, server.port),
+            pid=os.getpid(),
+            version=__version__,
+            store=server.store.url,
+            engine="temporal" if is_temporal else "embedded",
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        write_server_record(home, record)
+        try:
+            await stopping.wait()
+        finally:
+            # Gone from the record first: while it drains, clients no longer pick it.
+            remove_server_record(home, record.pid)
+            await server.stop()
 
     asyncio.run(run())
-
-
-def _positive(key: str, cast: type[int] | type[float]) -> Any:
-    text = config.value(key)
-    try:
-        number = cast(text)
-    except ValueError:
-        number = 0
-    if number <= 0:
-        raise InvalidArgument.for_field(key, f"{text!r} is not a positive number")
-    return number
-
-
-def _non_negative(key: str) -> float:
-    text = config.value(key)
-    try:
-        number = float(text)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise InvalidArgument.for_field(key, f"{text!r} is not a number of seconds (0: off)")
-    return number
 
 
 def engine_options() -> EngineOptions:
@@ -174,27 +173,49 @@ def engine_options() -> EngineOptions:
     Without llm.provider the model is resolved from what the machine has
     (Ollama, an API key, the local model); `stigmer doctor` says which and why.
     """
+    from stigmer.runtime.model_resolution import resolve_model
+
+    for key in ("llm.provider", "llm.base_url"):  # a typo here would fail every run
+        config.checked_value(key)
+    choice = resolve_model()
     return EngineOptions(
-        workers=_positive("workers", int),
-        lease_seconds=_positive("lease_seconds", float),
-        model=resolve_model().settings,
+        workers=int(config.checked_value("workers")),
+        lease_seconds=float(config.checked_value("lease_seconds")),
+        model=choice.settings,
+        model_provider=choice.provider,
+        model_reason=choice.reason,
     )
 
 
-def _running_pid() -> int | None:
+def _pid_file_pid() -> int | None:
+    """The daemon's pid from server.pid, when that process runs."""
     try:
         pid = int(pid_file().read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    return pid
+    return pid if is_process_alive(pid) else None
 
 
-def _client_address(host: str, port: int) -> str:
-    return f"{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+def _remove_stale_files(home: Path) -> ServerRecord | None:
+    """Removes server.json and server.pid of processes that are gone; the
+    stale record removed, if there was one."""
+    record = read_server_record(home)
+    if record is not None and not is_process_alive(record.pid):
+        remove_server_record(home, record.pid)
+    else:
+        record = None
+    if pid_file().exists() and _pid_file_pid() is None:
+        pid_file().unlink(missing_ok=True)
+    return record
+
+
+def client_address(host: str, port: int) -> str:
+    """Where a client on this machine reaches a server listening on host:port."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
 @app.command()
@@ -208,13 +229,21 @@ def start(
     task_queue: TaskQueueOption = None,
 ) -> None:
     """Start the server in the background and wait until it serves."""
-    if (pid := _running_pid()) is not None:
+    home = config.stigmer_home()
+    _remove_stale_files(home)
+    record = read_server_record(home)
+    if record is not None:
+        raise FailedPrecondition(
+            f"the server of {home} is already running at {record.address} "
+            f"(pid {record.pid}); stop it first"
+        )
+    if (pid := _pid_file_pid()) is not None:
         raise FailedPrecondition(f"the server is already running (pid {pid}); stop it first")
-    chosen_host, chosen_port = config.value("host", host), _port(port)
     command = [
         sys.executable, "-m", "stigmer.cli.main", "server",
-        "--host", chosen_host, "--port", str(chosen_port),
-        "--store", config.value("store", store), "--engine", _engine(engine),
+        "--host", config.checked_value("host", host),
+        "--port", config.checked_value("port", port),
+        "--store", config.checked_value("store", store), "--engine", _engine(engine),
     ]  # fmt: skip
     for flag, given in (
         ("--temporal-address", temporal_address),
@@ -229,30 +258,37 @@ def start(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
         )
     pid_file().write_text(f"{process.pid}\n")
-    address = _client_address(chosen_host, chosen_port)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    with Client(address) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pid_file().unlink(missing_ok=True)
-                tail = log_file().read_text(errors="replace").splitlines()[-15:]
-                raise Unavailable(
-                    f"the server exited with code {process.returncode}:\n" + "\n".join(tail)
-                )
-            if client.is_serving(wait_seconds=0.5):
-                console.print(f"Stigmer server started on {address} (pid {process.pid})")
-                console.print(f"  logs: {log_file()}")
-                return
-            time.sleep(0.1)
-    raise Unavailable(f"the server did not answer on {address} within {START_TIMEOUT_SECONDS}s")
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pid_file().unlink(missing_ok=True)
+            tail = log_file().read_text(errors="replace").splitlines()[-15:]
+            raise Unavailable(
+                f"the server exited with code {process.returncode}:\n" + "\n".join(tail)
+            )
+        # The server records itself once it serves: its address has the real port.
+        record = read_server_record(home)
+        if record is not None and record.pid == process.pid:
+            with Client(record.address) as client:
+                if client.is_serving(wait_seconds=0.5):
+                    console.print(f"Stigmer server started on {record.address} (pid {process.pid})")
+                    console.print(f"  logs: {log_file()}")
+                    return
+        time.sleep(0.1)
+    raise Unavailable(
+        f"the server (pid {process.pid}) did not serve within {START_TIMEOUT_SECONDS}s; "
+        f"see {log_file()}"
+    )
 
 
 @app.command()
 def stop() -> None:
-    """Stop the background server (SIGTERM, then SIGKILL after a timeout)."""
-    pid = _running_pid()
+    """Stop the server of this home (SIGTERM, then SIGKILL after a timeout)."""
+    home = config.stigmer_home()
+    _remove_stale_files(home)
+    record = read_server_record(home)
+    pid = record.pid if record is not None else _pid_file_pid()
     if pid is None:
-        pid_file().unlink(missing_ok=True)
         console.print("Stigmer server is not running")
         return
     os.kill(pid, signal.SIGTERM)
@@ -262,36 +298,85 @@ def stop() -> None:
     if _is_alive(pid):
         os.kill(pid, signal.SIGKILL)
     pid_file().unlink(missing_ok=True)
+    remove_server_record(home, pid)  # a clean stop removed it already; a killed server did not
     console.print(f"Stigmer server stopped (pid {pid})")
 
 
 def _is_alive(pid: int) -> bool:
+    """Whether pid runs; reaps it when it is our own child that exited."""
     try:
         finished, _ = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        finished = 0
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
+        return is_process_alive(pid)
     return finished == 0
+
+
+def _identity(address: str) -> server_pb2.ServerInfo | None:
+    """What the server on `address` says about itself, or None when no
+    Stigmer server answers there as serving."""
+    with Client(address, timeout=STATUS_TIMEOUT_SECONDS) as client:
+        try:
+            if not client.is_serving(wait_seconds=STATUS_TIMEOUT_SECONDS):
+                return None
+            return client.server_info()
+        except StigmerError:
+            return None
+
+
+def _not_running(why: str) -> typer.Exit:
+    console.print(f"not running: {why}")
+    return typer.Exit(NOT_RUNNING_EXIT_CODE)
 
 
 @app.command()
 def status(
-    server: Annotated[str | None, typer.Option("--server", help="Server address")] = None,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", help="Ask this address instead of the server of this home"),
+    ] = None,
 ) -> None:
-    """Say whether the server runs and answers."""
-    pid = _running_pid()
-    with Client(server) as client:
-        is_serving = client.is_serving()
-        address = client.address
-    if is_serving:
-        console.print(f"Stigmer server is serving on {address}" + (f" (pid {pid})" if pid else ""))
+    """Say whether the server of this home (or the one at --server /
+    STIGMER_SERVER / the config file's server) runs and answers: exit 0 when
+    it does, 3 when it does not."""
+    home = config.stigmer_home()
+    resolved = config.resolve("server", server)
+    if resolved.source != "default" and not resolved.source.startswith("server.json"):
+        info = _identity(resolved.value)
+        if info is None:
+            raise _not_running(f"no Stigmer server answers on {resolved.value} ({resolved.source})")
+        _print_running(resolved.value, info)
         return
-    if pid is not None:
-        raise Unavailable(f"the server process {pid} runs but does not answer on {address}")
-    raise Unavailable(f"no Stigmer server on {address}; start it with `stigmer server start`")
+    stale = _remove_stale_files(home)
+    record = read_server_record(home)
+    if record is None:
+        if (pid := _pid_file_pid()) is not None:
+            raise _not_running(
+                f"the server process {pid} runs but has not recorded its address in "
+                f"{home / 'server.json'} (still starting? see {log_file()})"
+            )
+        if stale is not None:
+            raise _not_running(
+                f"the server recorded at {stale.address} (pid {stale.pid}) is gone; "
+                f"removed its stale {home / 'server.json'}"
+            )
+        raise _not_running(f"no server runs from {home}; start one with `stigmer server start`")
+    info = _identity(record.address)
+    if info is None:
+        raise _not_running(
+            f"the server process {record.pid} runs but does not answer on {record.address}"
+        )
+    if info.pid != record.pid:
+        raise _not_running(
+            f"the server process {record.pid} does not answer on {record.address}: "
+            f"another Stigmer server (pid {info.pid}) does"
+        )
+    _print_running(record.address, info)
+
+
+def _print_running(address: str, info: server_pb2.ServerInfo) -> None:
+    console.print(
+        f"running at {address} (pid {info.pid}, store {info.store.url}, engine {info.engine})"
+    )
 
 
 @app.command()

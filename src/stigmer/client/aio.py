@@ -30,6 +30,8 @@ from stigmer.api.v1 import (
     manifest_pb2,
     manifest_pb2_grpc,
     meta_pb2,
+    server_pb2,
+    server_pb2_grpc,
     worker_pb2,
     worker_pb2_grpc,
 )
@@ -73,7 +75,8 @@ def _kind(kind: str | KindInfo) -> KindInfo:
 
 class AsyncClient:
     def __init__(self, address: str | None = None, *, timeout: float = 30.0) -> None:
-        self.address = address or config.value("server")
+        # No address: the one every command uses (config.server_address).
+        self.address = config.server_address(address)
         self.timeout = timeout
         self._channel: grpc.aio.Channel | None = None
         self._stubs: dict[str, tuple[Any, Any]] = {}
@@ -458,6 +461,21 @@ class AsyncClient:
             )
         )
         return report
+
+    # -- the server itself -----------------------------------------------
+
+    async def server_info(self) -> server_pb2.ServerInfo:
+        """The server's version, pid, address, store, engine and default model.
+
+        Raises:
+            Unavailable: no server answers on the address within the
+                client's timeout.
+        """
+        stub = server_pb2_grpc.ServerInfoQueryControllerStub(self.channel)
+        info: server_pb2.ServerInfo = await self._call(
+            stub.GetInfo(server_pb2.GetServerInfoRequest(), timeout=self.timeout)
+        )
+        return info
 
     async def is_serving(self, *, wait_seconds: float = 2.0) -> bool:
         stub = health_pb2_grpc.HealthStub(self.channel)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from stigmer.api.v1 import consistency_pb2, execution_pb2
+from stigmer.api.v1 import consistency_pb2, execution_pb2, server_pb2
 from stigmer.client.aio import ApplyResult, AsyncClient
 from stigmer.resources.kinds import KindInfo
 from stigmer.resources.manifests import ManifestDocument
@@ -195,6 +195,10 @@ class Client:
 
     def last_report(self) -> consistency_pb2.ConsistencyReport:
         return self._run(self._async.last_report())
+
+    def server_info(self) -> server_pb2.ServerInfo:
+        """See AsyncClient.server_info."""
+        return self._run(self._async.server_info())
 
     def is_serving(self, *, wait_seconds: float = 2.0) -> bool:
         return self._run(self._async.is_serving(wait_seconds=wait_seconds))

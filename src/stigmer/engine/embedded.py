@@ -18,32 +18,23 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.domain.execution.inputs import gather_inputs
 from stigmer.domain.execution.updates import phase_event
 from stigmer.domain.registry import Domains
+from stigmer.engine.options import EngineOptions
 from stigmer.engine.recording import RecordingSink
 from stigmer.engine.run_requests import SecretMasker, build_run_request
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError
 from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED
-from stigmer.runtime.contract import ModelError, ModelSettings, RunRequest, RunSink, ToolServerError
+from stigmer.runtime.contract import ModelError, RunRequest, RunSink, ToolServerError
 from stigmer.runtime.provider_pool import ProviderPool
 from stigmer.store.base import Lease
 
 logger = logging.getLogger(__name__)
 AgentLoop = Callable[[RunRequest, RunSink], Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    workers: int = 4
-    lease_seconds: float = 15.0
-    poll_seconds: float = 1.0
-    max_steps: int = 16
-    model: ModelSettings = field(default_factory=lambda: ModelSettings("openai", ""))
 
 
 def guarded_task(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:

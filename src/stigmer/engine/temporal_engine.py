@@ -36,7 +36,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from stigmer.domain.registry import Domains
-from stigmer.engine.embedded import EngineOptions, cancel_tasks, guarded_task
+from stigmer.engine.embedded import cancel_tasks, guarded_task
+from stigmer.engine.options import EngineOptions
 from stigmer.engine.temporal_dev_server import TemporalDevServer
 from stigmer.engine.temporal_workflow import (
     CANCEL_REASON_SIGNAL,

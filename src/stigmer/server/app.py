@@ -21,17 +21,20 @@ from stigmer.api.v1 import (
     consistency_pb2_grpc,
     execution_pb2_grpc,
     manifest_pb2_grpc,
+    server_pb2_grpc,
     worker_pb2_grpc,
 )
 from stigmer.consistency.periodic import PeriodicChecker
 from stigmer.domain.registry import Domains
-from stigmer.engine.embedded import EmbeddedEngine, EngineOptions
+from stigmer.engine.embedded import EmbeddedEngine
+from stigmer.engine.options import EngineOptions
 from stigmer.errors import Unavailable
 from stigmer.server.consistency_service import ConsistencyService
 from stigmer.server.execution_service import ExecutionCommandService, ExecutionQueryService
 from stigmer.server.interceptors import StigmerInterceptor
 from stigmer.server.manifest_service import ManifestService
 from stigmer.server.resource_services import resource_handlers
+from stigmer.server.server_info_service import ServerInfoService
 from stigmer.server.worker_service import ExecutionWorkerService
 from stigmer.store.base import Store
 from stigmer.store.urls import store_from_url
@@ -104,6 +107,9 @@ class StigmerServer:
         )
         consistency_pb2_grpc.add_ConsistencyControllerServicer_to_server(
             ConsistencyService(self.domains, self.checker), server
+        )
+        server_pb2_grpc.add_ServerInfoQueryControllerServicer_to_server(
+            ServerInfoService(self), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         # The servicer answers SERVING for the whole server ("") from the

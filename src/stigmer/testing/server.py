@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from stigmer.client import Client
-from stigmer.engine.embedded import EngineOptions
+from stigmer.engine.options import EngineOptions
 from stigmer.server.app import ServerOptions, StigmerServer
 from stigmer.testing.ports import free_port
 
