@@ -23,6 +23,7 @@ from stigmer.cli import (
     resources,
     server,
     settings,
+    validate,
     worker,
 )
 from stigmer.cli.output import print_error
@@ -40,6 +41,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 resources.register(app)
+validate.register(app)
 executions.register(app)
 consistency.register(app)
 app.add_typer(server.app, name="server")
