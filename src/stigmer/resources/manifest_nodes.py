@@ -32,6 +32,7 @@ parses without surprises.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 from yaml.constructor import SafeConstructor
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
 _NULL_TAG = "tag:yaml.org,2002:null"
 _SCALAR_NAMES = {
     _STR_TAG: "a string",
@@ -273,8 +275,9 @@ class _NodeReader:
                 item_path = f"{path}[{index}]"
                 self.lines[item_path] = line_of(item_node)
                 item = self.single(item_node, field, item_path)
-                if item is not None:
-                    items.append(item)
+                # A left-out item keeps its place, so the indexes of the
+                # others stay those of their lines.
+                items.append(_placeholder(field) if item is None else item)
             return items
         return self.single(node, field, path)
 
@@ -323,6 +326,8 @@ class _NodeReader:
                 f"(expected one of {', '.join(_enum_names(field.enum_type))})",
             )
             return None
+        if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+            value = int(value)  # how proto JSON (and `get -o json`) writes 64-bit integers
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
         if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL and isinstance(value, bool):
             return value
@@ -332,6 +337,15 @@ class _NodeReader:
             return value
         self._wrong_shape(path, node, _expected_single(field))
         return None
+
+
+def _placeholder(field: FieldDescriptor) -> Any:
+    """The empty value of one item of a repeated field."""
+    if field.message_type is not None:
+        return {}
+    if field.enum_type is not None:
+        return 0
+    return "" if field.cpp_type == FieldDescriptor.CPPTYPE_STRING else field.default_value
 
 
 def _json_ready(value: Any) -> Any:

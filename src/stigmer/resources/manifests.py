@@ -42,7 +42,11 @@ _INT64_TYPES = {
     FieldDescriptor.TYPE_FIXED64,
     FieldDescriptor.TYPE_SFIXED64,
 }
-_KIND_NAMES = ", ".join(kind.name for kind in KINDS)
+# Kinds the server creates only through their own commands.
+_NOT_APPLIED = {
+    "AgentExecution": "executions are not applied from manifests; start one with `stigmer run`"
+}
+_KIND_NAMES = ", ".join(kind.name for kind in KINDS if kind.name not in _NOT_APPLIED)
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class ManifestDocument:
         while path:
             if path in self.lines:
                 return self.lines[path]
-            path = path[: max(path.rfind("."), path.rfind("["), 0)]
+            path = _parent(path)
         return self.line
 
     def where_of(self, path: str) -> str:
@@ -180,13 +184,16 @@ def _read_document(node: yaml.Node, source: str) -> DocumentReading:
     except InvalidArgument as error:
         failure = ManifestProblem(source, line_of(kind_node), "kind", error.message)
         return DocumentReading(source, line, None, (failure,))
+    if kind.name in _NOT_APPLIED:
+        failure = ManifestProblem(source, line_of(kind_node), "kind", _NOT_APPLIED[kind.name])
+        return DocumentReading(source, line, None, (failure,))
     read = read_document_nodes(node, kind.message.DESCRIPTOR)
     resource = kind.new_message()
     document = ManifestDocument(kind, resource, source, line, read.lines)
     problems = [ManifestProblem(source, p.line, p.field, p.message) for p in read.problems]
 
     def add(path: str, message: str) -> None:
-        if not any(_are_related(path, problem.field) for problem in problems):
+        if not _is_covered(path, problems, read.lines):
             problems.append(ManifestProblem(source, document.line_of(path), path, message))
 
     api_version = read.body.get("api_version")
@@ -209,13 +216,33 @@ def _read_document(node: yaml.Node, source: str) -> DocumentReading:
     return DocumentReading(source, line, None if problems else document, tuple(problems))
 
 
-def _are_related(path: str, other: str) -> bool:
-    """One path is the other or lies inside it: a problem already reported
-    at either covers the other."""
-    if not path or not other:
-        return path == other
-    shorter, longer = sorted((path, other), key=len)
-    return longer == shorter or longer.startswith((shorter + ".", shorter + "["))
+def _parent(path: str) -> str:
+    """`spec.mcp_servers[0]` for `spec.mcp_servers[0].ref`, `` for `spec`."""
+    return path[: max(path.rfind("."), path.rfind("["), 0)]
+
+
+def _is_within(path: str, outer: str) -> bool:
+    return path == outer or path.startswith((outer + ".", outer + "["))
+
+
+def _is_covered(path: str, problems: Iterable[ManifestProblem], given: Mapping[str, int]) -> bool:
+    """Whether a problem already reported explains one at `path`: it is at
+    the path, inside it or around it; or, for a field not given (a oneof, a
+    required field), beside it, the sibling that was given having been left
+    out for its own problem."""
+    parent = _parent(path)
+    for problem in problems:
+        if not path or not problem.field:
+            is_covered = path == problem.field
+        else:
+            is_covered = (
+                _is_within(path, problem.field)
+                or _is_within(problem.field, path)
+                or (bool(parent) and path not in given and _is_within(problem.field, parent))
+            )
+        if is_covered:
+            return True
+    return False
 
 
 def _with_duplicates_marked(readings: list[DocumentReading]) -> list[DocumentReading]:
