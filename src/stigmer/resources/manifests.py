@@ -29,7 +29,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from stigmer.errors import FieldViolation, InvalidArgument
-from stigmer.resources.kinds import API_VERSION, DEFAULT_ORG, KINDS, KindInfo, kind_by_name
+from stigmer.resources.kinds import API_VERSION, DEFAULT_ORG, KINDS, KindInfo
 from stigmer.resources.manifest_nodes import line_of, read_document_nodes
 from stigmer.resources.slugs import resolve_slug, slugify
 from stigmer.resources.unused_fields import unused_fields_set
@@ -46,6 +46,7 @@ _INT64_TYPES = {
 _NOT_APPLIED = {
     "AgentExecution": "executions are not applied from manifests; start one with `stigmer run`"
 }
+_KINDS_BY_NAME = {kind.name: kind for kind in KINDS}
 _KIND_NAMES = ", ".join(kind.name for kind in KINDS if kind.name not in _NOT_APPLIED)
 
 
@@ -179,13 +180,12 @@ def _read_document(node: yaml.Node, source: str) -> DocumentReading:
         return DocumentReading(
             source, line, None, (ManifestProblem(source, line, "kind", message),)
         )
-    try:
-        kind = kind_by_name(str(kind_node.value))
-    except InvalidArgument as error:
-        failure = ManifestProblem(source, line_of(kind_node), "kind", error.message)
-        return DocumentReading(source, line, None, (failure,))
-    if kind.name in _NOT_APPLIED:
-        failure = ManifestProblem(source, line_of(kind_node), "kind", _NOT_APPLIED[kind.name])
+    kind = _KINDS_BY_NAME.get(str(kind_node.value))
+    if kind is None or kind.name in _NOT_APPLIED:
+        message = _NOT_APPLIED.get(
+            str(kind_node.value), f"kind: unknown kind {kind_node.value!r} (known: {_KIND_NAMES})"
+        )
+        failure = ManifestProblem(source, line_of(kind_node), "kind", message)
         return DocumentReading(source, line, None, (failure,))
     read = read_document_nodes(node, kind.message.DESCRIPTOR)
     resource = kind.new_message()
