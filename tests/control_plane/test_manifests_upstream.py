@@ -432,3 +432,34 @@ def test_one_resource_defined_twice_is_an_error_at_the_second() -> None:
         f"twice.yaml:{line_containing(manifest, 'name: GitHub')}: mcpserver/github is "
         f"defined twice (first at twice.yaml:{first})"
     )
+
+
+def test_merge_keys_fill_in_fields_and_own_keys_override_them() -> None:
+    manifest = """\
+apiVersion: agentic.stigmer.ai/v1
+kind: Agent
+metadata: {name: calc}
+spec:
+  instructions: Add numbers with the add tool.
+  mcpServers:
+    - name: calc
+      stdio: &python
+        command: python
+        args: ["-m", "calc"]
+    - name: calc-debug
+      stdio:
+        <<: *python
+        args: ["-X", "dev", "-m", "calc"]
+        workingDir: /tmp
+"""
+    [document] = parse_manifest(manifest, "merge.yaml")
+    first, second = document.resource.spec.mcp_servers  # type: ignore[attr-defined]
+    assert (second.stdio.command, list(second.stdio.args), second.stdio.working_dir) == (
+        "python",
+        ["-X", "dev", "-m", "calc"],
+        "/tmp",
+    )
+    assert list(first.stdio.args) == ["-m", "calc"]
+    assert document.line_of("spec.mcp_servers[1].stdio.working_dir") == line_containing(
+        manifest, "workingDir"
+    )

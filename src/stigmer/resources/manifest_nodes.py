@@ -43,6 +43,7 @@ from yaml.constructor import SafeConstructor
 _STR_TAG = "tag:yaml.org,2002:str"
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
 _NULL_TAG = "tag:yaml.org,2002:null"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 _SCALAR_NAMES = {
     _STR_TAG: "a string",
     _NULL_TAG: "nothing",
@@ -207,6 +208,22 @@ class _NodeReader:
         where = f"{path}: " if path else ""
         self._problem(path, node, f"{where}expected {expected}, got {shape_of(node)}")
 
+    def _merge_keys(self, node: yaml.MappingNode) -> None:
+        """Resolves `<<: *anchor` in place. A key the mapping gives itself
+        overrides a merged one (YAML's rule), so only the keys a mapping
+        repeats itself count as given twice."""
+        if not any(key.tag == _MERGE_TAG for key, _ in node.value):
+            return
+        own = [(key, value) for key, value in node.value if key.tag != _MERGE_TAG]
+        self._constructor.flatten_mapping(node)
+        merged = node.value[: len(node.value) - len(own)]
+        own_keys = {key.value for key, _ in own if isinstance(key, yaml.ScalarNode)}
+        kept: dict[object, tuple[yaml.Node, yaml.Node]] = {}
+        for key, value in merged:
+            if key.value not in own_keys:
+                kept[key.value] = (key, value)  # a later merge wins, as in PyYAML
+        node.value = [*kept.values(), *own]
+
     def message(self, node: yaml.Node, descriptor: Descriptor, path: str) -> Any:
         """A message's fields; None when the node is null or the wrong shape."""
         full_name = descriptor.full_name
@@ -224,7 +241,7 @@ class _NodeReader:
         if not isinstance(node, yaml.MappingNode):
             self._wrong_shape(path, node, _expected_message(descriptor))
             return None
-        self._constructor.flatten_mapping(node)  # `<<: *anchor` merge keys
+        self._merge_keys(node)
         fields: dict[str, FieldDescriptor] = {}
         for known in descriptor.fields:
             fields[known.name] = known
@@ -285,7 +302,7 @@ class _NodeReader:
         if not isinstance(node, yaml.MappingNode):
             self._wrong_shape(path, node, _expected_field(field))
             return None
-        self._constructor.flatten_mapping(node)
+        self._merge_keys(node)
         key_field = entry.fields_by_name["key"]
         value_field = entry.fields_by_name["value"]
         entries: dict[str, Any] = {}
