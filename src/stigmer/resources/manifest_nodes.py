@@ -308,11 +308,11 @@ class _NodeReader:
         entries: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or _is_null(key_node):
-                self._wrong_shape(path, key_node, f"a {_expected_single(key_field)} as key")
+                self._wrong_shape(path, key_node, f"{_expected_single(key_field)} as a key")
                 continue
             key = str(key_node.value)
             entry_path = f"{path}[{key!r}]"
-            if key in entries:
+            if entry_path in self.lines:
                 self._problem(entry_path, key_node, f"{entry_path}: given twice; give it once")
                 continue
             self.lines[entry_path] = line_of(key_node)
