@@ -36,6 +36,7 @@ from stigmer.cli import (
     resources,
     server,
     settings,
+    validate,
     worker,
 )
 from stigmer.cli.output import error_console, print_error
@@ -96,6 +97,7 @@ def stigmer(
 
 
 resources.register(app)
+validate.register(app)
 executions.register(app)
 consistency.register(app)
 app.add_typer(server.app, name="server")

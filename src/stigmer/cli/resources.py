@@ -9,6 +9,7 @@ import typer
 
 from stigmer.cli.completion import kinds, resource_names
 from stigmer.cli.output import console, print_resources
+from stigmer.cli.validate import print_warnings
 from stigmer.client import Client
 from stigmer.errors import InvalidArgument
 from stigmer.resources.kinds import kind_by_alias, kind_by_name
@@ -44,6 +45,7 @@ def apply(
     documents = read_manifest_sources(filenames, stdin_text)
     if not documents:
         raise InvalidArgument.for_field("filename", "no resources found in the given files")
+    print_warnings(documents)
     suffix = " (dry run)" if dry_run else ""
     with Client(server) as client:
         for result in client.apply_documents(documents, dry_run=dry_run):

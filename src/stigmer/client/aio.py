@@ -156,7 +156,8 @@ class AsyncClient:
         except StigmerError as error:
             index = error.facts.get("resource_index", "")
             if index.isdigit() and int(index) < len(ordered):
-                error.message = f"{ordered[int(index)].where}: {error.message}"
+                where = ordered[int(index)].where_of(error.facts.get("field", ""))
+                error.message = f"{where}: {error.message}"
             raise
         results = []
         for document, result in zip(ordered, response.results, strict=True):

@@ -2,15 +2,23 @@
 
 A manifest is one or more YAML documents, each a resource envelope:
 `apiVersion`, `kind`, `metadata`, `spec` (and `status`, which is ignored on
-input because the system owns it). Parsing reports the source, the document
-and its line for every error, and rejects unknown fields instead of dropping
-them silently.
+input because the system owns it). Keys may be spelled as the proto fields
+(`mcp_servers`) or in camelCase (`mcpServers`) at every level, as manifests
+written for upstream Stigmer are; an McpServer reference may be given by its
+name alone (`mcpServers: [github]`). manifest_nodes.py reads the YAML nodes
+against the message and says what shape a wrong value should have had.
+
+Every error names the source and the line of the field at fault
+(`agents.yaml:12: spec.instructions: must be at least 10 characters`), and
+reading goes on after one, so a file's problems are reported all at once.
+Unknown fields are rejected, never dropped. Everything here needs no server:
+`stigmer validate` is exactly these checks.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +29,12 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from stigmer.errors import FieldViolation, InvalidArgument
-from stigmer.resources.kinds import API_VERSION, KindInfo, kind_by_name
-from stigmer.resources.slugs import resolve_slug
-from stigmer.resources.validation import validate_message
+from stigmer.resources.kinds import API_VERSION, DEFAULT_ORG, KINDS, KindInfo
+from stigmer.resources.manifest_nodes import line_of, read_document_nodes
+from stigmer.resources.slugs import resolve_slug, slugify
+from stigmer.resources.unused_fields import unused_fields_set
+from stigmer.resources.validation import field_violations
 
-_UNKNOWN_FIELD = re.compile(r'has no field named "([^"]+)" at "[^".]+\.?([^"]*)"')
 _INT64_TYPES = {
     FieldDescriptor.TYPE_INT64,
     FieldDescriptor.TYPE_UINT64,
@@ -33,6 +42,12 @@ _INT64_TYPES = {
     FieldDescriptor.TYPE_FIXED64,
     FieldDescriptor.TYPE_SFIXED64,
 }
+# Kinds the server creates only through their own commands.
+_NOT_APPLIED = {
+    "AgentExecution": "executions are not applied from manifests; start one with `stigmer run`"
+}
+_KINDS_BY_NAME = {kind.name: kind for kind in KINDS}
+_KIND_NAMES = ", ".join(kind.name for kind in KINDS if kind.name not in _NOT_APPLIED)
 
 
 @dataclass(frozen=True)
@@ -43,17 +58,79 @@ class ManifestDocument:
     resource: Message
     source: str
     line: int
+    # The line of every field path given (`spec.mcp_servers[0].ref`).
+    lines: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def where(self) -> str:
         return f"{self.source}:{self.line}"
 
+    @property
+    def slug(self) -> str:
+        metadata = self.resource.metadata  # type: ignore[attr-defined]
+        return str(metadata.slug or slugify(metadata.name))
 
-def _invalid(where: str, message: str, field: str = "") -> InvalidArgument:
+    @property
+    def label(self) -> str:
+        """`agent/pr-reviewer`, as apply prints it."""
+        return f"{self.kind.short_names[0]}/{self.slug}"
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per field given that nothing acts on yet (UNUSED_FIELDS)."""
+        return [
+            f"{self.label}: {path} is accepted but not used yet"
+            for path in unused_fields_set(self.kind.name, self.resource)
+        ]
+
+    def line_of(self, path: str) -> int:
+        """The line of the field at `path`, else of the nearest enclosing
+        field given (a oneof's or a missing field's parent), else the
+        document's."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = _parent(path)
+        return self.line
+
+    def where_of(self, path: str) -> str:
+        return f"{self.source}:{self.line_of(path)}"
+
+
+@dataclass(frozen=True)
+class ManifestProblem:
+    """One thing wrong with a manifest, at a line."""
+
+    source: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class DocumentReading:
+    """One document as read: the resource, and what is wrong with it (a
+    document with problems is never applied)."""
+
+    source: str
+    line: int
+    document: ManifestDocument | None
+    problems: tuple[ManifestProblem, ...] = ()
+
+
+def manifest_error(problems: Iterable[ManifestProblem]) -> InvalidArgument:
+    """One InvalidArgument listing every problem, one per line."""
+    found = list(problems)
     return InvalidArgument(
-        f"{where}: {message}",
-        violations=[FieldViolation(field, message)],
-        facts={"source": where, "field": field},
+        "\n".join(str(problem) for problem in found),
+        violations=[FieldViolation(problem.field, str(problem)) for problem in found],
+        facts={
+            "source": f"{found[0].source}:{found[0].line}" if found else "",
+            "field": found[0].field if found else "",
+        },
     )
 
 
@@ -61,89 +138,143 @@ def parse_manifest(text: str, source: str = "<stdin>") -> list[ManifestDocument]
     """Parses every document of a YAML manifest.
 
     Raises:
-        InvalidArgument: malformed YAML (with the line), an unknown kind, an
-            unknown or mistyped field (with its path), a wrong apiVersion.
+        InvalidArgument: malformed YAML, an unknown kind, an unknown or
+            mistyped field, a broken field rule, a wrong apiVersion, one
+            resource defined twice; every problem, each with its line.
     """
+    return _documents_of(_with_duplicates_marked(inspect_manifest(text, source)))
+
+
+def inspect_manifest(text: str, source: str = "<stdin>") -> list[DocumentReading]:
+    """Reads every document of a YAML manifest, problems included."""
+    nodes: list[yaml.Node] = []
+    readings: list[DocumentReading] = []
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+            nodes.append(node)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        at_line = f":{mark.line + 1}" if mark is not None else ""
+        line = mark.line + 1 if mark is not None else 1
         problem = error.problem or error.context or "malformed YAML"
-        raise _invalid(f"{source}{at_line}", f"invalid YAML: {problem}") from None
-    documents: list[ManifestDocument] = []
-    for node in nodes:
-        if node is None:
-            continue
-        line = node.start_mark.line + 1
-        where = f"{source}:{line}"
-        body = yaml.safe_load(yaml.serialize(node))
-        if body is None:
-            continue
-        documents.append(_parse_document(body, where, source, line))
-    return documents
+        failure = ManifestProblem(source, line, "", f"invalid YAML: {problem}")
+        readings.append(DocumentReading(source, line, None, (failure,)))
+    documents = [_read_document(node, source) for node in nodes if not _is_empty(node)]
+    return documents + readings
 
 
-def _parse_document(body: object, where: str, source: str, line: int) -> ManifestDocument:
-    if not isinstance(body, dict):
-        raise _invalid(where, "a document must be a mapping with apiVersion, kind, metadata, spec")
-    api_version = body.get("apiVersion", body.get("api_version"))
-    if api_version != API_VERSION:
-        raise _invalid(
-            where, f"apiVersion must be {API_VERSION!r}, got {api_version!r}", "apiVersion"
+def _is_empty(node: yaml.Node | None) -> bool:
+    """An empty document (`---` and nothing, or `~`) defines nothing."""
+    return node is None or (
+        isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+    )
+
+
+def _read_document(node: yaml.Node, source: str) -> DocumentReading:
+    line = line_of(node)
+    if not isinstance(node, yaml.MappingNode):
+        message = "a document must be a mapping with apiVersion, kind, metadata, spec"
+        return DocumentReading(source, line, None, (ManifestProblem(source, line, "", message),))
+    kind_node = next((v for k, v in node.value if getattr(k, "value", None) == "kind"), None)
+    if not isinstance(kind_node, yaml.ScalarNode) or not kind_node.value:
+        message = f"kind is required ({_KIND_NAMES})"
+        return DocumentReading(
+            source, line, None, (ManifestProblem(source, line, "kind", message),)
         )
-    kind_name = body.get("kind")
-    if not isinstance(kind_name, str):
-        raise _invalid(where, "kind is required", "kind")
-    try:
-        kind = kind_by_name(kind_name)
-    except InvalidArgument as error:
-        raise _invalid(where, error.message, "kind") from None
+    kind = _KINDS_BY_NAME.get(str(kind_node.value))
+    if kind is None or kind.name in _NOT_APPLIED:
+        message = _NOT_APPLIED.get(
+            str(kind_node.value), f"kind: unknown kind {kind_node.value!r} (known: {_KIND_NAMES})"
+        )
+        failure = ManifestProblem(source, line_of(kind_node), "kind", message)
+        return DocumentReading(source, line, None, (failure,))
+    read = read_document_nodes(node, kind.message.DESCRIPTOR)
     resource = kind.new_message()
+    document = ManifestDocument(kind, resource, source, line, read.lines)
+    problems = [ManifestProblem(source, p.line, p.field, p.message) for p in read.problems]
+
+    def add(path: str, message: str) -> None:
+        if not _is_covered(path, problems, read.lines):
+            problems.append(ManifestProblem(source, document.line_of(path), path, message))
+
+    api_version = read.body.get("api_version")
+    if api_version != API_VERSION:
+        add("api_version", f"apiVersion must be {API_VERSION!r}, got {api_version!r}")
     try:
-        json_format.ParseDict(_stringify_timestamps(body), resource)
+        json_format.ParseDict(read.body, resource)
     except json_format.ParseError as error:
-        text = str(error)
-        unknown = _UNKNOWN_FIELD.search(text)
-        if unknown:
-            path = ".".join(p for p in (unknown.group(2), unknown.group(1)) if p)
-            raise _invalid(where, f"unknown field {path!r} in {kind.name}", path) from None
-        raise _invalid(where, f"invalid {kind.name}: {text.splitlines()[0]}") from None
-    document = ManifestDocument(kind, resource, source, line)
-    check_document(document)
-    return document
+        add("", f"invalid {kind.name}: {str(error).splitlines()[0]}")
+    else:
+        for violation in field_violations(resource):
+            add(violation.field, f"{violation.field}: {violation.description}")
+        metadata = resource.metadata  # type: ignore[attr-defined]
+        try:
+            resolve_slug(metadata.name, metadata.slug)
+        except InvalidArgument as error:
+            for violation in error.violations:
+                add(violation.field, error.message)
+    problems.sort(key=lambda problem: problem.line)
+    return DocumentReading(source, line, None if problems else document, tuple(problems))
 
 
-def check_document(document: ManifestDocument) -> None:
-    """The checks that need no server: field rules and a usable slug. Run on
-    every document before any is applied, so a bad document in a file
-    leaves the whole file unapplied.
-
-    Raises:
-        InvalidArgument: with the document's location and the field paths.
-    """
-    try:
-        validate_message(document.resource)
-        metadata = document.resource.metadata  # type: ignore[attr-defined]
-        resolve_slug(metadata.name, metadata.slug)
-    except InvalidArgument as error:
-        raise InvalidArgument(
-            f"{document.where}: {error.message}",
-            violations=error.violations,
-            facts={**error.facts, "source": document.where},
-        ) from None
+def _parent(path: str) -> str:
+    """`spec.mcp_servers[0]` for `spec.mcp_servers[0].ref`, `` for `spec`."""
+    return path[: max(path.rfind("."), path.rfind("["), 0)]
 
 
-def _stringify_timestamps(value: Any) -> Any:
-    """YAML reads RFC 3339 strings as datetimes; protobuf wants the strings."""
-    if isinstance(value, dict):
-        return {key: _stringify_timestamps(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_stringify_timestamps(item) for item in value]
-    if hasattr(value, "isoformat") and not isinstance(value, str):
-        text: str = value.isoformat()
-        return text.replace("+00:00", "Z")
-    return value
+def _is_within(path: str, outer: str) -> bool:
+    return path == outer or path.startswith((outer + ".", outer + "["))
+
+
+def _is_covered(path: str, problems: Iterable[ManifestProblem], given: Mapping[str, int]) -> bool:
+    """Whether a problem already reported explains one at `path`: it is at
+    the path, inside it or around it; or, for a field not given (a oneof, a
+    required field), beside it, the sibling that was given having been left
+    out for its own problem."""
+    parent = _parent(path)
+    for problem in problems:
+        if not path or not problem.field:
+            is_covered = path == problem.field
+        else:
+            is_covered = (
+                _is_within(path, problem.field)
+                or _is_within(problem.field, path)
+                or (bool(parent) and path not in given and _is_within(problem.field, parent))
+            )
+        if is_covered:
+            return True
+    return False
+
+
+def _with_duplicates_marked(readings: list[DocumentReading]) -> list[DocumentReading]:
+    """A second document of one (kind, org, slug) is a problem: applying it
+    would silently overwrite the first."""
+    first_seen: dict[tuple[str, str, str], ManifestDocument] = {}
+    marked = []
+    for reading in readings:
+        document = reading.document
+        if document is not None:
+            org = document.resource.metadata.org or DEFAULT_ORG  # type: ignore[attr-defined]
+            key = (document.kind.name, org, document.slug)
+            first = first_seen.setdefault(key, document)
+            if first is not document:
+                path = "metadata.slug" if "metadata.slug" in document.lines else "metadata.name"
+                twice = ManifestProblem(
+                    document.source,
+                    document.line_of(path),
+                    path,
+                    f"{document.label} is defined twice (first at {first.where})",
+                )
+                marked.append(dataclasses.replace(reading, document=None, problems=(twice,)))
+                continue
+        marked.append(reading)
+    return marked
+
+
+def _documents_of(readings: list[DocumentReading]) -> list[ManifestDocument]:
+    problems = [problem for reading in readings for problem in reading.problems]
+    if problems:
+        raise manifest_error(problems)
+    return [reading.document for reading in readings if reading.document is not None]
 
 
 def read_manifest_sources(
@@ -152,12 +283,25 @@ def read_manifest_sources(
     """Reads FILE, DIR (its *.yaml/*.yml files, sorted) or `-` (stdin).
 
     Raises:
-        InvalidArgument: a path does not exist, or a document is invalid.
+        InvalidArgument: a path does not exist, or any document is invalid
+            (every problem of every file, each with its line).
     """
-    documents: list[ManifestDocument] = []
+    return _documents_of(inspect_manifest_sources(paths, stdin_text))
+
+
+def inspect_manifest_sources(
+    paths: Iterable[str], stdin_text: str | None = None
+) -> list[DocumentReading]:
+    """Reads FILE, DIR or `-` like read_manifest_sources, problems included;
+    a resource defined twice across them is a problem of its second document.
+
+    Raises:
+        InvalidArgument: a path does not exist.
+    """
+    readings: list[DocumentReading] = []
     for given in paths:
         if given == "-":
-            documents += parse_manifest(stdin_text or "", "<stdin>")
+            readings += inspect_manifest(stdin_text or "", "<stdin>")
             continue
         path = Path(given)
         if path.is_dir():
@@ -167,8 +311,8 @@ def read_manifest_sources(
         else:
             raise InvalidArgument.for_field("filename", f"{given}: no such file or directory")
         for file in files:
-            documents += parse_manifest(file.read_text(), str(file))
-    return documents
+            readings += inspect_manifest(file.read_text(), str(file))
+    return _with_duplicates_marked(readings)
 
 
 def in_apply_order(documents: Iterable[ManifestDocument]) -> list[ManifestDocument]:

@@ -16,7 +16,7 @@ _validator = protovalidate.Validator()
 
 
 def render_field_path(path: validate_pb2.FieldPath) -> str:
-    """`spec.mcp_servers[0].ref`, `metadata.labels["bad key"]`."""
+    """`spec.mcp_servers[0].ref`, `metadata.labels['bad key']`."""
     parts: list[str] = []
     for element in path.elements:
         text = element.field_name
@@ -29,21 +29,26 @@ def render_field_path(path: validate_pb2.FieldPath) -> str:
     return ".".join(parts)
 
 
+def field_violations(message: Message, *, prefix: str = "") -> list[FieldViolation]:
+    """Every field rule the message breaks; empty when it keeps them all."""
+    try:
+        _validator.validate(message)
+    except protovalidate.ValidationError as error:
+        violations = validate_pb2.Violations.FromString(error.to_proto().to_binary())
+        return [
+            FieldViolation(prefix + render_field_path(v.field), v.message)
+            for v in violations.violations
+        ]
+    return []
+
+
 def validate_message(message: Message, *, prefix: str = "") -> None:
     """Checks the message's field rules.
 
     Raises:
         InvalidArgument: one or more rules fail; every violation is listed.
     """
-    try:
-        _validator.validate(message)
-    except protovalidate.ValidationError as error:
-        violations = validate_pb2.Violations.FromString(error.to_proto().to_binary())
-        found = [
-            FieldViolation(prefix + render_field_path(v.field), v.message)
-            for v in violations.violations
-        ]
+    found = field_violations(message, prefix=prefix)
+    if found:
         summary = "; ".join(f"{v.field}: {v.description}" for v in found)
-        raise InvalidArgument(
-            f"invalid {message.DESCRIPTOR.name}: {summary}", violations=found
-        ) from None
+        raise InvalidArgument(f"invalid {message.DESCRIPTOR.name}: {summary}", violations=found)
