@@ -62,7 +62,13 @@ def _follow(client: Client, execution_id: str, printer: ConversationPrinter) -> 
 def run(
     agent: Annotated[str, typer.Argument(help="Agent name, slug or id")],
     message: Annotated[str | None, typer.Argument(help="The message (default: stdin)")] = None,
-    session: Annotated[str, typer.Option("--session", help="Continue this session")] = "",
+    session: Annotated[
+        str, typer.Option("--session", help="Continue this session of the agent (slug or id)")
+    ] = "",
+    instance: Annotated[
+        str,
+        typer.Option("--instance", help="Start a new session on this instance (slug or id)"),
+    ] = "",
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for tools")] = None,
     secret: Annotated[
         list[str] | None, typer.Option("--secret", help="KEY=VALUE, masked everywhere")
@@ -84,9 +90,10 @@ def run(
     text = message if message is not None else sys.stdin.read()
     with Client(server) as client:
         execution = client.run(
-            None if session else agent,
+            agent,
             text,
             session=session,
+            instance=instance,
             env=_pairs(env, "env"),
             secrets=_pairs(secret, "secret"),
             model=model,

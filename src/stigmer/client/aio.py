@@ -37,7 +37,7 @@ from stigmer.api.v1 import (
 )
 from stigmer.client.status import error_from_rpc
 from stigmer.client.stubs import KIND_STUBS, KindStubs
-from stigmer.errors import InvalidArgument, StigmerError
+from stigmer.errors import InvalidArgument, NotFound, StigmerError
 from stigmer.resources.execution_events import apply_event
 from stigmer.resources.kinds import KindInfo, kind_by_alias, kind_by_name
 from stigmer.resources.manifests import ManifestDocument, in_apply_order, parse_manifest
@@ -193,10 +193,15 @@ class AsyncClient:
         """
         info = _kind(kind)
         _, query, _ = self._kind_stubs(info)
-        if _ID_PATTERN.match(name_or_id) and name_or_id.startswith(info.prefix + "-"):
-            return await self._call(
-                query.Get(meta_pb2.GetRequest(id=name_or_id), timeout=self.timeout)
-            )
+        if _is_id_of(info.prefix, name_or_id):
+            try:
+                return await self._call(
+                    query.Get(meta_pb2.GetRequest(id=name_or_id), timeout=self.timeout)
+                )
+            except NotFound:
+                if info.name != "Session":
+                    raise
+                # Sessions from before readable slugs have id-shaped slugs.
         reference = meta_pb2.ResourceReference(org=org, slug=_slug_of(name_or_id))
         return await self._call(query.GetByReference(reference, timeout=self.timeout))
 
@@ -257,10 +262,15 @@ class AsyncClient:
             raise InvalidArgument.for_field("cascade", f"must be one of {', '.join(CASCADES)}")
         command, _, _ = self._kind_stubs(info)
         request = meta_pb2.DeleteRequest(cascade=CASCADES[cascade], version=version)
-        if _ID_PATTERN.match(name_or_id) and name_or_id.startswith(info.prefix + "-"):
+        if _is_id_of(info.prefix, name_or_id):
             request.id = name_or_id
-        else:
-            request.ref.CopyFrom(meta_pb2.ResourceReference(org=org, slug=_slug_of(name_or_id)))
+            try:
+                return await self._call(command.Delete(request, timeout=self.timeout))
+            except NotFound:
+                if info.name != "Session":
+                    raise
+                # Sessions from before readable slugs have id-shaped slugs.
+        request.ref.CopyFrom(meta_pb2.ResourceReference(org=org, slug=_slug_of(name_or_id)))
         return await self._call(command.Delete(request, timeout=self.timeout))
 
     # -- executions -------------------------------------------------------
@@ -281,24 +291,30 @@ class AsyncClient:
         message: str,
         *,
         session: str = "",
+        instance: str = "",
         env: dict[str, str] | None = None,
         secrets: dict[str, str] | None = None,
         model: str = "",
         idempotency_key: str = "",
         reject_if_busy: bool = False,
     ) -> execution_pb2.AgentExecution:
-        """Starts an execution of an agent (by name, slug or id) or in a
-        session, and returns it (PENDING); follow it with `watch`.
+        """Starts an execution and returns it (PENDING); follow it with `watch`.
+
+        It runs in `session` (id or slug) when given, else in a new session
+        on `instance` (id or slug), else in a new session on the agent's
+        default instance. `agent` is a name, slug or id; with a session or
+        an instance it may be None, and when given it must be theirs.
 
         Raises:
-            NotFound: no such agent or session.
-            InvalidArgument: an empty message, or neither agent nor session.
+            NotFound: no such agent, session or instance.
+            InvalidArgument: an empty message, neither agent nor session nor
+                instance, or a session and an instance together.
             AlreadyExists: the idempotency key was used for another request.
-            FailedPrecondition: the session is busy and reject_if_busy is set.
+            FailedPrecondition: the session or instance belongs to another
+                agent, or the session is busy and reject_if_busy is set.
         """
         spec = execution_pb2.AgentExecutionSpec(
             message=message,
-            session_id=session,
             idempotency_key=idempotency_key,
             execution_config=execution_pb2.ExecutionConfig(model_name=model),
             on_busy_session=(
@@ -307,13 +323,43 @@ class AsyncClient:
                 else execution_pb2.BUSY_SESSION_POLICY_QUEUE
             ),
         )
-        if agent and not session:
+        if agent:
             is_id = _ID_PATTERN.match(agent) and agent.startswith("agt-")
             spec.agent_id = agent if is_id else (await self.get("agent", agent)).metadata.id
+        if session:
+            if _is_id_of("ses", session):
+                spec.session_id = session
+            else:
+                spec.session_ref = _slug_of(session)
+        if instance:
+            if _is_id_of("ain", instance):
+                spec.agent_instance_id = instance
+            else:
+                spec.agent_instance_ref = _slug_of(instance)
         for key, value in (env or {}).items():
             spec.runtime_env[key].CopyFrom(meta_pb2.EnvironmentValue(value=value))
         for key, value in (secrets or {}).items():
             spec.runtime_env[key].CopyFrom(meta_pb2.EnvironmentValue(value=value, is_secret=True))
+        try:
+            return await self._create_execution(spec)
+        except NotFound as error:
+            if error.facts.get("field") != "spec.session_id":
+                raise
+            # Sessions from before readable slugs have id-shaped slugs;
+            # nothing was written, so asking again by slug is safe.
+            by_slug = execution_pb2.AgentExecutionSpec()
+            by_slug.CopyFrom(spec)
+            by_slug.session_ref, by_slug.session_id = spec.session_id, ""
+            try:
+                return await self._create_execution(by_slug)
+            except NotFound as again:
+                if again.facts.get("field") == "spec.session_ref":
+                    raise error from None
+                raise
+
+    async def _create_execution(
+        self, spec: execution_pb2.AgentExecutionSpec
+    ) -> execution_pb2.AgentExecution:
         command, _ = self._executions
         created: execution_pb2.AgentExecution = await self._call(
             command.Create(execution_pb2.AgentExecution(spec=spec), timeout=self.timeout)
@@ -495,6 +541,10 @@ def _phase_of(name: str) -> execution_pb2.ExecutionPhase.ValueType:
     except ValueError:
         phases = "pending, in_progress, completed, failed, cancelled"
         raise InvalidArgument.for_field("phase", f"unknown phase {name!r} ({phases})") from None
+
+
+def _is_id_of(prefix: str, name_or_id: str) -> bool:
+    return bool(_ID_PATTERN.match(name_or_id)) and name_or_id.startswith(prefix + "-")
 
 
 def _slug_of(name_or_slug: str) -> str:

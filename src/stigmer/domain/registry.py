@@ -11,6 +11,7 @@ from stigmer.domain.environment.controller import EnvironmentController
 from stigmer.domain.execution.controller import ExecutionController
 from stigmer.domain.mcpserver.controller import McpServerController
 from stigmer.domain.resource_controller import ResourceController
+from stigmer.domain.session.client import SessionClient
 from stigmer.domain.session.controller import SessionController
 from stigmer.resources.kinds import KindInfo
 from stigmer.store.base import Store
@@ -40,7 +41,7 @@ class Domains:
         self.mcp_server_client = ResourceClient(self.mcp_servers)
         self.agent_client = AgentClient(self.agents)
         self.agent_instance_client = AgentInstanceClient(self.agent_instances)
-        self.session_client = ResourceClient(self.sessions)
+        self.session_client = SessionClient(self.sessions)
 
     def controller(self, kind: KindInfo) -> ResourceController:
         return self.controllers[kind.name]

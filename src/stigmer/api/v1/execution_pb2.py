@@ -29,7 +29,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from stigmer.api.v1 import meta_pb2 as stigmer_dot_api_dot_v1_dot_meta__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1estigmer/api/v1/execution.proto\x12\x12stigmer.agentic.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19stigmer/api/v1/meta.proto\"\xe6\x01\n\x0e\x41gentExecution\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x39\n\x08metadata\x18\x03 \x01(\x0b\x32\'.stigmer.agentic.v1.ApiResourceMetadata\x12<\n\x04spec\x18\x04 \x01(\x0b\x32&.stigmer.agentic.v1.AgentExecutionSpecB\x06\xbaH\x03\xc8\x01\x01\x12\x38\n\x06status\x18\x05 \x01(\x0b\x32(.stigmer.agentic.v1.AgentExecutionStatus\"/\n\x0f\x45xecutionConfig\x12\x1c\n\nmodel_name\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\"\xb2\x03\n\x12\x41gentExecutionSpec\x12\x1b\n\nsession_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x19\n\x08\x61gent_id\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x1c\n\x07message\x18\x03 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\xc0\x84=\x12=\n\x10\x65xecution_config\x18\x04 \x01(\x0b\x32#.stigmer.agentic.v1.ExecutionConfig\x12K\n\x0bruntime_env\x18\x05 \x03(\x0b\x32\x36.stigmer.agentic.v1.AgentExecutionSpec.RuntimeEnvEntry\x12!\n\x0fidempotency_key\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12>\n\x0fon_busy_session\x18\x07 \x01(\x0e\x32%.stigmer.agentic.v1.BusySessionPolicy\x1aW\n\x0fRuntimeEnvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.stigmer.agentic.v1.EnvironmentValue:\x02\x38\x01\"\xae\x01\n\x10\x45xecutionMessage\x12-\n\x04type\x18\x01 \x01(\x0e\x32\x1f.stigmer.agentic.v1.MessageType\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\x12\x15\n\rtool_call_ids\x18\x05 \x03(\t\"\x90\x02\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12%\n\x04\x61rgs\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06result\x18\x05 \x01(\t\x12\x32\n\x06status\x18\x06 \x01(\x0e\x32\".stigmer.agentic.v1.ToolCallStatus\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\t \x01(\t\"j\n\x11SubAgentExecution\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x31\n\x05phase\x18\x03 \x01(\x0e\x32\".stigmer.agentic.v1.ExecutionPhase\"\'\n\x04Todo\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"4\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\"\xef\x04\n\x14\x41gentExecutionStatus\x12\x31\n\x05phase\x18\x01 \x01(\x0e\x32\".stigmer.agentic.v1.ExecutionPhase\x12\x36\n\x08messages\x18\x02 \x03(\x0b\x32$.stigmer.agentic.v1.ExecutionMessage\x12\x30\n\ntool_calls\x18\x03 \x03(\x0b\x32\x1c.stigmer.agentic.v1.ToolCall\x12\x43\n\x14sub_agent_executions\x18\x04 \x03(\x0b\x32%.stigmer.agentic.v1.SubAgentExecution\x12\'\n\x05todos\x18\x05 \x03(\x0b\x32\x18.stigmer.agentic.v1.Todo\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05usage\x18\t \x01(\x0b\x32\x19.stigmer.agentic.v1.Usage\x12(\n\x05\x61udit\x18\n \x01(\x0b\x32\x19.stigmer.agentic.v1.Audit\x12\x19\n\x11\x61gent_instance_id\x18\x0b \x01(\t\x12\x12\n\nmodel_name\x18\x0c \x01(\t\x12\x10\n\x08\x61gent_id\x18\r \x01(\t\x12\x12\n\nsession_id\x18\x0e \x01(\t\x12\x15\n\rlast_sequence\x18\x0f \x01(\x03\x12\x1b\n\x13is_cancel_requested\x18\x10 \x01(\x08\"`\n\x12\x41gentExecutionList\x12\x31\n\x05items\x18\x01 \x03(\x0b\x32\".stigmer.agentic.v1.AgentExecution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb0\x01\n\x15ListExecutionsRequest\x12\x0b\n\x03org\x18\x01 \x01(\t\x12\x31\n\x05phase\x18\x02 \x01(\x0e\x32\".stigmer.agentic.v1.ExecutionPhase\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x1d\n\tpage_size\x18\x05 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x12\n\npage_token\x18\x06 \x01(\t\"G\n\x16\x43\x61ncelExecutionRequest\x12\x13\n\x02id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12\x18\n\x06reason\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"\xac\x05\n\x0e\x45xecutionEvent\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x08snapshot\x18\x02 \x01(\x0b\x32\".stigmer.agentic.v1.AgentExecutionH\x00\x12H\n\rphase_changed\x18\x03 \x01(\x0b\x32/.stigmer.agentic.v1.ExecutionEvent.PhaseChangedH\x00\x12=\n\rmessage_added\x18\x04 \x01(\x0b\x32$.stigmer.agentic.v1.ExecutionMessageH\x00\x12H\n\rmessage_delta\x18\x05 \x01(\x0b\x32/.stigmer.agentic.v1.ExecutionEvent.MessageDeltaH\x00\x12\x39\n\x11tool_call_updated\x18\x06 \x01(\x0b\x32\x1c.stigmer.agentic.v1.ToolCallH\x00\x12\x30\n\x0busage_added\x18\x07 \x01(\x0b\x32\x19.stigmer.agentic.v1.UsageH\x00\x12N\n\x10\x63\x61ncel_requested\x18\x08 \x01(\x0b\x32\x32.stigmer.agentic.v1.ExecutionEvent.CancelRequestedH\x00\x1aP\n\x0cPhaseChanged\x12\x31\n\x05phase\x18\x01 \x01(\x0e\x32\".stigmer.agentic.v1.ExecutionPhase\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x1a+\n\x0cMessageDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x1a!\n\x0f\x43\x61ncelRequested\x12\x0e\n\x06reason\x18\x01 \x01(\tB\x08\n\x06\x63hange\"V\n\x0f\x45xecutionUpdate\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x31\n\x05\x65vent\x18\x02 \x01(\x0b\x32\".stigmer.agentic.v1.ExecutionEvent\"Q\n\x19SubscribeExecutionRequest\x12\x13\n\x02id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12\x1f\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"g\n\x1cRecordExecutionEventsRequest\x12\x13\n\x02id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12\x32\n\x06\x65vents\x18\x02 \x03(\x0b\x32\".stigmer.agentic.v1.ExecutionEvent*w\n\x11\x42usySessionPolicy\x12#\n\x1f\x42USY_SESSION_POLICY_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x42USY_SESSION_POLICY_QUEUE\x10\x01\x12\x1e\n\x1a\x42USY_SESSION_POLICY_REJECT\x10\x02*\xc9\x01\n\x0e\x45xecutionPhase\x12\x1f\n\x1b\x45XECUTION_PHASE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XECUTION_PHASE_PENDING\x10\x01\x12\x1f\n\x1b\x45XECUTION_PHASE_IN_PROGRESS\x10\x02\x12\x1d\n\x19\x45XECUTION_PHASE_COMPLETED\x10\x03\x12\x1a\n\x16\x45XECUTION_PHASE_FAILED\x10\x04\x12\x1d\n\x19\x45XECUTION_PHASE_CANCELLED\x10\x05*\x88\x01\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12MESSAGE_TYPE_HUMAN\x10\x01\x12\x13\n\x0fMESSAGE_TYPE_AI\x10\x02\x12\x15\n\x11MESSAGE_TYPE_TOOL\x10\x03\x12\x17\n\x13MESSAGE_TYPE_SYSTEM\x10\x04*\xcd\x01\n\x0eToolCallStatus\x12 \n\x1cTOOL_CALL_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18TOOL_CALL_STATUS_PENDING\x10\x01\x12\x1c\n\x18TOOL_CALL_STATUS_RUNNING\x10\x02\x12\x1e\n\x1aTOOL_CALL_STATUS_COMPLETED\x10\x03\x12\x1b\n\x17TOOL_CALL_STATUS_FAILED\x10\x04\x12 \n\x1cTOOL_CALL_STATUS_INTERRUPTED\x10\x05\x32\x84\x03\n\x1f\x41gentExecutionCommandController\x12P\n\x06\x43reate\x12\".stigmer.agentic.v1.AgentExecution\x1a\".stigmer.agentic.v1.AgentExecution\x12X\n\x06\x43\x61ncel\x12*.stigmer.agentic.v1.CancelExecutionRequest\x1a\".stigmer.agentic.v1.AgentExecution\x12O\n\x06\x44\x65lete\x12!.stigmer.agentic.v1.DeleteRequest\x1a\".stigmer.agentic.v1.AgentExecution\x12\x64\n\x0cRecordEvents\x12\x30.stigmer.agentic.v1.RecordExecutionEventsRequest\x1a\".stigmer.agentic.v1.AgentExecution2\x8a\x03\n\x1d\x41gentExecutionQueryController\x12I\n\x03Get\x12\x1e.stigmer.agentic.v1.GetRequest\x1a\".stigmer.agentic.v1.AgentExecution\x12Y\n\x04List\x12).stigmer.agentic.v1.ListExecutionsRequest\x1a&.stigmer.agentic.v1.AgentExecutionList\x12`\n\rListBySession\x12\'.stigmer.agentic.v1.ListByParentRequest\x1a&.stigmer.agentic.v1.AgentExecutionList\x12\x61\n\tSubscribe\x12-.stigmer.agentic.v1.SubscribeExecutionRequest\x1a#.stigmer.agentic.v1.ExecutionUpdate0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1estigmer/api/v1/execution.proto\x12\x12stigmer.agentic.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19stigmer/api/v1/meta.proto\"\xe6\x01\n\x0e\x41gentExecution\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x39\n\x08metadata\x18\x03 \x01(\x0b\x32\'.stigmer.agentic.v1.ApiResourceMetadata\x12<\n\x04spec\x18\x04 \x01(\x0b\x32&.stigmer.agentic.v1.AgentExecutionSpecB\x06\xbaH\x03\xc8\x01\x01\x12\x38\n\x06status\x18\x05 \x01(\x0b\x32(.stigmer.agentic.v1.AgentExecutionStatus\"/\n\x0f\x45xecutionConfig\x12\x1c\n\nmodel_name\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\"\x99\x04\n\x12\x41gentExecutionSpec\x12\x1b\n\nsession_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x19\n\x08\x61gent_id\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x1c\n\x07message\x18\x03 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\xc0\x84=\x12=\n\x10\x65xecution_config\x18\x04 \x01(\x0b\x32#.stigmer.agentic.v1.ExecutionConfig\x12K\n\x0bruntime_env\x18\x05 \x03(\x0b\x32\x36.stigmer.agentic.v1.AgentExecutionSpec.RuntimeEnvEntry\x12!\n\x0fidempotency_key\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12>\n\x0fon_busy_session\x18\x07 \x01(\x0e\x32%.stigmer.agentic.v1.BusySessionPolicy\x12\x1c\n\x0bsession_ref\x18\x08 \x01(\tB\x07\xbaH\x04r\x02\x18H\x12\"\n\x11\x61gent_instance_id\x18\t \x01(\tB\x07\xbaH\x04r\x02\x18@\x12#\n\x12\x61gent_instance_ref\x18\n \x01(\tB\x07\xbaH\x04r\x02\x18H\x1aW\n\x0fRuntimeEnvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.stigmer.agentic.v1.EnvironmentValue:\x02\x38\x01\"\xae\x01\n\x10\x45xecutionMessage\x12-\n\x04type\x18\x01 \x01(\x0e\x32\x1f.stigmer.agentic.v1.MessageType\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\x12\x15\n\rtool_call_ids\x18\x05 \x03(\t\"\x90\x02\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12%\n\x04\x61rgs\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06result\x18\x05 \x01(\t\x12\x32\n\x06status\x18\x06 \x01(\x0e\x32\".stigmer.agentic.v1.ToolCallStatus\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\t \x01(\t\"j\n\x11SubAgentExecution\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x31\n\x05phase\x18\x03 \x01(\x0e\x32\".stigmer.agentic.v1.ExecutionPhase\"\'\n\x04Todo\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"4\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\"\xef\x04\n\x14\x41gentExecutionStatus\x12\x31\n\x05phase\x18\x01 \x01(\x0e\x32\".stigmer.agentic.v1.ExecutionPhase\x12\x36\n\x08messages\x18\x02 \x03(\x0b\x32$.stigmer.agentic.v1.ExecutionMessage\x12\x30\n\ntool_calls\x18\x03 \x03(\x0b\x32\x1c.stigmer.agentic.v1.ToolCall\x12\x43\n\x14sub_agent_executions\x18\x04 \x03(\x0b\x32%.stigmer.agentic.v1.SubAgentExecution\x12\'\n\x05todos\x18\x05 \x03(\x0b\x32\x18.stigmer.agentic.v1.Todo\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05usage\x18\t \x01(\x0b\x32\x19.stigmer.agentic.v1.Usage\x12(\n\x05\x61udit\x18\n \x01(\x0b\x32\x19.stigmer.agentic.v1.Audit\x12\x19\n\x11\x61gent_instance_id\x18\x0b \x01(\t\x12\x12\n\nmodel_name\x18\x0c \x01(\t\x12\x10\n\x08\x61gent_id\x18\r \x01(\t\x12\x12\n\nsession_id\x18\x0e \x01(\t\x12\x15\n\rlast_sequence\x18\x0f \x01(\x03\x12\x1b\n\x13is_cancel_requested\x18\x10 \x01(\x08\"`\n\x12\x41gentExecutionList\x12\x31\n\x05items\x18\x01 \x03(\x0b\x32\".stigmer.agentic.v1.AgentExecution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb0\x01\n\x15ListExecutionsRequest\x12\x0b\n\x03org\x18\x01 \x01(\t\x12\x31\n\x05phase\x18\x02 \x01(\x0e\x32\".stigmer.agentic.v1.ExecutionPhase\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x1d\n\tpage_size\x18\x05 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x12\n\npage_token\x18\x06 \x01(\t\"G\n\x16\x43\x61ncelExecutionRequest\x12\x13\n\x02id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12\x18\n\x06reason\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"\xac\x05\n\x0e\x45xecutionEvent\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x08snapshot\x18\x02 \x01(\x0b\x32\".stigmer.agentic.v1.AgentExecutionH\x00\x12H\n\rphase_changed\x18\x03 \x01(\x0b\x32/.stigmer.agentic.v1.ExecutionEvent.PhaseChangedH\x00\x12=\n\rmessage_added\x18\x04 \x01(\x0b\x32$.stigmer.agentic.v1.ExecutionMessageH\x00\x12H\n\rmessage_delta\x18\x05 \x01(\x0b\x32/.stigmer.agentic.v1.ExecutionEvent.MessageDeltaH\x00\x12\x39\n\x11tool_call_updated\x18\x06 \x01(\x0b\x32\x1c.stigmer.agentic.v1.ToolCallH\x00\x12\x30\n\x0busage_added\x18\x07 \x01(\x0b\x32\x19.stigmer.agentic.v1.UsageH\x00\x12N\n\x10\x63\x61ncel_requested\x18\x08 \x01(\x0b\x32\x32.stigmer.agentic.v1.ExecutionEvent.CancelRequestedH\x00\x1aP\n\x0cPhaseChanged\x12\x31\n\x05phase\x18\x01 \x01(\x0e\x32\".stigmer.agentic.v1.ExecutionPhase\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x1a+\n\x0cMessageDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x1a!\n\x0f\x43\x61ncelRequested\x12\x0e\n\x06reason\x18\x01 \x01(\tB\x08\n\x06\x63hange\"V\n\x0f\x45xecutionUpdate\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x31\n\x05\x65vent\x18\x02 \x01(\x0b\x32\".stigmer.agentic.v1.ExecutionEvent\"Q\n\x19SubscribeExecutionRequest\x12\x13\n\x02id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12\x1f\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"g\n\x1cRecordExecutionEventsRequest\x12\x13\n\x02id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12\x32\n\x06\x65vents\x18\x02 \x03(\x0b\x32\".stigmer.agentic.v1.ExecutionEvent*w\n\x11\x42usySessionPolicy\x12#\n\x1f\x42USY_SESSION_POLICY_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x42USY_SESSION_POLICY_QUEUE\x10\x01\x12\x1e\n\x1a\x42USY_SESSION_POLICY_REJECT\x10\x02*\xc9\x01\n\x0e\x45xecutionPhase\x12\x1f\n\x1b\x45XECUTION_PHASE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XECUTION_PHASE_PENDING\x10\x01\x12\x1f\n\x1b\x45XECUTION_PHASE_IN_PROGRESS\x10\x02\x12\x1d\n\x19\x45XECUTION_PHASE_COMPLETED\x10\x03\x12\x1a\n\x16\x45XECUTION_PHASE_FAILED\x10\x04\x12\x1d\n\x19\x45XECUTION_PHASE_CANCELLED\x10\x05*\x88\x01\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12MESSAGE_TYPE_HUMAN\x10\x01\x12\x13\n\x0fMESSAGE_TYPE_AI\x10\x02\x12\x15\n\x11MESSAGE_TYPE_TOOL\x10\x03\x12\x17\n\x13MESSAGE_TYPE_SYSTEM\x10\x04*\xcd\x01\n\x0eToolCallStatus\x12 \n\x1cTOOL_CALL_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18TOOL_CALL_STATUS_PENDING\x10\x01\x12\x1c\n\x18TOOL_CALL_STATUS_RUNNING\x10\x02\x12\x1e\n\x1aTOOL_CALL_STATUS_COMPLETED\x10\x03\x12\x1b\n\x17TOOL_CALL_STATUS_FAILED\x10\x04\x12 \n\x1cTOOL_CALL_STATUS_INTERRUPTED\x10\x05\x32\x84\x03\n\x1f\x41gentExecutionCommandController\x12P\n\x06\x43reate\x12\".stigmer.agentic.v1.AgentExecution\x1a\".stigmer.agentic.v1.AgentExecution\x12X\n\x06\x43\x61ncel\x12*.stigmer.agentic.v1.CancelExecutionRequest\x1a\".stigmer.agentic.v1.AgentExecution\x12O\n\x06\x44\x65lete\x12!.stigmer.agentic.v1.DeleteRequest\x1a\".stigmer.agentic.v1.AgentExecution\x12\x64\n\x0cRecordEvents\x12\x30.stigmer.agentic.v1.RecordExecutionEventsRequest\x1a\".stigmer.agentic.v1.AgentExecution2\x8a\x03\n\x1d\x41gentExecutionQueryController\x12I\n\x03Get\x12\x1e.stigmer.agentic.v1.GetRequest\x1a\".stigmer.agentic.v1.AgentExecution\x12Y\n\x04List\x12).stigmer.agentic.v1.ListExecutionsRequest\x1a&.stigmer.agentic.v1.AgentExecutionList\x12`\n\rListBySession\x12\'.stigmer.agentic.v1.ListByParentRequest\x1a&.stigmer.agentic.v1.AgentExecutionList\x12\x61\n\tSubscribe\x12-.stigmer.agentic.v1.SubscribeExecutionRequest\x1a#.stigmer.agentic.v1.ExecutionUpdate0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,6 +50,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTEXECUTIONSPEC'].fields_by_name['message']._serialized_options = b'\272H\010r\006\020\001\030\300\204='
   _globals['_AGENTEXECUTIONSPEC'].fields_by_name['idempotency_key']._loaded_options = None
   _globals['_AGENTEXECUTIONSPEC'].fields_by_name['idempotency_key']._serialized_options = b'\272H\005r\003\030\200\001'
+  _globals['_AGENTEXECUTIONSPEC'].fields_by_name['session_ref']._loaded_options = None
+  _globals['_AGENTEXECUTIONSPEC'].fields_by_name['session_ref']._serialized_options = b'\272H\004r\002\030H'
+  _globals['_AGENTEXECUTIONSPEC'].fields_by_name['agent_instance_id']._loaded_options = None
+  _globals['_AGENTEXECUTIONSPEC'].fields_by_name['agent_instance_id']._serialized_options = b'\272H\004r\002\030@'
+  _globals['_AGENTEXECUTIONSPEC'].fields_by_name['agent_instance_ref']._loaded_options = None
+  _globals['_AGENTEXECUTIONSPEC'].fields_by_name['agent_instance_ref']._serialized_options = b'\272H\004r\002\030H'
   _globals['_LISTEXECUTIONSREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTEXECUTIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\350\007(\000'
   _globals['_CANCELEXECUTIONREQUEST'].fields_by_name['id']._loaded_options = None
@@ -62,56 +68,56 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBSCRIBEEXECUTIONREQUEST'].fields_by_name['after_sequence']._serialized_options = b'\272H\004\"\002(\000'
   _globals['_RECORDEXECUTIONEVENTSREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_RECORDEXECUTIONEVENTSREQUEST'].fields_by_name['id']._serialized_options = b'\272H\004r\002\020\001'
-  _globals['_BUSYSESSIONPOLICY']._serialized_start=3486
-  _globals['_BUSYSESSIONPOLICY']._serialized_end=3605
-  _globals['_EXECUTIONPHASE']._serialized_start=3608
-  _globals['_EXECUTIONPHASE']._serialized_end=3809
-  _globals['_MESSAGETYPE']._serialized_start=3812
-  _globals['_MESSAGETYPE']._serialized_end=3948
-  _globals['_TOOLCALLSTATUS']._serialized_start=3951
-  _globals['_TOOLCALLSTATUS']._serialized_end=4156
+  _globals['_BUSYSESSIONPOLICY']._serialized_start=3589
+  _globals['_BUSYSESSIONPOLICY']._serialized_end=3708
+  _globals['_EXECUTIONPHASE']._serialized_start=3711
+  _globals['_EXECUTIONPHASE']._serialized_end=3912
+  _globals['_MESSAGETYPE']._serialized_start=3915
+  _globals['_MESSAGETYPE']._serialized_end=4051
+  _globals['_TOOLCALLSTATUS']._serialized_start=4054
+  _globals['_TOOLCALLSTATUS']._serialized_end=4259
   _globals['_AGENTEXECUTION']._serialized_start=174
   _globals['_AGENTEXECUTION']._serialized_end=404
   _globals['_EXECUTIONCONFIG']._serialized_start=406
   _globals['_EXECUTIONCONFIG']._serialized_end=453
   _globals['_AGENTEXECUTIONSPEC']._serialized_start=456
-  _globals['_AGENTEXECUTIONSPEC']._serialized_end=890
-  _globals['_AGENTEXECUTIONSPEC_RUNTIMEENVENTRY']._serialized_start=803
-  _globals['_AGENTEXECUTIONSPEC_RUNTIMEENVENTRY']._serialized_end=890
-  _globals['_EXECUTIONMESSAGE']._serialized_start=893
-  _globals['_EXECUTIONMESSAGE']._serialized_end=1067
-  _globals['_TOOLCALL']._serialized_start=1070
-  _globals['_TOOLCALL']._serialized_end=1342
-  _globals['_SUBAGENTEXECUTION']._serialized_start=1344
-  _globals['_SUBAGENTEXECUTION']._serialized_end=1450
-  _globals['_TODO']._serialized_start=1452
-  _globals['_TODO']._serialized_end=1491
-  _globals['_USAGE']._serialized_start=1493
-  _globals['_USAGE']._serialized_end=1545
-  _globals['_AGENTEXECUTIONSTATUS']._serialized_start=1548
-  _globals['_AGENTEXECUTIONSTATUS']._serialized_end=2171
-  _globals['_AGENTEXECUTIONLIST']._serialized_start=2173
-  _globals['_AGENTEXECUTIONLIST']._serialized_end=2269
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=2272
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=2448
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=2450
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=2521
-  _globals['_EXECUTIONEVENT']._serialized_start=2524
-  _globals['_EXECUTIONEVENT']._serialized_end=3208
-  _globals['_EXECUTIONEVENT_PHASECHANGED']._serialized_start=3038
-  _globals['_EXECUTIONEVENT_PHASECHANGED']._serialized_end=3118
-  _globals['_EXECUTIONEVENT_MESSAGEDELTA']._serialized_start=3120
-  _globals['_EXECUTIONEVENT_MESSAGEDELTA']._serialized_end=3163
-  _globals['_EXECUTIONEVENT_CANCELREQUESTED']._serialized_start=3165
-  _globals['_EXECUTIONEVENT_CANCELREQUESTED']._serialized_end=3198
-  _globals['_EXECUTIONUPDATE']._serialized_start=3210
-  _globals['_EXECUTIONUPDATE']._serialized_end=3296
-  _globals['_SUBSCRIBEEXECUTIONREQUEST']._serialized_start=3298
-  _globals['_SUBSCRIBEEXECUTIONREQUEST']._serialized_end=3379
-  _globals['_RECORDEXECUTIONEVENTSREQUEST']._serialized_start=3381
-  _globals['_RECORDEXECUTIONEVENTSREQUEST']._serialized_end=3484
-  _globals['_AGENTEXECUTIONCOMMANDCONTROLLER']._serialized_start=4159
-  _globals['_AGENTEXECUTIONCOMMANDCONTROLLER']._serialized_end=4547
-  _globals['_AGENTEXECUTIONQUERYCONTROLLER']._serialized_start=4550
-  _globals['_AGENTEXECUTIONQUERYCONTROLLER']._serialized_end=4944
+  _globals['_AGENTEXECUTIONSPEC']._serialized_end=993
+  _globals['_AGENTEXECUTIONSPEC_RUNTIMEENVENTRY']._serialized_start=906
+  _globals['_AGENTEXECUTIONSPEC_RUNTIMEENVENTRY']._serialized_end=993
+  _globals['_EXECUTIONMESSAGE']._serialized_start=996
+  _globals['_EXECUTIONMESSAGE']._serialized_end=1170
+  _globals['_TOOLCALL']._serialized_start=1173
+  _globals['_TOOLCALL']._serialized_end=1445
+  _globals['_SUBAGENTEXECUTION']._serialized_start=1447
+  _globals['_SUBAGENTEXECUTION']._serialized_end=1553
+  _globals['_TODO']._serialized_start=1555
+  _globals['_TODO']._serialized_end=1594
+  _globals['_USAGE']._serialized_start=1596
+  _globals['_USAGE']._serialized_end=1648
+  _globals['_AGENTEXECUTIONSTATUS']._serialized_start=1651
+  _globals['_AGENTEXECUTIONSTATUS']._serialized_end=2274
+  _globals['_AGENTEXECUTIONLIST']._serialized_start=2276
+  _globals['_AGENTEXECUTIONLIST']._serialized_end=2372
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=2375
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=2551
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=2553
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=2624
+  _globals['_EXECUTIONEVENT']._serialized_start=2627
+  _globals['_EXECUTIONEVENT']._serialized_end=3311
+  _globals['_EXECUTIONEVENT_PHASECHANGED']._serialized_start=3141
+  _globals['_EXECUTIONEVENT_PHASECHANGED']._serialized_end=3221
+  _globals['_EXECUTIONEVENT_MESSAGEDELTA']._serialized_start=3223
+  _globals['_EXECUTIONEVENT_MESSAGEDELTA']._serialized_end=3266
+  _globals['_EXECUTIONEVENT_CANCELREQUESTED']._serialized_start=3268
+  _globals['_EXECUTIONEVENT_CANCELREQUESTED']._serialized_end=3301
+  _globals['_EXECUTIONUPDATE']._serialized_start=3313
+  _globals['_EXECUTIONUPDATE']._serialized_end=3399
+  _globals['_SUBSCRIBEEXECUTIONREQUEST']._serialized_start=3401
+  _globals['_SUBSCRIBEEXECUTIONREQUEST']._serialized_end=3482
+  _globals['_RECORDEXECUTIONEVENTSREQUEST']._serialized_start=3484
+  _globals['_RECORDEXECUTIONEVENTSREQUEST']._serialized_end=3587
+  _globals['_AGENTEXECUTIONCOMMANDCONTROLLER']._serialized_start=4262
+  _globals['_AGENTEXECUTIONCOMMANDCONTROLLER']._serialized_end=4650
+  _globals['_AGENTEXECUTIONQUERYCONTROLLER']._serialized_start=4653
+  _globals['_AGENTEXECUTIONQUERYCONTROLLER']._serialized_end=5047
 # @@protoc_insertion_point(module_scope)

@@ -201,9 +201,21 @@ class AgentExecutionSpec(_message.Message):
     RUNTIME_ENV_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     ON_BUSY_SESSION_FIELD_NUMBER: _builtins.int
+    SESSION_REF_FIELD_NUMBER: _builtins.int
+    AGENT_INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    AGENT_INSTANCE_REF_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
-    """One of session_id or agent_id is required: with only agent_id the
-    execution runs on the agent's default instance in a new session.
+    """Where the execution runs, one of:
+    - a session to continue, by id (session_id) or by slug (session_ref);
+    - a new session on an instance, by id (agent_instance_id) or by slug
+      (agent_instance_ref);
+    - a new session on the agent's default instance (only agent_id).
+    A session and an instance together are INVALID_ARGUMENT. With agent_id
+    as well, the session or instance must be that agent's, else
+    FAILED_PRECONDITION. Slugs resolve in the agent's org (metadata.org when
+    no agent is named). The stored execution names its session by id only:
+    spec.session_id and spec.agent_id are set, the refs and
+    agent_instance_id are cleared (status.agent_instance_id says where it ran).
     """
     agent_id: _builtins.str
     message: _builtins.str
@@ -211,6 +223,9 @@ class AgentExecutionSpec(_message.Message):
     """The same key with the same request returns the original execution."""
     on_busy_session: Global___BusySessionPolicy.ValueType
     """What to do when the session already has an active execution."""
+    session_ref: _builtins.str
+    agent_instance_id: _builtins.str
+    agent_instance_ref: _builtins.str
     @_builtins.property
     def execution_config(self) -> Global___ExecutionConfig: ...
     @_builtins.property
@@ -225,10 +240,13 @@ class AgentExecutionSpec(_message.Message):
         runtime_env: _abc.Mapping[_builtins.str, _meta_pb2.EnvironmentValue] | None = ...,
         idempotency_key: _builtins.str = ...,
         on_busy_session: Global___BusySessionPolicy.ValueType = ...,
+        session_ref: _builtins.str = ...,
+        agent_instance_id: _builtins.str = ...,
+        agent_instance_ref: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["execution_config", b"execution_config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "execution_config", b"execution_config", "idempotency_key", b"idempotency_key", "message", b"message", "on_busy_session", b"on_busy_session", "runtime_env", b"runtime_env", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "agent_instance_ref", b"agent_instance_ref", "execution_config", b"execution_config", "idempotency_key", b"idempotency_key", "message", b"message", "on_busy_session", b"on_busy_session", "runtime_env", b"runtime_env", "session_id", b"session_id", "session_ref", b"session_ref"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

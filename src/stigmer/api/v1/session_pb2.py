@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from stigmer.api.v1 import meta_pb2 as stigmer_dot_api_dot_v1_dot_meta__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cstigmer/api/v1/session.proto\x12\x12stigmer.agentic.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19stigmer/api/v1/meta.proto\"\xd9\x01\n\x07Session\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x41\n\x08metadata\x18\x03 \x01(\x0b\x32\'.stigmer.agentic.v1.ApiResourceMetadataB\x06\xbaH\x03\xc8\x01\x01\x12\x35\n\x04spec\x18\x04 \x01(\x0b\x32\x1f.stigmer.agentic.v1.SessionSpecB\x06\xbaH\x03\xc8\x01\x01\x12\x31\n\x06status\x18\x05 \x01(\x0b\x32!.stigmer.agentic.v1.SessionStatus\"\xc0\x01\n\x0bSessionSpec\x12$\n\x11\x61gent_instance_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x19\n\x07subject\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12?\n\x08metadata\x18\x03 \x03(\x0b\x32-.stigmer.agentic.v1.SessionSpec.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x81\x01\n\rSessionStatus\x12(\n\x05\x61udit\x18\x01 \x01(\x0b\x32\x19.stigmer.agentic.v1.Audit\x12\x34\n\x10last_activity_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\"R\n\x0bSessionList\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.stigmer.agentic.v1.Session\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"]\n\x13\x41pplySessionRequest\x12\x35\n\x08resource\x18\x01 \x01(\x0b\x32\x1b.stigmer.agentic.v1.SessionB\x06\xbaH\x03\xc8\x01\x01\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"x\n\x14\x41pplySessionResponse\x12-\n\x08resource\x18\x01 \x01(\x0b\x32\x1b.stigmer.agentic.v1.Session\x12\x31\n\x07outcome\x18\x02 \x01(\x0e\x32 .stigmer.agentic.v1.ApplyOutcome2\xc8\x02\n\x18SessionCommandController\x12\x42\n\x06\x43reate\x12\x1b.stigmer.agentic.v1.Session\x1a\x1b.stigmer.agentic.v1.Session\x12\x42\n\x06Update\x12\x1b.stigmer.agentic.v1.Session\x1a\x1b.stigmer.agentic.v1.Session\x12Z\n\x05\x41pply\x12\'.stigmer.agentic.v1.ApplySessionRequest\x1a(.stigmer.agentic.v1.ApplySessionResponse\x12H\n\x06\x44\x65lete\x12!.stigmer.agentic.v1.DeleteRequest\x1a\x1b.stigmer.agentic.v1.Session2\xb6\x03\n\x16SessionQueryController\x12\x42\n\x03Get\x12\x1e.stigmer.agentic.v1.GetRequest\x1a\x1b.stigmer.agentic.v1.Session\x12T\n\x0eGetByReference\x12%.stigmer.agentic.v1.ResourceReference\x1a\x1b.stigmer.agentic.v1.Session\x12H\n\x04List\x12\x1f.stigmer.agentic.v1.ListRequest\x1a\x1f.stigmer.agentic.v1.SessionList\x12W\n\x0bListByAgent\x12\'.stigmer.agentic.v1.ListByParentRequest\x1a\x1f.stigmer.agentic.v1.SessionList\x12_\n\x13ListByAgentInstance\x12\'.stigmer.agentic.v1.ListByParentRequest\x1a\x1f.stigmer.agentic.v1.SessionListb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cstigmer/api/v1/session.proto\x12\x12stigmer.agentic.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19stigmer/api/v1/meta.proto\"\xd9\x01\n\x07Session\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x41\n\x08metadata\x18\x03 \x01(\x0b\x32\'.stigmer.agentic.v1.ApiResourceMetadataB\x06\xbaH\x03\xc8\x01\x01\x12\x35\n\x04spec\x18\x04 \x01(\x0b\x32\x1f.stigmer.agentic.v1.SessionSpecB\x06\xbaH\x03\xc8\x01\x01\x12\x31\n\x06status\x18\x05 \x01(\x0b\x32!.stigmer.agentic.v1.SessionStatus\"\xe3\x01\n\x0bSessionSpec\x12\"\n\x11\x61gent_instance_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x19\n\x07subject\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12?\n\x08metadata\x18\x03 \x03(\x0b\x32-.stigmer.agentic.v1.SessionSpec.MetadataEntry\x12#\n\x12\x61gent_instance_ref\x18\x04 \x01(\tB\x07\xbaH\x04r\x02\x18H\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x81\x01\n\rSessionStatus\x12(\n\x05\x61udit\x18\x01 \x01(\x0b\x32\x19.stigmer.agentic.v1.Audit\x12\x34\n\x10last_activity_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\"R\n\x0bSessionList\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.stigmer.agentic.v1.Session\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"]\n\x13\x41pplySessionRequest\x12\x35\n\x08resource\x18\x01 \x01(\x0b\x32\x1b.stigmer.agentic.v1.SessionB\x06\xbaH\x03\xc8\x01\x01\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"x\n\x14\x41pplySessionResponse\x12-\n\x08resource\x18\x01 \x01(\x0b\x32\x1b.stigmer.agentic.v1.Session\x12\x31\n\x07outcome\x18\x02 \x01(\x0e\x32 .stigmer.agentic.v1.ApplyOutcome2\xc8\x02\n\x18SessionCommandController\x12\x42\n\x06\x43reate\x12\x1b.stigmer.agentic.v1.Session\x1a\x1b.stigmer.agentic.v1.Session\x12\x42\n\x06Update\x12\x1b.stigmer.agentic.v1.Session\x1a\x1b.stigmer.agentic.v1.Session\x12Z\n\x05\x41pply\x12\'.stigmer.agentic.v1.ApplySessionRequest\x1a(.stigmer.agentic.v1.ApplySessionResponse\x12H\n\x06\x44\x65lete\x12!.stigmer.agentic.v1.DeleteRequest\x1a\x1b.stigmer.agentic.v1.Session2\xb6\x03\n\x16SessionQueryController\x12\x42\n\x03Get\x12\x1e.stigmer.agentic.v1.GetRequest\x1a\x1b.stigmer.agentic.v1.Session\x12T\n\x0eGetByReference\x12%.stigmer.agentic.v1.ResourceReference\x1a\x1b.stigmer.agentic.v1.Session\x12H\n\x04List\x12\x1f.stigmer.agentic.v1.ListRequest\x1a\x1f.stigmer.agentic.v1.SessionList\x12W\n\x0bListByAgent\x12\'.stigmer.agentic.v1.ListByParentRequest\x1a\x1f.stigmer.agentic.v1.SessionList\x12_\n\x13ListByAgentInstance\x12\'.stigmer.agentic.v1.ListByParentRequest\x1a\x1f.stigmer.agentic.v1.SessionListb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,27 +42,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SESSIONSPEC_METADATAENTRY']._loaded_options = None
   _globals['_SESSIONSPEC_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_SESSIONSPEC'].fields_by_name['agent_instance_id']._loaded_options = None
-  _globals['_SESSIONSPEC'].fields_by_name['agent_instance_id']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_SESSIONSPEC'].fields_by_name['agent_instance_id']._serialized_options = b'\272H\004r\002\030@'
   _globals['_SESSIONSPEC'].fields_by_name['subject']._loaded_options = None
   _globals['_SESSIONSPEC'].fields_by_name['subject']._serialized_options = b'\272H\005r\003\030\200\010'
+  _globals['_SESSIONSPEC'].fields_by_name['agent_instance_ref']._loaded_options = None
+  _globals['_SESSIONSPEC'].fields_by_name['agent_instance_ref']._serialized_options = b'\272H\004r\002\030H'
   _globals['_APPLYSESSIONREQUEST'].fields_by_name['resource']._loaded_options = None
   _globals['_APPLYSESSIONREQUEST'].fields_by_name['resource']._serialized_options = b'\272H\003\310\001\001'
   _globals['_SESSION']._serialized_start=142
   _globals['_SESSION']._serialized_end=359
   _globals['_SESSIONSPEC']._serialized_start=362
-  _globals['_SESSIONSPEC']._serialized_end=554
-  _globals['_SESSIONSPEC_METADATAENTRY']._serialized_start=507
-  _globals['_SESSIONSPEC_METADATAENTRY']._serialized_end=554
-  _globals['_SESSIONSTATUS']._serialized_start=557
-  _globals['_SESSIONSTATUS']._serialized_end=686
-  _globals['_SESSIONLIST']._serialized_start=688
-  _globals['_SESSIONLIST']._serialized_end=770
-  _globals['_APPLYSESSIONREQUEST']._serialized_start=772
-  _globals['_APPLYSESSIONREQUEST']._serialized_end=865
-  _globals['_APPLYSESSIONRESPONSE']._serialized_start=867
-  _globals['_APPLYSESSIONRESPONSE']._serialized_end=987
-  _globals['_SESSIONCOMMANDCONTROLLER']._serialized_start=990
-  _globals['_SESSIONCOMMANDCONTROLLER']._serialized_end=1318
-  _globals['_SESSIONQUERYCONTROLLER']._serialized_start=1321
-  _globals['_SESSIONQUERYCONTROLLER']._serialized_end=1759
+  _globals['_SESSIONSPEC']._serialized_end=589
+  _globals['_SESSIONSPEC_METADATAENTRY']._serialized_start=542
+  _globals['_SESSIONSPEC_METADATAENTRY']._serialized_end=589
+  _globals['_SESSIONSTATUS']._serialized_start=592
+  _globals['_SESSIONSTATUS']._serialized_end=721
+  _globals['_SESSIONLIST']._serialized_start=723
+  _globals['_SESSIONLIST']._serialized_end=805
+  _globals['_APPLYSESSIONREQUEST']._serialized_start=807
+  _globals['_APPLYSESSIONREQUEST']._serialized_end=900
+  _globals['_APPLYSESSIONRESPONSE']._serialized_start=902
+  _globals['_APPLYSESSIONRESPONSE']._serialized_end=1022
+  _globals['_SESSIONCOMMANDCONTROLLER']._serialized_start=1025
+  _globals['_SESSIONCOMMANDCONTROLLER']._serialized_end=1353
+  _globals['_SESSIONQUERYCONTROLLER']._serialized_start=1356
+  _globals['_SESSIONQUERYCONTROLLER']._serialized_end=1794
 # @@protoc_insertion_point(module_scope)

@@ -81,8 +81,14 @@ class SessionSpec(_message.Message):
     AGENT_INSTANCE_ID_FIELD_NUMBER: _builtins.int
     SUBJECT_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    AGENT_INSTANCE_REF_FIELD_NUMBER: _builtins.int
     agent_instance_id: _builtins.str
+    """The instance the session talks to, by id or (agent_instance_ref) by
+    slug in the session's org; the server resolves a slug to the id and
+    stores the id. One of the two is required.
+    """
     subject: _builtins.str
+    agent_instance_ref: _builtins.str
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
@@ -91,10 +97,11 @@ class SessionSpec(_message.Message):
         agent_instance_id: _builtins.str = ...,
         subject: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        agent_instance_ref: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_instance_id", b"agent_instance_id", "metadata", b"metadata", "subject", b"subject"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_instance_id", b"agent_instance_id", "agent_instance_ref", b"agent_instance_ref", "metadata", b"metadata", "subject", b"subject"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

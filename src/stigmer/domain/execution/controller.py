@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.domain.execution.broker import ExecutionBroker
+from stigmer.domain.execution.sessions import ResolveSessionStep
 from stigmer.domain.execution.signals import ExecutionSignals, NoEngine
 from stigmer.domain.execution.steps import (
     BuildExecutionStep,
@@ -25,7 +26,6 @@ from stigmer.domain.execution.steps import (
     ExecutionContext,
     IdempotencyStep,
     PersistExecutionStep,
-    ResolveSessionStep,
     ValidateExecutionStep,
     execution_relations,
 )
@@ -141,9 +141,12 @@ class ExecutionController(ResourceController):
         retry names); returns (execution, created?).
 
         Raises:
-            InvalidArgument, NotFound: bad request or missing agent/session.
+            InvalidArgument, NotFound: bad request or missing agent, session
+                or instance.
             AlreadyExists: the idempotency key was used for another request.
-            FailedPrecondition: the session is busy and the request said reject.
+            FailedPrecondition: the session or instance is another agent's
+                than the one named, or the session is busy and the request
+                said reject.
         """
         async with self.store.transaction() as transaction:
             context = ExecutionContext(transaction, given)

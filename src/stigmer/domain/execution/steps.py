@@ -1,9 +1,10 @@
 """The steps of an execution's create pipeline.
 
-validate → idempotency → resolve session (ensure the agent's default
-instance and create a session when only an agent is given) → busy-session
-policy → build (PENDING, the HUMAN message) → persist. All in one
-transaction: a failure anywhere leaves no instance, session or execution.
+validate → idempotency → resolve session (sessions.py: the session given,
+or a new one on the instance given or on the agent's default instance,
+ensured on the way) → busy-session policy → build (PENDING, the HUMAN
+message) → persist. All in one transaction: a failure anywhere leaves no
+instance, session or execution.
 """
 
 from __future__ import annotations
@@ -11,19 +12,16 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from stigmer.api.v1 import execution_pb2, meta_pb2, session_pb2
+from stigmer.api.v1 import execution_pb2
+from stigmer.domain.execution.sessions import validate_placement
 from stigmer.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from stigmer.pipeline.envelope import Envelope, Relations, as_envelope, encode, now, touch_audit
 from stigmer.resources.execution_events import IN_PROGRESS, PENDING, phase_name
 from stigmer.resources.ids import new_id
-from stigmer.resources.kinds import AGENT_EXECUTION, API_VERSION, DEFAULT_ORG, SESSION
+from stigmer.resources.kinds import AGENT_EXECUTION, API_VERSION, DEFAULT_ORG
 from stigmer.resources.validation import validate_message
 from stigmer.store.base import ListQuery, Transaction
-
-if TYPE_CHECKING:
-    from stigmer.domain.registry import Domains
 
 REQUEST_HASH_ANNOTATION = "stigmer.ai/request-hash"
 _EXECUTION_ID = re.compile(r"^aex-[0-9a-z]{26}$")
@@ -55,10 +53,7 @@ class ValidateExecutionStep:
         validate_message(given)
         if given.kind and given.kind != AGENT_EXECUTION.name:
             raise InvalidArgument.for_field("kind", f"expected AgentExecution, got {given.kind!r}")
-        if not given.spec.session_id and not given.spec.agent_id:
-            raise InvalidArgument.for_field(
-                "spec", "one of spec.session_id or spec.agent_id is required"
-            )
+        validate_placement(given.spec)
         if not given.spec.message.strip():
             raise InvalidArgument.for_field("spec.message", "must not be empty")
         if given.metadata.id and not _EXECUTION_ID.match(given.metadata.id):
@@ -110,55 +105,6 @@ class IdempotencyStep:
 
 
 @dataclass(frozen=True)
-class ResolveSessionStep:
-    """The session the execution runs in: the one given, or a new one on the
-    agent's default instance (ensured here, in this transaction)."""
-
-    domains: Domains
-    name: str = "resolve-session"
-
-    async def run(self, context: ExecutionContext) -> None:
-        if context.is_replay:
-            return
-        spec = context.given.spec
-        transaction = context.transaction
-        if spec.session_id:
-            session = await self.domains.session_client.require_id(
-                spec.session_id, transaction, field="spec.session_id"
-            )
-            if spec.agent_id and spec.agent_id != session.status.agent_id:
-                raise InvalidArgument.for_field(
-                    "spec.agent_id",
-                    f"session {spec.session_id} belongs to agent {session.status.agent_id}",
-                )
-            context.session = session
-            context.agent_id = session.status.agent_id
-            context.instance_id = session.spec.agent_instance_id
-            return
-        instance = await self.domains.agent_client.ensure_default_instance(
-            spec.agent_id, transaction, field="spec.agent_id"
-        )
-        agent = await self.domains.agent_client.require_id(
-            spec.agent_id, transaction, field="spec.agent_id"
-        )
-        session = session_pb2.Session(
-            metadata=meta_pb2.ApiResourceMetadata(
-                name=f"{agent.metadata.name} session",
-                slug=new_id(SESSION.prefix),
-                org=agent.metadata.org,
-            ),
-            spec=session_pb2.SessionSpec(
-                agent_instance_id=instance.metadata.id,
-                subject=spec.message[:200],
-            ),
-        )
-        created = await self.domains.session_client.create(as_envelope(session), transaction)
-        context.session = created
-        context.agent_id = agent.metadata.id
-        context.instance_id = instance.metadata.id
-
-
-@dataclass(frozen=True)
 class BusySessionStep:
     """One active execution per session: queue behind it, or refuse."""
 
@@ -206,8 +152,11 @@ class BuildExecutionStep:
         metadata.version = 1
         if context.request_hash:
             metadata.annotations[REQUEST_HASH_ANNOTATION] = context.request_hash
+        # The stored spec names its session by id only (see the proto).
         state.spec.session_id = context.session.metadata.id
         state.spec.agent_id = context.agent_id
+        for field in ("session_ref", "agent_instance_id", "agent_instance_ref"):
+            state.spec.ClearField(field)
         state.ClearField("status")
         status = state.status
         status.phase = PENDING
