@@ -15,6 +15,7 @@ import pytest
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
+from stigmer.resources.execution_events import phase_name
 from stigmer.runtime.local_model import shared_host
 from stigmer.runtime.model_files import DEFAULT_MODEL
 from stigmer.testing.server import ServerThread
@@ -59,6 +60,48 @@ def test_the_quickstart_agent_completes_on_the_local_model_with_a_recorded_tool_
     assert answer.type == execution_pb2.MESSAGE_TYPE_AI and answer.content.strip()
     assert status.usage.output_tokens > 0
     assert shared_host.is_running
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(20 * RUN_DEADLINE_SECONDS)
+@pytest.mark.usefixtures("quickstart_cwd")
+def test_the_quickstart_question_completes_ten_times_in_ten_with_its_tool_called(
+    local_server: ServerThread,
+) -> None:
+    with Client(local_server.address) as client:
+        client.apply(QUICKSTART.read_text(), source=str(QUICKSTART))
+        finals = [
+            wait_for_end(client, client.run(QUICKSTART_AGENT, QUICKSTART_QUESTION).metadata.id)
+            for _ in range(10)
+        ]
+
+    outcomes = [
+        (phase_name(final.status.phase), [call.name for call in final.status.tool_calls])
+        for final in finals
+    ]
+    assert outcomes == [("COMPLETED", ["days_between"])] * 10, [f.status.error for f in finals]
+    assert {final.status.tool_calls[0].result for final in finals} == {"320"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(4 * RUN_DEADLINE_SECONDS)
+@pytest.mark.usefixtures("quickstart_cwd")
+def test_a_question_that_makes_the_model_call_a_tool_it_was_not_offered_still_completes(
+    local_server: ServerThread,
+) -> None:
+    # At temperature 0 the default model answers this by calling a made-up
+    # `weather_in_paris` tool, which llama.cpp's tool-call parser rejects with
+    # HTTP 500; the provider asks again with the reply held to the tools offered.
+    with Client(local_server.address) as client:
+        client.apply(QUICKSTART.read_text(), source=str(QUICKSTART))
+        final = wait_for_end(
+            client, client.run(QUICKSTART_AGENT, "What's the weather in Paris?").metadata.id
+        )
+
+    assert phase_name(final.status.phase) == "COMPLETED", final.status.error
+    assert [call.name for call in final.status.tool_calls] == ["days_between"]
+    answer = final.status.messages[-1]
+    assert answer.type == execution_pb2.MESSAGE_TYPE_AI and answer.content.strip()
 
 
 @pytest.mark.slow

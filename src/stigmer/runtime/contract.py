@@ -121,7 +121,14 @@ class ModelError(Exception):
 
     The message says what happened in words a user can act on
     ("model endpoint http://127.0.0.1:9/v1 unreachable: connection refused").
+    `status` is the HTTP status the endpoint answered with, when it answered
+    with one (in the response, or in an error event of a streamed reply), so
+    callers decide on the number, never on the words.
     """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ToolServerError(Exception):

@@ -38,7 +38,7 @@ from stigmer import config
 from stigmer.errors import InvalidArgument
 from stigmer.runtime.chat_templates import chat_template_for
 from stigmer.runtime.contract import ModelError, ModelSettings
-from stigmer.runtime.conversation import Message, ModelTurn, ToolSpec
+from stigmer.runtime.conversation import Message, ModelTurn, ToolResultMessage, ToolSpec
 from stigmer.runtime.model_files import (
     DEFAULT_MODEL,
     INSTALL_HINT,
@@ -50,7 +50,7 @@ from stigmer.runtime.model_files import (
 )
 
 if TYPE_CHECKING:
-    from stigmer.runtime.openai_chat import OpenAIChatProvider
+    from stigmer.runtime.openai_chat import OpenAIChatProvider, ToolChoice
     from stigmer.runtime.providers import DeltaCallback
 
 __all__ = [
@@ -67,6 +67,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT_SIZE = 8192
+# The status llama.cpp's server sends, in the stream's error event, when the
+# model's reply does not parse as the tool-call shape its chat template taught.
+_PARSER_REJECTED_STATUS = 500
 # llama.cpp's log levels: 0 output, 1 errors, 2 warnings, 3 info. Its per-request
 # timing lines would drown the server's own log.
 _LLAMA_VERBOSITY = 1
@@ -313,9 +316,41 @@ class LocalChatProvider:
         on_delta: DeltaCallback,
     ) -> ModelTurn:
         provider = await self._provider()
-        return await provider.stream_turn(
-            system=system, messages=messages, tools=tools, on_delta=on_delta
-        )
+        is_streaming = False
+
+        async def forward(text: str) -> None:
+            nonlocal is_streaming
+            is_streaming = True
+            await on_delta(text)
+
+        try:
+            return await provider.stream_turn(
+                system=system, messages=messages, tools=tools, on_delta=forward
+            )
+        except ModelError as error:
+            # llama.cpp answers 500 when its tool-call parser rejects what the model
+            # wrote: a small model sometimes calls a tool it was never offered
+            # ("weather_in_paris") or writes broken JSON. Nothing reached the user
+            # yet, so the turn is asked once more with the output held to a grammar:
+            # before any tool result the model must call one of the tools offered
+            # (it was trying to call one), after tool results it must answer in
+            # text. Either way the parser cannot fail again, and the retry is
+            # bounded to one.
+            if not tools or is_streaming or error.status != _PARSER_REJECTED_STATUS:
+                raise
+            choice: ToolChoice = (
+                "none" if messages and isinstance(messages[-1], ToolResultMessage) else "required"
+            )
+            logger.info(
+                "local model reply rejected by the tool-call parser; asking again (%s)", choice
+            )
+            return await provider.stream_turn(
+                system=system,
+                messages=messages,
+                tools=tools,
+                on_delta=on_delta,
+                tool_choice=choice,
+            )
 
     async def aclose(self) -> None:
         if self._inner is not None:

@@ -64,10 +64,25 @@ def model_error_from(exc: Exception, *, endpoint: str, timeout: float) -> ModelE
         "message": _server_message(exc),
         "timeout": timeout,
     }
+    code = _http_status(exc)
     for types, template in _ERROR_TABLE:
         if isinstance(exc, types):
-            return ModelError(template.format(**facts))
-    return ModelError(f"model call failed: {type(exc).__name__}: {exc}")
+            return ModelError(template.format(**facts), status=code)
+    return ModelError(f"model call failed: {type(exc).__name__}: {exc}", status=code)
+
+
+def _http_status(exc: Exception) -> int | None:
+    """The HTTP status of a failed reply: the response's, or the `code` of an error
+    event inside a streamed reply (llama.cpp reports a failure found mid-generation
+    that way, after the response began with 200)."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, int) else None
 
 
 def _innermost_reason(exc: BaseException) -> str:

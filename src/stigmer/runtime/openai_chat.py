@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import openai
 from openai.types.chat import (
@@ -43,6 +43,9 @@ __all__ = ["OpenAIChatProvider", "openai_messages", "openai_tools"]
 
 # Local OpenAI-compatible servers ignore the key, but the SDK refuses to start without one.
 PLACEHOLDER_API_KEY = "not-needed"
+
+# Whether the model may (auto), must (required) or must not (none) call a tool this turn.
+ToolChoice = Literal["auto", "required", "none"]
 
 
 def openai_messages(system: str, messages: Sequence[Message]) -> list[ChatCompletionMessageParam]:
@@ -117,12 +120,13 @@ class OpenAIChatProvider:
         messages: Sequence[Message],
         tools: Sequence[ToolSpec],
         on_delta: DeltaCallback,
+        tool_choice: ToolChoice = "auto",
     ) -> ModelTurn:
         content: list[str] = []
         partial_calls: dict[int, _PartialCall] = {}
         input_tokens: int | None = None
         output_tokens: int | None = None
-        chunks = self._chunks(openai_messages(system, messages), openai_tools(tools))
+        chunks = self._chunks(openai_messages(system, messages), openai_tools(tools), tool_choice)
         async with aclosing(chunks):
             async for chunk in chunks:
                 if chunk.usage is not None:
@@ -152,6 +156,7 @@ class OpenAIChatProvider:
         self,
         messages: list[ChatCompletionMessageParam],
         tools: list[ChatCompletionFunctionToolParam],
+        tool_choice: ToolChoice,
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
         """The SDK's stream with its failures mapped; the caller's own errors never pass here."""
         try:
@@ -160,6 +165,7 @@ class OpenAIChatProvider:
                 messages=messages,
                 # Some servers reject an empty tool list, so offer tools only when there are some.
                 tools=tools if tools else openai.omit,
+                tool_choice=tool_choice if tools and tool_choice != "auto" else openai.omit,
                 stream=True,
                 stream_options={"include_usage": True},
             )
