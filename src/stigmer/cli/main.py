@@ -19,6 +19,7 @@ from stigmer.cli import (
     consistency,
     doctor,
     executions,
+    explain,
     models,
     resources,
     server,
@@ -47,6 +48,7 @@ app.add_typer(settings.app, name="config")
 doctor.register(app)
 app.add_typer(models.app, name="model")
 worker.register(app)
+explain.register(app)
 
 
 @app.command()
