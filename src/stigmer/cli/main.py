@@ -17,6 +17,7 @@ import typer
 from stigmer import __version__
 from stigmer.cli import (
     consistency,
+    describe,
     doctor,
     executions,
     explain,
@@ -49,6 +50,7 @@ doctor.register(app)
 app.add_typer(models.app, name="model")
 worker.register(app)
 explain.register(app)
+describe.register(app)
 
 
 @app.command()
