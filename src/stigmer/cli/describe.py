@@ -14,16 +14,23 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import typer
 from google.protobuf import json_format
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from stigmer.api.v1 import execution_pb2
+from stigmer.cli.layout import (
+    NONE,
+    Description,
+    Value,
+    first_line,
+    format_age,
+    format_age_and_time,
+    format_duration,
+    format_time,
+)
 from stigmer.cli.resources import ServerOption
 from stigmer.client import Client
 from stigmer.errors import NotFound
@@ -32,63 +39,7 @@ from stigmer.resources.kinds import kind_by_alias
 from stigmer.resources.secrets import MASK
 
 LAST_EXECUTIONS = 10
-EXCERPT_CHARS = 72
 INSTRUCTION_LINES = 10
-NONE = "<none>"
-Value = str | Sequence[str]
-
-
-def _excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    """The first non-empty line, cut to `limit` characters."""
-    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _is_set(timestamp: Timestamp) -> bool:
-    return bool(timestamp.seconds or timestamp.nanos)
-
-
-def _at(timestamp: Timestamp, *, time_only: bool = False) -> str:
-    if not _is_set(timestamp):
-        return "-"
-    moment = timestamp.ToDatetime(tzinfo=UTC)
-    if time_only:
-        return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _span(seconds: float) -> str:
-    if seconds < 1:
-        return f"{max(seconds, 0) * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    if whole < 86400:
-        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d{whole % 86400 // 3600}h"
-
-
-def _duration(started: Timestamp, completed: Timestamp) -> str:
-    if not _is_set(started) or not _is_set(completed):
-        return "-"
-    return _span((completed.ToNanoseconds() - started.ToNanoseconds()) / 1e9)
-
-
-def _age(timestamp: Timestamp) -> str:
-    """How long ago, in whole units as `get` prints it: 45s, 3m, 2h, 5d."""
-    if not _is_set(timestamp):
-        return "-"
-    seconds = int((datetime.now(UTC) - timestamp.ToDatetime(tzinfo=UTC)).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
-
-
-def _when(timestamp: Timestamp) -> str:
-    return f"{_age(timestamp)} ago ({_at(timestamp)})" if _is_set(timestamp) else "-"
 
 
 def _pairs_of(mapping: Any) -> list[str]:
@@ -108,59 +59,6 @@ def _env_rows(data: Any) -> list[list[str]]:
     ]
 
 
-@dataclass(frozen=True)
-class _Pair:
-    indent: int
-    label: str
-    values: list[str]
-
-
-class Description:
-    """The lines being laid out: `Label:  value` pairs, text blocks and tables,
-    each at an indent. Pairs at the same indent share one value column, as
-    kubectl aligns them."""
-
-    def __init__(self) -> None:
-        self._entries: list[str | _Pair] = []
-
-    def pairs(self, items: Iterable[tuple[str, Value]], indent: int = 0) -> None:
-        for label, value in items:
-            values = [value] if isinstance(value, str) else list(value)
-            self._entries.append(_Pair(indent, label, [v for v in values if v] or [NONE]))
-
-    def heading(self, label: str, indent: int = 0) -> None:
-        self._entries.append(" " * indent + label + ":")
-
-    def text(self, lines: Iterable[str], indent: int = 2) -> None:
-        self._entries += [" " * indent + line for line in lines]
-
-    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], indent: int = 2) -> None:
-        if not rows:
-            self._entries.append(" " * indent + NONE)
-            return
-        cells = [list(headers), *[[cell or "-" for cell in row] for row in rows]]
-        widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-        for row in cells:
-            line = "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-            self._entries.append(" " * indent + line.rstrip())
-
-    def render(self) -> str:
-        widths: dict[int, int] = {}
-        for entry in self._entries:
-            if isinstance(entry, _Pair):
-                widths[entry.indent] = max(widths.get(entry.indent, 0), len(entry.label) + 3)
-        lines: list[str] = []
-        for entry in self._entries:
-            if isinstance(entry, str):
-                lines.append(entry)
-                continue
-            column = entry.indent + widths[entry.indent]
-            lines.append(f"{' ' * entry.indent}{entry.label + ':':<{widths[entry.indent]}}")
-            lines[-1] += entry.values[0]
-            lines += [" " * column + value for value in entry.values[1:]]
-        return "\n".join(lines) + "\n"
-
-
 def _envelope(out: Description, kind: str, resource: Any) -> None:
     metadata, audit = resource.metadata, resource.status.audit
     header: list[tuple[str, Value]] = [
@@ -171,10 +69,10 @@ def _envelope(out: Description, kind: str, resource: Any) -> None:
         ("Labels", _pairs_of(metadata.labels)),
         ("Annotations", _pairs_of(metadata.annotations)),
         ("Version", str(metadata.version)),
-        ("Created", _when(audit.created_at)),
+        ("Created", format_age_and_time(audit.created_at)),
     ]
     if audit.updated_at != audit.created_at:
-        header.append(("Updated", _when(audit.updated_at)))
+        header.append(("Updated", format_age_and_time(audit.updated_at)))
     out.pairs(header)
 
 
@@ -200,10 +98,10 @@ def _executions_table(
         [
             e.metadata.id,
             phase_name(e.status.phase),
-            _duration(e.status.started_at, e.status.completed_at),
+            format_duration(e.status.started_at, e.status.completed_at),
             f"{e.status.usage.input_tokens}/{e.status.usage.output_tokens}",
-            _age(e.status.audit.created_at),
-            _excerpt(e.spec.message, 48),
+            format_age(e.status.audit.created_at),
+            first_line(e.spec.message, 48),
         ]
         for e in shown
     ]
@@ -217,9 +115,9 @@ def _sessions_table(out: Description, sessions: Sequence[Any], instances: dict[s
             s.metadata.slug,
             s.metadata.id,
             instances.get(s.spec.agent_instance_id, s.spec.agent_instance_id),
-            _excerpt(s.spec.subject, 40),
-            _age(s.status.last_activity_at),
-            _age(s.status.audit.created_at),
+            first_line(s.spec.subject, 40),
+            format_age(s.status.last_activity_at),
+            format_age(s.status.audit.created_at),
         ]
         for s in sessions
     ]
@@ -259,7 +157,7 @@ def describe_agent(client: Client, agent: Any, out: Description) -> None:
     if spec.sub_agents:
         out.heading(f"Sub-agents ({len(spec.sub_agents)})")
         rows = [
-            [s.name, s.agent_ref or "(inline)", _excerpt(s.description or s.instructions, 48)]
+            [s.name, s.agent_ref or "(inline)", first_line(s.description or s.instructions, 48)]
             for s in spec.sub_agents
         ]
         out.table(["NAME", "AGENT", "DESCRIPTION"], rows)
@@ -276,7 +174,7 @@ def describe_agent(client: Client, agent: Any, out: Description) -> None:
                 i.metadata.slug,
                 i.metadata.id,
                 ", ".join(i.spec.environment_refs),
-                _age(i.status.audit.created_at),
+                format_age(i.status.audit.created_at),
             ]
             for i in instances
         ],
@@ -313,7 +211,7 @@ def describe_session(client: Client, session: Any, out: Description) -> None:
             ("Instance", _named(client, "agentinstance", session.spec.agent_instance_id)),
             ("Subject", session.spec.subject),
             ("Metadata", _pairs_of(session.spec.metadata)),
-            ("Last Active", _when(session.status.last_activity_at)),
+            ("Last Active", format_age_and_time(session.status.last_activity_at)),
         ]
     )
     _executions_table(out, client.list_executions(session=session.metadata.id), "Executions")
@@ -332,7 +230,7 @@ def _integral(value: Any) -> Any:
 
 def _args(call: execution_pb2.ToolCall) -> str:
     arguments = _integral(json_format.MessageToDict(call.args))
-    return _excerpt(json.dumps(arguments, separators=(",", ":"), sort_keys=True), 48)
+    return first_line(json.dumps(arguments, separators=(",", ":"), sort_keys=True), 48)
 
 
 def _conversation_rows(status: execution_pb2.AgentExecutionStatus) -> list[list[str]]:
@@ -342,12 +240,12 @@ def _conversation_rows(status: execution_pb2.AgentExecutionStatus) -> list[list[
     rows = []
     for message in status.messages:
         kind = execution_pb2.MessageType.Name(message.type).removeprefix("MESSAGE_TYPE_")
-        text = _excerpt(message.content)
+        text = first_line(message.content)
         if message.type == execution_pb2.MESSAGE_TYPE_TOOL and message.tool_call_id in names:
             text = f"{names[message.tool_call_id]}: {text}"
         elif not text and message.tool_call_ids:
             text = "(calls " + ", ".join(names.get(i, i) for i in message.tool_call_ids) + ")"
-        rows.append([kind, _at(message.timestamp, time_only=True), text or "(no text)"])
+        rows.append([kind, format_time(message.timestamp, time_only=True), text or "(no text)"])
     return rows
 
 
@@ -362,9 +260,9 @@ def describe_execution(client: Client, execution: Any, out: Description) -> None
             ("Instance", _named(client, "agentinstance", status.agent_instance_id)),
             ("Session", _named(client, "session", status.session_id)),
             ("Phase", phase),
-            ("Started", _at(status.started_at)),
-            ("Completed", _at(status.completed_at)),
-            ("Duration", _duration(status.started_at, status.completed_at)),
+            ("Started", format_time(status.started_at)),
+            ("Completed", format_time(status.completed_at)),
+            ("Duration", format_duration(status.started_at, status.completed_at)),
             (
                 "Model",
                 status.model_name
@@ -375,7 +273,7 @@ def describe_execution(client: Client, execution: Any, out: Description) -> None
                 "Usage",
                 f"{status.usage.input_tokens} input / {status.usage.output_tokens} output tokens",
             ),
-            ("Message", _excerpt(execution.spec.message)),
+            ("Message", first_line(execution.spec.message)),
             (
                 "Runtime Env",
                 [f"{row[0]}={row[1]}" for row in _env_rows(execution.spec.runtime_env)],
@@ -390,11 +288,11 @@ def describe_execution(client: Client, execution: Any, out: Description) -> None
             call.name,
             call.server,
             execution_pb2.ToolCallStatus.Name(call.status).removeprefix("TOOL_CALL_STATUS_"),
-            _at(call.started_at, time_only=True),
-            _at(call.completed_at, time_only=True),
-            _duration(call.started_at, call.completed_at),
+            format_time(call.started_at, time_only=True),
+            format_time(call.completed_at, time_only=True),
+            format_duration(call.started_at, call.completed_at),
             _args(call),
-            _excerpt(call.error, 48),
+            first_line(call.error, 48),
         ]
         for call in status.tool_calls
     ]
@@ -409,7 +307,7 @@ def describe_execution(client: Client, execution: Any, out: Description) -> None
         )
     if status.todos:
         out.heading(f"Todos ({len(status.todos)})")
-        out.table(["STATUS", "TODO"], [[t.status, _excerpt(t.content)] for t in status.todos])
+        out.table(["STATUS", "TODO"], [[t.status, first_line(t.content)] for t in status.todos])
     out.heading("Error")
     out.text(status.error.splitlines() or [NONE])
     out.pairs([("Events", str(status.last_sequence))])

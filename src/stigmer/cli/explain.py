@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import sys
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -20,7 +21,6 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from stigmer.api.buf.validate import validate_pb2
-from stigmer.cli.output import console
 from stigmer.errors import InvalidArgument
 from stigmer.resources.kinds import API_VERSION, kind_by_alias
 
@@ -254,8 +254,8 @@ def explain(
     ],
 ) -> None:
     """Show a kind's fields: types, validation rules and what each is for."""
-    for line in explanation(target):
-        console.print(line, markup=False)
+    # Plain writes: rich would read "[...]" and ":name:" in comments as markup.
+    sys.stdout.write("\n".join(explanation(target)) + "\n")
 
 
 def register(app: typer.Typer) -> None:
