@@ -30,8 +30,10 @@ from stigmer import __version__
 from stigmer.cli import (
     completion,
     consistency,
+    describe,
     doctor,
     executions,
+    explain,
     models,
     resources,
     server,
@@ -106,6 +108,8 @@ doctor.register(app)
 app.add_typer(models.app, name="model")
 worker.register(app)
 completion.register(app)
+explain.register(app)
+describe.register(app)
 
 
 @app.command()

@@ -22,6 +22,10 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Agent(_message.Message):
+    """An AI agent: its instructions, model and tools. Applying one also
+    creates its default AgentInstance; `stigmer run` runs it there.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: _builtins.int
@@ -138,16 +142,21 @@ class AgentSpec(_message.Message):
     ENV_SPEC_FIELD_NUMBER: _builtins.int
     description: _builtins.str
     instructions: _builtins.str
+    """The system prompt: what the agent is for and how it should work."""
     model: _builtins.str
     """Default model for this agent's executions; the server's when empty."""
     @_builtins.property
-    def mcp_servers(self) -> _containers.RepeatedCompositeFieldContainer[Global___McpServerUsage]: ...
+    def mcp_servers(self) -> _containers.RepeatedCompositeFieldContainer[Global___McpServerUsage]:
+        """The tool servers the agent may call."""
+
     @_builtins.property
     def skill_refs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def sub_agents(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubAgent]: ...
     @_builtins.property
-    def env_spec(self) -> _meta_pb2.EnvironmentSpec: ...
+    def env_spec(self) -> _meta_pb2.EnvironmentSpec:
+        """The variables the agent's tools need, with defaults; secrets are masked."""
+
     def __init__(
         self,
         *,

@@ -21,6 +21,10 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Environment(_message.Message):
+    """Named variables (plain or secret) that agent instances merge and hand
+    to tools.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: _builtins.int

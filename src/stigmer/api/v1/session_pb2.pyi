@@ -22,6 +22,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Session(_message.Message):
+    """A conversation on an AgentInstance: its executions share their history."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: _builtins.int
