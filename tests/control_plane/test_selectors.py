@@ -17,6 +17,7 @@ from stigmer.api.v1 import (
 )
 from stigmer.client import Client
 from stigmer.errors import InvalidArgument
+from stigmer.resources.selectors import Operator, Requirement, parse_selector
 from stigmer.testing.server import ServerThread
 from tests.control_plane.manifests import agent
 from tests.control_plane.test_status_codes import code, rpc_status
@@ -156,3 +157,25 @@ def test_unparsable_selector_is_invalid_argument_naming_selector_and_field(
             assert violation.field == "selector"
             assert repr(selector) in violation.description
             assert problem in violation.description
+
+
+def test_selector_grammar_follows_kubernetes_key_and_value_rules() -> None:
+    parsed = parse_selector(" example.com/team in ( a , b.c ) ,  x-y_z.w!= , !legacy ")
+    assert parsed == (
+        Requirement("example.com/team", Operator.IN, ("a", "b.c")),
+        Requirement("x-y_z.w", Operator.NOT_EQUALS, ("",)),
+        Requirement("legacy", Operator.DOES_NOT_EXIST),
+    )
+    assert parse_selector("in=notin") == (Requirement("in", Operator.EQUALS, ("notin",)),)
+    invalid = {
+        "k" * 64 + "=v": "at most 63 characters",
+        "k=" + "v" * 64: "at most 63 characters",
+        "Example.com/team=a": "DNS subdomain",
+        "a/b/c=d": "DNS subdomain",
+        "team=a/b": "invalid label value 'a/b'",
+    }
+    for selector, problem in invalid.items():
+        with pytest.raises(InvalidArgument) as raised:
+            parse_selector(selector)
+        assert problem in raised.value.message, selector
+        assert raised.value.violations[0].field == "selector"
