@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from stigmer.client import Client
-from stigmer.engine.embedded import EngineOptions
+from stigmer.engine.options import EngineOptions
 from stigmer.runtime.contract import ModelSettings
 from stigmer.testing.scripted_model import Reply, ScriptedModel
 from stigmer.testing.server import ServerThread

@@ -27,6 +27,7 @@ import psycopg
 import pytest
 
 from stigmer.errors import AlreadyExists, Conflict, Internal, InvalidArgument, NotFound, Unavailable
+from stigmer.resources.selectors import parse_selector
 from stigmer.store.base import ListQuery, Record, Store
 from stigmer.store.postgres import PostgresStore
 from stigmer.store.postgres_schema import MIGRATIONS as POSTGRES_MIGRATIONS
@@ -243,6 +244,78 @@ def test_list_by_labels_requires_every_pair_to_match(store: Store, run: Run) -> 
     by_name = run(list_ids(store, labels={name: "web"}))
     assert by_name == sorted([both.id, name_only.id, other_tier.id])
     assert run(list_ids(store, labels={name: "api"})) == []
+
+
+# Records for the selector tests: every operator must also decide correctly
+# for a record that lacks the key (`unlabelled`, `other-key`).
+SELECTOR_LABELS: dict[str, dict[str, str]] = {
+    "gold-web": {"tier": "gold", "app.kubernetes.io/name": "web"},
+    "silver-web": {"tier": "silver", "app.kubernetes.io/name": "web"},
+    "bronze": {"tier": "bronze"},
+    "empty-tier": {"tier": ""},
+    "other-key": {"team": "demo"},
+    "unlabelled": {},
+}
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("tier=gold", {"gold-web"}),
+        ("tier==silver", {"silver-web"}),
+        ("tier=", {"empty-tier"}),
+        ("tier!=gold", {"silver-web", "bronze", "empty-tier", "other-key", "unlabelled"}),
+        ("tier in (gold, silver)", {"gold-web", "silver-web"}),
+        ("tier notin (gold,silver)", {"bronze", "empty-tier", "other-key", "unlabelled"}),
+        ("tier", {"gold-web", "silver-web", "bronze", "empty-tier"}),
+        ("!tier", {"other-key", "unlabelled"}),
+        ("app.kubernetes.io/name=web,tier!=gold", {"silver-web"}),
+        ("tier,!app.kubernetes.io/name", {"bronze", "empty-tier"}),
+        ("team notin (demo),!tier", {"unlabelled"}),
+    ],
+)
+def test_list_by_selector_evaluates_each_operator(
+    store: Store, run: Run, selector: str, expected: set[str]
+) -> None:
+    records = {slug: make_record(slug, labels=labels) for slug, labels in SELECTOR_LABELS.items()}
+    run(insert_all(store, *records.values()))
+    requirements = parse_selector(selector)
+
+    found = run(list_ids(store, selector=requirements))
+
+    assert found == sorted(records[slug].id for slug in expected)
+    in_python = {
+        slug
+        for slug, labels in SELECTOR_LABELS.items()
+        if all(requirement.matches(labels) for requirement in requirements)
+    }
+    assert in_python == expected
+
+
+def test_list_by_selector_and_labels_requires_both(store: Store, run: Run) -> None:
+    records = {slug: make_record(slug, labels=labels) for slug, labels in SELECTOR_LABELS.items()}
+    run(insert_all(store, *records.values()))
+
+    found = run(
+        list_ids(
+            store, labels={"app.kubernetes.io/name": "web"}, selector=parse_selector("tier!=gold")
+        )
+    )
+
+    assert found == [records["silver-web"].id]
+
+
+def test_list_by_selector_pages_over_matches_only(store: Store, run: Run) -> None:
+    matching = [make_record(f"match-{n}", labels={"tier": "gold"}) for n in range(7)]
+    others = [make_record(f"other-{n}", labels={"tier": "bronze"}) for n in range(7)]
+    run(insert_all(store, *matching, *others))
+    selector = parse_selector("tier notin (bronze)")
+
+    first = run(list_ids(store, selector=selector, limit=4))
+    rest = run(list_ids(store, selector=selector, limit=4, after_id=first[-1]))
+
+    assert len(first) == 4
+    assert first + rest == sorted(r.id for r in matching)
 
 
 def test_list_returns_only_its_kind_ordered_by_id(store: Store, run: Run) -> None:

@@ -210,12 +210,22 @@ class AsyncClient:
         kind: str | KindInfo,
         *,
         labels: dict[str, str] | None = None,
+        selector: str = "",
         org: str = "",
         page_size: int = 100,
     ) -> builtins.list[Any]:
-        """Every resource of a kind (all pages), optionally by labels."""
+        """Every resource of a kind (all pages), optionally by labels.
+
+        `selector` is a Kubernetes label selector (`team!=demo,tier in (a,b)`),
+        parsed and evaluated by the server; `labels` pairs must all match too.
+
+        Raises:
+            InvalidArgument: the server cannot parse `selector` (field `selector`).
+        """
         _, query, _ = self._kind_stubs(_kind(kind))
-        request = meta_pb2.ListRequest(org=org, page_size=page_size, label_selector=labels or {})
+        request = meta_pb2.ListRequest(
+            org=org, page_size=page_size, label_selector=labels or {}, selector=selector
+        )
         return await self._all_pages(query.List, request)
 
     async def _all_pages(self, method: Any, request: Any) -> builtins.list[Any]:
@@ -407,11 +417,25 @@ class AsyncClient:
         return recorded
 
     async def list_executions(
-        self, *, phase: str = "", agent: str = "", session: str = "", page_size: int = 100
+        self,
+        *,
+        phase: str = "",
+        agent: str = "",
+        session: str = "",
+        selector: str = "",
+        page_size: int = 100,
     ) -> builtins.list[execution_pb2.AgentExecution]:
-        """Executions, newest last, filtered by phase name, agent, session."""
+        """Executions, newest last, filtered by phase name, agent, session and a
+        Kubernetes label selector.
+
+        Raises:
+            InvalidArgument: the server cannot parse `selector` (field `selector`).
+            NotFound: no such agent.
+        """
         _, query = self._executions
-        request = execution_pb2.ListExecutionsRequest(page_size=page_size, session_id=session)
+        request = execution_pb2.ListExecutionsRequest(
+            page_size=page_size, session_id=session, selector=selector
+        )
         if phase:
             request.phase = _phase_of(phase)
         if agent:

@@ -81,10 +81,14 @@ class Client:
         kind: str | KindInfo,
         *,
         labels: dict[str, str] | None = None,
+        selector: str = "",
         org: str = "",
         page_size: int = 100,
     ) -> builtins.list[Any]:
-        return self._run(self._async.list(kind, labels=labels, org=org, page_size=page_size))
+        """See AsyncClient.list."""
+        return self._run(
+            self._async.list(kind, labels=labels, selector=selector, org=org, page_size=page_size)
+        )
 
     def list_instances_by_agent(self, agent_id: str) -> builtins.list[Any]:
         return self._run(self._async.list_instances_by_agent(agent_id))
@@ -143,11 +147,18 @@ class Client:
         return self._run(self._async.get_execution(execution_id))
 
     def list_executions(
-        self, *, phase: str = "", agent: str = "", session: str = "", page_size: int = 100
+        self,
+        *,
+        phase: str = "",
+        agent: str = "",
+        session: str = "",
+        selector: str = "",
+        page_size: int = 100,
     ) -> builtins.list[execution_pb2.AgentExecution]:
+        """See AsyncClient.list_executions."""
         return self._run(
             self._async.list_executions(
-                phase=phase, agent=agent, session=session, page_size=page_size
+                phase=phase, agent=agent, session=session, selector=selector, page_size=page_size
             )
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from stigmer.api.v1 import meta_pb2
@@ -263,18 +263,7 @@ class ResourceController:
 
         async def work(tx: Transaction) -> Page:
             records = await tx.list(
-                ListQuery(
-                    kind=self.kind.name,
-                    org=query.org,
-                    owner_id=query.owner_id,
-                    agent_id=query.agent_id,
-                    agent_instance_id=query.agent_instance_id,
-                    session_id=query.session_id,
-                    phase=query.phase,
-                    labels=query.labels,
-                    after_id=after,
-                    limit=limit + 1,
-                )
+                replace(query, kind=self.kind.name, after_id=after, limit=limit + 1)
             )
             has_more = len(records) > limit
             records = records[:limit]

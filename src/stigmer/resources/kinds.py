@@ -7,6 +7,7 @@ kind: deleting an owner cascades to what it owns.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,5 +106,7 @@ def kind_by_alias(alias: str) -> KindInfo:
     kind = _BY_NAME.get(alias) or _BY_ALIAS.get(alias.lower())
     if kind is None:
         names = ", ".join("/".join(k.short_names) for k in KINDS)
-        raise InvalidArgument.for_field("kind", f"unknown kind {alias!r} (known: {names})")
+        closest = difflib.get_close_matches(alias.lower(), _BY_ALIAS, n=1)
+        hint = f"; did you mean {closest[0]!r}?" if closest else ""
+        raise InvalidArgument.for_field("kind", f"unknown kind {alias!r}{hint} (known: {names})")
     return kind

@@ -10,6 +10,7 @@ from stigmer.domain.execution.controller import ExecutionController
 from stigmer.resources.execution_events import phase_name
 from stigmer.resources.kinds import DEFAULT_ORG
 from stigmer.resources.secrets import redact
+from stigmer.resources.selectors import parse_selector
 from stigmer.resources.validation import validate_message
 from stigmer.store.base import ListQuery
 
@@ -78,6 +79,7 @@ class ExecutionQueryService(execution_pb2_grpc.AgentExecutionQueryControllerServ
             phase=phase_name(request.phase) if request.phase else None,
             agent_id=request.agent_id or None,
             session_id=request.session_id or None,
+            selector=parse_selector(request.selector),
             limit=request.page_size or 100,
         )
         return await self._page(query, request.page_token)

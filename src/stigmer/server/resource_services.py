@@ -28,6 +28,7 @@ from stigmer.errors import InvalidArgument
 from stigmer.pipeline.envelope import Envelope, as_envelope
 from stigmer.resources.kinds import DEFAULT_ORG
 from stigmer.resources.secrets import redact
+from stigmer.resources.selectors import parse_selector
 from stigmer.resources.validation import validate_message
 from stigmer.store.base import ListQuery
 
@@ -151,6 +152,7 @@ class ResourceServices:
                 kind=self.controller.kind.name,
                 org=request.org or DEFAULT_ORG,
                 labels=dict(request.label_selector),
+                selector=parse_selector(request.selector),
                 limit=_page_size(request.page_size),
             ),
             page_token=request.page_token,

@@ -19,6 +19,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from stigmer.resources.selectors import Requirement, requirements_from_labels
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -43,7 +45,10 @@ class ListQuery:
     """A page of one kind, filtered by indexed columns, ordered by id.
 
     Empty filters match everything; `after_id` is the cursor of the previous
-    page (ids sort by creation time).
+    page (ids sort by creation time). `labels` (every pair must match) and
+    `selector` (every requirement must hold) filter on labels inside the
+    query itself, so a page holds `limit` matches, not `limit` rows filtered
+    afterwards.
     """
 
     kind: str
@@ -54,8 +59,13 @@ class ListQuery:
     session_id: str | None = None
     phase: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    selector: tuple[Requirement, ...] = ()
     after_id: str = ""
     limit: int = 100
+
+    def label_requirements(self) -> tuple[Requirement, ...]:
+        """`labels` and `selector` as one list of requirements, all to hold."""
+        return requirements_from_labels(self.labels) + self.selector
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ from stigmer.errors import (
     Unavailable,
 )
 from stigmer.faults import crash_point
+from stigmer.resources.selectors import Operator, Requirement
 from stigmer.store.base import Lease, ListQuery, Record
 from stigmer.store.postgres_schema import MIGRATIONS
 
@@ -71,6 +72,31 @@ _COLUMNS = (
     "agent_id, agent_instance_id, session_id, phase"
 )
 _FILTER_COLUMNS = ("org", "owner_id", "agent_id", "agent_instance_id", "session_id", "phase")
+
+
+def _label_clause(requirement: Requirement) -> tuple[LiteralString, list[Any]]:
+    """The WHERE clause of one label requirement over the jsonb labels column.
+
+    Equality is containment (`@>`), which the GIN index on labels serves;
+    `->>` of a missing key is NULL, hence the COALESCE for "absent or none of".
+    """
+    key = requirement.key
+    values = list(requirement.values)
+    match requirement.operator:
+        case Operator.EQUALS:
+            return "labels @> %s", [Jsonb({key: values[0]})]
+        case Operator.NOT_EQUALS:
+            return "NOT labels @> %s", [Jsonb({key: values[0]})]
+        case Operator.IN:
+            return "labels ->> %s::text = ANY(%s::text[])", [key, values]
+        case Operator.NOT_IN:
+            return "NOT COALESCE(labels ->> %s::text = ANY(%s::text[]), FALSE)", [key, values]
+        case Operator.EXISTS:
+            return "labels ? %s::text", [key]
+        case Operator.DOES_NOT_EXIST:
+            return "NOT labels ? %s::text", [key]
+
+
 _SET_COLUMNS = (
     "org = %s, slug = %s, version = %s, data = %s, owner_id = %s, labels = %s, "
     "agent_id = %s, agent_instance_id = %s, session_id = %s, phase = %s"
@@ -431,10 +457,10 @@ class PostgresTransaction:
             if value is not None:
                 clauses.append(f"{column} = %s")
                 parameters.append(value)
-        if query.labels:
-            # Every pair must match: one containment test, served by the GIN index.
-            clauses.append("labels @> %s")
-            parameters.append(Jsonb(dict(query.labels)))
+        for requirement in query.label_requirements():
+            clause, values = _label_clause(requirement)
+            clauses.append(clause)
+            parameters += values
         if query.after_id:
             clauses.append("id > %s")
             parameters.append(query.after_id)

@@ -22,6 +22,7 @@ from typing import Any
 
 from stigmer.errors import AlreadyExists, Conflict, Internal, NotFound, Unavailable
 from stigmer.faults import crash_point
+from stigmer.resources.selectors import Operator, Requirement
 from stigmer.store.base import Lease, ListQuery, Record
 from stigmer.store.sqlite_schema import MIGRATIONS
 
@@ -30,6 +31,35 @@ _COLUMNS = (
     "agent_id, agent_instance_id, session_id, phase"
 )
 _FILTER_COLUMNS = ("org", "owner_id", "agent_id", "agent_instance_id", "session_id", "phase")
+
+
+def _label_clause(requirement: Requirement) -> tuple[str, list[Any]]:
+    """The WHERE clause of one label requirement over the JSON labels column.
+
+    json_extract of a missing key is NULL, so "absent or different" reads
+    `IS NOT` / `IS NULL OR NOT IN`; label keys never hold a `"`.
+    """
+    path = f'$."{requirement.key}"'
+    values = list(requirement.values)
+    marks = ", ".join("?" * len(values))
+    match requirement.operator:
+        case Operator.EQUALS:
+            return "json_extract(labels, ?) = ?", [path, *values]
+        case Operator.NOT_EQUALS:
+            return "json_extract(labels, ?) IS NOT ?", [path, *values]
+        case Operator.IN:
+            return f"json_extract(labels, ?) IN ({marks})", [path, *values]
+        case Operator.NOT_IN:
+            return (
+                f"(json_type(labels, ?) IS NULL OR json_extract(labels, ?) NOT IN ({marks}))",
+                [path, path, *values],
+            )
+        case Operator.EXISTS:
+            return "json_type(labels, ?) IS NOT NULL", [path]
+        case Operator.DOES_NOT_EXIST:
+            return "json_type(labels, ?) IS NULL", [path]
+
+
 _current_transaction: contextvars.ContextVar[SqliteTransaction | None] = contextvars.ContextVar(
     "stigmer_sqlite_transaction", default=None
 )
@@ -212,9 +242,10 @@ class SqliteTransaction:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 parameters.append(value)
-        for key, value in sorted(query.labels.items()):
-            clauses.append("json_extract(labels, ?) = ?")
-            parameters += [f'$."{key}"', value]
+        for requirement in query.label_requirements():
+            clause, values = _label_clause(requirement)
+            clauses.append(clause)
+            parameters += values
         if query.after_id:
             clauses.append("id > ?")
             parameters.append(query.after_id)

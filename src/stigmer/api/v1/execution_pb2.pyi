@@ -508,12 +508,15 @@ class ListExecutionsRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    SELECTOR_FIELD_NUMBER: _builtins.int
     org: _builtins.str
     phase: Global___ExecutionPhase.ValueType
     agent_id: _builtins.str
     session_id: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
+    selector: _builtins.str
+    """A Kubernetes label selector over the executions' labels, as in ListRequest."""
     def __init__(
         self,
         *,
@@ -523,10 +526,11 @@ class ListExecutionsRequest(_message.Message):
         session_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        selector: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "org", b"org", "page_size", b"page_size", "page_token", b"page_token", "phase", b"phase", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "org", b"org", "page_size", b"page_size", "page_token", b"page_token", "phase", b"phase", "selector", b"selector", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
