@@ -344,15 +344,12 @@ def test_logs_follow_shows_the_spinner_and_ctrl_c_leaves_the_execution_running(
 def test_in_a_pipe_or_as_json_there_is_no_spinner(
     cli: Cli, client: Client, model: ScriptedModel
 ) -> None:
-    client.apply(stdio_tools_agent())
-    turns = (
-        Reply(tool_calls=(ToolCallStep("sleep", {"seconds": 0.5}),), delay_seconds=0.5),
-        Reply(content="Done.", delay_seconds=0.5),
-    )
-    model.add(*turns, *turns)
+    client.apply(PLAIN_AGENT)
+    # Slow enough that a spinner would have been drawn several times.
+    model.add(Reply(content="Done.", delay_seconds=1.0), Reply(content="Done.", delay_seconds=1.0))
 
-    piped = cli("run", "calculator", "sleep a bit")
-    as_json = cli("run", "calculator", "sleep a bit", "-o", "json")
+    piped = cli("run", "greeter", "hi")
+    as_json = cli("run", "greeter", "hi", "-o", "json")
 
     assert piped.exit_code == 0, piped.stderr
     for written in (piped.stdout, piped.stderr):

@@ -36,8 +36,22 @@ _ENDED_TOOL_CALL_STATES = (
 )
 
 
+def _plain_numbers(value: object) -> object:
+    # A protobuf Struct holds every number as a double: 3 is shown as 3, not 3.0.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _plain_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(item) for item in value]
+    return value
+
+
 def _args(call: execution_pb2.ToolCall) -> str:
-    return json.dumps(json_format.MessageToDict(call.args), separators=(",", ":"))
+    # Sorted: a Struct keeps no key order, and the live view and a replay
+    # must print the same line.
+    arguments = _plain_numbers(json_format.MessageToDict(call.args))
+    return json.dumps(arguments, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def _short(text: str) -> str:
