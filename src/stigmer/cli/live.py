@@ -2,9 +2,10 @@
 
 While the model works (after the user's message or after tool results, until
 its first text) a terminal shows `thinking… 3.1s`; while a tool runs,
-`tool add running… 8s`. The line is transient: it disappears as soon as the
-conversation prints again, so the streamed text is never mixed with it. It
-exists only on a terminal: pipes and `-o json` never see it.
+`tool add running… 8.0s` (`starting…` just before). The line is transient:
+it disappears as soon as the conversation prints again, so the streamed text
+is never mixed with it. It exists only on a terminal: pipes and `-o json`
+never see it.
 
 What the execution waits for is derived from its state after each event
 (`Wait.of`), not from the events themselves, so a follower that joins late
@@ -74,6 +75,13 @@ class Wait:
                 ("tool", *(call.id for call in running)),
                 _seconds_since(running[0].started_at),
             )
+        pending = [
+            c for c in status.tool_calls if c.status == execution_pb2.TOOL_CALL_STATUS_PENDING
+        ]
+        if pending:
+            # The model has asked for tools and the next one is about to run:
+            # the same wait as its run (one key), so the clock goes on.
+            return Wait(f"tool {pending[0].name} starting…", ("tool", pending[0].id), 0.0)
         messages = status.messages
         if not messages:
             return Wait("thinking…", ("model", "0"), 0.0)

@@ -5,7 +5,8 @@ Exit codes scripts can rely on:
   1  the request failed (not found, already exists, conflict, precondition, internal)
   2  invalid input: bad YAML, unknown kind or field, invalid value, bad flags
   3  the server cannot be reached
-  4  (stigmer run) the execution was cancelled; a FAILED execution exits 1
+  4  (stigmer run, stigmer logs) the execution was cancelled; a FAILED one exits 1
+  130  interrupted with Ctrl-C (an execution being followed goes on)
 """
 
 from __future__ import annotations
