@@ -17,6 +17,7 @@ import json
 import os
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -28,6 +29,16 @@ from types import TracebackType
 
 import pytest
 
+from stigmer.api.v1.execution_pb2 import (
+    MESSAGE_TYPE_AI,
+    MESSAGE_TYPE_HUMAN,
+    MESSAGE_TYPE_TOOL,
+    TOOL_CALL_STATUS_COMPLETED,
+    TOOL_CALL_STATUS_PENDING,
+    TOOL_CALL_STATUS_RUNNING,
+    AgentExecution,
+)
+from stigmer.cli.live import Wait, elapsed_text
 from stigmer.client import Client
 from stigmer.resources.execution_events import CANCELLED, COMPLETED, IN_PROGRESS
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
@@ -384,3 +395,89 @@ def test_in_a_pipe_or_as_json_there_is_no_spinner(
     assert as_json.exit_code == 0, as_json.stderr
     assert json.loads(as_json.stdout)["status"]["phase"] == "EXECUTION_PHASE_COMPLETED"
     assert as_json.stderr == ""
+
+
+def test_a_script_that_interrupts_run_gets_130_at_once_without_the_offer_to_cancel(
+    cli: Cli, client: Client, held: HeldModel
+) -> None:
+    client.apply(PLAIN_AGENT)
+    running = subprocess.Popen(
+        [sys.executable, "-m", "stigmer.cli.main", "run", "greeter", "hi"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli.env,
+        cwd=cli.cwd,
+    )
+    try:
+        wait_until(
+            lambda: (
+                bool(client.list_executions())
+                and len(client.get_execution(_started(client)).status.messages) == 2
+            ),
+            what="the model's turn to begin",
+        )
+        running.send_signal(signal.SIGINT)
+        stdout, stderr = running.communicate(timeout=DEADLINE_SECONDS)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.communicate()
+
+    execution_id = _started(client)
+    assert running.returncode == 130, stderr
+    assert stdout == "you: hi\n"
+    assert stderr == (
+        f"execution {execution_id} goes on; follow it: stigmer logs -f {execution_id}; "
+        f"stop it: stigmer cancel {execution_id}\n"
+    )
+    assert client.get_execution(execution_id).status.phase == IN_PROGRESS
+
+
+def _execution(*messages: int, calls: tuple[tuple[str, int], ...] = ()) -> AgentExecution:
+    execution = AgentExecution()
+    execution.status.phase = IN_PROGRESS
+    for kind in messages:
+        execution.status.messages.add(type=kind)
+    for name, status in calls:
+        execution.status.tool_calls.add(id=f"id-{name}", name=name, status=status)
+    return execution
+
+
+def test_what_the_spinner_says_follows_from_the_execution_state() -> None:
+    human, ai, tool = MESSAGE_TYPE_HUMAN, MESSAGE_TYPE_AI, MESSAGE_TYPE_TOOL
+
+    def label(execution: AgentExecution) -> str | None:
+        wait = Wait.of(execution)
+        return None if wait is None else wait.label
+
+    assert label(_execution(human)) == "thinking…"
+    assert label(_execution(human, ai)) == "thinking…"
+    assert Wait.of(_execution(human)) is not None
+    assert _key(_execution(human)) == _key(_execution(human, ai))
+    pending = _execution(human, ai, calls=(("add", TOOL_CALL_STATUS_PENDING),))
+    running = _execution(human, ai, calls=(("add", TOOL_CALL_STATUS_RUNNING),))
+    assert label(pending) == "tool add starting…"
+    assert label(running) == "tool add running…"
+    assert _key(pending) == _key(running)
+    after_tool = _execution(human, ai, tool, calls=(("add", TOOL_CALL_STATUS_COMPLETED),))
+    assert label(after_tool) == "thinking…"
+    answering = _execution(human, ai)
+    answering.status.messages[-1].content = "The answer"
+    assert label(answering) is None
+    ended = _execution(human)
+    ended.status.phase = COMPLETED
+    assert label(ended) is None
+    assert [elapsed_text(s) for s in (0.04, 3.14, 59.9, 125.0)] == [
+        "0.0s",
+        "3.1s",
+        "59.9s",
+        "2m05s",
+    ]
+
+
+def _key(execution: AgentExecution) -> tuple[str, ...]:
+    wait = Wait.of(execution)
+    assert wait is not None
+    return wait.key
