@@ -5,7 +5,9 @@
             print(result.kind, result.name, result.outcome)
 
 Use AsyncClient from async code; this client cannot run inside a running
-event loop.
+event loop. Ctrl-C (KeyboardInterrupt) during a call cancels what the call
+was waiting for before it propagates (an interrupted `watch` cancels its
+stream), so the client stays usable, to cancel the execution for instance.
 """
 
 from __future__ import annotations
