@@ -3,26 +3,55 @@
 The same renderer serves `stigmer run` (follow a new execution) and
 `stigmer logs` (replay one, optionally following it). It reacts to the
 execution's events; secrets arrive already masked from the server.
+
+A replay prints exactly what the live view printed: the lines a live view
+prints as things happen (a tool call's arguments when it starts, its result
+when it ends, `interrupted` for the calls still open when the execution
+stops) are printed from a snapshot too, in the same order, so `stigmer logs
+ID` shows what `stigmer run` showed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from google.protobuf import json_format
 from rich.console import Console
 from rich.text import Text
 
 from stigmer.api.v1 import execution_pb2
-from stigmer.resources.execution_events import phase_name
+from stigmer.resources.execution_events import TERMINAL_PHASES, phase_name
 
 Event = execution_pb2.ExecutionEvent
 MAX_RESULT_CHARS = 400
+_OPEN_TOOL_CALL_STATES = (
+    execution_pb2.TOOL_CALL_STATUS_PENDING,
+    execution_pb2.TOOL_CALL_STATUS_RUNNING,
+)
+_ENDED_TOOL_CALL_STATES = (
+    execution_pb2.TOOL_CALL_STATUS_COMPLETED,
+    execution_pb2.TOOL_CALL_STATUS_FAILED,
+    execution_pb2.TOOL_CALL_STATUS_INTERRUPTED,
+)
+
+
+def _plain_numbers(value: object) -> object:
+    # A protobuf Struct holds every number as a double: 3 is shown as 3, not 3.0.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _plain_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(item) for item in value]
+    return value
 
 
 def _args(call: execution_pb2.ToolCall) -> str:
-    return json.dumps(json_format.MessageToDict(call.args), separators=(",", ":"))
+    # Sorted: a Struct keeps no key order, and the live view and a replay
+    # must print the same line.
+    arguments = _plain_numbers(json_format.MessageToDict(call.args))
+    return json.dumps(arguments, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def _short(text: str) -> str:
@@ -31,21 +60,46 @@ def _short(text: str) -> str:
 
 
 class ConversationPrinter:
-    def __init__(self, console: Console) -> None:
+    """Prints an execution's conversation from its events or a snapshot.
+
+    `before_output` is called before anything is printed (the live view
+    clears its spinner line there).
+    """
+
+    def __init__(
+        self, console: Console, *, before_output: Callable[[], None] | None = None
+    ) -> None:
         self.console = console
+        self._before_output = before_output
         self._is_line_open = False
         self._is_prefix_pending = False
+        # Every tool call seen, in the order first seen, with its last status.
+        self._tool_calls: dict[str, execution_pb2.ToolCall] = {}
         self._shown_tool_states: dict[str, int] = {}
+
+    @property
+    def is_line_open(self) -> bool:
+        """True while the agent's streamed text has no line end yet."""
+        return self._is_line_open
+
+    def _print(self, *objects: Text, end: str = "\n") -> None:
+        if self._before_output is not None:
+            self._before_output()
+        self.console.print(*objects, end=end)
 
     def _line(self, text: Text) -> None:
         self._end_line()
         self._is_prefix_pending = False
-        self.console.print(text)
+        self._print(text)
 
     def _end_line(self) -> None:
         if self._is_line_open:
-            self.console.print()
+            self._print()
             self._is_line_open = False
+
+    def end_line(self) -> None:
+        """Ends an open line of streamed text (before printing elsewhere)."""
+        self._end_line()
 
     def message(self, message: execution_pb2.ExecutionMessage) -> None:
         kind = message.type
@@ -66,18 +120,25 @@ class ConversationPrinter:
             return
         if self._is_prefix_pending:
             self._end_line()
-            self.console.print(Text("agent: ", style="bold green"), end="")
+            self._print(Text("agent: ", style="bold green"), end="")
             self._is_prefix_pending = False
-        self.console.print(Text(text), end="")
+        self._print(Text(text), end="")
         self._is_line_open = True
 
     def tool_call(self, call: execution_pb2.ToolCall) -> None:
-        if self._shown_tool_states.get(call.id) == call.status:
+        self._tool_calls[call.id] = call
+        shown = self._shown_tool_states.get(call.id)
+        if shown == call.status:
             return
         self._shown_tool_states[call.id] = call.status
-        if call.status == execution_pb2.TOOL_CALL_STATUS_RUNNING:
+        has_run = call.status == execution_pb2.TOOL_CALL_STATUS_RUNNING or (
+            call.status in _ENDED_TOOL_CALL_STATES and call.started_at.seconds > 0
+        )
+        if has_run and shown != execution_pb2.TOOL_CALL_STATUS_RUNNING:
+            # A call seen ended without having been seen running (a replay)
+            # gets the line the live view printed when it started, first.
             self._line(Text.assemble(("  tool ", "magenta"), f"{call.name}({_args(call)})"))
-        elif call.status == execution_pb2.TOOL_CALL_STATUS_COMPLETED:
+        if call.status == execution_pb2.TOOL_CALL_STATUS_COMPLETED:
             self._line(
                 Text.assemble(("  tool ", "magenta"), f"{call.name} → ", _short(call.result))
             )
@@ -87,6 +148,18 @@ class ConversationPrinter:
             )
         elif call.status == execution_pb2.TOOL_CALL_STATUS_INTERRUPTED:
             self._line(Text.assemble(("  tool ", "red"), f"{call.name} interrupted"))
+
+    def _phase_changed(self, phase: int) -> None:
+        if phase not in TERMINAL_PHASES or phase == execution_pb2.EXECUTION_PHASE_COMPLETED:
+            return
+        # The execution stopped with these calls open: they end interrupted,
+        # as the state (and so a replay) records them.
+        for call in list(self._tool_calls.values()):
+            if call.status in _OPEN_TOOL_CALL_STATES:
+                interrupted = execution_pb2.ToolCall()
+                interrupted.CopyFrom(call)
+                interrupted.status = execution_pb2.TOOL_CALL_STATUS_INTERRUPTED
+                self.tool_call(interrupted)
 
     def snapshot(self, execution: execution_pb2.AgentExecution) -> None:
         calls = {call.id: call for call in execution.status.tool_calls}
@@ -111,6 +184,8 @@ class ConversationPrinter:
             self.delta(event.message_delta.text)
         elif change == "tool_call_updated":
             self.tool_call(event.tool_call_updated)
+        elif change == "phase_changed":
+            self._phase_changed(event.phase_changed.phase)
 
     def events(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -131,4 +206,4 @@ class ConversationPrinter:
         line = Text.assemble((phase, f"bold {style}"), f" ({details})")
         if status.error and phase != "COMPLETED":
             line.append(f": {status.error}")
-        self.console.print(line)
+        self._print(line)

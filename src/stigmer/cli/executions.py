@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
+from stigmer.cli import interruption
 from stigmer.cli.completion import execution_ids
 from stigmer.cli.conversation import ConversationPrinter
+from stigmer.cli.live import WaitIndicator
 from stigmer.cli.output import console, error_console
 from stigmer.cli.resources import ServerOption
 from stigmer.client import Client
@@ -36,27 +38,34 @@ def _exit_code(phase: int) -> int:
     return {"COMPLETED": 0, "CANCELLED": EXIT_CANCELLED}.get(name, EXIT_FAILED)
 
 
-def _follow(client: Client, execution_id: str, printer: ConversationPrinter) -> int:
+def _follow(client: Client, execution_id: str) -> int:
+    """Prints the execution live until it ends; returns the exit code of its phase."""
     final = None
-    # A spinner on a terminal until the agent's first output arrives.
-    spinner = console.status("waiting for the agent…") if console.is_terminal else None
+    indicator = WaitIndicator(console)
+    printer = ConversationPrinter(console, before_output=indicator.clear)
+    updates = client.watch(execution_id)
     try:
-        for state, update in client.watch(execution_id):
-            change = update.event.WhichOneof("change")
-            if spinner is not None and change not in ("snapshot", "phase_changed"):
-                spinner.stop()
-                spinner = None
+        for state, update in updates:
             printer.event(update.event)
-            if spinner is not None and change == "snapshot":
-                spinner.start()
+            indicator.show(state, is_line_open=printer.is_line_open)
             final = state
     finally:
-        if spinner is not None:
-            spinner.stop()
+        # Also on Ctrl-C: the spinner line goes, the cursor comes back, and
+        # the stream is cancelled before anything else is printed.
+        indicator.clear()
+        updates.close()
     if final is None or final.status.phase not in TERMINAL_PHASES:
         final = client.get_execution(execution_id)
     printer.ending(final)
     return _exit_code(final.status.phase)
+
+
+def _follow_or_leave(client: Client, execution_id: str, server: str | None) -> int:
+    """Follows; on Ctrl-C leaves the execution running (see `interruption`)."""
+    try:
+        return _follow(client, execution_id)
+    except KeyboardInterrupt:
+        return interruption.leave(client, execution_id, server)
 
 
 def run(
@@ -104,10 +113,13 @@ def run(
             console.print(execution_id)
             return
         if output == "json":
-            final = client.wait(execution_id)
+            try:
+                final = client.wait(execution_id)
+            except KeyboardInterrupt:
+                raise typer.Exit(interruption.leave(client, execution_id, server)) from None
             sys.stdout.write(json.dumps(to_manifest_dict(final), indent=2) + "\n")
             raise typer.Exit(_exit_code(final.status.phase))
-        code = _follow(client, execution_id, ConversationPrinter(console))
+        code = _follow_or_leave(client, execution_id, server)
     raise typer.Exit(code)
 
 
@@ -118,17 +130,20 @@ def logs(
     ] = False,
     server: ServerOption = None,
 ) -> None:
-    """Print an execution's conversation (and follow it with -f)."""
-    printer = ConversationPrinter(console)
+    """Print an execution's conversation (and follow it with -f). Exit code
+    as for run: 0 COMPLETED, 1 FAILED, 4 CANCELLED; 0 for one still going."""
     with Client(server) as client:
         if follow:
-            raise typer.Exit(_follow(client, execution, printer))
+            raise typer.Exit(_follow_or_leave(client, execution, server))
+        printer = ConversationPrinter(console)
         found = client.get_execution(execution)
         printer.snapshot(found)
-        if found.status.phase in TERMINAL_PHASES:
-            printer.ending(found)
-        else:
+        if found.status.phase not in TERMINAL_PHASES:
+            printer.end_line()
             error_console.print(f"({phase_name(found.status.phase)}; follow it with -f)")
+            return
+        printer.ending(found)
+    raise typer.Exit(_exit_code(found.status.phase))
 
 
 def cancel(

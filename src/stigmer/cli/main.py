@@ -8,7 +8,8 @@ Exit codes scripts can rely on:
   2  invalid input: bad YAML, unknown kind or field, invalid value; and usage
      errors: an unknown command or option, a missing argument
   3  the server cannot be reached
-  4  (stigmer run) the execution was cancelled; a FAILED execution exits 1
+  4  (stigmer run, stigmer logs) the execution was cancelled; a FAILED one exits 1
+  130  interrupted with Ctrl-C (an execution being followed goes on)
 
 Usage errors are click exceptions, but not necessarily standalone click's:
 typer 0.29 raises its own vendored copy of click's classes. Which flavour is

@@ -5,14 +5,17 @@
             print(result.kind, result.name, result.outcome)
 
 Use AsyncClient from async code; this client cannot run inside a running
-event loop.
+event loop. Ctrl-C (KeyboardInterrupt) during a call cancels what the call
+was waiting for before it propagates (an interrupted `watch` cancels its
+stream), so the client stays usable, to cancel the execution for instance.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Generator, Iterable
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
@@ -34,8 +37,26 @@ class Client:
     def address(self) -> str:
         return self._async.address
 
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self._loop.run_until_complete(coroutine)
+    def _run(self, awaitable: Awaitable[T]) -> T:
+        task = asyncio.ensure_future(awaitable, loop=self._loop)
+        try:
+            return self._loop.run_until_complete(task)
+        except BaseException:
+            # Ctrl-C (KeyboardInterrupt) stops the loop with the task still
+            # suspended in it: cancel it and let it unwind (a gRPC stream
+            # cancels its call on the way), so the client stays usable and
+            # nothing is left pending for the interpreter to complain about.
+            self._settle(task)
+            raise
+
+    def _settle(self, task: asyncio.Future[T]) -> None:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                self._loop.run_until_complete(task)
+        if task.done() and not task.cancelled():
+            # Marks the exception as retrieved ("Task exception was never retrieved").
+            task.exception()
 
     def __enter__(self) -> Client:
         return self
@@ -170,25 +191,33 @@ class Client:
 
     def subscribe(
         self, execution_id: str, *, after_sequence: int = 0
-    ) -> Iterator[execution_pb2.ExecutionUpdate]:
+    ) -> Generator[execution_pb2.ExecutionUpdate]:
         """See AsyncClient.subscribe."""
         return self._iterate(self._async.subscribe(execution_id, after_sequence=after_sequence))
 
     def watch(
         self, execution_id: str
-    ) -> Iterator[tuple[execution_pb2.AgentExecution, execution_pb2.ExecutionUpdate]]:
-        """See AsyncClient.watch."""
+    ) -> Generator[tuple[execution_pb2.AgentExecution, execution_pb2.ExecutionUpdate]]:
+        """See AsyncClient.watch; `close()` it to stop early (the stream is
+        cancelled)."""
         return self._iterate(self._async.watch(execution_id))
 
-    def wait(self, execution_id: str) -> execution_pb2.AgentExecution:
-        return self._run(self._async.wait(execution_id))
+    def wait(
+        self, execution_id: str, *, timeout: float | None = None
+    ) -> execution_pb2.AgentExecution:
+        """Blocks until the execution ends; returns its final state.
 
-    def _iterate(self, stream: AsyncIterator[T]) -> Iterator[T]:
+        Raises:
+            TimeoutError: it has not ended within `timeout` seconds.
+        """
+        return self._run(asyncio.wait_for(self._async.wait(execution_id), timeout))
+
+    def _iterate(self, stream: AsyncIterator[T]) -> Generator[T]:
         iterator = aiter(stream)
         try:
             while True:
                 try:
-                    yield self._run(anext(iterator))  # type: ignore[arg-type]
+                    yield self._run(anext(iterator))
                 except StopAsyncIteration:
                     return
         finally:
