@@ -21,6 +21,7 @@ from stigmer.api.v1 import (
     consistency_pb2_grpc,
     execution_pb2_grpc,
     manifest_pb2_grpc,
+    watch_pb2_grpc,
     worker_pb2_grpc,
 )
 from stigmer.consistency.periodic import PeriodicChecker
@@ -32,6 +33,7 @@ from stigmer.server.execution_service import ExecutionCommandService, ExecutionQ
 from stigmer.server.interceptors import StigmerInterceptor
 from stigmer.server.manifest_service import ManifestService
 from stigmer.server.resource_services import resource_handlers
+from stigmer.server.watch_service import ResourceWatchService
 from stigmer.server.worker_service import ExecutionWorkerService
 from stigmer.store.base import Store
 from stigmer.store.urls import store_from_url
@@ -99,6 +101,9 @@ class StigmerServer:
         execution_pb2_grpc.add_AgentExecutionQueryControllerServicer_to_server(
             ExecutionQueryService(executions), server
         )
+        watch_pb2_grpc.add_ResourceWatchQueryControllerServicer_to_server(
+            ResourceWatchService(self.domains.watcher), server
+        )
         worker_pb2_grpc.add_ExecutionWorkerControllerServicer_to_server(
             ExecutionWorkerService(self.domains), server
         )
@@ -138,6 +143,8 @@ class StigmerServer:
         await self._health.enter_graceful_shutdown()
         await self.checker.stop()
         await self.engine.stop()
+        # Watches never end by themselves: end them now, not after the grace period.
+        self.domains.watcher.stop()
         await self._server.stop(self.options.grace_seconds)
         self._server = None
         await self.store.close()
