@@ -12,8 +12,11 @@ import pytest
 
 from stigmer.client import AsyncClient, ResourceEvent
 from stigmer.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from stigmer.resources.execution_events import COMPLETED, phase_name
 from stigmer.store.urls import store_from_url
+from stigmer.testing.scripted_model import Reply, ScriptedModel
 from stigmer.testing.server import ServerThread
+from tests.executions.conftest import PLAIN_AGENT, engine_options
 
 # Generous: an event is pushed at once on commit, or found by the poll within a second.
 EVENT_DEADLINE = 10.0
@@ -256,3 +259,35 @@ def test_stopping_the_server_ends_its_watches_promptly_as_unavailable(
                     await next_event(events)
 
         asyncio.run(main())
+
+
+def test_watching_executions_shows_each_phase_change_but_not_every_streamed_chunk(
+    store_url: str,
+) -> None:
+    long_answer = " ".join(f"word{n}" for n in range(200))  # streamed in many chunks
+    with ScriptedModel() as model:
+        model.add(Reply(content=long_answer))
+        with ServerThread(store_url, engine=engine_options(model.base_url)) as running:
+
+            async def main() -> list[ResourceEvent]:
+                async with (
+                    AsyncClient(running.address) as watching,
+                    AsyncClient(running.address) as writing,
+                ):
+                    await writing.apply(PLAIN_AGENT)
+                    received: list[ResourceEvent] = []
+                    async with aclosing(watching.watch_resources("executions")) as events:
+                        await established(events)
+                        await writing.run("greeter", "Hello there")
+                        while not received or received[-1].resource.status.phase != COMPLETED:
+                            received.append(await next_event(events))
+                    return received
+
+            received = asyncio.run(main())
+    phases = [phase_name(e.resource.status.phase) for e in received]
+    assert received[0].type == "ADDED" and phases[0] == "PENDING"
+    assert {e.type for e in received[1:]} == {"MODIFIED"}
+    assert phases[-1] == "COMPLETED" and "IN_PROGRESS" in phases
+    # A handful of events (phases, new messages), not one per recorded update.
+    assert len(received) <= 5 < received[-1].resource.status.last_sequence
+    assert received[-1].resource.status.messages[-1].content == long_answer

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from stigmer.cli.output import console, print_resources
+from stigmer.cli.watching import watch_kind
 from stigmer.client import Client
 from stigmer.errors import InvalidArgument
 from stigmer.resources.kinds import kind_by_alias, kind_by_name
@@ -61,10 +62,27 @@ def get(
     ] = None,
     phase: Annotated[str, typer.Option("--phase", help="Executions in this phase")] = "",
     agent: Annotated[str, typer.Option("--agent", help="Executions of this agent")] = "",
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Then print a line per change, until Ctrl-C")
+    ] = False,
+    watch_only: Annotated[
+        bool, typer.Option("--watch-only", help="Print only the changes from now on")
+    ] = False,
     server: ServerOption = None,
 ) -> None:
     """Show one resource or list a kind."""
     info = kind_by_alias(kind)
+    if watch or watch_only:
+        watch_kind(
+            info,
+            server=server,
+            output=output,
+            labels=_labels(selector or []),
+            name=name,
+            is_watch_only=watch_only,
+            has_list_filters=bool(phase or agent),
+        )
+        return
     with Client(server) as client:
         if info.name == "AgentExecution":
             if name is not None:
