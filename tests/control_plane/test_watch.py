@@ -10,7 +10,7 @@ from contextlib import aclosing
 
 import pytest
 
-from stigmer.client import AsyncClient, ResourceEvent
+from stigmer.client import AsyncClient, Client, ResourceEvent
 from stigmer.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from stigmer.resources.execution_events import COMPLETED, phase_name
 from stigmer.store.urls import store_from_url
@@ -291,3 +291,19 @@ def test_watching_executions_shows_each_phase_change_but_not_every_streamed_chun
     # A handful of events (phases, new messages), not one per recorded update.
     assert len(received) <= 5 < received[-1].resource.status.last_sequence
     assert received[-1].resource.status.messages[-1].content == long_answer
+
+
+def test_the_sync_client_watches_too_and_stops_when_the_iteration_is_closed(
+    server: ServerThread,
+) -> None:
+    with Client(server.address) as watching, Client(server.address) as writing:
+        events = watching.watch_resources("environment")
+        try:
+            first = next(events)
+            writing.apply(environment("synced"))
+            second = next(events)
+        finally:
+            events.close()  # type: ignore[attr-defined]
+        assert watching.list("environment")[0].metadata.slug == "synced"
+    assert first.type == "BOOKMARK"
+    assert summary([second]) == [("ADDED", "synced")]

@@ -112,11 +112,11 @@ class ResourceWatcher:
             async with self.store.transaction(write=False) as tx:
                 changes = await tx.list_changes(cursor, (kind.name,), limit=_PAGE)
                 is_page_full = len(changes) == _PAGE
-                # Past other kinds' changes too: one consistent read says
-                # nothing else of this kind committed up to there.
-                read_up_to = changes[-1].sequence if is_page_full else None
-                if read_up_to is None:
-                    read_up_to = await tx.newest_change_sequence()
+                # Past other kinds' changes too: in this one consistent read,
+                # nothing else of this kind committed up to the newest change.
+                read_up_to = (
+                    changes[-1].sequence if is_page_full else await tx.newest_change_sequence()
+                )
             for change in changes:
                 if query.matches(change.record):
                     yield WatchEvent(

@@ -345,7 +345,11 @@ class PostgresTransaction:
             await self._execute("ROLLBACK")
             return
         if self._changes:
-            await self._log_changes()
+            try:
+                await self._log_changes()
+            except BaseException:
+                await self._rollback_quietly()
+                raise
         if self.has_written:
             crash_point("store/before-commit")
         await self._execute("COMMIT")

@@ -161,13 +161,14 @@ class SqliteTransaction:
 
     async def delete(self, kind: str, resource_id: str) -> bool:
         self.has_written = True
-        row = self._connection.execute(
+        # fetchall: a RETURNING statement is done only once every row was read.
+        rows = self._connection.execute(
             f"DELETE FROM resources WHERE id = ? AND kind = ? RETURNING {_COLUMNS}",
             (resource_id, kind),
-        ).fetchone()
-        if row is None:
+        ).fetchall()
+        if not rows:
             return False
-        self._log_change(DELETED, _to_record(row))
+        self._log_change(DELETED, _to_record(rows[0]))
         self._connection.execute(
             "DELETE FROM resource_events WHERE resource_id = ?", (resource_id,)
         )
