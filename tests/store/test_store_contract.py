@@ -26,9 +26,18 @@ from typing import Any, Protocol, TypeVar
 import psycopg
 import pytest
 
-from stigmer.errors import AlreadyExists, Conflict, Internal, InvalidArgument, NotFound, Unavailable
+from stigmer.errors import (
+    AlreadyExists,
+    Conflict,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from stigmer.resources.selectors import parse_selector
-from stigmer.store.base import ListQuery, Record, Store
+from stigmer.store.base import Change, ListQuery, Record, Store
+from stigmer.store.changes import ADDED, COMPACTION_EVERY, DELETED, MODIFIED
 from stigmer.store.postgres import PostgresStore
 from stigmer.store.postgres_schema import MIGRATIONS as POSTGRES_MIGRATIONS
 from stigmer.store.sqlite import SqliteStore
@@ -525,6 +534,209 @@ def test_concurrent_get_or_create_across_processes_agrees_on_one_id_per_slug(
     assert run(count(store)) == 10
 
 
+# --- the change log ------------------------------------------------------------------------
+
+
+async def changes_after(store: Store, after: int = 0, *kinds: str) -> list[Change]:
+    async with store.transaction(write=False) as tx:
+        return await tx.list_changes(after, kinds)
+
+
+def _summary(changes: list[Change]) -> list[tuple[str, str, int]]:
+    return [(c.change_type, c.record.slug, c.record.version) for c in changes]
+
+
+def test_every_write_logs_one_change_in_order_with_growing_sequences(
+    store: Store, run: Run
+) -> None:
+    first = make_full_record("first", "a")
+    second = make_record("second")
+
+    async def scenario() -> list[Change]:
+        await insert_all(store, first)
+        async with store.transaction() as tx:
+            await tx.insert_if_absent(second)
+            await tx.insert_if_absent(replace(second, id=uuid.uuid4().hex))  # not inserted
+        await update(store, replace(first, version=2, data=b"v2"), 1)
+        await delete(store, second)
+        await delete(store, second)  # already gone: nothing to log
+        return await changes_after(store)
+
+    changes = run(scenario())
+    assert _summary(changes) == [
+        (ADDED, "first", 1),
+        (ADDED, "second", 1),
+        (MODIFIED, "first", 2),
+        (DELETED, "second", 1),
+    ]
+    sequences = [c.sequence for c in changes]
+    assert sequences == sorted(set(sequences))
+    assert changes[0].record == first
+    assert changes[2].record == replace(first, version=2, data=b"v2")
+    assert run(_newest(store)) == sequences[-1]
+
+
+async def _newest(store: Store) -> int:
+    async with store.transaction(write=False) as tx:
+        return await tx.newest_change_sequence()
+
+
+def test_deleted_change_carries_the_last_stored_body_labels_and_owner(
+    store: Store, run: Run
+) -> None:
+    record = make_full_record("doomed", "z")
+    latest = replace(record, version=2, data=b"last state", labels={"team": "red"})
+
+    async def scenario() -> list[Change]:
+        await insert_all(store, record)
+        await update(store, latest, 1)
+        await delete(store, record)
+        return await changes_after(store)
+
+    deleted = run(scenario())[-1]
+    assert deleted.change_type == DELETED
+    assert deleted.record == latest
+
+
+def test_rolled_back_or_discarded_writes_log_no_change(store: Store, run: Run) -> None:
+    kept = make_record("kept")
+
+    async def scenario() -> tuple[list[Change], int]:
+        await insert_all(store, kept)
+        with pytest.raises(RuntimeError):
+            async with store.transaction() as tx:
+                await tx.insert(make_record("rolled-back"))
+                await tx.update(replace(kept, version=2), 1)
+                raise RuntimeError("boom")
+        async with store.transaction() as tx:
+            await tx.delete("agent", kept.id)
+            tx.discard()
+        return await changes_after(store), await _newest(store)
+
+    changes, newest = run(scenario())
+    assert _summary(changes) == [(ADDED, "kept", 1)]
+    assert newest == changes[0].sequence
+
+
+def test_update_without_change_logging_writes_the_record_but_no_change(
+    store: Store, run: Run
+) -> None:
+    record = make_record("quiet")
+
+    async def scenario() -> tuple[list[Change], Record | None]:
+        await insert_all(store, record)
+        async with store.transaction() as tx:
+            await tx.update(replace(record, version=2), 1, is_change_logged=False)
+        return await changes_after(store), await fetch(store, record)
+
+    changes, stored = run(scenario())
+    assert _summary(changes) == [(ADDED, "quiet", 1)]
+    assert stored is not None and stored.version == 2
+
+
+def test_changes_page_after_a_sequence_and_filter_by_kind(store: Store, run: Run) -> None:
+    records = [make_record(f"a-{n}") for n in range(5)] + [
+        make_record(f"s-{n}", kind="session") for n in range(3)
+    ]
+
+    async def scenario() -> tuple[list[Change], list[Change], list[str]]:
+        for record in records:
+            await insert_all(store, record)
+        everything = await changes_after(store)
+        pages: list[Change] = []
+        after = 0
+        while True:
+            async with store.transaction(write=False) as tx:
+                page = await tx.list_changes(after, ("agent",), limit=2)
+            if not page:
+                break
+            pages += page
+            after = page[-1].sequence
+        sessions = await changes_after(store, everything[2].sequence, "session")
+        return everything, pages, [c.record.slug for c in sessions]
+
+    everything, agent_pages, session_slugs = run(scenario())
+    assert [c.record.slug for c in everything] == [r.slug for r in records]
+    assert agent_pages == [c for c in everything if c.record.kind == "agent"]
+    assert session_slugs == ["s-0", "s-1", "s-2"]
+
+
+def test_reading_changes_after_a_compacted_sequence_is_failed_precondition(
+    store: Store, run: Run
+) -> None:
+    async def scenario() -> tuple[int, int, list[str]]:
+        for n in range(5):
+            await insert_all(store, make_record(f"r-{n}"))
+        everything = await changes_after(store)
+        async with store.transaction() as tx:
+            horizon = await tx.compact_changes(keep=2)
+        kept = await changes_after(store, horizon)
+        return everything[2].sequence, horizon, [c.record.slug for c in kept]
+
+    third, horizon, kept = run(scenario())
+    assert horizon == third
+    assert kept == ["r-3", "r-4"]
+    with pytest.raises(FailedPrecondition, match=r"too old.*list again") as raised:
+        run(changes_after(store, horizon - 1))
+    assert raised.value.facts["oldest_resource_version"] == str(horizon)
+    # Compaction never loses the numbering: the newest sequence stays.
+    assert run(_newest(store)) == horizon + 2
+
+
+def test_log_compacts_itself_and_never_reuses_a_sequence(
+    store: Store, run: Run, tmp_path: Path
+) -> None:
+    small = _store_like(store, tmp_path, changes_kept=3)
+    total = COMPACTION_EVERY + 5
+
+    async def scenario() -> tuple[list[Change], int]:
+        await small.open()
+        try:
+            for n in range(total):
+                await insert_all(small, make_record(f"r-{n}"))
+            async with small.transaction(write=False) as tx:
+                horizon_before_more = await tx.newest_change_sequence()
+                kept = await tx.list_changes(COMPACTION_EVERY - 3)
+            return kept, horizon_before_more
+        finally:
+            await small.close()
+
+    kept, newest = run(scenario())
+    assert newest == total
+    # The write that reached sequence 100 dropped all but the newest 3 before it.
+    assert [c.sequence for c in kept] == list(range(COMPACTION_EVERY - 2, total + 1))
+    with pytest.raises(FailedPrecondition):
+        run(_changes_of_reopened(small, COMPACTION_EVERY - 4))
+
+
+async def _changes_of_reopened(store: Store, after: int) -> list[Change]:
+    await store.open()
+    try:
+        return await changes_after(store, after)
+    finally:
+        await store.close()
+
+
+def _store_like(store: Store, tmp_path: Path, **options: Any) -> Store:
+    """A second store of the same backend and database as `store`, with other options."""
+    if isinstance(store, SqliteStore):
+        return SqliteStore(store.path, **options)
+    assert isinstance(store, PostgresStore)
+    return PostgresStore(store._conninfo, **options)
+
+
+def test_committed_changes_notify_the_change_signal(store: Store, run: Run) -> None:
+    async def scenario() -> tuple[bool, bool]:
+        before = store.change_signal.next_change()
+        async with store.transaction(write=False) as tx:
+            await tx.list(ListQuery("agent"))
+        is_set_by_read = before.is_set()
+        await insert_all(store, make_record("signalled"))
+        return is_set_by_read, before.is_set()
+
+    assert run(scenario()) == (False, True)
+
+
 # --- SQLite-specific: the file, its migrations and store URLs --------------------------------
 
 
@@ -907,3 +1119,32 @@ def test_postgres_connections_dropped_by_the_server_are_replaced_transparently(
             return await fetch(store, record)
 
     assert run(scenario()) == record
+
+
+def test_postgres_change_of_a_transaction_that_commits_later_is_numbered_after_those_before(
+    postgres_url: str, run: Run
+) -> None:
+    """A watcher that has read past a later-begun, earlier-committed write still
+    sees the write that was begun first and committed last."""
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        async with opened_postgres(postgres_url) as store:
+            first_wrote = asyncio.Event()
+            second_committed = asyncio.Event()
+
+            async def slow_writer() -> None:
+                async with store.transaction() as tx:
+                    await tx.insert(make_record("begun-first"))
+                    first_wrote.set()
+                    await second_committed.wait()
+
+            slow = asyncio.create_task(slow_writer())
+            await first_wrote.wait()
+            await insert_all(store, make_record("committed-first"))
+            seen = await changes_after(store)
+            second_committed.set()
+            await slow
+            later = await changes_after(store, seen[-1].sequence)
+            return [c.record.slug for c in seen], [c.record.slug for c in later]
+
+    assert run(scenario()) == (["committed-first"], ["begun-first"])

@@ -19,6 +19,7 @@ from stigmer.cli.output import (
     sorted_by_field,
 )
 from stigmer.cli.validate import print_warnings
+from stigmer.cli.watching import watch_kind
 from stigmer.client import Client
 from stigmer.errors import InvalidArgument, NotFound, StigmerError
 from stigmer.resources.kinds import (
@@ -38,6 +39,22 @@ OutputOption = Annotated[
     str,
     typer.Option("--output", "-o", help="table, wide, yaml, json, name or jsonpath=TEMPLATE"),
 ]
+
+
+def _watch_labels(selectors: list[str]) -> dict[str, str]:
+    """A watch filters by label equality only (`k=v`, `k==v`); a set-based
+    selector is refused rather than silently ignored."""
+    labels: dict[str, str] = {}
+    for requirement in _joined_selector(selectors).split(","):
+        if not requirement.strip():
+            continue
+        key, separator, value = requirement.replace("==", "=").partition("=")
+        if not separator or "!" in key or " " in key.strip() or "(" in value:
+            raise InvalidArgument.for_field(
+                "selector", f"--watch takes key=value selectors only, not {requirement.strip()!r}"
+            )
+        labels[key.strip()] = value.strip()
+    return labels
 
 
 def _joined_selector(selectors: list[str]) -> str:
@@ -102,6 +119,12 @@ def get(
     ] = False,
     phase: Annotated[str, typer.Option("--phase", help="Executions in this phase")] = "",
     agent: Annotated[str, typer.Option("--agent", help="Executions of this agent")] = "",
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Then print a line per change, until Ctrl-C")
+    ] = False,
+    watch_only: Annotated[
+        bool, typer.Option("--watch-only", help="Print only the changes from now on")
+    ] = False,
     server: ServerOption = None,
 ) -> None:
     """Show one resource or list a kind (`all`: every kind)."""
@@ -117,6 +140,19 @@ def get(
         raise InvalidArgument.for_field("name", "get all lists every kind; it takes no NAME")
     if (phase or agent) and any(info is not AGENT_EXECUTION for info in kinds):
         raise InvalidArgument.for_field("phase", "--phase and --agent filter executions only")
+    if watch or watch_only:
+        if len(kinds) > 1 or (name is not None and kinds[0] is AGENT_EXECUTION):
+            raise InvalidArgument.for_field("watch", "watch one kind: stigmer get KIND -w")
+        watch_kind(
+            kinds[0],
+            server=server,
+            output=output,
+            labels=_watch_labels(selector or []),
+            name=name,
+            is_watch_only=watch_only,
+            has_list_filters=bool(phase or agent),
+        )
+        return
     with Client(server) as client:
         if name is None:
             sections = _list_sections(

@@ -1,6 +1,6 @@
 """The Python SDK: `stigmer.client.Client` (sync) and `AsyncClient`."""
 
-from stigmer.client.aio import ApplyResult, AsyncClient
+from stigmer.client.aio import ApplyResult, AsyncClient, ResourceEvent
 from stigmer.client.sync import Client
 
-__all__ = ["ApplyResult", "AsyncClient", "Client"]
+__all__ = ["ApplyResult", "AsyncClient", "Client", "ResourceEvent"]

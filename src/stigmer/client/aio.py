@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -32,6 +32,8 @@ from stigmer.api.v1 import (
     meta_pb2,
     server_pb2,
     server_pb2_grpc,
+    watch_pb2,
+    watch_pb2_grpc,
     worker_pb2,
     worker_pb2_grpc,
 )
@@ -67,6 +69,26 @@ class ApplyResult:
     def name(self) -> str:
         name: str = self.resource.metadata.name
         return name
+
+
+@dataclass(frozen=True)
+class ResourceEvent:
+    """One event of a watch: `type` is ADDED, MODIFIED, DELETED or BOOKMARK
+    (no resource: everything up to `resource_version` has been sent).
+    Resume a watch after `resource_version` to get what follows."""
+
+    type: str
+    resource_version: int
+    resource: Any = None
+
+
+def _event_of(message: watch_pb2.WatchEvent) -> ResourceEvent:
+    field = message.WhichOneof("resource")
+    return ResourceEvent(
+        type=watch_pb2.WatchEventType.Name(message.type).removeprefix("WATCH_EVENT_TYPE_"),
+        resource_version=message.resource_version,
+        resource=getattr(message, field) if field is not None else None,
+    )
 
 
 def _kind(kind: str | KindInfo) -> KindInfo:
@@ -227,6 +249,46 @@ class AsyncClient:
             org=org, page_size=page_size, label_selector=labels or {}, selector=selector
         )
         return await self._all_pages(query.List, request)
+
+    async def watch_resources(
+        self,
+        kind: str | KindInfo,
+        *,
+        labels: dict[str, str] | None = None,
+        org: str = "",
+        resource_version: int = 0,
+        send_initial_list: bool = False,
+    ) -> AsyncGenerator[ResourceEvent, None]:
+        """A kind's changes as they commit, until the caller stops iterating.
+
+        With `send_initial_list`, first an ADDED event for each current
+        resource, then a BOOKMARK at the version that list was read at (list
+        then watch, with no gap). Otherwise a BOOKMARK first, then the changes
+        after `resource_version` (0: from now on).
+
+        Raises:
+            FailedPrecondition: `resource_version` is older than the changes
+                the server keeps; list again and watch from there.
+            InvalidArgument: unknown kind, or an initial list with a resource version.
+            Unavailable: the server cannot be reached, or stopped.
+        """
+        info = _kind(kind)
+        stub = watch_pb2_grpc.ResourceWatchQueryControllerStub(self.channel)
+        request = watch_pb2.WatchRequest(
+            kind=info.name,
+            org=org,
+            label_selector=labels or {},
+            resource_version=resource_version,
+            send_initial_list=send_initial_list,
+        )
+        stream = stub.Watch(request)
+        try:
+            async for message in stream:
+                yield _event_of(message)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error, self.address) from None
+        finally:
+            stream.cancel()
 
     async def _all_pages(self, method: Any, request: Any) -> builtins.list[Any]:
         """Every item of a paginated list call, following next_page_token."""

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from stigmer.api.v1 import consistency_pb2, execution_pb2, server_pb2
-from stigmer.client.aio import ApplyResult, AsyncClient
+from stigmer.client.aio import ApplyResult, AsyncClient, ResourceEvent
 from stigmer.resources.kinds import KindInfo
 from stigmer.resources.manifests import ManifestDocument
 
@@ -109,6 +109,26 @@ class Client:
         """See AsyncClient.list."""
         return self._run(
             self._async.list(kind, labels=labels, selector=selector, org=org, page_size=page_size)
+        )
+
+    def watch_resources(
+        self,
+        kind: str | KindInfo,
+        *,
+        labels: dict[str, str] | None = None,
+        org: str = "",
+        resource_version: int = 0,
+        send_initial_list: bool = False,
+    ) -> Generator[ResourceEvent]:
+        """See AsyncClient.watch_resources."""
+        return self._iterate(
+            self._async.watch_resources(
+                kind,
+                labels=labels,
+                org=org,
+                resource_version=resource_version,
+                send_initial_list=send_initial_list,
+            )
         )
 
     def list_instances_by_agent(self, agent_id: str) -> builtins.list[Any]:

@@ -11,6 +11,7 @@ from stigmer.domain.environment.controller import EnvironmentController
 from stigmer.domain.execution.controller import ExecutionController
 from stigmer.domain.mcpserver.controller import McpServerController
 from stigmer.domain.resource_controller import ResourceController
+from stigmer.domain.resource_watch import ResourceWatcher
 from stigmer.domain.session.client import SessionClient
 from stigmer.domain.session.controller import SessionController
 from stigmer.resources.kinds import KindInfo
@@ -37,6 +38,7 @@ class Domains:
                 self.executions,
             )
         }
+        self.watcher = ResourceWatcher(store)
         self.environment_client = ResourceClient(self.environments)
         self.mcp_server_client = ResourceClient(self.mcp_servers)
         self.agent_client = AgentClient(self.agents)

@@ -22,6 +22,7 @@ from stigmer.api.v1 import (
     execution_pb2_grpc,
     manifest_pb2_grpc,
     server_pb2_grpc,
+    watch_pb2_grpc,
     worker_pb2_grpc,
 )
 from stigmer.consistency.periodic import PeriodicChecker
@@ -35,6 +36,7 @@ from stigmer.server.interceptors import StigmerInterceptor
 from stigmer.server.manifest_service import ManifestService
 from stigmer.server.resource_services import resource_handlers
 from stigmer.server.server_info_service import ServerInfoService
+from stigmer.server.watch_service import ResourceWatchService
 from stigmer.server.worker_service import ExecutionWorkerService
 from stigmer.store.base import Store
 from stigmer.store.urls import store_from_url
@@ -102,6 +104,9 @@ class StigmerServer:
         execution_pb2_grpc.add_AgentExecutionQueryControllerServicer_to_server(
             ExecutionQueryService(executions), server
         )
+        watch_pb2_grpc.add_ResourceWatchQueryControllerServicer_to_server(
+            ResourceWatchService(self.domains.watcher), server
+        )
         worker_pb2_grpc.add_ExecutionWorkerControllerServicer_to_server(
             ExecutionWorkerService(self.domains), server
         )
@@ -144,6 +149,8 @@ class StigmerServer:
         await self._health.enter_graceful_shutdown()
         await self.checker.stop()
         await self.engine.stop()
+        # Watches never end by themselves: end them now, not after the grace period.
+        self.domains.watcher.stop()
         await self._server.stop(self.options.grace_seconds)
         self._server = None
         await self.store.close()

@@ -9,6 +9,9 @@ insert-if-absent on it, and an update is a compare-and-swap on `version`.
 All access happens inside a transaction: `async with store.transaction() as
 tx`. A write transaction serializes with other writers; leaving the block
 with an exception rolls everything back.
+
+Every resource write also appends to the change log (store/changes.py) in
+the same transaction; watchers read it with `list_changes`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from stigmer.resources.selectors import Requirement, requirements_from_labels
+from stigmer.store.changes import ChangeSignal
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,16 @@ class ListQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change log: a write of `record` (as it was after the
+    write; for DELETED, as it was before), numbered `sequence`."""
+
+    sequence: int
+    change_type: str  # changes.ADDED, MODIFIED or DELETED
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
     """A claim on a resource by a worker, valid until `expires_at` (epoch seconds)."""
 
@@ -94,8 +108,13 @@ class Transaction(Protocol):
         """Inserts unless (kind, org, slug) is taken; returns (the stored record, inserted?)."""
         ...
 
-    async def update(self, record: Record, expected_version: int) -> None:
+    async def update(
+        self, record: Record, expected_version: int, *, is_change_logged: bool = True
+    ) -> None:
         """Replaces the record whose version is still `expected_version`.
+
+        With `is_change_logged=False` no MODIFIED change is logged: for
+        writes no watcher needs to see (an execution's streamed text).
 
         Raises:
             Conflict: the stored version differs.
@@ -105,6 +124,33 @@ class Transaction(Protocol):
 
     async def delete(self, kind: str, resource_id: str) -> bool:
         """Deletes the record, its event log and its lease."""
+        ...
+
+    # -- the change log (store/changes.py), ordered by sequence ------------
+
+    async def list_changes(
+        self, after: int, kinds: Sequence[str] = (), limit: int = 1000
+    ) -> builtins.list[Change]:
+        """The changes numbered above `after` (of `kinds`, when given), oldest first.
+
+        Changes written in this transaction show only once it has committed
+        (PostgreSQL writes them at commit).
+
+        Raises:
+            FailedPrecondition: `after` is below the horizon: changes after
+                it were compacted away (see changes.too_old).
+        """
+        ...
+
+    async def newest_change_sequence(self) -> int:
+        """The sequence of the newest committed change (the horizon when none is kept)."""
+        ...
+
+    async def compact_changes(self, keep: int) -> int:
+        """Drops all but the newest `keep` changes; returns the new horizon.
+
+        Runs by itself as changes are written; callable for maintenance and tests.
+        """
         ...
 
     async def list(self, query: ListQuery) -> list[Record]: ...
@@ -142,6 +188,8 @@ class Store(Protocol):
     """A transactional resource store. Open it before use and close it after."""
 
     url: str
+    # Set after each commit that logged changes, for this process's watchers.
+    change_signal: ChangeSignal
 
     async def open(self) -> None:
         """Connects and brings the schema to the newest version."""

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextvars
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, LiteralString
@@ -62,7 +63,16 @@ from stigmer.errors import (
 )
 from stigmer.faults import crash_point
 from stigmer.resources.selectors import Operator, Requirement
-from stigmer.store.base import Lease, ListQuery, Record
+from stigmer.store.base import Change, Lease, ListQuery, Record
+from stigmer.store.changes import (
+    ADDED,
+    CHANGES_KEPT,
+    COMPACTION_EVERY,
+    DELETED,
+    MODIFIED,
+    ChangeSignal,
+    too_old,
+)
 from stigmer.store.postgres_schema import MIGRATIONS
 
 Connection = psycopg.AsyncConnection[TupleRow]
@@ -104,6 +114,9 @@ _SET_COLUMNS = (
 # pg_advisory_xact_lock key taken while migrating: servers starting at the
 # same time migrate one after the other (advisory locks are per database).
 _MIGRATION_LOCK_KEY = 0x5354_4947_4D45_52  # "STIGMER"
+# pg_advisory_xact_lock key taken just before a transaction writes its change
+# rows, held until it commits (see PostgresTransaction._log_changes).
+_CHANGE_LOG_LOCK_KEY = 0x5354_4947_4348_47  # "STIGCHG"
 # How often an insert whose conflicting row vanished (deleted by a
 # concurrent transaction between our INSERT and SELECT) is tried again.
 _INSERT_ATTEMPTS = 3
@@ -240,6 +253,12 @@ def _to_row(record: Record) -> tuple[Any, ...]:
     )
 
 
+def _to_change_row(change_type: str, record: Record) -> tuple[Any, ...]:
+    """A change row for unnest(): labels as JSON text (psycopg has no jsonb[] adapter)."""
+    row = _to_row(record)
+    return (change_type, *row[:7], json.dumps(dict(record.labels)), *row[8:])
+
+
 def _limit(limit: int) -> int | None:
     """A LIMIT parameter: negative means no limit, as in SQLite (PostgreSQL's LIMIT NULL)."""
     return limit if limit >= 0 else None
@@ -253,9 +272,18 @@ class PostgresTransaction:
     (the connections are in autocommit mode, so psycopg opens no transaction of its own)."""
 
     def __init__(
-        self, connection: Connection, *, write: bool, where: str, store: PostgresStore
+        self,
+        connection: Connection,
+        *,
+        write: bool,
+        where: str,
+        store: PostgresStore,
+        changes_kept: int,
     ) -> None:
         self._connection = connection
+        self._changes_kept = changes_kept
+        # The changes of this transaction's writes, written at commit.
+        self._changes: list[tuple[str, Record]] = []
         self._where = where
         self.is_write = write
         self.is_discarded = False
@@ -342,6 +370,12 @@ class PostgresTransaction:
         if self.is_discarded:
             await self._execute("ROLLBACK")
             return
+        if self._changes:
+            try:
+                await self._log_changes()
+            except BaseException:
+                await self._rollback_quietly()
+                raise
         if self.has_written:
             crash_point("store/before-commit")
         await self._execute("COMMIT")
@@ -386,6 +420,7 @@ class PostgresTransaction:
                 _to_row(record),
             )
             if await cursor.fetchone() is not None:
+                self._changes.append((ADDED, record))
                 return record, True
             existing = await self.get_by_slug(record.kind, record.org, record.slug)
             if existing is not None:
@@ -400,9 +435,16 @@ class PostgresTransaction:
             f"insert of {record.kind} {record.slug!r} kept colliding with rows that vanished"
         )
 
-    async def update(self, record: Record, expected_version: int) -> None:
+    async def update(
+        self, record: Record, expected_version: int, *, is_change_logged: bool = True
+    ) -> None:
         self.has_written = True
         row = _to_row(record)
+        await self._update(record, expected_version, row)
+        if is_change_logged:
+            self._changes.append((MODIFIED, record))
+
+    async def _update(self, record: Record, expected_version: int, row: tuple[Any, ...]) -> None:
         # The usual update keeps org and slug, so it cannot collide on the
         # unique index and needs no savepoint: one round trip.
         cursor = await self._execute(
@@ -438,16 +480,105 @@ class PostgresTransaction:
 
     async def delete(self, kind: str, resource_id: str) -> bool:
         self.has_written = True
-        # One round trip: the record, its event log and its lease.
+        # One round trip: the record (returned for the change log), its
+        # event log and its lease.
         cursor = await self._execute(
-            "WITH gone AS (DELETE FROM resources WHERE id = %s AND kind = %s RETURNING id), "
+            f"WITH gone AS (DELETE FROM resources WHERE id = %s AND kind = %s "
+            f"RETURNING {_COLUMNS}), "
             "events AS (DELETE FROM resource_events WHERE resource_id IN (SELECT id FROM gone)), "
             "lease AS (DELETE FROM leases WHERE resource_id IN (SELECT id FROM gone)) "
-            "SELECT COUNT(*) FROM gone",
+            f"SELECT {_COLUMNS} FROM gone",
             (resource_id, kind),
         )
         row = await cursor.fetchone()
-        return row is not None and row[0] == 1
+        if row is None:
+            return False
+        self._changes.append((DELETED, _to_record(row)))
+        return True
+
+    # -- the change log -------------------------------------------------------
+
+    async def _log_changes(self) -> None:
+        """Writes the transaction's change rows, just before COMMIT.
+
+        An identity number is handed out at insert, but transactions commit
+        in any order: were the rows written as the writes happen, a watcher
+        that has read up to 12 could see 12 commit before 11 and, resuming
+        after 12, never see 11. So the rows are written last, under a
+        transaction-scoped advisory lock held until COMMIT: change-writing
+        transactions take their numbers and commit one after the other, and
+        numbers become visible in order. The lock is taken after every other
+        statement of the transaction, so no one waits for it while holding a
+        row another holder needs (no deadlock); holders only insert and commit.
+        """
+        changes, self._changes = self._changes, []
+        await self._execute("SELECT pg_advisory_xact_lock(%s)", (_CHANGE_LOG_LOCK_KEY,))
+        # One statement for the batch: a column array each, in _COLUMNS order.
+        rows = [_to_change_row(change_type, record) for change_type, record in changes]
+        columns = zip(*rows, strict=True)
+        cursor = await self._execute(
+            f"INSERT INTO resource_changes (change_type, {_COLUMNS}) "
+            f"SELECT change_type, {_COLUMNS.replace('labels', 'labels::jsonb')} "
+            "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+            "%s::bigint[], %s::bytea[], %s::text[], %s::text[], %s::text[], %s::text[], "
+            "%s::text[], %s::text[]) WITH ORDINALITY AS t(change_type, "
+            f"{_COLUMNS}, n) ORDER BY n RETURNING sequence",
+            [list(column) for column in columns],
+        )
+        sequences = [int(row[0]) for row in await cursor.fetchall()]
+        newest = max(sequences)
+        if newest // COMPACTION_EVERY > (newest - len(sequences)) // COMPACTION_EVERY:
+            await self._compact(newest - self._changes_kept)
+
+    async def _horizon(self) -> int:
+        cursor = await self._execute(
+            "SELECT compacted_through FROM resource_change_horizon WHERE id = 1"
+        )
+        row = await cursor.fetchone()
+        return int(row[0]) if row is not None else 0
+
+    async def _compact(self, through: int) -> int:
+        horizon = await self._horizon()
+        if through <= horizon:
+            return horizon
+        await self._execute("DELETE FROM resource_changes WHERE sequence <= %s", (through,))
+        await self._execute(
+            "UPDATE resource_change_horizon SET compacted_through = %s WHERE id = 1", (through,)
+        )
+        return through
+
+    async def list_changes(
+        self, after: int, kinds: Sequence[str] = (), limit: int = 1000
+    ) -> builtins.list[Change]:
+        horizon = await self._horizon()
+        if after < horizon:
+            raise too_old(after, horizon)
+        kind_clause = " AND kind = ANY(%s)" if kinds else ""
+        parameters: list[Any] = [after]
+        if kinds:
+            parameters.append(list(kinds))
+        parameters.append(_limit(limit))
+        cursor = await self._execute(
+            f"SELECT sequence, change_type, {_COLUMNS} FROM resource_changes "
+            f"WHERE sequence > %s{kind_clause} ORDER BY sequence LIMIT %s",
+            parameters,
+        )
+        return [Change(int(row[0]), row[1], _to_record(row[2:])) for row in await cursor.fetchall()]
+
+    async def newest_change_sequence(self) -> int:
+        cursor = await self._execute(
+            "SELECT GREATEST(COALESCE(MAX(sequence), 0), "
+            "(SELECT compacted_through FROM resource_change_horizon WHERE id = 1)) "
+            "FROM resource_changes"
+        )
+        row = await cursor.fetchone()
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
+    async def compact_changes(self, keep: int) -> int:
+        self.has_written = True
+        # Under the change-log lock, like every other move of the horizon.
+        await self._execute("SELECT pg_advisory_xact_lock(%s)", (_CHANGE_LOG_LOCK_KEY,))
+        return await self._compact(await self.newest_change_sequence() - max(keep, 0))
 
     async def list(self, query: ListQuery) -> list[Record]:
         clauses = ["kind = %s"]
@@ -555,6 +686,7 @@ class PostgresStore:
         connect_timeout: float = 10.0,
         wait_timeout: float = 10.0,
         lock_timeout: float = 10.0,
+        changes_kept: int = CHANGES_KEPT,
     ) -> None:
         """
         Args:
@@ -567,6 +699,7 @@ class PostgresStore:
             wait_timeout: seconds a transaction waits for a free connection.
             lock_timeout: seconds a statement waits for a row another
                 transaction holds (SQLite's busy timeout, in effect).
+            changes_kept: how many of the newest changes the change log keeps.
 
         Raises:
             InvalidArgument: the URL is not a PostgreSQL URL libpq can parse.
@@ -594,6 +727,8 @@ class PostgresStore:
         self._lock_timeout_ms = round(lock_timeout * 1000)
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._is_closing = False
+        self._changes_kept = changes_kept
+        self.change_signal = ChangeSignal()
         # Open transactions; close() waits until none is left.
         self._active = 0
         self._idle = asyncio.Event()
@@ -723,7 +858,10 @@ class PostgresStore:
                 await transaction._rollback_quietly()
                 raise
             else:
+                has_changes = bool(transaction._changes) and not transaction.is_discarded
                 await transaction._finish()
+                if has_changes:
+                    self.change_signal.notify()
             finally:
                 transaction.is_open = False
                 transaction.ended.set()
@@ -749,7 +887,11 @@ class PostgresStore:
             except psycopg.Error as error:
                 raise _translate(error, self._where) from error
             transaction = PostgresTransaction(
-                connection, write=write, where=self._where, store=self
+                connection,
+                write=write,
+                where=self._where,
+                store=self,
+                changes_kept=self._changes_kept,
             )
             try:
                 await transaction._begin()

@@ -70,4 +70,39 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX leases_expires_at ON leases (expires_at)",
         ),
     ),
+    (
+        3,
+        (
+            # An identity hands out numbers at insert, and transactions commit
+            # in any order; the store writes change rows at commit under an
+            # advisory lock so that numbers become visible in order (see
+            # PostgresTransaction._log_changes).
+            """
+            CREATE TABLE resource_changes (
+                sequence BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                change_type TEXT COLLATE "C" NOT NULL,
+                kind TEXT COLLATE "C" NOT NULL,
+                id TEXT COLLATE "C" NOT NULL,
+                org TEXT COLLATE "C" NOT NULL,
+                slug TEXT COLLATE "C" NOT NULL,
+                version BIGINT NOT NULL,
+                owner_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+                labels JSONB NOT NULL DEFAULT '{}',
+                agent_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+                agent_instance_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+                session_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+                phase TEXT COLLATE "C" NOT NULL DEFAULT '',
+                data BYTEA NOT NULL
+            )
+            """,
+            "CREATE INDEX resource_changes_kind ON resource_changes (kind, sequence)",
+            """
+            CREATE TABLE resource_change_horizon (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                compacted_through BIGINT NOT NULL
+            )
+            """,
+            "INSERT INTO resource_change_horizon (id, compacted_through) VALUES (1, 0)",
+        ),
+    ),
 )

@@ -23,7 +23,16 @@ from typing import Any
 from stigmer.errors import AlreadyExists, Conflict, Internal, NotFound, Unavailable
 from stigmer.faults import crash_point
 from stigmer.resources.selectors import Operator, Requirement
-from stigmer.store.base import Lease, ListQuery, Record
+from stigmer.store.base import Change, Lease, ListQuery, Record
+from stigmer.store.changes import (
+    ADDED,
+    CHANGES_KEPT,
+    COMPACTION_EVERY,
+    DELETED,
+    MODIFIED,
+    ChangeSignal,
+    too_old,
+)
 from stigmer.store.sqlite_schema import MIGRATIONS
 
 _COLUMNS = (
@@ -100,11 +109,13 @@ def _to_row(record: Record) -> tuple[Any, ...]:
 
 
 class SqliteTransaction:
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, *, changes_kept: int) -> None:
         self._connection = connection
+        self._changes_kept = changes_kept
         self.is_discarded = False
         self.is_open = True
         self.has_written = False
+        self.has_changes = False
         # The task that opened it: only that task nesting a transaction
         # would deadlock; other tasks just wait for the lock.
         self.task = asyncio.current_task()
@@ -149,6 +160,7 @@ class SqliteTransaction:
                 existing.kind, existing.slug, existing.id, org=existing.org
             ) from None
         if cursor.rowcount == 1:
+            self._log_change(ADDED, record)
             return record, True
         existing = await self.get_by_slug(record.kind, record.org, record.slug)
         if existing is None:
@@ -157,7 +169,9 @@ class SqliteTransaction:
             )
         return existing, False
 
-    async def update(self, record: Record, expected_version: int) -> None:
+    async def update(
+        self, record: Record, expected_version: int, *, is_change_logged: bool = True
+    ) -> None:
         self.has_written = True
         row = _to_row(record)
         cursor = self._connection.execute(
@@ -167,6 +181,8 @@ class SqliteTransaction:
             (*row[2:], record.id, record.kind, expected_version),
         )
         if cursor.rowcount == 1:
+            if is_change_logged:
+                self._log_change(MODIFIED, record)
             return
         current = await self.get(record.kind, record.id)
         if current is None:
@@ -175,16 +191,80 @@ class SqliteTransaction:
 
     async def delete(self, kind: str, resource_id: str) -> bool:
         self.has_written = True
-        cursor = self._connection.execute(
-            "DELETE FROM resources WHERE id = ? AND kind = ?", (resource_id, kind)
-        )
-        if cursor.rowcount != 1:
+        # fetchall: a RETURNING statement is done only once every row was read.
+        rows = self._connection.execute(
+            f"DELETE FROM resources WHERE id = ? AND kind = ? RETURNING {_COLUMNS}",
+            (resource_id, kind),
+        ).fetchall()
+        if not rows:
             return False
+        self._log_change(DELETED, _to_record(rows[0]))
         self._connection.execute(
             "DELETE FROM resource_events WHERE resource_id = ?", (resource_id,)
         )
         self._connection.execute("DELETE FROM leases WHERE resource_id = ?", (resource_id,))
         return True
+
+    # -- the change log -------------------------------------------------------
+
+    def _log_change(self, change_type: str, record: Record) -> None:
+        # SQLite runs one writer at a time, so numbers commit in order as they
+        # are handed out; the row goes in right away.
+        self.has_changes = True
+        cursor = self._connection.execute(
+            f"INSERT INTO resource_changes (change_type, {_COLUMNS}) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (change_type, *_to_row(record)),
+        )
+        sequence = cursor.lastrowid
+        if sequence is not None and sequence % COMPACTION_EVERY == 0:
+            self._compact(sequence - self._changes_kept)
+
+    def _horizon(self) -> int:
+        row = self._connection.execute(
+            "SELECT compacted_through FROM resource_change_horizon WHERE id = 1"
+        ).fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def _compact(self, through: int) -> int:
+        horizon = self._horizon()
+        if through <= horizon:
+            return horizon
+        self._connection.execute("DELETE FROM resource_changes WHERE sequence <= ?", (through,))
+        self._connection.execute(
+            "UPDATE resource_change_horizon SET compacted_through = ? WHERE id = 1", (through,)
+        )
+        return through
+
+    async def list_changes(
+        self, after: int, kinds: Sequence[str] = (), limit: int = 1000
+    ) -> list[Change]:
+        horizon = self._horizon()
+        if after < horizon:
+            raise too_old(after, horizon)
+        clauses = ["sequence > ?"]
+        parameters: list[Any] = [after]
+        if kinds:
+            clauses.append(f"kind IN ({', '.join('?' for _ in kinds)})")
+            parameters += list(kinds)
+        parameters.append(limit)
+        rows = self._connection.execute(
+            f"SELECT sequence, change_type, {_COLUMNS} FROM resource_changes "
+            f"WHERE {' AND '.join(clauses)} ORDER BY sequence LIMIT ?",
+            parameters,
+        ).fetchall()
+        return [Change(int(row[0]), row[1], _to_record(row[2:])) for row in rows]
+
+    async def newest_change_sequence(self) -> int:
+        row = self._connection.execute("SELECT MAX(sequence) FROM resource_changes").fetchone()
+        newest = int(row[0]) if row is not None and row[0] is not None else 0
+        return max(newest, self._horizon())
+
+    async def compact_changes(self, keep: int) -> int:
+        self.has_written = True
+        return self._compact(await self.newest_change_sequence() - max(keep, 0))
+
+    # -- a resource's event log -------------------------------------------------
 
     async def append_events(self, resource_id: str, events: Sequence[tuple[int, bytes]]) -> None:
         self.has_written = True
@@ -266,7 +346,13 @@ class SqliteTransaction:
 class SqliteStore:
     """A store in one SQLite file (WAL, synchronous=NORMAL)."""
 
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_ms: int = 10_000,
+        changes_kept: int = CHANGES_KEPT,
+    ) -> None:
         self.path = Path(path)
         # sqlite:///abs/path for an absolute path, sqlite:rel/path otherwise:
         # store_from_url(store.url) opens the same file.
@@ -274,6 +360,8 @@ class SqliteStore:
         self._busy_timeout_ms = busy_timeout_ms
         self._connection: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
+        self._changes_kept = changes_kept
+        self.change_signal = ChangeSignal()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -340,7 +428,7 @@ class SqliteStore:
                 connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             except sqlite3.OperationalError as error:
                 raise Unavailable(f"store busy: {error}") from error
-            transaction = SqliteTransaction(connection)
+            transaction = SqliteTransaction(connection, changes_kept=self._changes_kept)
             token = _current_transaction.set(transaction)
             try:
                 yield transaction
@@ -354,6 +442,8 @@ class SqliteStore:
                     if transaction.has_written:
                         crash_point("store/before-commit")
                     connection.execute("COMMIT")
+                    if transaction.has_changes:
+                        self.change_signal.notify()
                     if transaction.has_written:
                         crash_point("store/after-commit")
             finally:

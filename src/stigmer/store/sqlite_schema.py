@@ -56,4 +56,39 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX leases_expires_at ON leases (expires_at)",
         ),
     ),
+    (
+        3,
+        (
+            # AUTOINCREMENT: a sequence is never handed out twice, even after
+            # compaction deleted the newest rows' predecessors (a plain rowid
+            # may reuse the largest number once its row is gone).
+            """
+            CREATE TABLE resource_changes (
+                sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                change_type TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                id TEXT NOT NULL,
+                org TEXT NOT NULL,
+                slug TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                owner_id TEXT NOT NULL DEFAULT '',
+                labels TEXT NOT NULL DEFAULT '{}',
+                agent_id TEXT NOT NULL DEFAULT '',
+                agent_instance_id TEXT NOT NULL DEFAULT '',
+                session_id TEXT NOT NULL DEFAULT '',
+                phase TEXT NOT NULL DEFAULT '',
+                data BLOB NOT NULL
+            )
+            """,
+            "CREATE INDEX resource_changes_kind ON resource_changes (kind, sequence)",
+            # The sequence up to which changes were compacted away.
+            """
+            CREATE TABLE resource_change_horizon (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                compacted_through INTEGER NOT NULL
+            )
+            """,
+            "INSERT INTO resource_change_horizon (id, compacted_through) VALUES (1, 0)",
+        ),
+    ),
 )

@@ -195,6 +195,9 @@ class ExecutionController(ResourceController):
         if not events:
             return []
         previous_version = execution.metadata.version
+        # Watchers see what a list shows change (phase, message count), not
+        # every streamed text delta: those would flood the change log.
+        shown_before = (execution.status.phase, len(execution.status.messages))
         updates = []
         for event in events:
             sequence = execution.status.last_sequence + 1
@@ -203,8 +206,11 @@ class ExecutionController(ResourceController):
         execution.metadata.version = previous_version + 1
         execution.status.audit.updated_at.FromDatetime(now())
         envelope = as_envelope(execution)
+        shown_after = (execution.status.phase, len(execution.status.messages))
         await transaction.update(
-            encode(self.kind, envelope, execution_relations(envelope)), previous_version
+            encode(self.kind, envelope, execution_relations(envelope)),
+            previous_version,
+            is_change_logged=shown_after != shown_before,
         )
         await transaction.append_events(
             execution.metadata.id,
