@@ -21,6 +21,7 @@ import typer
 from google.protobuf import json_format
 
 from stigmer.api.v1 import execution_pb2
+from stigmer.cli.completion import kinds, resource_names
 from stigmer.cli.layout import (
     NONE,
     Description,
@@ -376,9 +377,17 @@ DESCRIBERS: dict[str, Describer] = {
 def describe(
     kind: Annotated[
         str,
-        typer.Argument(help="agent, agentinstance, session, execution, environment, mcpserver"),
+        typer.Argument(
+            help="agent, agentinstance, session, execution, environment, mcpserver",
+            autocompletion=kinds,
+        ),
     ],
-    name: Annotated[str, typer.Argument(help="Name, slug or id (an execution: its id)")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Name, slug or id (an execution: its id)", autocompletion=resource_names
+        ),
+    ],
     server: ServerOption = None,
 ) -> None:
     """Show one resource in detail, with its related resources."""
