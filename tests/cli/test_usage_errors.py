@@ -140,10 +140,10 @@ def test_a_misspelt_command_suggests_the_closest_one_and_exits_2(stigmer: Cli) -
 
 
 def test_an_unknown_option_of_a_subcommand_names_that_subcommands_help(stigmer: Cli) -> None:
-    result = stigmer("get", "agents", "-w")
+    result = stigmer("get", "agents", "-x")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "error: No such option: -w",
+        "error: No such option: -x",
         "Run 'stigmer get --help' for usage.",
     ]
 
