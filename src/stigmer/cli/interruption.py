@@ -35,17 +35,19 @@ def _is_interactive() -> bool:
 def leave(client: Client, execution_id: str, server: str | None) -> int:
     """Called on the first Ctrl-C: explains, offers to cancel, returns 130."""
     server_option = f" --server {server}" if server else ""
-    error_console.print(
-        Text(
-            f"execution {execution_id} goes on; "
-            f"follow it: stigmer logs -f {execution_id}{server_option}; "
-            f"stop it: stigmer cancel {execution_id}{server_option}"
-        )
+    goes_on = Text(
+        f"execution {execution_id} goes on; "
+        f"follow it: stigmer logs -f {execution_id}{server_option}; "
+        f"stop it: stigmer cancel {execution_id}{server_option}"
     )
     if not _is_interactive():
+        error_console.print(goes_on)
         return EXIT_INTERRUPTED
-    error_console.print(f"(press Ctrl-C again within {SECOND_CTRL_C_SECONDS:g}s to cancel it)")
+    # The second Ctrl-C counts from the first: the messages are printed inside
+    # the try, so one pressed while they are written still cancels.
     try:
+        error_console.print(goes_on)
+        error_console.print(f"(press Ctrl-C again within {SECOND_CTRL_C_SECONDS:g}s to cancel it)")
         time.sleep(SECOND_CTRL_C_SECONDS)
     except KeyboardInterrupt:
         # A third Ctrl-C stops waiting for the cancellation.
