@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 class ProviderPool:
     def __init__(self) -> None:
         self._providers: dict[ModelSettings, ChatProvider] = {}
+        self._builds: dict[ModelSettings, asyncio.Future[ChatProvider]] = {}
 
     async def get(self, settings: ModelSettings) -> ChatProvider:
         """The provider for `settings`, built (off the event loop) on first use.
@@ -31,15 +32,34 @@ class ProviderPool:
             ModelError: the settings name no usable provider.
         """
         provider = self._providers.get(settings)
-        if provider is None:
-            built = await asyncio.to_thread(_build, settings)
-            provider = self._providers.setdefault(settings, built)
-            if provider is not built:  # another task built one meanwhile
-                await built.aclose()
-        return provider
+        if provider is not None:
+            return provider
+        build = self._builds.get(settings)
+        if build is None:
+            build = asyncio.ensure_future(self._build(settings))
+            # A build whose every caller was cancelled still has its error read.
+            build.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._builds[settings] = build
+        # Shielded: an execution cancelled while its provider is built (the
+        # server stopping, say) must not drop a half-owned SDK client, whose
+        # connection pool would then be closed by the garbage collector on a
+        # loop that is gone. The build finishes and lands in the pool, which
+        # `aclose` closes.
+        return await asyncio.shield(build)
+
+    async def _build(self, settings: ModelSettings) -> ChatProvider:
+        try:
+            provider = await asyncio.to_thread(_build, settings)
+            self._providers[settings] = provider
+            return provider
+        finally:
+            self._builds.pop(settings, None)
 
     async def aclose(self) -> None:
         """Closes every provider, and the local model they share."""
+        for build in list(self._builds.values()):
+            with contextlib.suppress(Exception):
+                await build
         for provider in self._providers.values():
             with contextlib.suppress(Exception):
                 await provider.aclose()
