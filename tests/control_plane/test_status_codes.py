@@ -10,7 +10,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc.aio import AioRpcError, Metadata
-from grpc_status import rpc_status
+from grpc_status import rpc_status as grpc_rpc_status
 
 from stigmer.api.v1 import agent_pb2, agent_pb2_grpc, meta_pb2
 from stigmer.client import Client
@@ -33,9 +33,10 @@ from stigmer.testing.server import ServerThread
 from tests.control_plane.manifests import agent
 
 
-def status_details(error: grpc.RpcError) -> Any:
+def rpc_status(error: grpc.RpcError) -> Any:
+    """The google.rpc.Status the server attached to the failed call."""
     assert isinstance(error, grpc.Call)
-    found = rpc_status.from_call(error)
+    found = grpc_rpc_status.from_call(error)
     assert found is not None, "no status details in the trailing metadata"
     return found
 
@@ -46,7 +47,7 @@ def code(error: grpc.RpcError) -> grpc.StatusCode:
 
 
 def error_info(error: grpc.RpcError) -> Any:
-    for detail in status_details(error).details:
+    for detail in rpc_status(error).details:
         info = error_details_pb2.ErrorInfo()
         if detail.Unpack(info):
             return info
@@ -142,7 +143,7 @@ def test_invalid_resource_is_invalid_argument_naming_each_field(server: ServerTh
         with pytest.raises(grpc.RpcError) as raised:
             stub.Create(bad)
     assert code(raised.value) == grpc.StatusCode.INVALID_ARGUMENT
-    details = status_details(raised.value)
+    details = rpc_status(raised.value)
     bad_request = error_details_pb2.BadRequest()
     assert any(detail.Unpack(bad_request) for detail in details.details)
     fields = {violation.field for violation in bad_request.field_violations}
