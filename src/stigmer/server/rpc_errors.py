@@ -23,13 +23,10 @@ from stigmer.errors import StigmerError
 ERROR_DOMAIN = "stigmer.ai"
 
 
-def status_code_of(error: StigmerError) -> grpc.StatusCode:
-    return grpc.StatusCode[error.grpc_code]
-
-
 def rpc_status_of(error: StigmerError) -> grpc.Status:
     """The status to end the call with: code, message and the details as trailing metadata."""
-    status = status_pb2.Status(code=status_code_of(error).value[0], message=error.message)
+    code = grpc.StatusCode[error.grpc_code]
+    status = status_pb2.Status(code=code.value[0], message=error.message)
     info = error_details_pb2.ErrorInfo(
         reason=error.reason,
         domain=ERROR_DOMAIN,
