@@ -1,24 +1,45 @@
-"""The errors Stigmer raises, one tree for every layer.
+"""The errors Stigmer raises on purpose, one tree for every layer.
 
     StigmerError
-    ├── InvalidArgument      bad input; names the fields at fault
-    ├── NotFound             a resource (or a reference) does not exist
-    ├── AlreadyExists        a slug or idempotency key is taken; carries the existing id
-    ├── Conflict             a write named a stale version (optimistic concurrency)
-    ├── FailedPrecondition   the request is fine but the state forbids it
-    ├── Unavailable          a dependency (server, store, model) cannot be reached
-    └── Internal             a bug; the message is safe to show, the cause is logged
+    ├── InvalidArgument      INVALID_ARGUMENT     bad input; names the fields at fault
+    ├── NotFound             NOT_FOUND            a resource (or a reference) does not exist
+    ├── AlreadyExists        ALREADY_EXISTS       a slug or idempotency key is taken
+    ├── Conflict             ABORTED              a write named a stale version
+    ├── FailedPrecondition   FAILED_PRECONDITION  the request is fine; the state forbids it
+    ├── Unavailable          UNAVAILABLE          a dependency cannot be reached
+    └── Internal             INTERNAL             a bug; clients get only a request id
 
-Errors carry their facts as attributes so callers never parse messages. The
-gRPC edge maps each class to one status code (server/status.py) and the SDK
-maps them back (client/status.py), so the same class reaches an SDK user that
-the domain raised.
+Errors carry their facts as attributes so callers never parse messages.
+Each class names its gRPC status code once, in `grpc_code` (the middle
+column above). The gRPC edge sends that code with the reason and facts in
+the status details (server/rpc_errors.py) and the SDK rebuilds the class
+from them (client/rpc_errors.py), so an SDK user catches the class the
+domain raised. Neither side keeps a table of its own: both are derived
+from these attributes.
+
+`ModelError` and `ToolServerError` (runtime/contract.py) are deliberately
+outside this tree: a model or tool server that fails is data recorded in the
+execution (a FAILED phase with the reason), never an RPC error, so they have
+no status code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+GrpcCodeName = Literal[
+    "INVALID_ARGUMENT",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "ABORTED",
+    "FAILED_PRECONDITION",
+    "UNAVAILABLE",
+    "INTERNAL",
+]
+"""The names of the `grpc.StatusCode` members the tree uses; kept as text so
+that this module, shared by every layer, does not import gRPC."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +53,9 @@ class FieldViolation:
 class StigmerError(Exception):
     """Root of every error Stigmer raises on purpose."""
 
-    reason = "STIGMER_ERROR"
+    reason: ClassVar[str] = "STIGMER_ERROR"
+    # The root is never raised as such; were it, it would be treated as a bug.
+    grpc_code: ClassVar[GrpcCodeName] = "INTERNAL"
 
     def __init__(
         self,
@@ -66,6 +89,7 @@ class StigmerError(Exception):
 
 class InvalidArgument(StigmerError):
     reason = "INVALID_ARGUMENT"
+    grpc_code = "INVALID_ARGUMENT"
 
     @classmethod
     def for_field(cls, field: str, description: str) -> InvalidArgument:
@@ -78,6 +102,7 @@ class InvalidArgument(StigmerError):
 
 class NotFound(StigmerError):
     reason = "NOT_FOUND"
+    grpc_code = "NOT_FOUND"
 
     def __init__(self, kind: str, reference: str, *, field: str = "") -> None:
         message = f"{kind} {reference!r} not found"
@@ -96,6 +121,7 @@ class NotFound(StigmerError):
 
 class AlreadyExists(StigmerError):
     reason = "ALREADY_EXISTS"
+    grpc_code = "ALREADY_EXISTS"
 
     def __init__(
         self, kind: str, slug: str, existing_id: str, *, org: str = "", message: str = ""
@@ -122,29 +148,62 @@ class Conflict(StigmerError):
     """A write named a version that is no longer current; re-read and retry."""
 
     reason = "VERSION_CONFLICT"
+    grpc_code = "ABORTED"
 
-    def __init__(self, kind: str, resource_id: str, expected: int, actual: int) -> None:
+    def __init__(
+        self, kind: str, resource_id: str, expected_version: int, actual_version: int
+    ) -> None:
         super().__init__(
-            f"{kind} {resource_id} is at version {actual}, not {expected}; re-read and retry",
+            f"{kind} {resource_id} is at version {actual_version}, not {expected_version}; "
+            "re-read and retry",
             facts={
                 "kind": kind,
                 "id": resource_id,
-                "expected_version": str(expected),
-                "actual_version": str(actual),
+                "expected_version": str(expected_version),
+                "actual_version": str(actual_version),
             },
         )
+
+    @property
+    def kind(self) -> str:
+        return self.facts.get("kind", "")
+
+    @property
+    def resource_id(self) -> str:
+        return self.facts.get("id", "")
+
+    @property
+    def expected_version(self) -> int:
+        """The version the write named."""
+        return int(self.facts.get("expected_version", "0"))
+
+    @property
+    def actual_version(self) -> int:
+        """The version the resource is at: re-read it and retry from there."""
+        return int(self.facts.get("actual_version", "0"))
 
 
 class FailedPrecondition(StigmerError):
     reason = "FAILED_PRECONDITION"
+    grpc_code = "FAILED_PRECONDITION"
 
 
 class Unavailable(StigmerError):
     reason = "UNAVAILABLE"
+    grpc_code = "UNAVAILABLE"
 
 
 class Internal(StigmerError):
+    """A bug. The message is for the server log: the gRPC edge logs it with the
+    traceback and sends the client only the request id (`request_id`)."""
+
     reason = "INTERNAL"
+    grpc_code = "INTERNAL"
+
+    @property
+    def request_id(self) -> str:
+        """The id of the request that failed, as the server log names it."""
+        return self.facts.get("request_id", "")
 
 
 ERROR_CLASSES: dict[str, type[StigmerError]] = {

@@ -22,6 +22,7 @@ from tests.executions.conftest import (
     engine_options,
     stdio_tools_agent,
     wait_for_end,
+    wait_until,
 )
 
 
@@ -182,3 +183,20 @@ def test_runs_go_on_after_the_database_dropped_every_connection(
     final = wait_for_end(client, started.metadata.id)
     assert final.status.phase == COMPLETED, final.status.error
     assert final.status.messages[-1].content == "after"
+
+
+def test_an_execution_the_stopping_server_interrupts_is_queued_again_not_cancelled(
+    store_url: str, model: ScriptedModel
+) -> None:
+    options = engine_options(model.base_url, workers=1)
+    model.add(Reply(content="never delivered", delay_seconds=60), Reply(content="Hello!"))
+    with ServerThread(store_url, engine=options) as server, Client(server.address) as client:
+        client.apply(PLAIN_AGENT)
+        execution_id = client.run("greeter", "hi").metadata.id
+        wait_until(lambda: len(model.requests) == 1, what="the first model call")
+    # Nothing of it had happened (the model never answered): the next server runs it.
+    with ServerThread(store_url, engine=options) as server, Client(server.address) as client:
+        final = wait_for_end(client, execution_id)
+    assert final.status.phase == COMPLETED, final.status.error
+    assert final.status.messages[-1].content == "Hello!"
+    assert len(model.requests) == 2

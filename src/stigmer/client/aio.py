@@ -37,7 +37,7 @@ from stigmer.api.v1 import (
     worker_pb2,
     worker_pb2_grpc,
 )
-from stigmer.client.status import error_from_rpc
+from stigmer.client.rpc_errors import error_from_rpc
 from stigmer.client.stubs import KIND_STUBS, KindStubs
 from stigmer.errors import InvalidArgument, NotFound, StigmerError
 from stigmer.resources.execution_events import apply_event

@@ -82,7 +82,9 @@ class EmbeddedEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[str, str] = {}
-        self._is_stopping = False
+        # Executions cancelled because the server stops: handed back to the
+        # queue (or failed) as abandoned, not ended CANCELLED.
+        self._stopped_by_server: set[str] = set()
 
     # -- ExecutionSignals --------------------------------------------------
 
@@ -118,11 +120,11 @@ class EmbeddedEngine:
     async def stop(self) -> None:
         """Stops taking work, then hands running executions back: re-queued
         when nothing of them happened yet, else failed with the reason."""
-        self._is_stopping = True
         await cancel_tasks(self._tasks)
         self._tasks = []
         for execution_id, task in list(self._running.items()):
             self._cancel_reasons[execution_id] = "the server stopped while the execution ran"
+            self._stopped_by_server.add(execution_id)
             task.cancel()
         running = list(self._running.values())
         if running:
@@ -183,6 +185,7 @@ class EmbeddedEngine:
         finally:
             self._running.pop(execution_id, None)
             self._cancel_reasons.pop(execution_id, None)
+            self._stopped_by_server.discard(execution_id)
             slots.release()
             # Another PENDING execution may be waiting behind this one's session.
             self._wakeup.set()
@@ -239,7 +242,7 @@ class EmbeddedEngine:
     async def _end_cancelled(self, execution_id: str, sink: RecordingSink) -> None:
         reason = self._cancel_reasons.get(execution_id, "cancelled")
         with contextlib.suppress(StigmerError):
-            if self._is_stopping and reason.startswith("the server stopped"):
+            if execution_id in self._stopped_by_server:
                 await self.domains.executions.end_abandoned(execution_id, reason)
                 return
             await sink.flush()

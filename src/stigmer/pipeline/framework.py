@@ -4,7 +4,8 @@ Steps share one request context and run in order inside the caller's store
 transaction, so a request that writes several resources commits all or
 nothing. A step that fails names itself in the error (`facts["step"]`) and
 the error keeps its class, hence its status code at the gRPC edge; anything
-that is not a StigmerError becomes Internal with the cause chained.
+that is not a StigmerError is logged and becomes Internal with the cause
+chained, whose message the gRPC edge keeps from clients.
 
 Every step is a fault-injection point (see stigmer/faults.py): crash tests
 are generated from the pipelines' own step lists.
@@ -54,7 +55,11 @@ class Pipeline(Generic[ContextT]):
                 error.facts.setdefault("step", f"{self.name}/{step.name}")
                 raise
             except Exception as error:
+                # Logged here too, not only at the gRPC edge: pipelines also
+                # run in the engine and the checker, which log no traceback.
                 logger.exception("step %s/%s failed", self.name, step.name)
+                # The gRPC edge sends a client only the request id of an
+                # Internal; the message reaches logs and execution records.
                 raise Internal(
                     f"internal error in step {self.name}/{step.name}: {error}",
                     facts={"step": f"{self.name}/{step.name}"},

@@ -23,7 +23,7 @@ from anthropic.types import (
     ToolUseBlockParam,
 )
 
-from stigmer.runtime.contract import ModelError, ModelSettings
+from stigmer.runtime.contract import ModelError, ModelErrorKind, ModelSettings
 from stigmer.runtime.conversation import (
     AssistantMessage,
     Message,
@@ -117,7 +117,9 @@ class AnthropicChatProvider:
     def __init__(self, settings: ModelSettings) -> None:
         if not settings.api_key:
             raise ModelError(
-                "the anthropic provider needs an API key (STIGMER_LLM_API_KEY or ANTHROPIC_API_KEY)"
+                "the anthropic provider needs an API key "
+                "(STIGMER_LLM_API_KEY or ANTHROPIC_API_KEY)",
+                kind=ModelErrorKind.CONFIG,
             )
         self._model = settings.model
         self._timeout = settings.timeout_seconds
@@ -146,7 +148,10 @@ class AnthropicChatProvider:
                 else:
                     final = event
         if final is None:
-            raise ModelError(f"model endpoint {self.endpoint} ended the reply without a message")
+            raise ModelError(
+                f"model endpoint {self.endpoint} ended the reply without a message",
+                kind=ModelErrorKind.MALFORMED,
+            )
         return anthropic_turn(final)
 
     async def _events(
@@ -182,7 +187,8 @@ def anthropic_turn(message: anthropic.types.Message) -> ModelTurn:
         elif block.type == "tool_use":
             if not isinstance(block.input, dict):
                 raise ModelError(
-                    f"model sent arguments for tool {block.name!r} that are not a JSON object"
+                    f"model sent arguments for tool {block.name!r} that are not a JSON object",
+                    kind=ModelErrorKind.MALFORMED,
                 )
             calls.append(
                 ToolCall(id=block.id or new_call_id(), name=block.name, arguments=block.input)

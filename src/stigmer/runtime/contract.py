@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 
@@ -116,18 +117,34 @@ class RunSink(Protocol):
         """The tool's result (text), or its error message when is_error."""
 
 
+class ModelErrorKind(StrEnum):
+    """What went wrong with the model, for callers that decide on it."""
+
+    TIMEOUT = "timeout"  # the endpoint did not answer within the timeout
+    UNREACHABLE = "unreachable"  # no connection: refused, unknown host
+    AUTH = "auth"  # the endpoint rejected the API key
+    STATUS = "status"  # the endpoint answered with an HTTP error status
+    INTERRUPTED = "interrupted"  # the connection broke in the middle of a reply
+    MALFORMED = "malformed"  # the reply does not parse, or asks for something impossible
+    CONFIG = "config"  # the settings name no usable provider (none, unknown, no key)
+    LOCAL_MODEL = "local_model"  # llama.cpp is missing, or it cannot load the model file
+    OTHER = "other"  # an SDK failure none of the above describes
+
+
 class ModelError(Exception):
     """The model could not answer: unreachable, timed out, HTTP error, bad reply.
 
     The message says what happened in words a user can act on
     ("model endpoint http://127.0.0.1:9/v1 unreachable: connection refused").
-    `status` is the HTTP status the endpoint answered with, when it answered
-    with one (in the response, or in an error event of a streamed reply), so
-    callers decide on the number, never on the words.
+    The facts are attributes, so callers decide on them, never on the words:
+    `kind` says what went wrong, and `status` is the HTTP status the endpoint
+    answered with, when it answered with one (in the response, or in an error
+    event of a streamed reply).
     """
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, kind: ModelErrorKind, status: int | None = None) -> None:
         super().__init__(message)
+        self.kind = kind
         self.status = status
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stigmer.runtime.contract import HistoryMessage, ModelError
+from stigmer.runtime.contract import HistoryMessage, ModelError, ModelErrorKind
 
 logger = logging.getLogger(__name__)
 
@@ -125,12 +125,14 @@ def tool_arguments_from_json(tool_name: str, text: str) -> dict[str, Any]:
         arguments = json.loads(text) if text.strip() else {}
     except ValueError as exc:
         raise ModelError(
-            f"model sent malformed JSON arguments for tool {tool_name!r}: {exc}: {text[:200]!r}"
+            f"model sent malformed JSON arguments for tool {tool_name!r}: {exc}: {text[:200]!r}",
+            kind=ModelErrorKind.MALFORMED,
         ) from exc
     if not isinstance(arguments, dict):
         raise ModelError(
             f"model sent arguments for tool {tool_name!r} that are not a JSON object: "
-            f"{text[:200]!r}"
+            f"{text[:200]!r}",
+            kind=ModelErrorKind.MALFORMED,
         )
     return arguments
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from stigmer import config
 from stigmer.errors import InvalidArgument
 from stigmer.runtime.chat_templates import chat_template_for
-from stigmer.runtime.contract import ModelError, ModelSettings
+from stigmer.runtime.contract import ModelError, ModelErrorKind, ModelSettings
 from stigmer.runtime.conversation import Message, ModelTurn, ToolResultMessage, ToolSpec
 from stigmer.runtime.model_files import (
     DEFAULT_MODEL,
@@ -77,6 +77,9 @@ _LLAMA_VERBOSITY = 1
 
 class LocalModelError(ModelError):
     """The local model could not be started: not installed, damaged, or refused by llama.cpp."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind=ModelErrorKind.LOCAL_MODEL)
 
 
 def is_local_runtime_installed() -> bool:

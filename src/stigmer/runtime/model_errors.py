@@ -5,7 +5,8 @@ Both SDKs are built alike (an `APIConnectionError` wrapping the socket error, an
 stream over `httpx2`, whose own errors can surface mid-stream unwrapped. One
 table covers them all, so a user reads the same sentence for the same failure
 whichever model they use: "model endpoint http://127.0.0.1:9/v1 unreachable:
-connection refused", "model returned HTTP 500: overloaded".
+connection refused", "model returned HTTP 500: overloaded". Each row also
+names the failure's `ModelErrorKind`, which is what code (and tests) decide on.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import anthropic
 import httpx2
 import openai
 
-from stigmer.runtime.contract import ModelError
+from stigmer.runtime.contract import ModelError, ModelErrorKind
 
 __all__ = ["SDK_FAILURES", "model_error_from"]
 
@@ -25,30 +26,40 @@ SDK_FAILURES = (openai.OpenAIError, anthropic.AnthropicError, httpx2.HTTPError, 
 
 # First match wins, so subclasses come before their bases. Placeholders: {endpoint},
 # {cause} (the innermost reason), {status}, {message} (the server's own words), {timeout}.
-_ERROR_TABLE: tuple[tuple[tuple[type[Exception], ...], str], ...] = (
+_ERROR_TABLE: tuple[tuple[tuple[type[Exception], ...], ModelErrorKind, str], ...] = (
     (
         (openai.APITimeoutError, anthropic.APITimeoutError, httpx2.TimeoutException),
+        ModelErrorKind.TIMEOUT,
         "model endpoint {endpoint} timed out after {timeout:g} s",
     ),
     (
         (openai.APIConnectionError, anthropic.APIConnectionError, httpx2.ConnectError),
+        ModelErrorKind.UNREACHABLE,
         "model endpoint {endpoint} unreachable: {cause}",
     ),
     (
         (openai.AuthenticationError, anthropic.AuthenticationError),
+        ModelErrorKind.AUTH,
         "model endpoint {endpoint} rejected the API key (HTTP {status}): {message}",
     ),
-    ((openai.APIStatusError, anthropic.APIStatusError), "model returned HTTP {status}: {message}"),
+    (
+        (openai.APIStatusError, anthropic.APIStatusError),
+        ModelErrorKind.STATUS,
+        "model returned HTTP {status}: {message}",
+    ),
     (
         (httpx2.TransportError,),
+        ModelErrorKind.INTERRUPTED,
         "connection to model endpoint {endpoint} broke mid-reply: {cause}",
     ),
     (
         (openai.APIResponseValidationError, anthropic.APIResponseValidationError, ValueError),
+        ModelErrorKind.MALFORMED,
         "model endpoint {endpoint} sent a malformed reply: {message}",
     ),
     (
         (openai.OpenAIError, anthropic.AnthropicError, httpx2.HTTPError),
+        ModelErrorKind.OTHER,
         "model call failed: {message}",
     ),
 )
@@ -65,10 +76,12 @@ def model_error_from(exc: Exception, *, endpoint: str, timeout: float) -> ModelE
         "timeout": timeout,
     }
     code = _http_status(exc)
-    for types, template in _ERROR_TABLE:
+    for types, kind, template in _ERROR_TABLE:
         if isinstance(exc, types):
-            return ModelError(template.format(**facts), status=code)
-    return ModelError(f"model call failed: {type(exc).__name__}: {exc}", status=code)
+            return ModelError(template.format(**facts), kind=kind, status=code)
+    return ModelError(
+        f"model call failed: {type(exc).__name__}: {exc}", kind=ModelErrorKind.OTHER, status=code
+    )
 
 
 def _http_status(exc: Exception) -> int | None:

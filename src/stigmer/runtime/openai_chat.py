@@ -22,7 +22,7 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
 )
 
-from stigmer.runtime.contract import ModelError, ModelSettings
+from stigmer.runtime.contract import ModelError, ModelErrorKind, ModelSettings
 from stigmer.runtime.conversation import (
     AssistantMessage,
     Message,
@@ -181,6 +181,8 @@ class OpenAIChatProvider:
 
 def _finish_call(call: _PartialCall) -> ToolCall:
     if not call.name:
-        raise ModelError("model asked for a tool call without a tool name")
+        raise ModelError(
+            "model asked for a tool call without a tool name", kind=ModelErrorKind.MALFORMED
+        )
     arguments = tool_arguments_from_json(call.name, "".join(call.arguments))
     return ToolCall(id=call.id or new_call_id(), name=call.name, arguments=arguments)

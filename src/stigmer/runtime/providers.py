@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from stigmer.runtime.anthropic_chat import AnthropicChatProvider
-from stigmer.runtime.contract import ModelError, ModelSettings
+from stigmer.runtime.contract import ModelError, ModelErrorKind, ModelSettings
 from stigmer.runtime.conversation import Message, ModelTurn, ToolSpec
 from stigmer.runtime.local_model import LocalChatProvider
 from stigmer.runtime.model_resolution import no_provider_message
@@ -87,8 +87,9 @@ def provider_for(settings: ModelSettings) -> ChatProvider:
         case "anthropic":
             return AnthropicChatProvider(settings)
         case "none":
-            raise ModelError(no_provider_message())
+            raise ModelError(no_provider_message(), kind=ModelErrorKind.CONFIG)
         case other:
             raise ModelError(
-                f"unknown model provider {other!r}: expected openai, anthropic, ollama or local"
+                f"unknown model provider {other!r}: expected openai, anthropic, ollama or local",
+                kind=ModelErrorKind.CONFIG,
             )

@@ -4,8 +4,11 @@
   context variable for log lines, and returned in the trailing metadata.
 - Logging: one line per call with method, status code and duration.
 - Errors: a StigmerError becomes its status code with details
-  (server/status.py); anything else is logged with its traceback and becomes
-  INTERNAL, so no exception ever reaches a client as UNKNOWN.
+  (server/rpc_errors.py). A bug (an `Internal`, or any other exception) is
+  logged with the request id and its traceback and reaches the client as
+  INTERNAL naming only the request id: its message may hold anything (paths,
+  SQL, secrets in a repr), and the client can do nothing with it but quote
+  the id. No exception ever reaches a client as UNKNOWN.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 import grpc
 
 from stigmer.errors import Internal, StigmerError
-from stigmer.server.status import DETAILS_KEY, rpc_status_of, status_code_of
+from stigmer.server.rpc_errors import rpc_status_of
 
 logger = logging.getLogger("stigmer.rpc")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -35,6 +38,19 @@ def _request_id_from(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     return uuid.uuid4().hex[:16]
 
 
+def _logged_for_client(error: Exception, rid: str, method: str) -> StigmerError:
+    """Logs a failed call and returns the error its client is sent."""
+    if isinstance(error, StigmerError) and error.grpc_code != "INTERNAL":
+        logger.info("%s %s %s: %s", rid, method, error.grpc_code, error.message)
+        return error
+    described = error.message if isinstance(error, StigmerError) else repr(error)
+    logger.error("%s %s INTERNAL: %s", rid, method, described, exc_info=error)
+    return Internal(
+        f"internal error (request id {rid}); the server log has the details",
+        facts={"request_id": rid, "step": error.step if isinstance(error, StigmerError) else ""},
+    )
+
+
 async def _abort_with(
     context: grpc.aio.ServicerContext[Any, Any],
     error: StigmerError,
@@ -42,9 +58,9 @@ async def _abort_with(
 ) -> None:
     status = rpc_status_of(error)
     await context.abort(
-        status_code_of(error),
-        error.message,
-        trailing_metadata=(*trailing, (DETAILS_KEY, status.SerializeToString())),
+        status.code,
+        status.details,
+        trailing_metadata=(*trailing, *status.trailing_metadata),
     )
 
 
@@ -84,17 +100,13 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
             code = "OK"
             try:
                 return await behaviour(request, context)
-            except StigmerError as error:
-                code = status_code_of(error).name
-                logger.info("%s %s %s: %s", rid, method, code, error.message)
-                await _abort_with(context, error, trailing)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 code = "CANCELLED"
                 raise
             except Exception as error:
-                code = "INTERNAL"
-                logger.exception("%s %s failed", rid, method)
-                await _abort_with(context, Internal(f"internal error: {error}"), trailing)
+                sent = _logged_for_client(error, rid, method)
+                code = sent.grpc_code
+                await _abort_with(context, sent, trailing)
             finally:
                 elapsed = (time.perf_counter() - started) * 1000
                 logger.debug("%s %s %s %.2fms", rid, method, code, elapsed)
@@ -115,13 +127,9 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
             try:
                 async for item in behaviour(request, context):
                     yield item
-            except StigmerError as error:
-                logger.info("%s %s %s: %s", rid, method, status_code_of(error).name, error.message)
-                await _abort_with(context, error, trailing)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
             except Exception as error:
-                logger.exception("%s %s failed", rid, method)
-                await _abort_with(context, Internal(f"internal error: {error}"), trailing)
+                await _abort_with(context, _logged_for_client(error, rid, method), trailing)
 
         return stream
