@@ -16,7 +16,7 @@ import pytest
 from stigmer.errors import Internal, InvalidArgument, Unavailable
 from stigmer.store.base import Lease, Record
 from stigmer.store.sqlite import SqliteStore
-from stigmer.store.sqlite_schema import MIGRATIONS
+from stigmer.store.sqlite.schema import MIGRATIONS
 from stigmer.store.urls import store_from_url
 from tests.store.calls import Run, count, fetch, insert_all, make_record
 

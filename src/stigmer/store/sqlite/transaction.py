@@ -1,46 +1,24 @@
-"""The SQLite backend: the default store, a single file in WAL mode.
+"""One SQLite store transaction on the store's one connection.
 
-The stdlib driver is synchronous. SQLite answers an indexed statement in
-microseconds, so statements run directly on the event loop; what must not
-happen is two transactions interleaving on the one connection, so an
-asyncio lock serializes transactions. Write transactions start with
-BEGIN IMMEDIATE: a deferred BEGIN that later writes fails at once with
-"database is locked" when another process writes (the busy timeout does not
-cover the upgrade).
-
-Every sqlite3 error a statement raises is translated in one place,
-`_translate`, so a failed statement inside a transaction comes out as the
-Stigmer error it means (a busy database is `Unavailable`, a taken unique key
-is turned into `AlreadyExists` by the write that knows which row holds it).
-Unlike PostgreSQL, SQLite undoes only the failed statement; the transaction
-goes on.
+The store (store.py) serializes transactions and runs BEGIN, COMMIT and
+ROLLBACK; a transaction runs the statements, each through `_execute`,
+`_fetch_all` or `_fetch_one`, which translate sqlite3's errors (errors.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import contextvars
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stigmer.errors import AlreadyExists, Conflict, Internal, NotFound, StigmerError, Unavailable
-from stigmer.faults import crash_point
+from stigmer.errors import AlreadyExists, Conflict, Internal, NotFound
 from stigmer.resources.selectors import Operator, Requirement
 from stigmer.store.base import LOG_PAGE_SIZE, PAGE_SIZE, Change, Lease, ListQuery, Record
-from stigmer.store.changes import (
-    ADDED,
-    CHANGES_KEPT,
-    COMPACTION_EVERY,
-    DELETED,
-    MODIFIED,
-    ChangeSignal,
-    too_old,
-)
+from stigmer.store.changes import ADDED, COMPACTION_EVERY, DELETED, MODIFIED, too_old
 from stigmer.store.rows import (
     COLUMN_LIST,
     COLUMNS,
@@ -50,71 +28,10 @@ from stigmer.store.rows import (
     row_from_record,
     updated_values,
 )
-from stigmer.store.sqlite_schema import MIGRATIONS
+from stigmer.store.sqlite.errors import DuplicateKey, translated
 
 _MARKS = ", ".join("?" * len(COLUMNS))
 _SET_COLUMNS = ", ".join(f"{column} = ?" for column in UPDATED_COLUMNS)
-
-
-# -- errors: the one translation from sqlite3 to Stigmer ----------------------------------
-
-
-class DuplicateKey(Internal):
-    """A statement hit a unique index: (kind, org, slug), an id, an event's sequence.
-
-    The write that ran it knows which row it collided with and raises the
-    error that means (AlreadyExists, or Internal for an event sequence); one
-    that escapes is a statement that should not have collided: a bug.
-    """
-
-
-def _busy(error: sqlite3.Error, path: Path) -> StigmerError:
-    return Unavailable(f"store busy ({path}): {error}; retry")
-
-
-def _unusable(error: sqlite3.Error, path: Path) -> StigmerError:
-    return Unavailable(f"cannot use the SQLite store {path}: {error}")
-
-
-def _duplicate(error: sqlite3.Error, path: Path) -> StigmerError:
-    return DuplicateKey(f"SQLite store {path}: {error}")
-
-
-# Rows are matched on the error's result code, primary (the low byte) or
-# extended; the first row that matches wins, the last matches every error.
-_ERROR_TABLE: tuple[tuple[frozenset[int], Callable[[sqlite3.Error, Path], StigmerError]], ...] = (
-    (
-        frozenset({sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY}),
-        _duplicate,
-    ),
-    # The busy timeout ran out: another process held the write lock.
-    (frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}), _busy),
-    # The file, its disk or its permissions: nothing a retry of the request fixes.
-    (
-        frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR}),
-        _unusable,
-    ),
-    (frozenset(), lambda error, path: Internal(f"SQLite store {path}: {error}")),
-)
-
-
-def _translate(error: sqlite3.Error, path: Path) -> StigmerError:
-    """The Stigmer error for a sqlite3 error: the first row of _ERROR_TABLE that matches."""
-    code: int | None = getattr(error, "sqlite_errorcode", None)
-    for codes, make in _ERROR_TABLE:
-        if not codes or (code is not None and {code, code & 0xFF} & codes):
-            return make(error, path)
-    raise AssertionError("the table's last row matches every error")  # pragma: no cover
-
-
-@contextmanager
-def _translated(path: Path) -> Iterator[None]:
-    """Runs the block with sqlite3 errors translated (see _translate)."""
-    try:
-        yield
-    except sqlite3.Error as error:
-        raise _translate(error, path) from error
-
 
 # -- rows and queries ---------------------------------------------------------------------
 
@@ -155,11 +72,6 @@ def _label_clause(requirement: Requirement) -> tuple[str, list[Any]]:
             return "json_type(labels, ?) IS NULL", [path]
 
 
-_current_transaction: contextvars.ContextVar[SqliteTransaction | None] = contextvars.ContextVar(
-    "stigmer_sqlite_transaction", default=None
-)
-
-
 # -- transactions -------------------------------------------------------------------------
 
 
@@ -183,17 +95,17 @@ class SqliteTransaction:
 
     def _execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
         """Runs a statement whose rows (if any) are not read."""
-        with _translated(self._path):
+        with translated(self._path):
             return self._connection.execute(sql, parameters)
 
     def _fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
         # Inside the translation: SQLite steps a statement, and may fail, as
         # its rows are read. A RETURNING statement is done only once all were.
-        with _translated(self._path):
+        with translated(self._path):
             return self._connection.execute(sql, parameters).fetchall()
 
     def _fetch_one(self, sql: str, parameters: Sequence[Any] = ()) -> Any | None:
-        with _translated(self._path):
+        with translated(self._path):
             return self._connection.execute(sql, parameters).fetchone()
 
     def _record(self, sql: str, parameters: Sequence[Any]) -> Record | None:
@@ -371,7 +283,7 @@ class SqliteTransaction:
     async def append_events(self, resource_id: str, events: Sequence[tuple[int, bytes]]) -> None:
         self.has_written = True
         try:
-            with _translated(self._path):
+            with translated(self._path):
                 self._connection.executemany(
                     "INSERT INTO resource_events (resource_id, sequence, data) VALUES (?, ?, ?)",
                     [(resource_id, sequence, data) for sequence, data in events],
@@ -418,133 +330,3 @@ class SqliteTransaction:
             (now, limit),
         )
         return [Lease(row[0], row[1], float(row[2])) for row in rows]
-
-
-# -- the store ----------------------------------------------------------------------------
-
-
-class SqliteStore:
-    """A store in one SQLite file (WAL, synchronous=NORMAL)."""
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        busy_timeout_ms: int = 10_000,
-        changes_kept: int = CHANGES_KEPT,
-    ) -> None:
-        self.path = Path(path)
-        # sqlite:///abs/path for an absolute path, sqlite:rel/path otherwise:
-        # store_from_url(store.url) opens the same file.
-        self.url = f"sqlite://{self.path}" if self.path.is_absolute() else f"sqlite:{self.path}"
-        self._busy_timeout_ms = busy_timeout_ms
-        self._connection: sqlite3.Connection | None = None
-        self._lock = asyncio.Lock()
-        self._changes_kept = changes_kept
-        self.change_signal = ChangeSignal()
-
-    async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.Error as error:
-            # Whatever fails before the schema is read (a missing directory,
-            # a file that is not a database) means there is no store to use.
-            raise Unavailable(f"cannot open SQLite store {self.path}: {error}") from error
-        try:
-            with _translated(self.path):
-                self._migrate(connection)
-        except BaseException:
-            connection.close()
-            raise
-        self._connection = connection
-
-    def _migrate(self, connection: sqlite3.Connection) -> None:
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            row = connection.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-            current = row[0] or 0
-            newest = MIGRATIONS[-1][0]
-            if current > newest:
-                raise Unavailable(
-                    f"store {self.path} has schema version {current}, newer than this "
-                    f"Stigmer understands ({newest}); upgrade Stigmer"
-                )
-            for version, statements in MIGRATIONS:
-                if version <= current:
-                    continue
-                for statement in statements:
-                    connection.execute(statement)
-                connection.execute(
-                    "INSERT INTO schema_migrations VALUES (?, datetime('now'))", (version,)
-                )
-            connection.execute("COMMIT")
-        except BaseException:
-            _roll_back(connection)
-            raise
-
-    async def close(self) -> None:
-        if self._connection is not None:
-            async with self._lock:
-                self._connection.close()
-                self._connection = None
-
-    @asynccontextmanager
-    async def transaction(self, *, write: bool = True) -> AsyncIterator[SqliteTransaction]:
-        # A task started inside a transaction inherits the variable; only a
-        # transaction still open is a nesting (and would deadlock on the lock).
-        outer = _current_transaction.get()
-        if outer is not None and outer.is_open and outer.task is asyncio.current_task():
-            raise Internal("nested store transaction; pass the open transaction down instead")
-        async with self._lock:
-            connection = self._connection
-            if connection is None:
-                raise Unavailable("the store is closed")
-            with _translated(self.path):
-                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            transaction = SqliteTransaction(
-                connection, path=self.path, changes_kept=self._changes_kept
-            )
-            token = _current_transaction.set(transaction)
-            try:
-                yield transaction
-            except BaseException:
-                _roll_back(connection)
-                raise
-            else:
-                if transaction.is_discarded:
-                    _roll_back(connection)
-                else:
-                    if transaction.has_written:
-                        crash_point("store/before-commit")
-                    self._commit(connection)
-                    if transaction.has_changes:
-                        self.change_signal.notify()
-                    if transaction.has_written:
-                        crash_point("store/after-commit")
-            finally:
-                transaction.is_open = False
-                _current_transaction.reset(token)
-
-    def _commit(self, connection: sqlite3.Connection) -> None:
-        """Commits; a COMMIT that fails is rolled back, so the connection
-        is left outside any transaction for the next one to begin."""
-        try:
-            connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            _roll_back(connection)
-            raise _translate(error, self.path) from error
-
-
-def _roll_back(connection: sqlite3.Connection) -> None:
-    # Some failures (a full disk, an I/O error) make SQLite roll the whole
-    # transaction back by itself; a ROLLBACK then would fail and hide them.
-    if connection.in_transaction:
-        connection.execute("ROLLBACK")
