@@ -171,12 +171,20 @@ class Transaction(Protocol):
     # -- a resource's event log (execution updates), ordered by sequence ---
 
     async def append_events(self, resource_id: str, events: Sequence[tuple[int, bytes]]) -> None:
-        """Appends (sequence, data) pairs; a sequence already logged raises Internal."""
+        """Appends (sequence, data) pairs, in any order.
+
+        Raises:
+            Internal: a sequence is already logged (or twice in `events`); the
+                logged event is kept and the transaction stays usable.
+        """
         ...
 
     async def list_events(
         self, resource_id: str, after_sequence: int, limit: int = LOG_PAGE_SIZE
-    ) -> builtins.list[tuple[int, bytes]]: ...
+    ) -> builtins.list[tuple[int, bytes]]:
+        """The (sequence, data) pairs above `after_sequence`, lowest first, at most
+        `limit` of them (a negative limit: all)."""
+        ...
 
     # -- leases: which worker holds a resource, until when ------------------
 
@@ -186,11 +194,13 @@ class Transaction(Protocol):
 
     async def get_lease(self, resource_id: str) -> Lease | None: ...
 
-    async def delete_lease(self, resource_id: str) -> None: ...
+    async def delete_lease(self, resource_id: str) -> None:
+        """Releases the lease on the resource, if it has one."""
+        ...
 
-    async def list_expired_leases(
-        self, now: float, limit: int = PAGE_SIZE
-    ) -> builtins.list[Lease]: ...
+    async def list_expired_leases(self, now: float, limit: int = PAGE_SIZE) -> builtins.list[Lease]:
+        """The leases that expired before `now` (expires_at < now), soonest-expired first."""
+        ...
 
 
 class Store(Protocol):

@@ -123,9 +123,9 @@ class PostgresTransaction:
         # store/before-commit and store/after-commit crash points, as on SQLite.
         self.has_written = False
         # The task that opened it: only that task nesting a transaction is a
-        # bug. Tasks it starts wait for it to end (see PostgresStore.transaction).
+        # bug. Tasks it starts wait for it to end before opening their own on
+        # the same store (see PostgresStore.transaction).
         self.task = asyncio.current_task()
-        # The store that opened it, which makes tasks it starts wait for it.
         self.store = store
         self.ended = asyncio.Event()
         # Rows read in a write transaction stay locked until it ends (see the package doc).
