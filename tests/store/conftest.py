@@ -1,4 +1,4 @@
-"""Fixtures for the store contract suite: one event loop per test, one store per backend.
+"""Fixtures for the store suites: one event loop per test, one store per backend.
 
 Every backend-specific line lives in `STORE_FACTORIES`: adding a backend means adding a
 factory and its name to `STORE_BACKENDS` (tests/conftest.py), nothing in the tests.
@@ -24,24 +24,34 @@ import pytest
 from stigmer.store.base import Store
 from stigmer.store.sqlite import SqliteStore
 from tests.conftest import STORE_BACKENDS
+from tests.store.calls import StoreFactory
 
 RunCoroutine = Callable[[Coroutine[Any, Any, Any]], Any]
 
 
-def _sqlite_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    return SqliteStore(tmp_path / "store.db")
+def _sqlite_stores(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    path = tmp_path / "store.db"
+
+    def make(**options: Any) -> Store:
+        return SqliteStore(path, **options)
+
+    return make
 
 
-def _postgres_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+def _postgres_stores(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     from stigmer.store.postgres import PostgresStore  # psycopg only for this backend
 
     url: str = request.getfixturevalue("postgres_url")
-    return PostgresStore(url)
+
+    def make(**options: Any) -> Store:
+        return PostgresStore(url, **options)
+
+    return make
 
 
-STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
-    "sqlite": _sqlite_store,
-    "postgres": _postgres_store,
+STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], StoreFactory]] = {
+    "sqlite": _sqlite_stores,
+    "postgres": _postgres_stores,
 }
 
 
@@ -53,10 +63,16 @@ def run() -> Iterator[RunCoroutine]:
 
 
 @pytest.fixture(params=STORE_BACKENDS)
-def store(request: pytest.FixtureRequest, run: RunCoroutine, tmp_path: Path) -> Iterator[Store]:
-    """An open, empty store of each backend; closed when the test ends."""
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """Stores of each backend, all on one database (the one `store` is open on)."""
     backend: str = request.param
-    opened = STORE_FACTORIES[backend](request, tmp_path)
+    return STORE_FACTORIES[backend](request, tmp_path)
+
+
+@pytest.fixture
+def store(store_factory: StoreFactory, run: RunCoroutine) -> Iterator[Store]:
+    """An open, empty store of each backend; closed when the test ends."""
+    opened = store_factory()
     run(opened.open())
     try:
         yield opened

@@ -1,114 +1,42 @@
 """The store contract: every backend in STORE_BACKENDS (tests/conftest.py) must pass
 this suite unchanged.
 
-Tests take `store` (open, empty) and `run` (the test's event loop) and run inner
-coroutines with `run(...)`. The sections marked SQLite-specific and PostgreSQL-specific
-test what only one backend has: the SQLite file; the PostgreSQL database, its migrations
-under concurrent servers, its URLs, and what a pool of concurrent connections adds
-(row locks, aborted statements, timeouts).
+It calls every method of `Transaction` (store/base.py): resources, lists, the change
+log, a resource's event log and its lease. Tests take `store` (open, empty) and `run`
+(the test's event loop) and run inner coroutines with `run(...)`. What only one backend
+has is tested in test_sqlite_store.py and test_postgres_store.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import socket
-import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager, closing
 from dataclasses import replace
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
 
-import psycopg
 import pytest
 
-from stigmer.errors import (
-    AlreadyExists,
-    Conflict,
-    FailedPrecondition,
-    Internal,
-    InvalidArgument,
-    NotFound,
-    Unavailable,
-)
+from stigmer.errors import AlreadyExists, Conflict, FailedPrecondition, Internal, NotFound
 from stigmer.resources.selectors import parse_selector
-from stigmer.store.base import Change, ListQuery, Record, Store
+from stigmer.store.base import Change, Lease, ListQuery, Record, Store
 from stigmer.store.changes import ADDED, COMPACTION_EVERY, DELETED, MODIFIED
-from stigmer.store.postgres import PostgresStore
-from stigmer.store.postgres_schema import MIGRATIONS as POSTGRES_MIGRATIONS
-from stigmer.store.sqlite import SqliteStore
-from stigmer.store.sqlite_schema import MIGRATIONS
 from stigmer.store.urls import store_from_url
-
-T = TypeVar("T")
-
-
-class Run(Protocol):
-    """The `run` fixture: runs a coroutine on the test's event loop."""
-
-    def __call__(self, coroutine: Coroutine[Any, Any, T], /) -> T: ...
-
-
-def make_record(slug: str, *, kind: str = "agent", org: str = "org-1", **columns: Any) -> Record:
-    """A version-1 record with a random id (so id order is not insertion order)."""
-    fields: dict[str, Any] = {"id": uuid.uuid4().hex, "version": 1, "data": b"\x00body\xff"}
-    return Record(kind=kind, org=org, slug=slug, **(fields | columns))
-
-
-async def insert_all(store: Store, *records: Record) -> None:
-    async with store.transaction() as tx:
-        for record in records:
-            await tx.insert(record)
-
-
-async def fetch(store: Store, record: Record) -> Record | None:
-    async with store.transaction(write=False) as tx:
-        return await tx.get(record.kind, record.id)
-
-
-async def fetch_by_slug(store: Store, record: Record) -> Record | None:
-    async with store.transaction(write=False) as tx:
-        return await tx.get_by_slug(record.kind, record.org, record.slug)
-
-
-async def count(store: Store, kind: str = "agent") -> int:
-    async with store.transaction(write=False) as tx:
-        return await tx.count(kind)
-
-
-async def list_ids(store: Store, kind: str = "agent", **filters: Any) -> list[str]:
-    async with store.transaction(write=False) as tx:
-        return [record.id for record in await tx.list(ListQuery(kind, **filters))]
-
-
-async def update(store: Store, record: Record, expected_version: int) -> None:
-    async with store.transaction() as tx:
-        await tx.update(record, expected_version)
-
-
-async def delete(store: Store, record: Record) -> bool:
-    async with store.transaction() as tx:
-        return await tx.delete(record.kind, record.id)
-
-
-def make_full_record(slug: str, tag: str, **columns: Any) -> Record:
-    """A record with every column set: raw bytes, labels with '.' and '/' in a key."""
-    return make_record(
-        slug,
-        owner_id=f"user-{tag}",
-        agent_id=f"agent-{tag}",
-        agent_instance_id=f"instance-{tag}",
-        session_id=f"session-{tag}",
-        phase=tag.upper(),
-        labels={"app.kubernetes.io/name": tag, "tier": "gold"},
-        data=bytes(range(256)) + tag.encode(),
-        **columns,
-    )
-
+from tests.store.calls import (
+    Run,
+    StoreFactory,
+    changes_after,
+    count,
+    delete,
+    fetch,
+    fetch_by_slug,
+    insert_all,
+    list_ids,
+    make_full_record,
+    make_record,
+    update,
+)
 
 # --- insert, get, delete -------------------------------------------------------------------
 
@@ -225,6 +153,27 @@ def test_update_of_deleted_record_is_not_found(store: Store, run: Run) -> None:
         run(update(store, make_record("researcher", id=record.id, version=2), expected_version=1))
 
     assert raised.value.reference == record.id
+
+
+def test_update_renaming_onto_a_taken_slug_is_already_exists_naming_the_holder(
+    store: Store, run: Run
+) -> None:
+    holder, renamed = make_record("taken"), make_record("renamed")
+    run(insert_all(store, holder, renamed))
+
+    async def rename_then_go_on() -> None:
+        async with store.transaction() as tx:
+            with pytest.raises(AlreadyExists) as raised:
+                await tx.update(replace(renamed, slug="taken", version=2), 1)
+            facts = (raised.value.kind, raised.value.slug, raised.value.existing_id)
+            assert facts == ("agent", "taken", holder.id)
+            # The failed statement leaves the transaction usable.
+            await tx.update(replace(renamed, version=2, data=b"kept going"), 1)
+
+    run(rename_then_go_on())
+
+    assert run(fetch(store, holder)) == holder
+    assert run(fetch(store, renamed)) == replace(renamed, version=2, data=b"kept going")
 
 
 # --- list ----------------------------------------------------------------------------------
@@ -537,11 +486,6 @@ def test_concurrent_get_or_create_across_processes_agrees_on_one_id_per_slug(
 # --- the change log ------------------------------------------------------------------------
 
 
-async def changes_after(store: Store, after: int = 0, *kinds: str) -> list[Change]:
-    async with store.transaction(write=False) as tx:
-        return await tx.list_changes(after, kinds)
-
-
 def _summary(changes: list[Change]) -> list[tuple[str, str, int]]:
     return [(c.change_type, c.record.slug, c.record.version) for c in changes]
 
@@ -684,9 +628,9 @@ def test_reading_changes_after_a_compacted_sequence_is_failed_precondition(
 
 
 def test_log_compacts_itself_and_never_reuses_a_sequence(
-    store: Store, run: Run, tmp_path: Path
+    store: Store, store_factory: StoreFactory, run: Run
 ) -> None:
-    small = _store_like(store, tmp_path, changes_kept=3)
+    small = store_factory(changes_kept=3)
     total = COMPACTION_EVERY + 5
 
     async def scenario() -> tuple[list[Change], int]:
@@ -717,14 +661,6 @@ async def _changes_of_reopened(store: Store, after: int) -> list[Change]:
         await store.close()
 
 
-def _store_like(store: Store, tmp_path: Path, **options: Any) -> Store:
-    """A second store of the same backend and database as `store`, with other options."""
-    if isinstance(store, SqliteStore):
-        return SqliteStore(store.path, **options)
-    assert isinstance(store, PostgresStore)
-    return PostgresStore(store._conninfo, **options)
-
-
 def test_committed_changes_notify_the_change_signal(store: Store, run: Run) -> None:
     async def scenario() -> tuple[bool, bool]:
         before = store.change_signal.next_change()
@@ -737,414 +673,274 @@ def test_committed_changes_notify_the_change_signal(store: Store, run: Run) -> N
     assert run(scenario()) == (False, True)
 
 
-# --- SQLite-specific: the file, its migrations and store URLs --------------------------------
+def test_changes_with_limit_zero_read_none_but_still_check_the_horizon(
+    store: Store, run: Run
+) -> None:
+    # Watchers ask "is my resource version still readable?" with limit=0.
+    async def scenario() -> tuple[list[Change], int]:
+        for n in range(3):
+            await insert_all(store, make_record(f"r-{n}"))
+        async with store.transaction() as tx:
+            horizon = await tx.compact_changes(keep=1)
+        async with store.transaction(write=False) as tx:
+            return await tx.list_changes(horizon, limit=0), horizon
+
+    nothing, horizon = run(scenario())
+    assert nothing == []
+
+    async def below_the_horizon() -> list[Change]:
+        async with store.transaction(write=False) as tx:
+            return await tx.list_changes(horizon - 1, limit=0)
+
+    with pytest.raises(FailedPrecondition):
+        run(below_the_horizon())
 
 
-def _migration_rows(path: Path) -> list[tuple[int, int]]:
-    sql = "SELECT version, COUNT(*) FROM schema_migrations GROUP BY version ORDER BY version"
-    with closing(sqlite3.connect(path)) as connection:
-        return connection.execute(sql).fetchall()
+# --- a resource's event log ----------------------------------------------------------------
 
 
-def _sqlite_file_from_the_future(path: Path, run: Run) -> int:
-    """Creates a store file claiming a schema version newer than this code knows."""
-    store = SqliteStore(path)
-    run(store.open())
-    run(store.close())
-    newer = MIGRATIONS[-1][0] + 1
-    with closing(sqlite3.connect(path)) as connection, connection:
-        connection.execute("INSERT INTO schema_migrations VALUES (?, datetime('now'))", (newer,))
-    return newer
+async def append(store: Store, resource_id: str, *events: tuple[int, bytes]) -> None:
+    async with store.transaction() as tx:
+        await tx.append_events(resource_id, events)
 
 
-def test_reopened_sqlite_file_keeps_data_and_migrates_once(tmp_path: Path, run: Run) -> None:
-    path, record = tmp_path / "store.db", make_record("researcher")
-
-    async def reopen(insert: bool) -> Record | None:
-        store = SqliteStore(path)
-        await store.open()
-        try:
-            if insert:
-                await insert_all(store, record)
-            return await fetch(store, record)
-        finally:
-            await store.close()
-
-    assert [run(reopen(insert=n == 0)) for n in range(3)] == [record, record, record]
-    assert _migration_rows(path) == [(version, 1) for version, _ in MIGRATIONS]
+async def events_of(
+    store: Store, resource_id: str, after: int = 0, limit: int | None = None
+) -> list[tuple[int, bytes]]:
+    async with store.transaction(write=False) as tx:
+        if limit is None:
+            return await tx.list_events(resource_id, after)
+        return await tx.list_events(resource_id, after, limit)
 
 
-def test_sqlite_file_with_newer_schema_is_refused_as_unavailable(tmp_path: Path, run: Run) -> None:
-    newer = _sqlite_file_from_the_future(tmp_path / "store.db", run)
-    refused = SqliteStore(tmp_path / "store.db")
+def test_appended_events_are_listed_in_sequence_order_with_their_bytes(
+    store: Store, run: Run
+) -> None:
+    raw = bytes(range(256))
 
-    with pytest.raises(Unavailable, match="newer"):
-        run(refused.open())
-    run(refused.close())
+    async def scenario() -> list[tuple[int, bytes]]:
+        await append(store, "exec-1", (1, b"first"), (2, raw))
+        # Within a batch and across batches, the sequence orders, not the arrival.
+        await append(store, "exec-1", (5, b"fifth"), (3, b"third"))
+        await append(store, "exec-1", (4, b""))
+        return await events_of(store, "exec-1")
 
-    assert _migration_rows(tmp_path / "store.db")[-1] == (newer, 1)
+    assert run(scenario()) == [(1, b"first"), (2, raw), (3, b"third"), (4, b""), (5, b"fifth")]
 
 
-def test_sqlite_store_refused_at_open_stays_closed(tmp_path: Path, run: Run) -> None:
-    _sqlite_file_from_the_future(tmp_path / "store.db", run)
-    refused = SqliteStore(tmp_path / "store.db")
-    with pytest.raises(Unavailable):
-        run(refused.open())
+def test_events_are_kept_per_resource(store: Store, run: Run) -> None:
+    async def scenario() -> tuple[list[tuple[int, bytes]], ...]:
+        await append(store, "exec-1", (1, b"one-1"), (2, b"one-2"))
+        await append(store, "exec-2", (1, b"two-1"))
+        return (
+            await events_of(store, "exec-1"),
+            await events_of(store, "exec-2"),
+            await events_of(store, "exec-3"),
+        )
 
-    try:
-        with pytest.raises(Unavailable, match="closed"):
-            run(count(refused))
-    finally:
-        run(refused.close())
+    assert run(scenario()) == ([(1, b"one-1"), (2, b"one-2")], [(1, b"two-1")], [])
+
+
+def test_event_pages_after_a_sequence_visit_every_event_once(store: Store, run: Run) -> None:
+    logged = [(sequence, f"event-{sequence}".encode()) for sequence in range(1, 11)]
+    run(append(store, "exec-1", *logged))
+
+    pages = [run(events_of(store, "exec-1", limit=4))]
+    while pages[-1] and len(pages) < 10:
+        pages.append(run(events_of(store, "exec-1", after=pages[-1][-1][0], limit=4)))
+
+    assert [len(page) for page in pages] == [4, 4, 2, 0]
+    assert [event for page in pages for event in page] == logged
+    assert run(events_of(store, "exec-1", after=7)) == logged[7:]
+    assert run(events_of(store, "exec-1", after=10)) == []
+    # A negative limit reads them all, as SQLite's LIMIT does.
+    assert run(events_of(store, "exec-1", after=2, limit=-1)) == logged[2:]
 
 
 @pytest.mark.parametrize(
-    ("url", "path"),
+    "batch",
     [
-        ("sqlite:///abs/path/store.db", "/abs/path/store.db"),
-        ("/abs/path/store.db", "/abs/path/store.db"),
-        ("relative/store.db", "relative/store.db"),
-        ("sqlite:relative/store.db", "relative/store.db"),
+        pytest.param([(1, b"again")], id="already-logged"),
+        pytest.param([(2, b"second"), (2, b"twice")], id="twice-in-one-batch"),
     ],
 )
-def test_store_from_url_selects_sqlite_for_sqlite_urls_and_paths(url: str, path: str) -> None:
-    selected = store_from_url(url)
-
-    assert isinstance(selected, SqliteStore)
-    assert selected.path == Path(path)
-
-
-@pytest.mark.parametrize("url", ["mysql://db/stigmer", "redis://localhost", "s3://bucket/x"])
-def test_store_from_url_with_unknown_scheme_is_invalid_argument(url: str) -> None:
-    with pytest.raises(InvalidArgument) as raised:
-        store_from_url(url)
-
-    assert raised.value.facts["field"] == "store"
-
-
-def test_sqlite_store_url_selects_the_same_file_for_a_relative_path() -> None:
-    reopened = store_from_url(SqliteStore(Path("relative/store.db")).url)
-
-    assert isinstance(reopened, SqliteStore)
-    assert reopened.path == Path("relative/store.db")
-
-
-# --- PostgreSQL-specific: the database, its migrations, URLs, connections -------------------
-
-
-@asynccontextmanager
-async def opened_postgres(url: str, **options: Any) -> AsyncIterator[PostgresStore]:
-    """A PostgresStore with non-default options, open for the block."""
-    store = PostgresStore(url, **options)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-async def fetch_for_update(store: Store, record: Record) -> Record | None:
-    """A get in a write transaction, which locks the row on PostgreSQL."""
-    async with store.transaction() as tx:
-        return await tx.get(record.kind, record.id)
-
-
-def _postgres_migration_rows(url: str) -> list[tuple[int, int]]:
-    sql = "SELECT version, COUNT(*) FROM schema_migrations GROUP BY version ORDER BY version"
-    with psycopg.connect(url) as connection:
-        return [(int(version), int(n)) for version, n in connection.execute(sql).fetchall()]
-
-
-def _postgres_database_from_the_future(url: str, run: Run) -> int:
-    """Migrates the database, then records a schema version newer than this code knows."""
-    store = PostgresStore(url)
-    run(store.open())
-    run(store.close())
-    newer = POSTGRES_MIGRATIONS[-1][0] + 1
-    with psycopg.connect(url) as connection:
-        connection.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (newer,))
-    return newer
-
-
-def test_reopened_postgres_database_keeps_data_and_migrates_once(
-    postgres_url: str, run: Run
+def test_appending_a_sequence_already_logged_is_internal_and_keeps_the_first(
+    store: Store, run: Run, batch: list[tuple[int, bytes]]
 ) -> None:
-    record = make_full_record("researcher", "first")
+    async def scenario() -> tuple[str, list[tuple[int, bytes]]]:
+        await append(store, "exec-1", (1, b"first"))
+        async with store.transaction() as tx:
+            with pytest.raises(Internal) as raised:
+                await tx.append_events("exec-1", batch)
+            # The transaction stays usable: the caller may still write and commit.
+            await tx.append_events("exec-1", [(9, b"after the error")])
+        return raised.value.message, await events_of(store, "exec-1")
 
-    async def reopen(insert: bool) -> Record | None:
-        async with opened_postgres(postgres_url) as store:
-            if insert:
-                await insert_all(store, record)
-            return await fetch(store, record)
+    message, events = run(scenario())
 
-    assert [run(reopen(insert=n == 0)) for n in range(3)] == [record, record, record]
-    assert _postgres_migration_rows(postgres_url) == [(v, 1) for v, _ in POSTGRES_MIGRATIONS]
+    assert "already logged" in message
+    assert (1, b"first") in events
+    assert (9, b"after the error") in events
+    assert (1, b"again") not in events
+    assert [sequence for sequence, _ in events] == sorted({sequence for sequence, _ in events})
 
 
-def test_servers_opening_a_new_postgres_database_together_migrate_it_once(
-    postgres_url: str, run: Run
+def test_appended_events_roll_back_or_are_discarded_with_their_transaction(
+    store: Store, run: Run
 ) -> None:
-    stores = [PostgresStore(postgres_url) for _ in range(8)]
-
-    async def open_all_then_use_each() -> list[int]:
-        await asyncio.gather(*(store.open() for store in stores))
-        try:
-            for n, store in enumerate(stores):
-                await insert_all(store, make_record(f"from-server-{n}"))
-            return [await count(store) for store in stores]
-        finally:
-            await asyncio.gather(*(store.close() for store in stores))
-
-    assert run(open_all_then_use_each()) == [8] * 8
-    assert _postgres_migration_rows(postgres_url) == [(v, 1) for v, _ in POSTGRES_MIGRATIONS]
-
-
-def test_postgres_database_with_newer_schema_is_refused_and_the_store_stays_closed(
-    postgres_url: str, run: Run
-) -> None:
-    newer = _postgres_database_from_the_future(postgres_url, run)
-    refused = PostgresStore(postgres_url)
-
-    with pytest.raises(Unavailable, match="newer"):
-        run(refused.open())
-    try:
-        with pytest.raises(Unavailable, match="closed"):
-            run(count(refused))
-    finally:
-        run(refused.close())
-
-    assert _postgres_migration_rows(postgres_url)[-1] == (newer, 1)
-
-
-def test_unreachable_postgres_is_unavailable_naming_host_and_port(run: Run) -> None:
-    with socket.socket() as probe:  # a port on which nothing listens
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    store = PostgresStore(f"postgresql://stigmer:secret@127.0.0.1:{port}/stigmer")
-
-    with pytest.raises(Unavailable, match=rf"127\.0\.0\.1:{port}/stigmer") as raised:
-        run(store.open())
-
-    assert "secret" not in str(raised.value)
-    with pytest.raises(Unavailable, match="closed"):
-        run(count(store))
-
-
-@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
-def test_store_from_url_selects_postgres_and_its_url_round_trips_without_password(
-    scheme: str,
-) -> None:
-    url = f"{scheme}://stigmer:s3cret@db.example:6543/agents?sslmode=disable&password=s3cret"
-
-    selected = store_from_url(url)
-
-    assert isinstance(selected, PostgresStore)
-    assert selected.url == f"{scheme}://stigmer@db.example:6543/agents?sslmode=disable"
-    reopened = store_from_url(selected.url)
-    assert isinstance(reopened, PostgresStore)
-    assert reopened.url == selected.url
-
-
-def test_malformed_postgres_url_is_invalid_argument_on_the_store_field() -> None:
-    with pytest.raises(InvalidArgument) as raised:
-        store_from_url("postgres://db.example/agents?no_such_parameter=1")
-
-    assert raised.value.facts["field"] == "store"
-
-
-def test_already_exists_inside_a_postgres_transaction_leaves_it_usable(
-    postgres_url: str, run: Run
-) -> None:
-    # PostgreSQL aborts a transaction on any failed statement, yet the domain
-    # catches AlreadyExists and goes on in the same transaction.
-    kept, renamed, added = make_record("kept"), make_record("renamed"), make_record("added")
-
-    async def scenario() -> list[str]:
-        async with opened_postgres(postgres_url) as store:
-            await insert_all(store, kept, renamed)
-            existing_ids = []
+    async def scenario() -> list[tuple[int, bytes]]:
+        await append(store, "exec-1", (1, b"kept"))
+        with pytest.raises(RuntimeError):
             async with store.transaction() as tx:
-                # The slug is taken; the id is taken; a rename onto the taken slug.
-                attempts: list[Callable[[], Awaitable[None]]] = [
-                    lambda: tx.insert(make_record("kept")),
-                    lambda: tx.insert(make_record("fresh", id=kept.id)),
-                    lambda: tx.update(replace(renamed, slug="kept", version=2), 1),
-                ]
-                for attempt in attempts:
-                    with pytest.raises(AlreadyExists) as raised:
-                        await attempt()
-                    existing_ids.append(raised.value.existing_id)
-                await tx.insert(added)
-            assert await fetch(store, added) == added
-            assert await fetch(store, renamed) == renamed
-            return existing_ids
-
-    assert run(scenario()) == [kept.id, kept.id, kept.id]
-
-
-def test_postgres_transaction_that_goes_on_after_a_failed_statement_commits_nothing(
-    postgres_url: str, run: Run
-) -> None:
-    # A write in a read transaction fails and aborts it. A caller that swallows
-    # the error and goes on is told so at every later statement and at the end,
-    # where PostgreSQL would silently turn the COMMIT into a ROLLBACK.
-    record = make_record("read-only")
-
-    async def scenario() -> int:
-        async with opened_postgres(postgres_url) as store:
-            with pytest.raises(Internal, match="nothing was committed"):
-                async with store.transaction(write=False) as tx:
-                    with pytest.raises(Internal, match="read-only"):
-                        await tx.insert(record)
-                    with pytest.raises(Internal, match="aborted"):
-                        await tx.count("agent")
-            return await count(store)  # the connection went back to the pool usable
-
-    assert run(scenario()) == 0
-
-
-def test_postgres_read_modify_write_of_one_record_waits_instead_of_conflicting(
-    postgres_url: str, run: Run
-) -> None:
-    # A write transaction's get locks the row: concurrent read-modify-writes
-    # run one after the other, as on SQLite, and every one succeeds.
-    record = make_record("counter")
-
-    async def increment(store: Store) -> None:
+                await tx.append_events("exec-1", [(2, b"rolled back")])
+                raise RuntimeError("boom")
         async with store.transaction() as tx:
-            current = await tx.get(record.kind, record.id)
-            assert current is not None
-            await asyncio.sleep(0.005)  # let the others read meanwhile
-            await tx.update(replace(current, version=current.version + 1), current.version)
+            await tx.append_events("exec-1", [(2, b"discarded")])
+            assert await tx.list_events("exec-1", 0) == [(1, b"kept"), (2, b"discarded")]
+            tx.discard()
+        return await events_of(store, "exec-1")
 
-    async def scenario() -> Record | None:
-        async with opened_postgres(postgres_url, max_connections=10) as store:
-            await insert_all(store, record)
-            await asyncio.gather(*(increment(store) for _ in range(10)))
-            return await fetch(store, record)
-
-    assert run(scenario()) == replace(record, version=11)
+    assert run(scenario()) == [(1, b"kept")]
 
 
-@asynccontextmanager
-async def held_by_another_task(store: Store, record: Record | None = None) -> AsyncIterator[None]:
-    """For the block, another task holds a write transaction (so a pooled
-    connection) and, given a record, that record's row lock.
+# --- leases --------------------------------------------------------------------------------
 
-    The holder is a sibling task: a task started inside an open transaction
-    would wait for that transaction to end before beginning its own."""
-    held, release = asyncio.Event(), asyncio.Event()
 
-    async def hold() -> None:
+async def put_leases(store: Store, *leases: Lease) -> None:
+    async with store.transaction() as tx:
+        for lease in leases:
+            await tx.put_lease(lease)
+
+
+async def lease_of(store: Store, resource_id: str) -> Lease | None:
+    async with store.transaction(write=False) as tx:
+        return await tx.get_lease(resource_id)
+
+
+async def release(store: Store, resource_id: str) -> None:
+    async with store.transaction() as tx:
+        await tx.delete_lease(resource_id)
+
+
+def test_put_lease_is_returned_by_get_lease_and_an_unleased_resource_has_none(
+    store: Store, run: Run
+) -> None:
+    lease = Lease("exec-1", "worker-a", 1_800_000_000.25)
+    run(put_leases(store, lease))
+
+    assert run(lease_of(store, "exec-1")) == lease
+    assert run(lease_of(store, "exec-2")) is None
+
+
+def test_put_lease_on_a_leased_resource_replaces_owner_and_expiry(store: Store, run: Run) -> None:
+    run(put_leases(store, Lease("exec-1", "worker-a", 100.0), Lease("exec-2", "worker-a", 100.0)))
+
+    run(put_leases(store, Lease("exec-1", "worker-b", 250.5)))
+
+    assert run(lease_of(store, "exec-1")) == Lease("exec-1", "worker-b", 250.5)
+    assert run(lease_of(store, "exec-2")) == Lease("exec-2", "worker-a", 100.0)
+
+
+def test_expired_leases_are_those_ending_before_now_soonest_first(store: Store, run: Run) -> None:
+    leases = [
+        Lease("exec-c", "worker-a", 30.0),
+        Lease("exec-a", "worker-b", 10.0),
+        Lease("exec-now", "worker-a", 35.0),  # expires at `now`: still held
+        Lease("exec-d", "worker-b", 40.0),
+        Lease("exec-b", "worker-a", 20.0),
+    ]
+    run(put_leases(store, *leases))
+
+    async def expired(now: float, limit: int | None = None) -> list[str]:
+        async with store.transaction(write=False) as tx:
+            if limit is None:
+                found = await tx.list_expired_leases(now)
+            else:
+                found = await tx.list_expired_leases(now, limit)
+            return [lease.resource_id for lease in found]
+
+    assert run(expired(35.0)) == ["exec-a", "exec-b", "exec-c"]
+    assert run(expired(35.0, limit=2)) == ["exec-a", "exec-b"]
+    assert run(expired(10.0)) == []
+    assert run(expired(1e12)) == ["exec-a", "exec-b", "exec-c", "exec-now", "exec-d"]
+
+
+def test_renewed_lease_is_no_longer_expired(store: Store, run: Run) -> None:
+    run(put_leases(store, Lease("exec-1", "worker-a", 10.0)))
+    run(put_leases(store, Lease("exec-1", "worker-a", 60.0)))
+
+    async def expired_at(now: float) -> list[Lease]:
+        async with store.transaction(write=False) as tx:
+            return await tx.list_expired_leases(now)
+
+    assert run(expired_at(30.0)) == []
+    assert run(expired_at(61.0)) == [Lease("exec-1", "worker-a", 60.0)]
+
+
+def test_delete_lease_releases_it_and_releasing_again_is_a_no_op(store: Store, run: Run) -> None:
+    run(put_leases(store, Lease("exec-1", "worker-a", 10.0), Lease("exec-2", "worker-a", 10.0)))
+
+    run(release(store, "exec-1"))
+    run(release(store, "exec-1"))
+
+    assert run(lease_of(store, "exec-1")) is None
+    assert run(lease_of(store, "exec-2")) == Lease("exec-2", "worker-a", 10.0)
+
+
+def test_lease_writes_roll_back_with_their_transaction(store: Store, run: Run) -> None:
+    run(put_leases(store, Lease("exec-1", "worker-a", 10.0)))
+
+    async def failing() -> None:
         async with store.transaction() as tx:
-            if record is not None:
-                await tx.get(record.kind, record.id)
-            held.set()
-            await release.wait()
+            await tx.put_lease(Lease("exec-1", "worker-b", 99.0))
+            await tx.put_lease(Lease("exec-2", "worker-b", 99.0))
+            raise RuntimeError("boom")
 
-    holder = asyncio.create_task(hold())
-    await held.wait()
-    try:
-        yield
-    finally:
-        release.set()
-        await holder
+    with pytest.raises(RuntimeError):
+        run(failing())
+
+    assert run(lease_of(store, "exec-1")) == Lease("exec-1", "worker-a", 10.0)
+    assert run(lease_of(store, "exec-2")) is None
 
 
-def test_postgres_row_held_longer_than_lock_timeout_is_unavailable(
-    postgres_url: str, run: Run
+# --- delete: the record, its event log and its lease ---------------------------------------
+
+
+def test_delete_removes_the_records_events_and_lease_and_nothing_of_others(
+    store: Store, run: Run
 ) -> None:
-    record = make_record("held")
+    doomed, kept = make_record("doomed", kind="execution"), make_record("kept", kind="execution")
 
-    async def scenario() -> None:
-        async with opened_postgres(postgres_url, lock_timeout=0.2) as store:
-            await insert_all(store, record)
-            async with held_by_another_task(store, record):
-                with pytest.raises(Unavailable, match="busy"):
-                    await fetch_for_update(store, record)
+    async def scenario() -> bool:
+        await insert_all(store, doomed, kept)
+        for record in (doomed, kept):
+            await append(store, record.id, (1, b"one"), (2, b"two"))
+            await put_leases(store, Lease(record.id, "worker-a", 10.0))
+        return await delete(store, doomed)
 
-    run(scenario())
+    assert run(scenario()) is True
+    assert run(events_of(store, doomed.id)) == []
+    assert run(lease_of(store, doomed.id)) is None
+    assert run(events_of(store, kept.id)) == [(1, b"one"), (2, b"two")]
+    assert run(lease_of(store, kept.id)) == Lease(kept.id, "worker-a", 10.0)
+    assert run(fetch(store, kept)) == kept
 
 
-def test_postgres_pool_exhausted_longer_than_wait_timeout_is_unavailable(
-    postgres_url: str, run: Run
+def test_delete_that_finds_no_record_leaves_events_and_lease_of_that_id(
+    store: Store, run: Run
 ) -> None:
-    async def scenario() -> int:
-        async with opened_postgres(postgres_url, max_connections=1, wait_timeout=0.2) as store:
-            async with held_by_another_task(store):
-                with pytest.raises(Unavailable, match="busy"):
-                    await count(store)
-            return await count(store)  # the connection is free again
+    record = make_record("execution", kind="execution")
 
-    assert run(scenario()) == 0
+    async def scenario() -> tuple[bool, bool]:
+        await insert_all(store, record)
+        await append(store, record.id, (1, b"one"))
+        await put_leases(store, Lease(record.id, "worker-a", 10.0))
+        async with store.transaction() as tx:
+            wrong_kind = await tx.delete("agent", record.id)
+            no_such_id = await tx.delete("execution", "no-such-id")
+        return wrong_kind, no_such_id
 
-
-def test_postgres_transaction_cancelled_while_waiting_for_a_row_frees_its_connection(
-    postgres_url: str, run: Run
-) -> None:
-    record = make_record("contended")
-
-    async def scenario() -> Record | None:
-        async with opened_postgres(postgres_url, max_connections=2) as store:
-            await insert_all(store, record)
-            async with held_by_another_task(store, record):
-                waiter = asyncio.create_task(fetch_for_update(store, record))
-                await asyncio.sleep(0.2)  # the waiter's SELECT ... FOR UPDATE is blocked
-                waiter.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await waiter
-            # Both connections are back in the pool and usable; the row is free.
-            await asyncio.gather(update(store, replace(record, version=2), 1), count(store))
-            return await fetch(store, record)
-
-    assert run(asyncio.wait_for(scenario(), timeout=20)) == replace(record, version=2)
-
-
-def test_postgres_connections_dropped_by_the_server_are_replaced_transparently(
-    postgres_url: str, run: Run
-) -> None:
-    # A restart or an idle timeout kills pooled connections; their BEGIN
-    # fails, and the store takes another connection instead of failing.
-    record = make_record("after-restart")
-
-    async def scenario() -> Record | None:
-        async with opened_postgres(postgres_url, min_connections=3) as store:
-            await count(store)
-            with psycopg.connect(postgres_url, autocommit=True) as admin:
-                admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            await insert_all(store, record)
-            return await fetch(store, record)
-
-    assert run(scenario()) == record
-
-
-def test_postgres_change_of_a_transaction_that_commits_later_is_numbered_after_those_before(
-    postgres_url: str, run: Run
-) -> None:
-    """A watcher that has read past a later-begun, earlier-committed write still
-    sees the write that was begun first and committed last."""
-
-    async def scenario() -> tuple[list[str], list[str]]:
-        async with opened_postgres(postgres_url) as store:
-            first_wrote = asyncio.Event()
-            second_committed = asyncio.Event()
-
-            async def slow_writer() -> None:
-                async with store.transaction() as tx:
-                    await tx.insert(make_record("begun-first"))
-                    first_wrote.set()
-                    await second_committed.wait()
-
-            slow = asyncio.create_task(slow_writer())
-            await first_wrote.wait()
-            await insert_all(store, make_record("committed-first"))
-            seen = await changes_after(store)
-            second_committed.set()
-            await slow
-            later = await changes_after(store, seen[-1].sequence)
-            return [c.record.slug for c in seen], [c.record.slug for c in later]
-
-    assert run(scenario()) == (["committed-first"], ["begun-first"])
+    assert run(scenario()) == (False, False)
+    assert run(fetch(store, record)) == record
+    assert run(events_of(store, record.id)) == [(1, b"one")]
+    assert run(lease_of(store, record.id)) == Lease(record.id, "worker-a", 10.0)

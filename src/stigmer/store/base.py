@@ -25,6 +25,13 @@ from typing import Protocol
 from stigmer.resources.selectors import Requirement, requirements_from_labels
 from stigmer.store.changes import ChangeSignal
 
+# The records of one page of a list, and the leases of one read of the
+# expired ones, unless the caller asks for another number.
+PAGE_SIZE = 100
+# The entries of one read of a log (the change log, a resource's event log):
+# entries are small and read in order, so a read takes more of them.
+LOG_PAGE_SIZE = 1000
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -65,7 +72,7 @@ class ListQuery:
     labels: Mapping[str, str] = field(default_factory=dict)
     selector: tuple[Requirement, ...] = ()
     after_id: str = ""
-    limit: int = 100
+    limit: int = PAGE_SIZE
 
     def label_requirements(self) -> tuple[Requirement, ...]:
         """`labels` and `selector` as one list of requirements, all to hold."""
@@ -129,7 +136,7 @@ class Transaction(Protocol):
     # -- the change log (store/changes.py), ordered by sequence ------------
 
     async def list_changes(
-        self, after: int, kinds: Sequence[str] = (), limit: int = 1000
+        self, after: int, kinds: Sequence[str] = (), limit: int = LOG_PAGE_SIZE
     ) -> builtins.list[Change]:
         """The changes numbered above `after` (of `kinds`, when given), oldest first.
 
@@ -164,12 +171,20 @@ class Transaction(Protocol):
     # -- a resource's event log (execution updates), ordered by sequence ---
 
     async def append_events(self, resource_id: str, events: Sequence[tuple[int, bytes]]) -> None:
-        """Appends (sequence, data) pairs; a sequence already logged raises Internal."""
+        """Appends (sequence, data) pairs, in any order.
+
+        Raises:
+            Internal: a sequence is already logged (or twice in `events`); the
+                logged event is kept and the transaction stays usable.
+        """
         ...
 
     async def list_events(
-        self, resource_id: str, after_sequence: int, limit: int = 1000
-    ) -> builtins.list[tuple[int, bytes]]: ...
+        self, resource_id: str, after_sequence: int, limit: int = LOG_PAGE_SIZE
+    ) -> builtins.list[tuple[int, bytes]]:
+        """The (sequence, data) pairs above `after_sequence`, lowest first, at most
+        `limit` of them (a negative limit: all)."""
+        ...
 
     # -- leases: which worker holds a resource, until when ------------------
 
@@ -179,9 +194,13 @@ class Transaction(Protocol):
 
     async def get_lease(self, resource_id: str) -> Lease | None: ...
 
-    async def delete_lease(self, resource_id: str) -> None: ...
+    async def delete_lease(self, resource_id: str) -> None:
+        """Releases the lease on the resource, if it has one."""
+        ...
 
-    async def list_expired_leases(self, now: float, limit: int = 100) -> builtins.list[Lease]: ...
+    async def list_expired_leases(self, now: float, limit: int = PAGE_SIZE) -> builtins.list[Lease]:
+        """The leases that expired before `now` (expires_at < now), soonest-expired first."""
+        ...
 
 
 class Store(Protocol):
