@@ -523,10 +523,8 @@ class AsyncClient:
 
     @property
     def _consistency(self) -> Any:
-        if "Consistency" not in self._stubs:
-            stub = consistency_pb2_grpc.ConsistencyControllerStub(self.channel)
-            self._stubs["Consistency"] = (stub, stub)
-        return self._stubs["Consistency"][0]
+        # Made per call, like the server-info stub: these calls are rare.
+        return consistency_pb2_grpc.ConsistencyControllerStub(self.channel)
 
     async def check(self) -> consistency_pb2.ConsistencyReport:
         """Every broken invariant of the store (see `stigmer check`)."""
