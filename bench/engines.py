@@ -35,7 +35,8 @@ import bare_workflow
 import harness
 from harness import Call
 
-from stigmer.engine.temporal_engine import TemporalOptions, connect
+from stigmer.engine.temporal_connection import connect
+from stigmer.engine.temporal_engine import TemporalOptions
 from stigmer.runtime.contract import ModelSettings
 
 ENGINE_NAMES = ("embedded", "temporal")

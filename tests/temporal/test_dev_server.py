@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from stigmer.engine.temporal_connection import connect
 from stigmer.engine.temporal_dev_server import TemporalDevServer, managed_address
-from stigmer.engine.temporal_engine import connect
 
 pytestmark = pytest.mark.slow
 

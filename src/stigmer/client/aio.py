@@ -34,8 +34,6 @@ from stigmer.api.v1 import (
     server_pb2_grpc,
     watch_pb2,
     watch_pb2_grpc,
-    worker_pb2,
-    worker_pb2_grpc,
 )
 from stigmer.client.rpc_errors import error_from_rpc
 from stigmer.client.stubs import KIND_STUBS, KindStubs
@@ -445,39 +443,6 @@ class AsyncClient:
         )
         return found
 
-    # -- the worker's side ----------------------------------------------
-
-    async def run_inputs(self, execution_id: str) -> worker_pb2.ExecutionRunInputs:
-        """Everything a worker needs to run the execution, secrets unmasked.
-
-        Raises:
-            NotFound: the execution, its agent or a resource it refers to is gone.
-        """
-        if "ExecutionWorker" not in self._stubs:
-            stub = worker_pb2_grpc.ExecutionWorkerControllerStub(self.channel)
-            self._stubs["ExecutionWorker"] = (stub, stub)
-        stub, _ = self._stubs["ExecutionWorker"]
-        inputs: worker_pb2.ExecutionRunInputs = await self._call(
-            stub.GetRunInputs(meta_pb2.GetRequest(id=execution_id), timeout=self.timeout)
-        )
-        return inputs
-
-    async def record_events(
-        self, execution_id: str, events: Iterable[execution_pb2.ExecutionEvent]
-    ) -> execution_pb2.AgentExecution:
-        """Reports what a worker did, in order.
-
-        Raises:
-            NotFound: the execution is gone.
-            FailedPrecondition: it has already ended.
-        """
-        command, _ = self._executions
-        request = execution_pb2.RecordExecutionEventsRequest(id=execution_id, events=events)
-        recorded: execution_pb2.AgentExecution = await self._call(
-            command.RecordEvents(request, timeout=self.timeout)
-        )
-        return recorded
-
     async def list_executions(
         self,
         *,
@@ -558,10 +523,8 @@ class AsyncClient:
 
     @property
     def _consistency(self) -> Any:
-        if "Consistency" not in self._stubs:
-            stub = consistency_pb2_grpc.ConsistencyControllerStub(self.channel)
-            self._stubs["Consistency"] = (stub, stub)
-        return self._stubs["Consistency"][0]
+        # Made per call, like the server-info stub: these calls are rare.
+        return consistency_pb2_grpc.ConsistencyControllerStub(self.channel)
 
     async def check(self) -> consistency_pb2.ConsistencyReport:
         """Every broken invariant of the store (see `stigmer check`)."""

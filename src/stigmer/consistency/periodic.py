@@ -10,7 +10,6 @@ period.) An interval of zero turns it off.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from stigmer.consistency.checker import Report, check
@@ -18,6 +17,7 @@ from stigmer.consistency.invariants import Code
 from stigmer.consistency.repair import POINTER_CODES
 from stigmer.domain.registry import Domains
 from stigmer.errors import StigmerError
+from stigmer.tasks import cancel_tasks, guarded_task
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +31,11 @@ class PeriodicChecker:
 
     async def start(self) -> None:
         if self.interval_seconds > 0:
-            self._task = asyncio.create_task(self._loop(), name="stigmer-consistency-checker")
+            self._task = guarded_task("stigmer-consistency-checker", self._loop)
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_tasks([self._task])
             self._task = None
 
     async def _loop(self) -> None:

@@ -17,52 +17,24 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.domain.execution.inputs import gather_inputs
-from stigmer.domain.execution.updates import phase_event
 from stigmer.domain.registry import Domains
 from stigmer.engine.options import EngineOptions
 from stigmer.engine.recording import RecordingSink
 from stigmer.engine.run_requests import SecretMasker, build_run_request
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError
-from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED
+from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED, phase_event
 from stigmer.runtime.contract import ModelError, RunRequest, RunSink, ToolServerError
 from stigmer.runtime.provider_pool import ProviderPool
 from stigmer.store.base import Lease
+from stigmer.tasks import cancel_tasks, guarded_task
 
 logger = logging.getLogger(__name__)
 AgentLoop = Callable[[RunRequest, RunSink], Awaitable[Any]]
-
-
-def guarded_task(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
-    """A named background task whose unexpected death is logged.
-
-    It takes a coroutine function, not a coroutine: a task cancelled before
-    it starts must not leave a coroutine that was never awaited.
-    """
-
-    async def guard() -> None:
-        try:
-            await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("background task %s died", name)
-            raise
-
-    return asyncio.create_task(guard(), name=name)
-
-
-async def cancel_tasks(tasks: Sequence[asyncio.Task[None]]) -> None:
-    """Cancels background tasks and waits until each has stopped."""
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class EmbeddedEngine:

@@ -10,23 +10,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 
 from google.protobuf import struct_pb2
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.engine.run_requests import SecretMasker
-from stigmer.pipeline.envelope import now
+from stigmer.resources.execution_events import (
+    message_delta_event,
+    message_event,
+    tool_call_event,
+    usage_event,
+)
 from stigmer.runtime.contract import ToolCallRequest
 
 Event = execution_pb2.ExecutionEvent
 Record = Callable[[Sequence[Event]], Awaitable[execution_pb2.AgentExecution]]
 FLUSH_SECONDS = 0.05
-
-
-def _event(**change: object) -> Event:
-    event = Event(**change)  # type: ignore[arg-type]
-    event.at.FromDatetime(now())
-    return event
 
 
 class RecordingSink:
@@ -50,8 +50,7 @@ class RecordingSink:
             return
         text, self._pending_text = self._pending_text, ""
         self._last_flush = time.monotonic()
-        delta = Event.MessageDelta(index=self._ai_index, text=self._masker.mask(text))
-        await self._record([_event(message_delta=delta)])
+        await self._record([message_delta_event(self._ai_index, self._masker.mask(text))])
 
     def _message(self, kind: int, content: str, tool_call_id: str = "") -> Event:
         message = execution_pb2.ExecutionMessage(
@@ -59,11 +58,8 @@ class RecordingSink:
             content=self._masker.mask(content),
             tool_call_id=tool_call_id,
         )
-        event = _event(message_added=message)
-        message_event = event.message_added
-        message_event.timestamp.CopyFrom(event.at)
         self._message_count += 1
-        return event
+        return message_event(message)
 
     async def ai_message_started(self) -> None:
         self._ai_index = self._message_count
@@ -87,11 +83,7 @@ class RecordingSink:
         if tool_calls:
             await self._emit(
                 *(
-                    _event(
-                        tool_call_updated=self._tool_call(
-                            call, execution_pb2.TOOL_CALL_STATUS_PENDING
-                        )
-                    )
+                    tool_call_event(self._tool_call(call, execution_pb2.TOOL_CALL_STATUS_PENDING))
                     for call in tool_calls
                 )
             )
@@ -108,14 +100,13 @@ class RecordingSink:
         )
 
     async def usage(self, input_tokens: int, output_tokens: int) -> None:
-        usage = execution_pb2.Usage(input_tokens=input_tokens, output_tokens=output_tokens)
-        await self._emit(_event(usage_added=usage))
+        await self._emit(usage_event(input_tokens, output_tokens))
 
     async def tool_call_started(self, call: ToolCallRequest) -> None:
         running = self._tool_call(call, execution_pb2.TOOL_CALL_STATUS_RUNNING)
-        running.started_at.FromDatetime(now())
+        running.started_at.FromDatetime(datetime.now(UTC))
         self._open_calls[call.id] = running
-        await self._emit(_event(tool_call_updated=running))
+        await self._emit(tool_call_event(running))
 
     async def tool_call_finished(self, call_id: str, result: str, *, is_error: bool) -> None:
         finished = execution_pb2.ToolCall()
@@ -127,9 +118,9 @@ class RecordingSink:
         else:
             finished.status = execution_pb2.TOOL_CALL_STATUS_COMPLETED
             finished.result = masked
-        finished.completed_at.FromDatetime(now())
+        finished.completed_at.FromDatetime(datetime.now(UTC))
         await self._emit(
-            _event(tool_call_updated=finished),
+            tool_call_event(finished),
             self._message(execution_pb2.MESSAGE_TYPE_TOOL, result, tool_call_id=call_id),
         )
 

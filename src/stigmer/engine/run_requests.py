@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 from google.protobuf import json_format
 
-from stigmer.api.v1 import execution_pb2, mcpserver_pb2, meta_pb2
-from stigmer.domain.execution.inputs import ExecutionInputs
+from stigmer.api.v1 import execution_pb2, mcpserver_pb2, meta_pb2, worker_pb2
 from stigmer.errors import FailedPrecondition
 from stigmer.resources.secrets import MASK
 from stigmer.runtime.contract import (
@@ -39,7 +38,7 @@ class MergedEnvironment:
     secrets: frozenset[str]  # the secret values, to mask wherever they appear
 
 
-def merge_environment(inputs: ExecutionInputs) -> MergedEnvironment:
+def merge_environment(inputs: worker_pb2.ExecutionRunInputs) -> MergedEnvironment:
     layers: list[Mapping[str, meta_pb2.EnvironmentValue]] = [inputs.agent.spec.env_spec.data]
     layers += [environment.spec.data for environment in inputs.environments]
     layers.append(inputs.execution.spec.runtime_env)
@@ -99,7 +98,9 @@ def _transport(
     )
 
 
-def tool_servers(inputs: ExecutionInputs, environment: Mapping[str, str]) -> tuple[ToolServer, ...]:
+def tool_servers(
+    inputs: worker_pb2.ExecutionRunInputs, environment: Mapping[str, str]
+) -> tuple[ToolServer, ...]:
     servers = []
     for index, usage in enumerate(inputs.agent.spec.mcp_servers):
         where = f"agent.spec.mcp_servers[{index}]"
@@ -170,7 +171,7 @@ def history_messages(
     return tuple(history)
 
 
-def model_settings(inputs: ExecutionInputs, defaults: ModelSettings) -> ModelSettings:
+def model_settings(inputs: worker_pb2.ExecutionRunInputs, defaults: ModelSettings) -> ModelSettings:
     """execution_config.model_name > the agent's model > the server's default."""
     model = (
         inputs.execution.spec.execution_config.model_name
@@ -192,7 +193,7 @@ def model_settings(inputs: ExecutionInputs, defaults: ModelSettings) -> ModelSet
 
 
 def build_run_request(
-    inputs: ExecutionInputs, defaults: ModelSettings, *, max_steps: int
+    inputs: worker_pb2.ExecutionRunInputs, defaults: ModelSettings, *, max_steps: int
 ) -> tuple[RunRequest, MergedEnvironment]:
     environment = merge_environment(inputs)
     request = RunRequest(

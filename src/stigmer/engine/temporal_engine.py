@@ -36,8 +36,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from stigmer.domain.registry import Domains
-from stigmer.engine.embedded import cancel_tasks, guarded_task
 from stigmer.engine.options import EngineOptions
+from stigmer.engine.temporal_connection import connect
 from stigmer.engine.temporal_dev_server import TemporalDevServer
 from stigmer.engine.temporal_workflow import (
     CANCEL_REASON_SIGNAL,
@@ -47,6 +47,7 @@ from stigmer.engine.temporal_workflow import (
 )
 from stigmer.errors import StigmerError, Unavailable
 from stigmer.store.base import Lease
+from stigmer.tasks import cancel_tasks, guarded_task
 
 logger = logging.getLogger(__name__)
 OWNER = "temporal"
@@ -61,24 +62,6 @@ class TemporalOptions:
     heartbeat_seconds: float = 30.0
     dev_server_dir: Path | None = None
     connect_timeout_seconds: float = 30.0
-
-
-async def connect(address: str, namespace: str, *, wait_seconds: float = 30.0) -> Client:
-    """A Temporal client, retrying while the frontend comes up.
-
-    Raises:
-        Unavailable: nothing answered at `address` within `wait_seconds`.
-    """
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            return await Client.connect(address, namespace=namespace)
-        except RuntimeError as error:
-            if time.monotonic() > deadline:
-                raise Unavailable(
-                    f"cannot reach Temporal at {address} (namespace {namespace}): {error}"
-                ) from error
-            await asyncio.sleep(0.25)
 
 
 class TemporalEngine:

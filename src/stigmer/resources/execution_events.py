@@ -5,11 +5,16 @@ ExecutionEvent with a per-execution sequence number, applies it to the
 stored execution and sends it to subscribers. Clients apply the same events
 to the snapshot they received, with this same function, so what a client
 shows is what the server stored.
+
+The constructors of the events live here too, beside the function that
+applies them, so that both engines, the server and `stigmer worker` build
+them alike: each event carries the moment it happened, and a message added
+carries the same moment as its own timestamp.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from stigmer.api.v1 import execution_pb2
 
@@ -34,9 +39,48 @@ def is_terminal(execution: execution_pb2.AgentExecution) -> bool:
     return execution.status.phase in TERMINAL_PHASES
 
 
-def apply_event(
-    execution: execution_pb2.AgentExecution, event: execution_pb2.ExecutionEvent, sequence: int
-) -> None:
+Event = execution_pb2.ExecutionEvent
+
+
+def _stamped(event: Event) -> Event:
+    event.at.FromDatetime(datetime.now(UTC))
+    return event
+
+
+def phase_event(phase: int, error: str = "") -> Event:
+    return _stamped(Event(phase_changed=Event.PhaseChanged(phase=phase, error=error)))  # type: ignore[arg-type]
+
+
+def message_event(message: execution_pb2.ExecutionMessage) -> Event:
+    event = _stamped(Event(message_added=message))
+    event.message_added.timestamp.CopyFrom(event.at)
+    return event
+
+
+def system_message_event(text: str) -> Event:
+    return message_event(
+        execution_pb2.ExecutionMessage(type=execution_pb2.MESSAGE_TYPE_SYSTEM, content=text)
+    )
+
+
+def message_delta_event(index: int, text: str) -> Event:
+    return _stamped(Event(message_delta=Event.MessageDelta(index=index, text=text)))
+
+
+def tool_call_event(call: execution_pb2.ToolCall) -> Event:
+    return _stamped(Event(tool_call_updated=call))
+
+
+def usage_event(input_tokens: int, output_tokens: int) -> Event:
+    usage = execution_pb2.Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+    return _stamped(Event(usage_added=usage))
+
+
+def cancel_requested_event(reason: str) -> Event:
+    return _stamped(Event(cancel_requested=Event.CancelRequested(reason=reason)))
+
+
+def apply_event(execution: execution_pb2.AgentExecution, event: Event, sequence: int) -> None:
     """Applies one event to the execution in place and records its sequence."""
     change = event.WhichOneof("change")
     status = execution.status
@@ -63,7 +107,7 @@ def apply_event(
 
 def _change_phase(
     status: execution_pb2.AgentExecutionStatus,
-    change: execution_pb2.ExecutionEvent.PhaseChanged,
+    change: Event.PhaseChanged,
     moment: datetime | None,
 ) -> None:
     status.phase = change.phase

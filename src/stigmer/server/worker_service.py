@@ -1,7 +1,8 @@
 """The API of `stigmer worker` processes: an execution's inputs in one read.
 
 Unlike every other read, nothing here is masked: a worker hands secret
-values to the tool servers it starts. Only workers should call it.
+values to the tool servers it starts. Only workers should call it, and only
+the worker's own client (stigmer.worker.server_api) offers it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,4 @@ class ExecutionWorkerService(worker_pb2_grpc.ExecutionWorkerControllerServicer):
         self, request: meta_pb2.GetRequest, context: Any
     ) -> worker_pb2.ExecutionRunInputs:
         validate_message(request)
-        inputs = await gather_inputs(self.domains, request.id)
-        return worker_pb2.ExecutionRunInputs(
-            execution=inputs.execution,
-            agent=inputs.agent,
-            environments=inputs.environments,
-            mcp_servers=inputs.mcp_servers,
-            history=inputs.history,
-        )
+        return await gather_inputs(self.domains, request.id)

@@ -28,15 +28,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from stigmer.api.v1 import execution_pb2, worker_pb2
-from stigmer.client import AsyncClient
-from stigmer.domain.execution.controller import system_message_event
-from stigmer.domain.execution.inputs import ExecutionInputs
-from stigmer.domain.execution.updates import phase_event
 from stigmer.engine import temporal_workflow as flow
 from stigmer.engine.recording import RecordingSink
 from stigmer.engine.run_requests import SecretMasker, build_run_request, history_messages
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError, Unavailable
-from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED
+from stigmer.resources.execution_events import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    phase_event,
+    system_message_event,
+)
 from stigmer.runtime.contract import (
     ModelError,
     ModelSettings,
@@ -47,20 +49,12 @@ from stigmer.runtime.contract import (
 from stigmer.runtime.conversation import ToolCall, ToolSpec, messages_from_history
 from stigmer.runtime.provider_pool import ProviderPool
 from stigmer.runtime.tools import ToolBox
+from stigmer.tasks import cancel_tasks, guarded_task
+from stigmer.worker.server_api import WorkerApiClient
 from stigmer.worker.toolboxes import ToolBoxes
 
 logger = logging.getLogger(__name__)
 PHASES = {flow.COMPLETED: COMPLETED, flow.FAILED: FAILED, flow.CANCELLED: CANCELLED}
-
-
-def inputs_from(message: worker_pb2.ExecutionRunInputs) -> ExecutionInputs:
-    return ExecutionInputs(
-        execution=message.execution,
-        agent=message.agent,
-        environments=tuple(message.environments),
-        mcp_servers=dict(message.mcp_servers),
-        history=tuple(message.history),
-    )
 
 
 @contextlib.contextmanager
@@ -92,13 +86,12 @@ async def _heartbeating(interval: float) -> AsyncIterator[None]:
             activity.heartbeat()
             await asyncio.sleep(interval)
 
-    task = asyncio.create_task(beat())
+    info = activity.info()
+    task = guarded_task(f"stigmer-heartbeat-{info.workflow_id}-{info.activity_id}", beat)
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_tasks([task])
 
 
 def _heartbeat_interval() -> float:
@@ -109,8 +102,8 @@ def _heartbeat_interval() -> float:
 class ExecutionActivities:
     """The activities, sharing one server client and one provider per model."""
 
-    def __init__(self, client: AsyncClient, model: ModelSettings) -> None:
-        self.client = client
+    def __init__(self, server: WorkerApiClient, model: ModelSettings) -> None:
+        self.server = server
         self.model = model
         self.tool_boxes = ToolBoxes()
         self._providers = ProviderPool()
@@ -125,18 +118,18 @@ class ExecutionActivities:
 
     async def _prepared(
         self, execution_id: str
-    ) -> tuple[ExecutionInputs, RunRequest, SecretMasker]:
-        inputs = inputs_from(await self.client.run_inputs(execution_id))
+    ) -> tuple[worker_pb2.ExecutionRunInputs, RunRequest, SecretMasker]:
+        inputs = await self.server.run_inputs(execution_id)
         request, environment = build_run_request(inputs, self.model, max_steps=1)
         return inputs, request, SecretMasker(environment.secrets)
 
     def _sink(
-        self, execution_id: str, inputs: ExecutionInputs, masker: SecretMasker
+        self, execution_id: str, inputs: worker_pb2.ExecutionRunInputs, masker: SecretMasker
     ) -> RecordingSink:
         async def record(
             events: Sequence[execution_pb2.ExecutionEvent],
         ) -> execution_pb2.AgentExecution:
-            return await self.client.record_events(execution_id, events)
+            return await self.server.record_events(execution_id, events)
 
         return RecordingSink(record, masker, len(inputs.execution.status.messages))
 
@@ -254,7 +247,7 @@ class ExecutionActivities:
         await self.tool_boxes.close_execution(ending.execution_id)
         with _as_activity_errors():
             try:
-                await self.client.record_events(ending.execution_id, events)
+                await self.server.record_events(ending.execution_id, events)
             except (NotFound, FailedPrecondition) as error:
                 logger.info("execution %s ended elsewhere: %s", ending.execution_id, error)
 

@@ -10,7 +10,6 @@ workflow's retry policies (see stigmer.engine.temporal_workflow).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 import os
@@ -23,10 +22,12 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from stigmer.client import AsyncClient
-from stigmer.engine.temporal_engine import connect
+from stigmer.engine.temporal_connection import connect
 from stigmer.engine.temporal_workflow import AgentExecutionWorkflow
 from stigmer.runtime.contract import ModelSettings
+from stigmer.tasks import cancel_tasks, guarded_task
 from stigmer.worker.activities import ExecutionActivities
+from stigmer.worker.server_api import WorkerApiClient
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,8 @@ async def run_worker(
     # The model SDKs take seconds to import: off the event loop, before the
     # first model call would pay for them.
     await asyncio.to_thread(importlib.import_module, "stigmer.runtime.providers")
-    async with AsyncClient(options.server) as server:
-        activities = ExecutionActivities(server, options.model)
+    async with AsyncClient(options.server) as client:
+        activities = ExecutionActivities(WorkerApiClient(client), options.model)
         worker = Worker(
             temporal,
             task_queue=options.task_queue,
@@ -83,14 +84,14 @@ async def run_worker(
             options.namespace,
             options.task_queue,
         )
-        sweeper = asyncio.create_task(activities.tool_boxes.close_idle_forever())
+        sweeper = guarded_task(
+            "stigmer-worker-tool-server-sweeper", activities.tool_boxes.close_idle_forever
+        )
         try:
             async with worker:
                 if ready is not None:
                     ready()
                 await stop.wait()
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            await cancel_tasks([sweeper])
             await activities.aclose()

@@ -35,7 +35,6 @@ from stigmer.domain.execution.updates import (
     RecordEventsStep,
     RefuseEndedStep,
     UpdateContext,
-    phase_event,
 )
 from stigmer.domain.resource_controller import ResourceController
 from stigmer.errors import InvalidArgument, NotFound
@@ -50,7 +49,9 @@ from stigmer.resources.execution_events import (
     PENDING,
     TERMINAL_PHASES,
     apply_event,
+    phase_event,
     phase_name,
+    system_message_event,
 )
 from stigmer.resources.kinds import AGENT_EXECUTION
 from stigmer.store.base import Lease, ListQuery, Store, Transaction
@@ -61,17 +62,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 Update = execution_pb2.ExecutionUpdate
 Event = execution_pb2.ExecutionEvent
-
-
-def system_message_event(text: str) -> Event:
-    event = Event(
-        message_added=execution_pb2.ExecutionMessage(
-            type=execution_pb2.MESSAGE_TYPE_SYSTEM, content=text
-        )
-    )
-    event.at.FromDatetime(now())
-    event.message_added.timestamp.CopyFrom(event.at)
-    return event
 
 
 def is_terminal_update(update: Update) -> bool:

@@ -1,18 +1,16 @@
 """Everything an execution's run needs, gathered from the other domains in
-one read: the agent, its instance's environments, the McpServers it refers
-to, and the session's earlier executions (the conversation memory)."""
+one read: the agent, its instance's environments (in merge order, earlier
+first), the McpServers it refers to by slug, and the session's earlier
+executions, oldest first (the conversation memory).
+
+It is the worker API's ExecutionRunInputs message, so the embedded engine
+and `stigmer worker` build a run from the same thing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from stigmer.api.v1 import (
-    agent_pb2,
-    environment_pb2,
-    execution_pb2,
-    mcpserver_pb2,
-)
+from stigmer.api.v1 import worker_pb2
 from stigmer.resources.kinds import AGENT_EXECUTION
 from stigmer.store.base import ListQuery, Record
 
@@ -23,19 +21,7 @@ MAX_HISTORY_EXECUTIONS = 50
 HISTORY_PAGE = 200
 
 
-@dataclass(frozen=True)
-class ExecutionInputs:
-    execution: execution_pb2.AgentExecution
-    agent: agent_pb2.Agent
-    # In merge order: the instance's environment_refs, earlier first.
-    environments: tuple[environment_pb2.Environment, ...]
-    # Referenced McpServers by slug.
-    mcp_servers: dict[str, mcpserver_pb2.McpServer]
-    # Earlier executions of the session, oldest first.
-    history: tuple[execution_pb2.AgentExecution, ...]
-
-
-async def gather_inputs(domains: Domains, execution_id: str) -> ExecutionInputs:
+async def gather_inputs(domains: Domains, execution_id: str) -> worker_pb2.ExecutionRunInputs:
     """Raises NotFound when the execution, its agent or a referenced resource is gone."""
     async with domains.store.transaction(write=False) as transaction:
         execution = await domains.executions.get(execution_id, transaction=transaction)
@@ -78,11 +64,12 @@ async def gather_inputs(domains: Domains, execution_id: str) -> ExecutionInputs:
             if len(page) < HISTORY_PAGE or page[-1].id >= execution_id:
                 break
             after = page[-1].id
-    history = tuple(execution_pb2.AgentExecution.FromString(r.data) for r in earlier)
-    return ExecutionInputs(
+    inputs = worker_pb2.ExecutionRunInputs(
         execution=execution,  # type: ignore[arg-type]
         agent=agent,  # type: ignore[arg-type]
-        environments=tuple(environments),  # type: ignore[arg-type]
+        environments=environments,  # type: ignore[arg-type]
         mcp_servers=mcp_servers,  # type: ignore[arg-type]
-        history=history,
     )
+    for record in earlier:
+        inputs.history.add().MergeFromString(record.data)
+    return inputs

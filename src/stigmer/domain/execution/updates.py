@@ -9,8 +9,14 @@ from dataclasses import dataclass, field
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.errors import FailedPrecondition, NotFound
-from stigmer.pipeline.envelope import now
-from stigmer.resources.execution_events import CANCELLED, IN_PROGRESS, PENDING, TERMINAL_PHASES
+from stigmer.resources.execution_events import (
+    CANCELLED,
+    IN_PROGRESS,
+    PENDING,
+    TERMINAL_PHASES,
+    cancel_requested_event,
+    phase_event,
+)
 from stigmer.resources.execution_events import phase_name as name_of_phase
 from stigmer.resources.kinds import AGENT_EXECUTION
 from stigmer.store.base import Transaction
@@ -20,12 +26,6 @@ Update = execution_pb2.ExecutionUpdate
 RecordIn = Callable[
     [Transaction, execution_pb2.AgentExecution, Sequence[Event]], Awaitable[list[Update]]
 ]
-
-
-def phase_event(phase: int, error: str = "") -> Event:
-    event = Event(phase_changed=Event.PhaseChanged(phase=phase, error=error))  # type: ignore[arg-type]
-    event.at.FromDatetime(now())
-    return event
 
 
 @dataclass
@@ -83,9 +83,7 @@ class DecideCancelStep:
         if status.phase == PENDING:
             context.events = [phase_event(CANCELLED, context.reason)]
         elif status.phase == IN_PROGRESS and not status.is_cancel_requested:
-            requested = Event(cancel_requested=Event.CancelRequested(reason=context.reason))
-            requested.at.FromDatetime(now())
-            context.events = [requested]
+            context.events = [cancel_requested_event(context.reason)]
 
 
 @dataclass(frozen=True)
