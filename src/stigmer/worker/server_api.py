@@ -16,7 +16,7 @@ import grpc
 
 from stigmer.api.v1 import execution_pb2, execution_pb2_grpc, meta_pb2, worker_pb2, worker_pb2_grpc
 from stigmer.client import AsyncClient
-from stigmer.client.status import error_from_rpc
+from stigmer.client.rpc_errors import error_from_rpc
 
 T = TypeVar("T")
 
