@@ -7,6 +7,8 @@
     ├── Conflict             a write named a stale version (optimistic concurrency)
     ├── FailedPrecondition   the request is fine but the state forbids it
     ├── Unavailable          a dependency (server, store, model) cannot be reached
+    ├── Unauthenticated      no valid token came with the request
+    ├── PermissionDenied     the caller's role does not allow the request
     └── Internal             a bug; the message is safe to show, the cause is logged
 
 Errors carry their facts as attributes so callers never parse messages. The
@@ -143,6 +145,14 @@ class Unavailable(StigmerError):
     reason = "UNAVAILABLE"
 
 
+class Unauthenticated(StigmerError):
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(StigmerError):
+    reason = "PERMISSION_DENIED"
+
+
 class Internal(StigmerError):
     reason = "INTERNAL"
 
@@ -156,6 +166,8 @@ ERROR_CLASSES: dict[str, type[StigmerError]] = {
         Conflict,
         FailedPrecondition,
         Unavailable,
+        Unauthenticated,
+        PermissionDenied,
         Internal,
     )
 }

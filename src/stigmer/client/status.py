@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
+from stigmer.client.connection import unreachable_message
 from stigmer.errors import (
     ERROR_CLASSES,
     AlreadyExists,
@@ -21,7 +22,9 @@ from stigmer.errors import (
     Internal,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     StigmerError,
+    Unauthenticated,
     Unavailable,
 )
 
@@ -34,10 +37,12 @@ _BY_CODE: dict[grpc.StatusCode, type[StigmerError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
 }
 
 
-def error_from_rpc(error: grpc.RpcError, address: str) -> StigmerError:
+def error_from_rpc(error: grpc.RpcError, address: str, *, is_tls: bool = False) -> StigmerError:
     code: grpc.StatusCode = error.code()
     message: str = error.details() or code.name
     trailing: Any = error.trailing_metadata() or ()
@@ -61,10 +66,7 @@ def error_from_rpc(error: grpc.RpcError, address: str) -> StigmerError:
                     FieldViolation(v.field, v.description) for v in bad_request.field_violations
                 ]
     if code == grpc.StatusCode.UNAVAILABLE and not reason:
-        message = (
-            f"cannot reach the Stigmer server at {address}: is it running? "
-            "(start it with `stigmer server start`)"
-        )
+        message = unreachable_message(address, error.details() or "", is_tls=is_tls)
     cls = ERROR_CLASSES.get(reason) or _BY_CODE.get(code, Internal)
     restored = cls.restore(message, facts, violations)
     restored.facts.setdefault("grpc_code", code.name)

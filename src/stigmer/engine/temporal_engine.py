@@ -37,6 +37,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from stigmer.domain.registry import Domains
 from stigmer.engine.embedded import cancel_tasks, guarded_task
+from stigmer.engine.lease_owners import TEMPORAL_LEASE_OWNER
 from stigmer.engine.options import EngineOptions
 from stigmer.engine.temporal_dev_server import TemporalDevServer
 from stigmer.engine.temporal_workflow import (
@@ -49,7 +50,7 @@ from stigmer.errors import StigmerError, Unavailable
 from stigmer.store.base import Lease
 
 logger = logging.getLogger(__name__)
-OWNER = "temporal"
+OWNER = TEMPORAL_LEASE_OWNER
 WORKERS_CHECK_SECONDS = 60.0
 
 

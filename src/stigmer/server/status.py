@@ -19,7 +19,9 @@ from stigmer.errors import (
     Internal,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     StigmerError,
+    Unauthenticated,
     Unavailable,
 )
 
@@ -33,6 +35,8 @@ STATUS_CODES: dict[type[StigmerError], grpc.StatusCode] = {
     Conflict: grpc.StatusCode.ABORTED,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Internal: grpc.StatusCode.INTERNAL,
 }
 

@@ -73,6 +73,7 @@ from stigmer.store.changes import (
     ChangeSignal,
     too_old,
 )
+from stigmer.store.postgres_access_tokens import PostgresAccessTokens
 from stigmer.store.postgres_schema import MIGRATIONS
 
 Connection = psycopg.AsyncConnection[TupleRow]
@@ -267,7 +268,7 @@ def _limit(limit: int) -> int | None:
 # -- transactions -------------------------------------------------------------------------
 
 
-class PostgresTransaction:
+class PostgresTransaction(PostgresAccessTokens):
     """One transaction on one pooled connection: explicit BEGIN, then COMMIT or ROLLBACK
     (the connections are in autocommit mode, so psycopg opens no transaction of its own)."""
 

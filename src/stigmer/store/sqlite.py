@@ -33,6 +33,7 @@ from stigmer.store.changes import (
     ChangeSignal,
     too_old,
 )
+from stigmer.store.sqlite_access_tokens import SqliteAccessTokens
 from stigmer.store.sqlite_schema import MIGRATIONS
 
 _COLUMNS = (
@@ -108,7 +109,7 @@ def _to_row(record: Record) -> tuple[Any, ...]:
     )
 
 
-class SqliteTransaction:
+class SqliteTransaction(SqliteAccessTokens):
     def __init__(self, connection: sqlite3.Connection, *, changes_kept: int) -> None:
         self._connection = connection
         self._changes_kept = changes_kept
