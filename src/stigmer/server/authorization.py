@@ -82,6 +82,7 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     # `stigmer server start` ask it before any token is at hand.
     "/grpc.health.v1.Health/Check": PUBLIC,
     "/grpc.health.v1.Health/Watch": PUBLIC,
+    "/grpc.health.v1.Health/List": PUBLIC,
 }
 # The methods whose request carries an execution id (`id`) a worker must hold.
 WORKER_METHODS = frozenset(method for method, roles in METHOD_ROLES.items() if roles == WORKER_API)

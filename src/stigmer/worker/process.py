@@ -66,14 +66,15 @@ async def run_worker(
     calls `ready` once it polls Temporal.
 
     Raises:
-        Unavailable: Temporal cannot be reached.
+        Unavailable: the Stigmer server or Temporal cannot be reached.
+        Unauthenticated: the server refuses the worker's token.
     """
-    temporal = await connect(options.temporal_address, options.namespace)
-    # The model SDKs take seconds to import: off the event loop, before the
-    # first model call would pay for them.
-    await asyncio.to_thread(importlib.import_module, "stigmer.runtime.providers")
     async with AsyncClient(options.server, tls_ca=options.tls_ca) as server:
         await check_server_access(server)
+        temporal = await connect(options.temporal_address, options.namespace)
+        # The model SDKs take seconds to import: off the event loop, before the
+        # first model call would pay for them.
+        await asyncio.to_thread(importlib.import_module, "stigmer.runtime.providers")
         activities = ExecutionActivities(server, options.model)
         worker = Worker(
             temporal,
