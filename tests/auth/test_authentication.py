@@ -228,3 +228,14 @@ def test_exposure_rules_loopback_is_fine_network_needs_auth_and_warns_without_tl
     assert "in clear" not in caplog.text
     check_exposure("0.0.0.0", "token", is_tls=False)
     assert "tokens and secrets cross the network in clear" in caplog.text
+
+
+def test_an_undecodable_body_without_a_token_is_unauthenticated_never_parsed(
+    auth_server: AuthServer,
+) -> None:
+    with grpc.insecure_channel(auth_server.address) as channel:
+        call: Any = channel.unary_unary("/stigmer.agentic.v1.AgentCommandController/Create")
+        with pytest.raises(grpc.RpcError) as refused:
+            call(b"\xff\xff\xff\xff", timeout=10)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert refused.value.details() == UNAUTHENTICATED_MESSAGE

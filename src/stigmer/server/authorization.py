@@ -112,6 +112,10 @@ def check_commands(method: str, principal: Principal, request: Any) -> None:
         )
 
 
+def _ignore_body(_: bytes) -> None:
+    return None
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -139,16 +143,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             refusal = error
         except Exception as error:  # the store failed: refuse, never let it through
             refusal = Internal(f"cannot check the caller's token: {error}")
+        # A refused caller's body is never parsed.
+        deserializer = handler.request_deserializer if refusal is None else _ignore_body
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._guard_unary(method, principal, refusal, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._guard_stream(method, principal, refusal, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return None  # no streaming-request methods exist; refuse any that appears
