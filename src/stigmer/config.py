@@ -39,6 +39,7 @@ from stigmer.server_record import live_server_record, server_record_path
 DEFAULT_PORT = 7234
 PROVIDERS = ("openai", "anthropic", "ollama", "local")
 ENGINES = ("embedded", "temporal")
+AUTH_MODES = ("none", "token")
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ SECONDS_OR_OFF = Rule(
     lambda text: _is_number(text, is_zero_allowed=True), "a number of seconds, 0 or more"
 )
 ENGINE = Rule(lambda text: text in ENGINES, " or ".join(ENGINES))
+AUTH = Rule(lambda text: text in AUTH_MODES, " or ".join(AUTH_MODES))
 PROVIDER = _or_empty(
     Rule(
         lambda text: text.lower() in PROVIDERS, ", ".join(PROVIDERS[:-1]) + f" or {PROVIDERS[-1]}"
@@ -178,6 +180,32 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between the server's own consistency checks (0: off)",
         rule=SECONDS_OR_OFF,
     ),
+    # -- authentication and TLS (server/authentication.py, client/connection.py)
+    Setting(
+        "auth",
+        "STIGMER_AUTH",
+        "none",
+        "server: none, or token (every call needs a token; required beyond loopback)",
+        rule=AUTH,
+    ),
+    Setting(
+        "token",
+        "STIGMER_TOKEN",
+        "",
+        "token clients send (unset: <home>/admin.token, when there is one)",
+        is_secret=True,
+    ),
+    Setting("tls.ca", "STIGMER_TLS_CA", "", "clients: CA file that verifies the server (TLS)"),
+    Setting("tls.cert", "STIGMER_TLS_CERT", "", "server: certificate file (turns TLS on)"),
+    Setting("tls.key", "STIGMER_TLS_KEY", "", "server: private key file of tls.cert"),
+    Setting(
+        "tls.client_ca",
+        "STIGMER_TLS_CLIENT_CA",
+        "",
+        "server: CA file; set, every client must present a certificate it signed",
+    ),
+    Setting("tls.client_cert", "STIGMER_TLS_CLIENT_CERT", "", "clients: certificate (mutual TLS)"),
+    Setting("tls.client_key", "STIGMER_TLS_CLIENT_KEY", "", "clients: key of tls.client_cert"),
     Setting(
         "temporal.address",
         "STIGMER_TEMPORAL_ADDRESS",

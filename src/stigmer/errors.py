@@ -7,6 +7,8 @@
     ├── Conflict             ABORTED              a write named a stale version
     ├── FailedPrecondition   FAILED_PRECONDITION  the request is fine; the state forbids it
     ├── Unavailable          UNAVAILABLE          a dependency cannot be reached
+    ├── Unauthenticated      UNAUTHENTICATED      no valid token came with the request
+    ├── PermissionDenied     PERMISSION_DENIED    the caller's role does not allow the request
     └── Internal             INTERNAL             a bug; clients get only a request id
 
 Errors carry their facts as attributes so callers never parse messages.
@@ -36,6 +38,8 @@ GrpcCodeName = Literal[
     "ABORTED",
     "FAILED_PRECONDITION",
     "UNAVAILABLE",
+    "UNAUTHENTICATED",
+    "PERMISSION_DENIED",
     "INTERNAL",
 ]
 """The names of the `grpc.StatusCode` members the tree uses; kept as text so
@@ -193,6 +197,16 @@ class Unavailable(StigmerError):
     grpc_code = "UNAVAILABLE"
 
 
+class Unauthenticated(StigmerError):
+    reason = "UNAUTHENTICATED"
+    grpc_code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(StigmerError):
+    reason = "PERMISSION_DENIED"
+    grpc_code = "PERMISSION_DENIED"
+
+
 class Internal(StigmerError):
     """A bug. The message is for the server log: the gRPC edge logs it with the
     traceback and sends the client only the request id (`request_id`)."""
@@ -215,6 +229,8 @@ ERROR_CLASSES: dict[str, type[StigmerError]] = {
         Conflict,
         FailedPrecondition,
         Unavailable,
+        Unauthenticated,
+        PermissionDenied,
         Internal,
     )
 }

@@ -39,6 +39,7 @@ from stigmer.cli import (
     resources,
     server,
     settings,
+    tokens,
     validate,
     worker,
 )
@@ -95,8 +96,17 @@ def stigmer(
             "--version", is_eager=True, callback=_print_version, help="Print the version and exit"
         ),
     ] = False,
+    tls_ca: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-ca", help="CA file that verifies the server (TLS) [env: STIGMER_TLS_CA]"
+        ),
+    ] = None,
 ) -> None:
     """Stigmer: define agents as YAML, deploy them, run them, inspect everything."""
+    if tls_ca:
+        # Every command builds its clients from the settings; the flag wins over them.
+        os.environ["STIGMER_TLS_CA"] = tls_ca
 
 
 resources.register(app)
@@ -107,6 +117,7 @@ app.add_typer(server.app, name="server")
 app.add_typer(settings.app, name="config")
 doctor.register(app)
 app.add_typer(models.app, name="model")
+app.add_typer(tokens.app, name="token")
 worker.register(app)
 completion.register(app)
 explain.register(app)

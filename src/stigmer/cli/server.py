@@ -29,8 +29,9 @@ import typer
 from stigmer import __version__, config
 from stigmer.cli.output import console
 from stigmer.client import Client
+from stigmer.client.connection import ADMIN_TOKEN_FILE
 from stigmer.engine.options import EngineOptions
-from stigmer.errors import FailedPrecondition, StigmerError, Unavailable
+from stigmer.errors import FailedPrecondition, InvalidArgument, StigmerError, Unavailable
 from stigmer.server_record import (
     ServerRecord,
     is_process_alive,
@@ -42,6 +43,7 @@ from stigmer.server_record import (
 if TYPE_CHECKING:
     from stigmer.api.v1 import server_pb2
     from stigmer.engine.temporal_engine import TemporalOptions
+    from stigmer.server.tls import TlsFiles
 
 app = typer.Typer(help="Run the Stigmer server (foreground), or start|stop|status|logs it.")
 
@@ -69,6 +71,24 @@ TemporalNamespaceOption = Annotated[
 ]
 TaskQueueOption = Annotated[
     str | None, typer.Option("--task-queue", help="[env: STIGMER_TEMPORAL_TASK_QUEUE]")
+]
+AuthOption = Annotated[
+    str | None,
+    typer.Option("--auth", help="none or token (required beyond loopback) [env: STIGMER_AUTH]"),
+]
+TlsCertOption = Annotated[
+    str | None,
+    typer.Option("--tls-cert", help="Certificate file: serve TLS [env: STIGMER_TLS_CERT]"),
+]
+TlsKeyOption = Annotated[
+    str | None, typer.Option("--tls-key", help="Key of --tls-cert [env: STIGMER_TLS_KEY]")
+]
+TlsClientCaOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tls-client-ca",
+        help="Require client certificates signed by this CA [env: STIGMER_TLS_CLIENT_CA]",
+    ),
 ]
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -116,6 +136,10 @@ def serve(
     temporal_address: TemporalAddressOption = None,
     temporal_namespace: TemporalNamespaceOption = None,
     task_queue: TaskQueueOption = None,
+    auth: AuthOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_client_ca: TlsClientCaOption = None,
 ) -> None:
     """Run the server in the foreground until SIGINT/SIGTERM."""
     if context.invoked_subcommand is not None:
@@ -134,6 +158,9 @@ def serve(
             else None
         ),
         check_interval_seconds=float(config.checked_value("check_interval_seconds")),
+        auth=config.checked_value("auth", auth),
+        admin_token_path=config.stigmer_home() / ADMIN_TOKEN_FILE,
+        tls=tls_files(tls_cert, tls_key, tls_client_ca),
     )
     logging.basicConfig(
         level=os.environ.get("STIGMER_LOG_LEVEL", "INFO"),
@@ -165,6 +192,30 @@ def serve(
             await server.stop()
 
     asyncio.run(run())
+
+
+def tls_files(cert: str | None, key: str | None, client_ca: str | None) -> TlsFiles | None:
+    """The server's TLS files from flags and settings; None without a certificate.
+
+    Raises:
+        InvalidArgument: a certificate without its key, or the other way round.
+    """
+    from stigmer.server.tls import TlsFiles
+
+    cert_path, key_path = config.value("tls.cert", cert), config.value("tls.key", key)
+    client_ca_path = config.value("tls.client_ca", client_ca)
+    if not cert_path and not key_path:
+        if client_ca_path:
+            raise InvalidArgument.for_field("tls-client-ca", "needs --tls-cert and --tls-key")
+        return None
+    if not cert_path or not key_path:
+        missing = "tls-key" if cert_path else "tls-cert"
+        raise InvalidArgument.for_field(missing, "TLS needs both --tls-cert and --tls-key")
+    return TlsFiles(
+        cert=Path(cert_path).expanduser(),
+        key=Path(key_path).expanduser(),
+        client_ca=Path(client_ca_path).expanduser() if client_ca_path else None,
+    )
 
 
 def engine_options() -> EngineOptions:
@@ -227,6 +278,10 @@ def start(
     temporal_address: TemporalAddressOption = None,
     temporal_namespace: TemporalNamespaceOption = None,
     task_queue: TaskQueueOption = None,
+    auth: AuthOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_client_ca: TlsClientCaOption = None,
 ) -> None:
     """Start the server in the background and wait until it serves."""
     home = config.stigmer_home()
@@ -249,6 +304,10 @@ def start(
         ("--temporal-address", temporal_address),
         ("--temporal-namespace", temporal_namespace),
         ("--task-queue", task_queue),
+        ("--auth", auth),
+        ("--tls-cert", tls_cert),
+        ("--tls-key", tls_key),
+        ("--tls-client-ca", tls_client_ca),
     ):
         if given:
             command += [flag, given]

@@ -30,6 +30,10 @@ def worker(
     concurrency: Annotated[
         int, typer.Option("--concurrency", help="Activities (model or tool calls) run at once")
     ] = 8,
+    tls_ca: Annotated[
+        str | None,
+        typer.Option("--tls-ca", help="CA file that verifies the server [env: STIGMER_TLS_CA]"),
+    ] = None,
 ) -> None:
     """Run executions' model and tool calls for a server on the Temporal engine,
     until SIGINT/SIGTERM. Start as many as you like, on any machine that
@@ -58,6 +62,7 @@ def worker(
         task_queue=config.value("temporal.task_queue", task_queue),
         model=resolve_model().settings,
         max_concurrent_activities=concurrency,
+        tls_ca=config.value("tls.ca", tls_ca) or None,
     )
     logging.basicConfig(
         level=os.environ.get("STIGMER_LOG_LEVEL", "INFO"),

@@ -32,9 +32,12 @@ from stigmer.api.v1 import (
     meta_pb2,
     server_pb2,
     server_pb2_grpc,
+    token_pb2,
+    token_pb2_grpc,
     watch_pb2,
     watch_pb2_grpc,
 )
+from stigmer.client.connection import open_channel, resolve_connection
 from stigmer.client.rpc_errors import error_from_rpc
 from stigmer.client.stubs import KIND_STUBS, KindStubs
 from stigmer.errors import InvalidArgument, NotFound, StigmerError
@@ -94,10 +97,19 @@ def _kind(kind: str | KindInfo) -> KindInfo:
 
 
 class AsyncClient:
-    def __init__(self, address: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = 30.0,
+        token: str | None = None,
+        tls_ca: str | None = None,
+    ) -> None:
         # No address: the one every command uses (config.server_address).
         self.address = config.server_address(address)
         self.timeout = timeout
+        # No token or CA: the configured ones (client/connection.py).
+        self.connection = resolve_connection(token, tls_ca)
         self._channel: grpc.aio.Channel | None = None
         self._stubs: dict[str, tuple[Any, Any]] = {}
 
@@ -116,7 +128,7 @@ class AsyncClient:
     @property
     def channel(self) -> grpc.aio.Channel:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.address)
+            self._channel = open_channel(self.address, self.connection)
         return self._channel
 
     def _kind_stubs(self, kind: KindInfo) -> tuple[Any, Any, KindStubs]:
@@ -132,7 +144,7 @@ class AsyncClient:
         try:
             return await call
         except grpc.RpcError as error:
-            raise error_from_rpc(error, self.address) from None
+            raise error_from_rpc(error, self.address, is_tls=self.connection.is_tls) from None
 
     # -- resources --------------------------------------------------------
 
@@ -284,7 +296,7 @@ class AsyncClient:
             async for message in stream:
                 yield _event_of(message)
         except grpc.RpcError as error:
-            raise error_from_rpc(error, self.address) from None
+            raise error_from_rpc(error, self.address, is_tls=self.connection.is_tls) from None
         finally:
             stream.cancel()
 
@@ -498,7 +510,7 @@ class AsyncClient:
             async for update in stream:
                 yield update
         except grpc.RpcError as error:
-            raise error_from_rpc(error, self.address) from None
+            raise error_from_rpc(error, self.address, is_tls=self.connection.is_tls) from None
         finally:
             stream.cancel()
 
@@ -572,6 +584,57 @@ class AsyncClient:
             stub.GetInfo(server_pb2.GetServerInfoRequest(), timeout=self.timeout)
         )
         return info
+
+    # -- access tokens (admin only) ----------------------------------------
+
+    async def create_token(self, name: str, role: str) -> token_pb2.CreatedToken:
+        """Makes a token; its secret is in the answer and nowhere else.
+
+        Raises:
+            InvalidArgument: the name or role is invalid.
+            AlreadyExists: a valid token has that name.
+            PermissionDenied: the caller is not an admin.
+        """
+        created: token_pb2.CreatedToken = await self._call(
+            self._tokens.Create(
+                token_pb2.CreateTokenRequest(name=name, role=role), timeout=self.timeout
+            )
+        )
+        return created
+
+    async def list_tokens(self) -> builtins.list[token_pb2.AccessToken]:
+        """Every token, revoked ones too (never their secrets)."""
+        listed: token_pb2.AccessTokenList = await self._call(
+            self._tokens.List(token_pb2.ListTokensRequest(), timeout=self.timeout)
+        )
+        return list(listed.items)
+
+    async def revoke_token(self, name: str) -> token_pb2.AccessToken:
+        """Revokes a token at once.
+
+        Raises:
+            NotFound: no token has that name.
+        """
+        revoked: token_pb2.AccessToken = await self._call(
+            self._tokens.Revoke(token_pb2.RevokeTokenRequest(name=name), timeout=self.timeout)
+        )
+        return revoked
+
+    @property
+    def _tokens(self) -> Any:
+        return token_pb2_grpc.TokenControllerStub(self.channel)
+
+    async def check_reachable(self) -> None:
+        """Asks the server's health service once.
+
+        Raises:
+            Unavailable: the server cannot be reached, or not verified over
+                TLS (the message says which).
+        """
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        await self._call(
+            stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=self.timeout)
+        )
 
     async def is_serving(self, *, wait_seconds: float = 2.0) -> bool:
         stub = health_pb2_grpc.HealthStub(self.channel)

@@ -15,6 +15,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from stigmer.client.connection import unreachable_message
 from stigmer.errors import (
     ERROR_CLASSES,
     FieldViolation,
@@ -31,7 +32,7 @@ _BY_CODE: dict[grpc.StatusCode, type[StigmerError]] = {
 }
 
 
-def error_from_rpc(error: grpc.RpcError, address: str) -> StigmerError:
+def error_from_rpc(error: grpc.RpcError, address: str, *, is_tls: bool = False) -> StigmerError:
     code: grpc.StatusCode = error.code()
     message: str = error.details() or code.name
     facts: dict[str, str] = {}
@@ -50,10 +51,7 @@ def error_from_rpc(error: grpc.RpcError, address: str) -> StigmerError:
                 FieldViolation(v.field, v.description) for v in bad_request.field_violations
             ]
     if code == grpc.StatusCode.UNAVAILABLE and not reason:
-        message = (
-            f"cannot reach the Stigmer server at {address}: is it running? "
-            "(start it with `stigmer server start`)"
-        )
+        message = unreachable_message(address, error.details() or "", is_tls=is_tls)
     cls = ERROR_CLASSES.get(reason) or _BY_CODE.get(code, Internal)
     restored = cls.restore(message, facts, violations)
     restored.facts.setdefault("grpc_code", code.name)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from stigmer.api.v1 import consistency_pb2, execution_pb2, server_pb2
+from stigmer.api.v1 import consistency_pb2, execution_pb2, server_pb2, token_pb2
 from stigmer.client.aio import ApplyResult, AsyncClient, ResourceEvent
 from stigmer.resources.kinds import KindInfo
 from stigmer.resources.manifests import ManifestDocument
@@ -29,9 +29,16 @@ T = TypeVar("T")
 
 
 class Client:
-    def __init__(self, address: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = 30.0,
+        token: str | None = None,
+        tls_ca: str | None = None,
+    ) -> None:
         self._loop = asyncio.new_event_loop()
-        self._async = AsyncClient(address, timeout=timeout)
+        self._async = AsyncClient(address, timeout=timeout, token=token, tls_ca=tls_ca)
 
     @property
     def address(self) -> str:
@@ -261,6 +268,17 @@ class Client:
     def server_info(self) -> server_pb2.ServerInfo:
         """See AsyncClient.server_info."""
         return self._run(self._async.server_info())
+
+    def create_token(self, name: str, role: str) -> token_pb2.CreatedToken:
+        """See AsyncClient.create_token."""
+        return self._run(self._async.create_token(name, role))
+
+    def list_tokens(self) -> builtins.list[token_pb2.AccessToken]:
+        return self._run(self._async.list_tokens())
+
+    def revoke_token(self, name: str) -> token_pb2.AccessToken:
+        """See AsyncClient.revoke_token."""
+        return self._run(self._async.revoke_token(name))
 
     def is_serving(self, *, wait_seconds: float = 2.0) -> bool:
         return self._run(self._async.is_serving(wait_seconds=wait_seconds))

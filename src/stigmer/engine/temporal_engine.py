@@ -36,6 +36,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from stigmer.domain.registry import Domains
+from stigmer.engine.lease_owners import TEMPORAL_LEASE_OWNER
 from stigmer.engine.options import EngineOptions
 from stigmer.engine.temporal_connection import connect
 from stigmer.engine.temporal_dev_server import TemporalDevServer
@@ -50,7 +51,7 @@ from stigmer.store.base import Lease
 from stigmer.tasks import cancel_tasks, guarded_task
 
 logger = logging.getLogger(__name__)
-OWNER = "temporal"
+OWNER = TEMPORAL_LEASE_OWNER
 WORKERS_CHECK_SECONDS = 60.0
 
 

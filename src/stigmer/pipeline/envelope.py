@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 
 from stigmer.api.v1 import meta_pb2
 from stigmer.resources.kinds import KindInfo
+from stigmer.resources.principals import current_principal
 from stigmer.store.base import Record
 
 
@@ -91,6 +92,9 @@ def now() -> datetime:
 def touch_audit(resource: Envelope, *, created: bool) -> None:
     moment = now()
     audit = resource.status.audit
+    principal = current_principal.get()
     if created:
         audit.created_at.FromDatetime(moment)
+        audit.created_by = principal
     audit.updated_at.FromDatetime(moment)
+    audit.updated_by = principal

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -22,6 +23,7 @@ from stigmer.api.v1 import (
     execution_pb2_grpc,
     manifest_pb2_grpc,
     server_pb2_grpc,
+    token_pb2_grpc,
     watch_pb2_grpc,
     worker_pb2_grpc,
 )
@@ -30,12 +32,16 @@ from stigmer.domain.registry import Domains
 from stigmer.engine.embedded import EmbeddedEngine
 from stigmer.engine.options import EngineOptions
 from stigmer.errors import Unavailable
+from stigmer.server.authentication import check_exposure, ensure_admin_token
+from stigmer.server.authorization import AuthInterceptor
 from stigmer.server.consistency_service import ConsistencyService
 from stigmer.server.execution_service import ExecutionCommandService, ExecutionQueryService
 from stigmer.server.interceptors import StigmerInterceptor
 from stigmer.server.manifest_service import ManifestService
 from stigmer.server.resource_services import resource_handlers
 from stigmer.server.server_info_service import ServerInfoService
+from stigmer.server.tls import TlsFiles, server_credentials
+from stigmer.server.token_service import TokenService
 from stigmer.server.watch_service import ResourceWatchService
 from stigmer.server.worker_service import ExecutionWorkerService
 from stigmer.store.base import Store
@@ -59,6 +65,12 @@ class ServerOptions:
     temporal: TemporalOptions | None = None
     # Seconds between the server's own consistency checks; 0 turns them off.
     check_interval_seconds: float = 300.0
+    # "none" or "token" (server/authentication.py, server/authorization.py).
+    auth: str = "none"
+    # Where the first admin token's secret is written (auth on, no token yet).
+    admin_token_path: Path | None = None
+    # None: plaintext gRPC.
+    tls: TlsFiles | None = None
 
 
 class StigmerServer:
@@ -91,8 +103,16 @@ class StigmerServer:
         Raises:
             Unavailable: the store cannot be opened or the port is taken.
         """
+        check_exposure(self.options.host, self.options.auth, is_tls=self.options.tls is not None)
+        credentials = server_credentials(self.options.tls) if self.options.tls else None
         await self.store.open()
-        server = grpc.aio.server(interceptors=[StigmerInterceptor()])
+        interceptors: list[grpc.aio.ServerInterceptor] = [StigmerInterceptor()]
+        if self.options.auth == "token":
+            if self.options.admin_token_path is not None:
+                await ensure_admin_token(self.store, self.options.admin_token_path)
+            # Inside the error interceptor: its refusals answer like any error.
+            interceptors.append(AuthInterceptor(self.store))
+        server = grpc.aio.server(interceptors=interceptors)
         server.add_generic_rpc_handlers(tuple(resource_handlers(self.domains)))
         manifest_pb2_grpc.add_ManifestControllerServicer_to_server(
             ManifestService(self.domains), server
@@ -116,6 +136,7 @@ class StigmerServer:
         server_pb2_grpc.add_ServerInfoQueryControllerServicer_to_server(
             ServerInfoService(self), server
         )
+        token_pb2_grpc.add_TokenControllerServicer_to_server(TokenService(self.store), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         # The servicer answers SERVING for the whole server ("") from the
         # start: not before the engine is up (a managed Temporal dev server
@@ -123,7 +144,11 @@ class StigmerServer:
         # cannot run anything yet.
         await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         try:
-            self.port = server.add_insecure_port(f"{self.options.host}:{self.options.port}")
+            where = f"{self.options.host}:{self.options.port}"
+            if credentials is None:
+                self.port = server.add_insecure_port(where)
+            else:
+                self.port = server.add_secure_port(where, credentials)
         except RuntimeError as error:
             await self.store.close()
             raise Unavailable(
@@ -141,7 +166,13 @@ class StigmerServer:
         await self.checker.start()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-        logger.info("Stigmer server listening on %s (store %s)", self.address, self.store.url)
+        logger.info(
+            "Stigmer server listening on %s (store %s, auth %s%s)",
+            self.address,
+            self.store.url,
+            self.options.auth,
+            ", TLS" if self.options.tls else "",
+        )
 
     async def stop(self) -> None:
         if self._server is None:

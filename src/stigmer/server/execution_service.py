@@ -9,6 +9,7 @@ from stigmer.api.v1 import execution_pb2, execution_pb2_grpc, meta_pb2
 from stigmer.domain.execution.controller import ExecutionController
 from stigmer.resources.execution_events import phase_name
 from stigmer.resources.kinds import DEFAULT_ORG
+from stigmer.resources.reported_events import check_reported_events
 from stigmer.resources.secrets import redact
 from stigmer.resources.selectors import parse_selector
 from stigmer.resources.validation import validate_message
@@ -56,6 +57,7 @@ class ExecutionCommandService(execution_pb2_grpc.AgentExecutionCommandController
         self, request: execution_pb2.RecordExecutionEventsRequest, context: Any
     ) -> execution_pb2.AgentExecution:
         validate_message(request)
+        check_reported_events(request.id, request.events)
         return _shown(await self.executions.record_events(request.id, list(request.events)))
 
 

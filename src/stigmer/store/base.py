@@ -98,6 +98,19 @@ class Lease:
     expires_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """A principal's token as the store keeps it: the SHA-256 hash of the
+    secret (never the secret), its role, and when it was made and revoked
+    (epoch seconds; None while it is valid)."""
+
+    name: str
+    role: str
+    token_hash: str
+    created_at: float
+    revoked_at: float | None = None
+
+
 class Transaction(Protocol):
     async def get(self, kind: str, resource_id: str) -> Record | None: ...
 
@@ -200,6 +213,27 @@ class Transaction(Protocol):
 
     async def list_expired_leases(self, now: float, limit: int = PAGE_SIZE) -> builtins.list[Lease]:
         """The leases that expired before `now` (expires_at < now), soonest-expired first."""
+        ...
+
+    # -- access tokens (store/access_tokens.py): who may call the server ----
+
+    async def put_access_token(self, token: AccessToken) -> None:
+        """Creates a token, or replaces a revoked one of the same name.
+
+        Raises:
+            AlreadyExists: a valid token has that name.
+        """
+        ...
+
+    async def get_access_token(self, token_hash: str) -> AccessToken | None: ...
+
+    async def list_access_tokens(self) -> builtins.list[AccessToken]:
+        """Every token, revoked ones too, by name."""
+        ...
+
+    async def revoke_access_token(self, name: str, at: float) -> AccessToken | None:
+        """Marks the token revoked (a revoked one stays as it was); None when
+        no token has that name."""
         ...
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from stigmer.client import Client
 from stigmer.engine.options import EngineOptions
 from stigmer.server.app import ServerOptions, StigmerServer
+from stigmer.server.tls import TlsFiles
 from stigmer.testing.ports import free_port
 
 if TYPE_CHECKING:
@@ -45,10 +46,18 @@ class ServerThread:
         engine: EngineOptions | None = None,
         temporal: TemporalOptions | None = None,
         check_interval_seconds: float = 0.0,
+        host: str = "127.0.0.1",
+        auth: str = "none",
+        admin_token_path: Path | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.options = ServerOptions(
             store_url=store_url,
+            host=host,
             port=port,
+            auth=auth,
+            admin_token_path=admin_token_path,
+            tls=tls,
             grace_seconds=1.0,
             engine=engine or EngineOptions(),
             temporal=temporal,

@@ -10,6 +10,7 @@ workflow's retry policies (see stigmer.engine.temporal_workflow).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
@@ -24,6 +25,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from stigmer.client import AsyncClient
 from stigmer.engine.temporal_connection import connect
 from stigmer.engine.temporal_workflow import AgentExecutionWorkflow
+from stigmer.errors import InvalidArgument, PermissionDenied
 from stigmer.runtime.contract import ModelSettings
 from stigmer.tasks import cancel_tasks, guarded_task
 from stigmer.worker.activities import ExecutionActivities
@@ -40,10 +42,23 @@ class WorkerOptions:
     task_queue: str
     model: ModelSettings  # the defaults; an agent or execution may name another model
     max_concurrent_activities: int = 8
+    # The CA that verifies the server (TLS); None: the configured one, if any.
+    tls_ca: str | None = None
     # What Temporal records as the worker of each activity it runs.
     identity: str = field(
         default_factory=lambda: f"stigmer-worker/{socket.gethostname()}/{os.getpid()}"
     )
+
+
+async def check_server_access(server: AsyncClient) -> None:
+    """Fails at start, not on the first activity, when the server cannot be
+    reached or verified (Unavailable) or refuses the token (Unauthenticated).
+    The token is tried on GetRunInputs of no execution: a worker token is
+    refused that execution (PERMISSION_DENIED), a server without auth finds
+    the empty id invalid; either way the token was accepted."""
+    await server.check_reachable()
+    with contextlib.suppress(PermissionDenied, InvalidArgument):
+        await WorkerApiClient(server).run_inputs("")
 
 
 async def run_worker(
@@ -53,14 +68,16 @@ async def run_worker(
     calls `ready` once it polls Temporal.
 
     Raises:
-        Unavailable: Temporal cannot be reached.
+        Unavailable: the Stigmer server or Temporal cannot be reached.
+        Unauthenticated: the server refuses the worker's token.
     """
-    temporal = await connect(options.temporal_address, options.namespace)
-    # The model SDKs take seconds to import: off the event loop, before the
-    # first model call would pay for them.
-    await asyncio.to_thread(importlib.import_module, "stigmer.runtime.providers")
-    async with AsyncClient(options.server) as client:
-        activities = ExecutionActivities(WorkerApiClient(client), options.model)
+    async with AsyncClient(options.server, tls_ca=options.tls_ca) as server:
+        await check_server_access(server)
+        temporal = await connect(options.temporal_address, options.namespace)
+        # The model SDKs take seconds to import: off the event loop, before the
+        # first model call would pay for them.
+        await asyncio.to_thread(importlib.import_module, "stigmer.runtime.providers")
+        activities = ExecutionActivities(WorkerApiClient(server), options.model)
         worker = Worker(
             temporal,
             task_queue=options.task_queue,

@@ -105,4 +105,19 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "INSERT INTO resource_change_horizon (id, compacted_through) VALUES (1, 0)",
         ),
     ),
+    # -- access tokens (store/postgres/access_tokens.py) ------------------
+    (
+        4,
+        (
+            """
+            CREATE TABLE access_tokens (
+                name TEXT COLLATE "C" PRIMARY KEY,
+                role TEXT COLLATE "C" NOT NULL,
+                token_hash TEXT COLLATE "C" NOT NULL UNIQUE,
+                created_at DOUBLE PRECISION NOT NULL,
+                revoked_at DOUBLE PRECISION
+            )
+            """,
+        ),
+    ),
 )

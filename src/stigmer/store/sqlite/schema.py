@@ -91,4 +91,19 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "INSERT INTO resource_change_horizon (id, compacted_through) VALUES (1, 0)",
         ),
     ),
+    # -- access tokens (store/sqlite/access_tokens.py) --------------------
+    (
+        4,
+        (
+            """
+            CREATE TABLE access_tokens (
+                name TEXT PRIMARY KEY,
+                role TEXT NOT NULL,
+                token_hash TEXT NOT NULL UNIQUE,
+                created_at REAL NOT NULL,
+                revoked_at REAL
+            )
+            """,
+        ),
+    ),
 )

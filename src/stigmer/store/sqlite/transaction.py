@@ -28,6 +28,7 @@ from stigmer.store.rows import (
     row_from_record,
     updated_values,
 )
+from stigmer.store.sqlite.access_tokens import SqliteAccessTokens
 from stigmer.store.sqlite.errors import DuplicateKey, translated
 
 _MARKS = ", ".join("?" * len(COLUMNS))
@@ -75,7 +76,7 @@ def _label_clause(requirement: Requirement) -> tuple[str, list[Any]]:
 # -- transactions -------------------------------------------------------------------------
 
 
-class SqliteTransaction:
+class SqliteTransaction(SqliteAccessTokens):
     def __init__(self, connection: sqlite3.Connection, *, path: Path, changes_kept: int) -> None:
         self._connection = connection
         self._path = path
