@@ -23,7 +23,9 @@ from stigmer.errors import (
     Internal,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     StigmerError,
+    Unauthenticated,
     Unavailable,
 )
 from stigmer.pipeline.context import ResourceContext
@@ -182,6 +184,8 @@ def test_every_error_class_comes_back_from_the_wire_as_itself_with_its_facts() -
         Conflict("Agent", "agt-01jf0000000000000000000000", 1, 2),
         FailedPrecondition("the agent has running executions", facts={"kind": "Agent"}),
         Unavailable("the store cannot be reached", facts={"store": "postgres"}),
+        Unauthenticated("a valid token is required"),
+        PermissionDenied("the viewer role may not apply", facts={"role": "viewer"}),
         Internal("internal error (request id r-1)", facts={"request_id": "r-1"}),
     ]
     assert {type(error) for error in sent} == set(ERROR_CLASSES.values())

@@ -22,13 +22,13 @@ T = TypeVar("T")
 
 
 class WorkerApiClient:
-    """Valid as long as `client` is open."""
+    """Valid as long as `client` is open. The stubs are made per call, as the
+    client's own are: its channel opens on the event loop of its first call."""
 
     def __init__(self, client: AsyncClient) -> None:
+        self._client = client
         self._address = client.address
         self._timeout = client.timeout
-        self._worker = worker_pb2_grpc.ExecutionWorkerControllerStub(client.channel)
-        self._executions = execution_pb2_grpc.AgentExecutionCommandControllerStub(client.channel)
 
     async def _call(self, call: Awaitable[T]) -> T:
         try:
@@ -44,7 +44,8 @@ class WorkerApiClient:
             Unavailable: the server cannot be reached.
         """
         request = meta_pb2.GetRequest(id=execution_id)
-        return await self._call(self._worker.GetRunInputs(request, timeout=self._timeout))
+        worker = worker_pb2_grpc.ExecutionWorkerControllerStub(self._client.channel)
+        return await self._call(worker.GetRunInputs(request, timeout=self._timeout))
 
     async def record_events(
         self, execution_id: str, events: Iterable[execution_pb2.ExecutionEvent]
@@ -57,4 +58,5 @@ class WorkerApiClient:
             Unavailable: the server cannot be reached.
         """
         request = execution_pb2.RecordExecutionEventsRequest(id=execution_id, events=events)
-        return await self._call(self._executions.RecordEvents(request, timeout=self._timeout))
+        executions = execution_pb2_grpc.AgentExecutionCommandControllerStub(self._client.channel)
+        return await self._call(executions.RecordEvents(request, timeout=self._timeout))
