@@ -18,7 +18,7 @@ from mcp.types import CONNECTION_CLOSED, CallToolResult, TextContent
 from stigmer.testing.mcp_server import HttpMcpServer
 from tests.runtime.processes import child_pids, linux_only, wait_until
 
-TOOLS = ["add", "echo", "read_env", "pid", "fail", "crash", "sleep"]
+TOOLS = ["add", "echo", "repeat", "read_env", "pid", "fail", "crash", "sleep"]
 CALL_DEADLINE = 20.0
 
 
@@ -54,7 +54,7 @@ def text_of(result: CallToolResult) -> str:
     return "".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
-def test_stdio_server_lists_the_seven_tools_with_their_input_schemas() -> None:
+def test_stdio_server_lists_the_eight_tools_with_their_input_schemas() -> None:
     async def scenario() -> None:
         async with stdio_session() as session:
             listed = await session.list_tools()

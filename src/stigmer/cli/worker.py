@@ -58,6 +58,7 @@ def worker(
         task_queue=config.value("temporal.task_queue", task_queue),
         model=resolve_model().settings,
         max_concurrent_activities=concurrency,
+        max_tool_result_bytes=int(config.checked_value("tool_result_max_bytes")),
     )
     logging.basicConfig(
         level=os.environ.get("STIGMER_LOG_LEVEL", "INFO"),

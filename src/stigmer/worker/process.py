@@ -26,6 +26,7 @@ from stigmer.client import AsyncClient
 from stigmer.engine.temporal_engine import connect
 from stigmer.engine.temporal_workflow import AgentExecutionWorkflow
 from stigmer.runtime.contract import ModelSettings
+from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES
 from stigmer.worker.activities import ExecutionActivities
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class WorkerOptions:
     task_queue: str
     model: ModelSettings  # the defaults; an agent or execution may name another model
     max_concurrent_activities: int = 8
+    max_tool_result_bytes: int = DEFAULT_MAX_BYTES  # see runtime/tool_results.py
     # What Temporal records as the worker of each activity it runs.
     identity: str = field(
         default_factory=lambda: f"stigmer-worker/{socket.gethostname()}/{os.getpid()}"
@@ -59,7 +61,9 @@ async def run_worker(
     # first model call would pay for them.
     await asyncio.to_thread(importlib.import_module, "stigmer.runtime.providers")
     async with AsyncClient(options.server) as server:
-        activities = ExecutionActivities(server, options.model)
+        activities = ExecutionActivities(
+            server, options.model, max_tool_result_bytes=options.max_tool_result_bytes
+        )
         worker = Worker(
             temporal,
             task_queue=options.task_queue,
