@@ -134,12 +134,12 @@ class SecretMasker:
 class MaskedStream:
     """Masks a text that arrives in pieces, as if it were masked whole.
 
-    `push` returns what may be shown now: everything but the last
-    `longest - 1` characters, which could be the start of a secret whose
-    rest has not arrived. A secret found whole is masked even where it
-    reaches into that tail. `finish` returns the rest once the text is
-    complete; `abandon` returns it for a text that will never be complete,
-    without a trailing start of a secret.
+    `push` returns what may be shown now: everything but a tail that could
+    be the start of a secret whose rest has not arrived (at most the
+    longest secret's length minus one characters; none when the text ends
+    in nothing that starts a secret). A secret found whole is masked.
+    `finish` returns the rest once the text is complete; `abandon` returns
+    it for a text that will never be complete, without that tail.
     """
 
     def __init__(self, masker: SecretMasker) -> None:
@@ -149,21 +149,25 @@ class MaskedStream:
 
     def push(self, text: str) -> str:
         self._raw += text
-        return self._take(len(self._raw) - self._hold)
+        return self._take(self._start_of_partial_secret())
 
     def finish(self) -> str:
         return self._take(len(self._raw))
 
     def abandon(self) -> str:
+        shown = self._take(self._start_of_partial_secret())
+        self._raw = ""
+        return shown
+
+    def _start_of_partial_secret(self) -> int:
+        """Where the earliest tail that begins a secret (but does not hold
+        all of it) starts; the text's length when there is none."""
         end = len(self._raw)
         for start in range(max(0, end - self._hold), end):
             tail = self._raw[start:]
-            if any(secret.startswith(tail) for secret in self._masker.secrets):
-                end = start
-                break
-        shown = self._take(end)
-        self._raw = ""
-        return shown
+            if any(len(s) > len(tail) and s.startswith(tail) for s in self._masker.secrets):
+                return start
+        return end
 
     def _take(self, limit: int) -> str:
         """Masks and returns the text up to `limit` (further if a secret found
