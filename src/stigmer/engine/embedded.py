@@ -261,6 +261,7 @@ class EmbeddedEngine:
     async def _end_failed(self, execution_id: str, sink: RecordingSink, reason: str) -> None:
         # A tool server's resolved command line, a model's 400 quoting a tool result.
         reason = sink.mask(reason)
+        logger.info("execution %s failed: %s", execution_id, reason)
         try:
             await sink.flush()
             await self.domains.executions.record_events(
