@@ -5,8 +5,8 @@ here: the system prompt is a parameter, not a message; tool results are
 `tool_result` blocks of a user turn; and a reply is a list of blocks (text,
 tool_use) with a required `max_tokens` cap. The SDK's stream helper assembles
 the blocks; this module forwards the text deltas and converts the final message.
-A stream that ends before `message_stop` leaves the message without a
-stop_reason: the answer was cut off, a ModelError, never a complete answer.
+A stream that ends before `message_stop` was cut off (the connection or the
+server died mid-answer): that is a ModelError, never a complete answer.
 """
 
 from __future__ import annotations
@@ -149,11 +149,6 @@ class AnthropicChatProvider:
                     final = event
         if final is None:
             raise ModelError(f"model endpoint {self.endpoint} ended the reply without a message")
-        if final.stop_reason is None:
-            raise ModelError(
-                f"model endpoint {self.endpoint} ended the answer before it was finished "
-                "(the stream stopped before message_stop)"
-            )
         return anthropic_turn(final)
 
     async def _events(
@@ -168,9 +163,16 @@ class AnthropicChatProvider:
                 messages=messages,
                 tools=tools if tools else anthropic.omit,
             ) as stream:
+                is_stopped = False
                 async for event in stream:
                     if event.type == "text":
                         yield event.text
+                    is_stopped = is_stopped or event.type == "message_stop"
+                if not is_stopped:
+                    raise ModelError(
+                        f"model endpoint {self.endpoint} ended the answer before it was "
+                        "finished (the stream stopped before message_stop)"
+                    )
                 yield await stream.get_final_message()
         except SDK_FAILURES as exc:
             raise model_error_from(exc, endpoint=self.endpoint, timeout=self._timeout) from exc
