@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from stigmer.cli.secret_options import secret_values
 from stigmer.client import Client
+from stigmer.errors import InvalidArgument
 from stigmer.resources.execution_events import FAILED
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerProcess
 from tests.conftest import Cli
 
-pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+ON_SQLITE = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 
 SECRET = "file-secret-5e2b7c9d"
 # The tool server never starts: it prints the token reversed (which no mask
@@ -38,6 +40,26 @@ spec:
 """
 
 
+def test_a_secret_value_comes_from_the_argument_a_file_or_stdin(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("from-file\n\n")
+    values, has_read_stdin = secret_values(
+        ["A=plain", f"B=@{tmp_path / 'key'}", "C=@@at-sign", "D=-", "E=a=b"],
+        lambda: "from-stdin\n",
+    )
+    assert values == {
+        "A": "plain",
+        "B": "from-file\n",
+        "C": "@at-sign",
+        "D": "from-stdin",
+        "E": "a=b",
+    }
+    assert has_read_stdin
+    with pytest.raises(InvalidArgument, match="only one secret can be read from stdin"):
+        secret_values(["A=-", "B=-"], lambda: "x")
+    with pytest.raises(InvalidArgument, match="use KEY=VALUE"):
+        secret_values(["novalue"], lambda: "x")
+
+
 def _failed_error(client: Client) -> str:
     (execution,) = client.list_executions()
     final = client.wait(execution.metadata.id, timeout=60)
@@ -45,6 +67,7 @@ def _failed_error(client: Client) -> str:
     return final.status.error
 
 
+@ON_SQLITE
 def test_secret_from_a_file_reaches_the_tools_and_is_masked(
     cli: Cli, client: Client, tmp_path: Path
 ) -> None:
@@ -60,6 +83,7 @@ def test_secret_from_a_file_reaches_the_tools_and_is_masked(
     assert SECRET not in error + run.stdout + run.stderr
 
 
+@ON_SQLITE
 def test_secret_from_stdin_needs_the_message_as_an_argument(cli: Cli, client: Client) -> None:
     client.apply(BROKEN_AGENT)
 
@@ -72,6 +96,7 @@ def test_secret_from_stdin_needs_the_message_as_an_argument(cli: Cli, client: Cl
     assert f"{SECRET[::-1]} ***" in _failed_error(client)
 
 
+@ON_SQLITE
 def test_an_unreadable_secret_file_is_a_usage_error_naming_it(cli: Cli, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     run = cli("run", "broken", "hello", "--secret", f"RUN_TOKEN=@{missing}")
@@ -94,6 +119,7 @@ spec:
 """
 
 
+@ON_SQLITE
 def test_the_server_log_file_holds_no_secret(
     tmp_path: Path, store_url: str, stigmer_home: Path
 ) -> None:
