@@ -72,7 +72,8 @@ def _as_activity_errors() -> Iterator[None]:
 
     Their messages become the execution's status.error and travel through
     Temporal's history, so the secrets of the executions this worker runs
-    are masked in them here, where they are made.
+    are masked in them here, where they are made. `from None`: Temporal
+    would carry the cause, with its unmasked message, along.
     """
     mask = known_secrets.mask
     try:
