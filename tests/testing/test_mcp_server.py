@@ -15,6 +15,7 @@ from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CONNECTION_CLOSED, CallToolResult, TextContent
 
+import stigmer
 from stigmer.testing.mcp_server import HttpMcpServer
 from tests.runtime.processes import child_pids, linux_only, wait_until
 
@@ -23,10 +24,13 @@ CALL_DEADLINE = 20.0
 
 
 def stdio_parameters(env: Mapping[str, str] | None = None) -> StdioServerParameters:
+    # The SDK passes the child only a few variables: PYTHONPATH makes it run
+    # the same source as the tests.
+    source = str(Path(stigmer.__file__).resolve().parents[1])
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "stigmer.testing.mcp_server"],
-        env=dict(env) if env is not None else None,
+        env={"PYTHONPATH": source, **(env or {})},
     )
 
 
