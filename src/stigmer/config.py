@@ -174,6 +174,13 @@ SETTINGS: tuple[Setting, ...] = (
         rule=SECONDS,
     ),
     Setting(
+        "tool_result_max_bytes",
+        "STIGMER_TOOL_RESULT_MAX_BYTES",
+        "65536",
+        "a tool result longer than this is cut (marked) when an execution records it",
+        rule=POSITIVE_WHOLE,
+    ),
+    Setting(
         "check_interval_seconds",
         "STIGMER_CHECK_INTERVAL",
         "300",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+import stigmer
 from stigmer.runtime.contract import StdioServer, ToolServer
 from stigmer.testing.ports import free_port
 
@@ -13,11 +15,16 @@ __all__ = ["free_port", "stdio_tools"]
 def stdio_tools(
     name: str = "tools", *, enabled: tuple[str, ...] = (), env: dict[str, str] | None = None
 ) -> ToolServer:
-    """The MCP test server (add, echo, read_env, fail, crash, sleep) as a stdio tool server."""
+    """The MCP test server (add, echo, repeat, read_env, fail, crash, sleep) as a stdio tool
+    server, run from the same source as the tests (a tool server's environment is not the
+    test's, so PYTHONPATH is passed on)."""
+    source = str(Path(stigmer.__file__).resolve().parents[1])
     return ToolServer(
         name=name,
         transport=StdioServer(
-            command=sys.executable, args=("-m", "stigmer.testing.mcp_server"), env=env or {}
+            command=sys.executable,
+            args=("-m", "stigmer.testing.mcp_server"),
+            env={"PYTHONPATH": source, **(env or {})},
         ),
         enabled_tools=enabled,
     )

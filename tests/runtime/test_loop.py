@@ -110,6 +110,7 @@ def assert_add_round_trip(model: ScriptedModel, outcome: RunOutcome, sink: Recor
     assert tool_names(model.requests[0]) == [
         "add",
         "echo",
+        "repeat",
         "read_env",
         "pid",
         "fail",
@@ -434,6 +435,7 @@ def test_an_anthropic_model_drives_a_tool_round_trip_over_stdio() -> None:
     assert [tool["name"] for tool in first["tools"]] == [
         "add",
         "echo",
+        "repeat",
         "read_env",
         "pid",
         "fail",

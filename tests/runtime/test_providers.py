@@ -29,7 +29,7 @@ from stigmer.runtime.model_errors import model_error_from
 from stigmer.runtime.openai_chat import OpenAIChatProvider, openai_messages, openai_tools
 from stigmer.runtime.providers import OLLAMA_BASE_URL, ChatProvider, provider_for
 from stigmer.testing.scripted_model import Reply, ScriptedModel
-from tests.runtime.anthropic_stream import CannedAnthropic, tool_use_reply
+from tests.runtime.anthropic_stream import CannedAnthropic, text_reply, tool_use_reply
 from tests.runtime.servers import free_port
 
 ADD = ToolSpec(
@@ -367,3 +367,27 @@ def test_malformed_tool_input_from_anthropic_is_a_model_error() -> None:
         with pytest.raises(ModelError) as raised:
             stream_once(AnthropicChatProvider(settings))
     assert raised.value.kind is ModelErrorKind.MALFORMED
+
+
+def test_an_openai_stream_cut_before_its_finish_reason_is_a_model_error() -> None:
+    with ScriptedModel([Reply(content="The answer is forty", is_cut=True)]) as model:
+        provider = OpenAIChatProvider(
+            ModelSettings(provider="openai", model="scripted", base_url=model.base_url)
+        )
+        with pytest.raises(ModelError, match="ended the answer before it was finished"):
+            stream_once(provider)
+
+
+@pytest.mark.parametrize("kept", [3, -2, -1], ids=["mid-text", "before-delta", "before-stop"])
+def test_an_anthropic_stream_cut_before_message_stop_is_a_model_error(kept: int) -> None:
+    # The events: message_start, block start, text deltas, block stop,
+    # message_delta (the stop_reason), message_stop.
+    events = text_reply("The answer ", "is forty", "-two.")
+    with CannedAnthropic([events[:kept]]) as canned:
+        provider = AnthropicChatProvider(
+            ModelSettings(
+                provider="anthropic", model="claude", base_url=canned.base_url, api_key="k"
+            )
+        )
+        with pytest.raises(ModelError, match="ended the answer before it was finished"):
+            stream_once(provider)

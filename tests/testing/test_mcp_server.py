@@ -15,18 +15,22 @@ from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CONNECTION_CLOSED, CallToolResult, TextContent
 
+import stigmer
 from stigmer.testing.mcp_server import HttpMcpServer
 from tests.runtime.processes import child_pids, linux_only, wait_until
 
-TOOLS = ["add", "echo", "read_env", "pid", "fail", "crash", "sleep"]
+TOOLS = ["add", "echo", "repeat", "read_env", "pid", "fail", "crash", "sleep"]
 CALL_DEADLINE = 20.0
 
 
 def stdio_parameters(env: Mapping[str, str] | None = None) -> StdioServerParameters:
+    # The SDK passes the child only a few variables: PYTHONPATH makes it run
+    # the same source as the tests.
+    source = str(Path(stigmer.__file__).resolve().parents[1])
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "stigmer.testing.mcp_server"],
-        env=dict(env) if env is not None else None,
+        env={"PYTHONPATH": source, **(env or {})},
     )
 
 
@@ -54,7 +58,7 @@ def text_of(result: CallToolResult) -> str:
     return "".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
-def test_stdio_server_lists_the_seven_tools_with_their_input_schemas() -> None:
+def test_stdio_server_lists_the_eight_tools_with_their_input_schemas() -> None:
     async def scenario() -> None:
         async with stdio_session() as session:
             listed = await session.list_tools()

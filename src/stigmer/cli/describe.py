@@ -237,13 +237,16 @@ def _args(call: execution_pb2.ToolCall) -> str:
 def _conversation_rows(status: execution_pb2.AgentExecutionStatus) -> list[list[str]]:
     """Each message: its type, time and a one-line excerpt; a tool's result
     is named after its call."""
+    calls = {call.id: call for call in status.tool_calls}
     names = {call.id: call.name for call in status.tool_calls}
     rows = []
     for message in status.messages:
         kind = execution_pb2.MessageType.Name(message.type).removeprefix("MESSAGE_TYPE_")
         text = first_line(message.content)
-        if message.type == execution_pb2.MESSAGE_TYPE_TOOL and message.tool_call_id in names:
-            text = f"{names[message.tool_call_id]}: {text}"
+        if message.type == execution_pb2.MESSAGE_TYPE_TOOL and message.tool_call_id in calls:
+            # The result is kept once, in its tool call.
+            call = calls[message.tool_call_id]
+            text = f"{call.name}: {text or first_line(call.result or call.error)}"
         elif not text and message.tool_call_ids:
             text = "(calls " + ", ".join(names.get(i, i) for i in message.tool_call_ids) + ")"
         rows.append([kind, format_time(message.timestamp, time_only=True), text or "(no text)"])

@@ -14,6 +14,7 @@ from stigmer.cli.conversation import ConversationPrinter
 from stigmer.cli.live import WaitIndicator
 from stigmer.cli.output import console, error_console
 from stigmer.cli.resources import ServerOption
+from stigmer.cli.secret_options import secret_values
 from stigmer.client import Client
 from stigmer.errors import InvalidArgument
 from stigmer.resources.execution_events import TERMINAL_PHASES, phase_name
@@ -80,7 +81,12 @@ def run(
     ] = "",
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for tools")] = None,
     secret: Annotated[
-        list[str] | None, typer.Option("--secret", help="KEY=VALUE, masked everywhere")
+        list[str] | None,
+        typer.Option(
+            "--secret",
+            help="KEY=VALUE, KEY=@FILE or KEY=- (stdin); masked everywhere. "
+            "@FILE and - keep the value out of the process list",
+        ),
     ] = None,
     model: Annotated[str, typer.Option("--model", help="Model for this run")] = "",
     no_follow: Annotated[
@@ -96,6 +102,11 @@ def run(
     1 FAILED, 4 CANCELLED."""
     if output not in ("text", "json"):
         raise InvalidArgument.for_field("output", "use text or json")
+    secrets, has_read_stdin = secret_values(secret, sys.stdin.read)
+    if message is None and has_read_stdin:
+        raise InvalidArgument.for_field(
+            "message", "stdin holds a secret (--secret KEY=-): give the message as an argument"
+        )
     text = message if message is not None else sys.stdin.read()
     with Client(server) as client:
         execution = client.run(
@@ -104,7 +115,7 @@ def run(
             session=session,
             instance=instance,
             env=_pairs(env, "env"),
-            secrets=_pairs(secret, "secret"),
+            secrets=secrets,
             model=model,
             idempotency_key=idempotency_key,
         )

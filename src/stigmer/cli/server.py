@@ -232,6 +232,7 @@ def engine_options() -> EngineOptions:
     return EngineOptions(
         workers=int(config.checked_value("workers")),
         lease_seconds=float(config.checked_value("lease_seconds")),
+        max_tool_result_bytes=int(config.checked_value("tool_result_max_bytes")),
         model=choice.settings,
         model_provider=choice.provider,
         model_reason=choice.reason,

@@ -63,6 +63,7 @@ def worker(
         model=resolve_model().settings,
         max_concurrent_activities=concurrency,
         tls_ca=config.value("tls.ca", tls_ca) or None,
+        max_tool_result_bytes=int(config.checked_value("tool_result_max_bytes")),
     )
     logging.basicConfig(
         level=os.environ.get("STIGMER_LOG_LEVEL", "INFO"),

@@ -25,9 +25,11 @@ from stigmer.domain.execution.inputs import gather_inputs
 from stigmer.domain.registry import Domains
 from stigmer.engine.options import EngineOptions
 from stigmer.engine.recording import RecordingSink
-from stigmer.engine.run_requests import SecretMasker, build_run_request
+from stigmer.engine.run_requests import build_run_request
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError
 from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED, phase_event
+from stigmer.resources.secret_logs import install_log_masking, known_secrets
+from stigmer.resources.secrets import SecretMasker
 from stigmer.runtime.contract import ModelError, RunRequest, RunSink, ToolServerError
 from stigmer.runtime.provider_pool import ProviderPool
 from stigmer.store.base import Lease
@@ -74,6 +76,7 @@ class EmbeddedEngine:
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
+        install_log_masking()
         if self._agent_loop == self._run_with_shared_provider:
             # The model and MCP SDKs take a while to import: do it off the
             # event loop, before the first execution would stall it.
@@ -185,10 +188,17 @@ class EmbeddedEngine:
         try:
             inputs = await gather_inputs(self.domains, execution_id)
             request, environment = build_run_request(
-                inputs, self.options.model, max_steps=self.options.max_steps
+                inputs,
+                self.options.model,
+                max_steps=self.options.max_steps,
+                max_tool_result_bytes=self.options.max_tool_result_bytes,
             )
+            known_secrets.remember(execution_id, environment.secrets)
             sink = RecordingSink(
-                record, SecretMasker(environment.secrets), len(inputs.execution.status.messages)
+                record,
+                SecretMasker(environment.secrets),
+                len(inputs.execution.status.messages),
+                max_tool_result_bytes=self.options.max_tool_result_bytes,
             )
             outcome = await self._agent_loop(request, sink)
             await sink.flush()
@@ -210,6 +220,7 @@ class EmbeddedEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
             await executions.release_lease(execution_id, self.owner)
+            known_secrets.forget(execution_id)
 
     async def _end_cancelled(self, execution_id: str, sink: RecordingSink) -> None:
         reason = self._cancel_reasons.get(execution_id, "cancelled")
@@ -223,6 +234,9 @@ class EmbeddedEngine:
             )
 
     async def _end_failed(self, execution_id: str, sink: RecordingSink, reason: str) -> None:
+        # A tool server's resolved command line, a model's 400 quoting a tool result.
+        reason = sink.mask(reason)
+        logger.info("execution %s failed: %s", execution_id, reason)
         try:
             await sink.flush()
             await self.domains.executions.record_events(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stigmer.runtime.contract import ModelSettings
+from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class EngineOptions:
     lease_seconds: float = 15.0
     poll_seconds: float = 1.0
     max_steps: int = 16
+    # A tool result is cut to this many bytes when recorded (runtime/tool_results.py).
+    max_tool_result_bytes: int = DEFAULT_MAX_BYTES
     model: ModelSettings = field(default_factory=lambda: ModelSettings("openai", ""))
     # How the user names the model's provider (ollama and openai both speak
     # the "openai" protocol) and why it is in effect: what the server reports

@@ -3,7 +3,14 @@
 Text deltas are coalesced (flushed every FLUSH_SECONDS and before any other
 event) so a fast model does not cost one transaction per token while a
 watcher still sees the answer grow live. Every text passes the secret masker
-before it is stored.
+before it is stored. Streamed text is masked as one text (MaskedStream): the
+last few characters wait for the next delta, so a secret split across deltas
+never reaches the event log, and so neither the stored message nor what a
+subscriber sees live or replays from any sequence, which are all that log.
+
+A tool's result is masked, then capped (runtime/tool_results.py), and kept
+once: in its tool call (`result`, or `error`); the TOOL message that places
+it in the conversation only names the call.
 """
 
 from __future__ import annotations
@@ -15,14 +22,15 @@ from datetime import UTC, datetime
 from google.protobuf import struct_pb2
 
 from stigmer.api.v1 import execution_pb2
-from stigmer.engine.run_requests import SecretMasker
 from stigmer.resources.execution_events import (
     message_delta_event,
     message_event,
     tool_call_event,
     usage_event,
 )
+from stigmer.resources.secrets import MaskedStream, SecretMasker
 from stigmer.runtime.contract import ToolCallRequest
+from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES, cap_tool_result
 
 Event = execution_pb2.ExecutionEvent
 Record = Callable[[Sequence[Event]], Awaitable[execution_pb2.AgentExecution]]
@@ -30,12 +38,21 @@ FLUSH_SECONDS = 0.05
 
 
 class RecordingSink:
-    def __init__(self, record: Record, masker: SecretMasker, message_count: int) -> None:
+    def __init__(
+        self,
+        record: Record,
+        masker: SecretMasker,
+        message_count: int,
+        *,
+        max_tool_result_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self._record = record
         self._masker = masker
+        self._max_tool_result_bytes = max_tool_result_bytes
         self._message_count = message_count
         self._ai_index = -1
         self._pending_text = ""
+        self._stream: MaskedStream = masker.stream()
         self._last_flush = time.monotonic()
         self._streamed = ""
         self._open_calls: dict[str, execution_pb2.ToolCall] = {}
@@ -45,12 +62,21 @@ class RecordingSink:
         await self._flush()
         await self._record(events)
 
-    async def _flush(self) -> None:
-        if not self._pending_text:
+    async def _flush(self, *, is_text_complete: bool = False, is_abandoned: bool = False) -> None:
+        raw, self._pending_text = self._pending_text, ""
+        text = self._stream.push(raw)
+        if is_text_complete:
+            text += self._stream.finish()
+        elif is_abandoned:
+            text += self._stream.abandon()
+        if not text:
             return
-        text, self._pending_text = self._pending_text, ""
         self._last_flush = time.monotonic()
-        await self._record([message_delta_event(self._ai_index, self._masker.mask(text))])
+        await self._record([message_delta_event(self._ai_index, text)])
+
+    def mask(self, text: str) -> str:
+        """The text with this execution's secret values masked (for errors)."""
+        return self._masker.mask(text)
 
     def _message(self, kind: int, content: str, tool_call_id: str = "") -> Event:
         message = execution_pb2.ExecutionMessage(
@@ -64,6 +90,7 @@ class RecordingSink:
     async def ai_message_started(self) -> None:
         self._ai_index = self._message_count
         self._streamed = ""
+        self._stream = self._masker.stream()
         await self._emit(self._message(execution_pb2.MESSAGE_TYPE_AI, ""))
 
     async def ai_content_delta(self, text: str) -> None:
@@ -78,7 +105,7 @@ class RecordingSink:
         # A provider that does not stream reports the text only here.
         if content.startswith(self._streamed) and len(content) > len(self._streamed):
             self._pending_text += content[len(self._streamed) :]
-        await self._flush()
+        await self._flush(is_text_complete=True)
         self.final_answer = content
         if tool_calls:
             await self._emit(
@@ -111,7 +138,7 @@ class RecordingSink:
     async def tool_call_finished(self, call_id: str, result: str, *, is_error: bool) -> None:
         finished = execution_pb2.ToolCall()
         finished.CopyFrom(self._open_calls.pop(call_id, execution_pb2.ToolCall(id=call_id)))
-        masked = self._masker.mask(result)
+        masked = cap_tool_result(self._masker.mask(result), self._max_tool_result_bytes)
         if is_error:
             finished.status = execution_pb2.TOOL_CALL_STATUS_FAILED
             finished.error = masked
@@ -121,7 +148,7 @@ class RecordingSink:
         finished.completed_at.FromDatetime(datetime.now(UTC))
         await self._emit(
             tool_call_event(finished),
-            self._message(execution_pb2.MESSAGE_TYPE_TOOL, result, tool_call_id=call_id),
+            self._message(execution_pb2.MESSAGE_TYPE_TOOL, "", tool_call_id=call_id),
         )
 
     @property
@@ -143,7 +170,9 @@ class RecordingSink:
         return self._message(execution_pb2.MESSAGE_TYPE_SYSTEM, text)
 
     async def flush(self) -> None:
-        await self._flush()
+        """Records the text still held back, as the end of a message that will
+        not be finished (the run failed or was cancelled mid-answer)."""
+        await self._flush(is_abandoned=True)
 
 
 def _mask_values(value: object, masker: SecretMasker) -> object:

@@ -4,8 +4,10 @@ Environments merge in a fixed order, later wins: the agent's env_spec <
 the instance's environments (in order) < the execution's runtime_env.
 `${NAME}` placeholders in MCP server settings resolve from the merged
 environment; the whole merged environment also reaches stdio tool servers
-as their process environment. Secret values are collected so that every
-text the execution records can be masked.
+as their process environment. Secret values are collected from every input
+that can hold one (the agent's and its McpServers' env_spec, the
+environments, runtime_env) so that every text the execution records can be
+masked.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from google.protobuf import json_format
 
 from stigmer.api.v1 import execution_pb2, mcpserver_pb2, meta_pb2, worker_pb2
 from stigmer.errors import FailedPrecondition
-from stigmer.resources.secrets import MASK
+from stigmer.resources.secrets import secret_values
 from stigmer.runtime.contract import (
     HistoryMessage,
     HistoryToolCall,
@@ -43,13 +45,13 @@ def merge_environment(inputs: worker_pb2.ExecutionRunInputs) -> MergedEnvironmen
     layers += [environment.spec.data for environment in inputs.environments]
     layers.append(inputs.execution.spec.runtime_env)
     values: dict[str, str] = {}
-    secrets: set[str] = set()
     for layer in layers:
         for key, entry in layer.items():
             values[key] = entry.value
-            if entry.is_secret and entry.value:
-                secrets.add(entry.value)
-    return MergedEnvironment(values, frozenset(secrets))
+    secrets = secret_values(
+        inputs.agent, *inputs.environments, *inputs.mcp_servers.values(), inputs.execution
+    )
+    return MergedEnvironment(values, secrets)
 
 
 def resolve_placeholders(text: str, environment: Mapping[str, str], where: str) -> str:
@@ -166,9 +168,24 @@ def history_messages(
                 history.append(HistoryMessage("assistant", message.content, tuple(asked)))
             elif message.type == execution_pb2.MESSAGE_TYPE_TOOL:
                 history.append(
-                    HistoryMessage("tool", message.content, tool_call_id=message.tool_call_id)
+                    HistoryMessage(
+                        "tool", tool_result_of(message, calls), tool_call_id=message.tool_call_id
+                    )
                 )
     return tuple(history)
+
+
+def tool_result_of(
+    message: execution_pb2.ExecutionMessage, calls: Mapping[str, execution_pb2.ToolCall]
+) -> str:
+    """A TOOL message's text: kept once, in its tool call (result or error);
+    executions recorded before that kept it in the message itself."""
+    if message.content:
+        return message.content
+    call = calls.get(message.tool_call_id)
+    if call is None:
+        return ""
+    return call.result or call.error
 
 
 def model_settings(inputs: worker_pb2.ExecutionRunInputs, defaults: ModelSettings) -> ModelSettings:
@@ -183,19 +200,25 @@ def model_settings(inputs: worker_pb2.ExecutionRunInputs, defaults: ModelSetting
             "no model to run with: set llm.model (`stigmer config set llm.model NAME` or "
             "STIGMER_LLM_MODEL), the agent's spec.model, or pass --model"
         )
+    deadline = inputs.agent.spec.deadlines.model_call_seconds
     return ModelSettings(
         provider=defaults.provider,
         model=model,
         base_url=defaults.base_url,
         api_key=defaults.api_key,
-        timeout_seconds=defaults.timeout_seconds,
+        timeout_seconds=float(deadline) if deadline else defaults.timeout_seconds,
     )
 
 
 def build_run_request(
-    inputs: worker_pb2.ExecutionRunInputs, defaults: ModelSettings, *, max_steps: int
+    inputs: worker_pb2.ExecutionRunInputs,
+    defaults: ModelSettings,
+    *,
+    max_steps: int,
+    max_tool_result_bytes: int = RunRequest.max_tool_result_bytes,
 ) -> tuple[RunRequest, MergedEnvironment]:
     environment = merge_environment(inputs)
+    tool_deadline = inputs.agent.spec.deadlines.tool_call_seconds
     request = RunRequest(
         instructions=inputs.agent.spec.instructions,
         history=history_messages(inputs.history),
@@ -203,19 +226,9 @@ def build_run_request(
         model=model_settings(inputs, defaults),
         tool_servers=tool_servers(inputs, environment.values),
         max_steps=max_steps,
+        tool_call_timeout_seconds=(
+            float(tool_deadline) if tool_deadline else RunRequest.tool_call_timeout_seconds
+        ),
+        max_tool_result_bytes=max_tool_result_bytes,
     )
     return request, environment
-
-
-class SecretMasker:
-    """Replaces every secret value in a text by the mask."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        # Longest first, so a secret that contains another is masked whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def mask(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text

@@ -5,6 +5,8 @@ here: the system prompt is a parameter, not a message; tool results are
 `tool_result` blocks of a user turn; and a reply is a list of blocks (text,
 tool_use) with a required `max_tokens` cap. The SDK's stream helper assembles
 the blocks; this module forwards the text deltas and converts the final message.
+A stream that ends before `message_stop` was cut off (the connection or the
+server died mid-answer): that is a ModelError, never a complete answer.
 """
 
 from __future__ import annotations
@@ -166,9 +168,17 @@ class AnthropicChatProvider:
                 messages=messages,
                 tools=tools if tools else anthropic.omit,
             ) as stream:
+                is_stopped = False
                 async for event in stream:
                     if event.type == "text":
                         yield event.text
+                    is_stopped = is_stopped or event.type == "message_stop"
+                if not is_stopped:
+                    raise ModelError(
+                        f"model endpoint {self.endpoint} ended the answer before it was "
+                        "finished (the stream stopped before message_stop)",
+                        kind=ModelErrorKind.INTERRUPTED,
+                    )
                 yield await stream.get_final_message()
         except SDK_FAILURES as exc:
             raise model_error_from(exc, endpoint=self.endpoint, timeout=self._timeout) from exc

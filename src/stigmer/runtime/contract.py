@@ -79,6 +79,8 @@ class RunRequest:
     model: ModelSettings
     tool_servers: tuple[ToolServer, ...] = ()
     max_steps: int = 16  # model calls before the loop gives up
+    tool_call_timeout_seconds: float = 300.0  # for stdio servers (see ToolBox)
+    max_tool_result_bytes: int = 64 * 1024  # see runtime/tool_results.py
 
 
 @dataclass(frozen=True)

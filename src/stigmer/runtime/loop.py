@@ -26,6 +26,7 @@ from stigmer.runtime.conversation import (
     messages_from_history,
 )
 from stigmer.runtime.providers import ChatProvider, provider_for
+from stigmer.runtime.tool_results import cap_tool_result
 from stigmer.runtime.tools import ToolBox
 
 __all__ = ["run_agent"]
@@ -52,7 +53,9 @@ async def run_agent(
     ]
     chat = provider or provider_for(request.model)
     try:
-        async with ToolBox(request.tool_servers) as toolbox:
+        async with ToolBox(
+            request.tool_servers, call_timeout_seconds=request.tool_call_timeout_seconds
+        ) as toolbox:
             return await _converse(request, sink, chat, toolbox, messages)
     finally:
         if provider is None:
@@ -94,6 +97,8 @@ async def _converse(
         for call in calls:
             await sink.tool_call_started(call)
             result = await toolbox.call(call.name, call.arguments)
-            await sink.tool_call_finished(call.id, result.text, is_error=result.is_error)
-            messages.append(ToolResultMessage(call.id, result.text, result.is_error))
+            # The model reads what the execution records: the result, capped.
+            text = cap_tool_result(result.text, request.max_tool_result_bytes)
+            await sink.tool_call_finished(call.id, text, is_error=result.is_error)
+            messages.append(ToolResultMessage(call.id, text, result.is_error))
     return RunOutcome(final_answer=content, steps=request.max_steps, is_step_limit_reached=True)

@@ -4,6 +4,9 @@ It serves OpenAI and every server that speaks its protocol (Ollama, llama.cpp,
 vLLM). Text arrives as deltas, forwarded at once; tool calls arrive as pieces
 keyed by index (an id and name first, the JSON arguments in fragments) and are
 assembled here; usage comes in a last chunk because the request asks for it.
+A stream that ends before its answer's `finish_reason` was cut off (the
+connection or the server died mid-answer): that is a ModelError, never a
+complete answer.
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ class OpenAIChatProvider:
         partial_calls: dict[int, _PartialCall] = {}
         input_tokens: int | None = None
         output_tokens: int | None = None
+        finish_reason: str | None = None
         chunks = self._chunks(openai_messages(system, messages), openai_tools(tools), tool_choice)
         async with aclosing(chunks):
             async for chunk in chunks:
@@ -135,6 +139,7 @@ class OpenAIChatProvider:
                 for choice in chunk.choices:
                     if choice.index != 0:
                         continue
+                    finish_reason = choice.finish_reason or finish_reason
                     delta = choice.delta
                     for piece in delta.tool_calls or ():
                         call = partial_calls.setdefault(piece.index, _PartialCall())
@@ -145,6 +150,12 @@ class OpenAIChatProvider:
                     if delta.content:
                         content.append(delta.content)
                         await on_delta(delta.content)
+        if finish_reason is None:
+            raise ModelError(
+                f"model endpoint {self.endpoint} ended the answer before it was finished "
+                "(the stream stopped without a finish_reason)",
+                kind=ModelErrorKind.INTERRUPTED,
+            )
         return ModelTurn(
             content="".join(content),
             tool_calls=tuple(_finish_call(partial_calls[index]) for index in sorted(partial_calls)),

@@ -53,6 +53,11 @@ def echo(text: str) -> str:
     return text
 
 
+def repeat(text: str, times: int) -> str:
+    """Return the text repeated the given number of times (a result as large as wanted)."""
+    return text * times
+
+
 def read_env(name: str) -> str:
     """Return the value of an environment variable in the tool server, or "<unset>"."""
     value = os.environ.get(name, "<unset>")
@@ -87,7 +92,7 @@ async def sleep(seconds: float) -> str:
 
 
 def build_server() -> MCPServer[Any]:
-    """The MCP server with all seven tools registered.
+    """The MCP server with all eight tools registered.
 
     Call it only in the process that serves: constructing an MCPServer
     configures process-wide logging.
@@ -95,6 +100,8 @@ def build_server() -> MCPServer[Any]:
     server: MCPServer[Any] = MCPServer("stigmer-test-tools", log_level="WARNING")
     server.add_tool(add)
     server.add_tool(echo)
+    # Text only: a structured copy would double a large result.
+    server.add_tool(repeat, structured_output=False)
     server.add_tool(read_env)
     server.add_tool(pid)
     # These never return a value, so they publish no output schema.

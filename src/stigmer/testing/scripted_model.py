@@ -77,7 +77,8 @@ class Reply:
 
     `content` is the answer text (streamed in chunks when the client asks for a stream); with
     `status` other than 200 it is the error message instead. `delay_seconds` makes the model
-    slow; `stop()` interrupts the wait.
+    slow; `stop()` interrupts the wait. `is_cut` ends a streamed reply after its text, without
+    the finish_reason chunk, the usage or `[DONE]`, as when a connection drops mid-answer.
     """
 
     content: str = ""
@@ -86,6 +87,7 @@ class Reply:
     delay_seconds: float = 0.0
     input_tokens: int = 10
     output_tokens: int = 5
+    is_cut: bool = False
 
     def __post_init__(self) -> None:
         # Accept a list of steps too, and keep the value immutable.
@@ -314,6 +316,8 @@ def _chunks(
     yield chunk({"role": "assistant", "content": ""})
     for piece in _split(reply.content, chunk_size):
         yield chunk({"content": piece})
+    if reply.is_cut:
+        return
     for index, (step, call_id) in enumerate(zip(reply.tool_calls, ids, strict=True)):
         yield chunk(
             {
@@ -453,14 +457,15 @@ class _ChatCompletionsHandler(BaseHTTPRequestHandler):
             options = request.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
             self._send_stream(
-                _chunks(
+                is_cut=reply.is_cut,
+                chunks=_chunks(
                     reply,
                     ids=ids,
                     completion_id=completion_id,
                     model=model_name,
                     chunk_size=self.model.chunk_size,
                     include_usage=include_usage,
-                )
+                ),
             )
         else:
             self._send_json(200, _completion(reply, ids, completion_id, model_name))
@@ -510,7 +515,7 @@ class _ChatCompletionsHandler(BaseHTTPRequestHandler):
         message = f"scripted model: no route for {self.command} {self.path}"
         self._send_json(404, _error_body(404, message, "not_found"))
 
-    def _send_stream(self, chunks: Iterable[dict[str, Any]]) -> None:
+    def _send_stream(self, *, chunks: Iterable[dict[str, Any]], is_cut: bool) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -521,5 +526,7 @@ class _ChatCompletionsHandler(BaseHTTPRequestHandler):
                 return
             self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
             self.wfile.flush()
+        if is_cut:
+            return
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()

@@ -30,7 +30,7 @@ from temporalio.exceptions import ApplicationError
 from stigmer.api.v1 import execution_pb2, worker_pb2
 from stigmer.engine import temporal_workflow as flow
 from stigmer.engine.recording import RecordingSink
-from stigmer.engine.run_requests import SecretMasker, build_run_request, history_messages
+from stigmer.engine.run_requests import build_run_request, history_messages
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError, Unavailable
 from stigmer.resources.execution_events import (
     CANCELLED,
@@ -39,6 +39,8 @@ from stigmer.resources.execution_events import (
     phase_event,
     system_message_event,
 )
+from stigmer.resources.secret_logs import install_log_masking, known_secrets
+from stigmer.resources.secrets import SecretMasker
 from stigmer.runtime.contract import (
     ModelError,
     ModelSettings,
@@ -48,6 +50,7 @@ from stigmer.runtime.contract import (
 )
 from stigmer.runtime.conversation import ToolCall, ToolSpec, messages_from_history
 from stigmer.runtime.provider_pool import ProviderPool
+from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES
 from stigmer.runtime.tools import ToolBox
 from stigmer.tasks import cancel_tasks, guarded_task
 from stigmer.worker.server_api import WorkerApiClient
@@ -59,21 +62,28 @@ PHASES = {flow.COMPLETED: COMPLETED, flow.FAILED: FAILED, flow.CANCELLED: CANCEL
 
 @contextlib.contextmanager
 def _as_activity_errors() -> Iterator[None]:
-    """Turns what stops a step into the error types the retry policies name."""
+    """Turns what stops a step into the error types the retry policies name.
+
+    Their messages become the execution's status.error and travel through
+    Temporal's history, so the secrets of the executions this worker runs
+    are masked in them here, where they are made. `from None`: Temporal
+    would carry the cause, with its unmasked message, along.
+    """
+    mask = known_secrets.mask
     try:
         yield
     except ModelError as error:
         raise ApplicationError(
-            f"model error: {error}", type="ModelError", non_retryable=True
-        ) from error
+            mask(f"model error: {error}"), type="ModelError", non_retryable=True
+        ) from None
     except ToolServerError as error:
         raise ApplicationError(
-            f"tool server error: {error}", type="ToolServerError", non_retryable=True
-        ) from error
+            mask(f"tool server error: {error}"), type="ToolServerError", non_retryable=True
+        ) from None
     except Unavailable as error:
-        raise ApplicationError(str(error), type="Unavailable") from error
+        raise ApplicationError(mask(str(error)), type="Unavailable") from None
     except StigmerError as error:
-        raise ApplicationError(str(error), type="StigmerError", non_retryable=True) from error
+        raise ApplicationError(mask(str(error)), type="StigmerError", non_retryable=True) from None
 
 
 @contextlib.asynccontextmanager
@@ -102,11 +112,19 @@ def _heartbeat_interval() -> float:
 class ExecutionActivities:
     """The activities, sharing one server client and one provider per model."""
 
-    def __init__(self, server: WorkerApiClient, model: ModelSettings) -> None:
+    def __init__(
+        self,
+        server: WorkerApiClient,
+        model: ModelSettings,
+        *,
+        max_tool_result_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self.server = server
         self.model = model
+        self.max_tool_result_bytes = max_tool_result_bytes
         self.tool_boxes = ToolBoxes()
         self._providers = ProviderPool()
+        install_log_masking()
 
     def all(self) -> Sequence[Callable[..., Coroutine[Any, Any, Any]]]:
         return (self.begin, self.call_model, self.call_tool, self.record_lost_tool_call, self.end)
@@ -120,7 +138,12 @@ class ExecutionActivities:
         self, execution_id: str
     ) -> tuple[worker_pb2.ExecutionRunInputs, RunRequest, SecretMasker]:
         inputs = await self.server.run_inputs(execution_id)
-        request, environment = build_run_request(inputs, self.model, max_steps=1)
+        request, environment = build_run_request(
+            inputs, self.model, max_steps=1, max_tool_result_bytes=self.max_tool_result_bytes
+        )
+        # Until the execution ends here (END), or later executions push it out:
+        # its tool servers stay open between activities and may log meanwhile.
+        known_secrets.remember(execution_id, environment.secrets)
         return inputs, request, SecretMasker(environment.secrets)
 
     def _sink(
@@ -131,7 +154,12 @@ class ExecutionActivities:
         ) -> execution_pb2.AgentExecution:
             return await self.server.record_events(execution_id, events)
 
-        return RecordingSink(record, masker, len(inputs.execution.status.messages))
+        return RecordingSink(
+            record,
+            masker,
+            len(inputs.execution.status.messages),
+            max_tool_result_bytes=self.max_tool_result_bytes,
+        )
 
     # -- the activities -----------------------------------------------------
 
@@ -214,7 +242,11 @@ class ExecutionActivities:
                     await sink.tool_call_finished(call.id, text, is_error=True)
                 else:
                     result = await self.tool_boxes.call(
-                        given.execution_id, servers[0], call.tool, call.arguments
+                        given.execution_id,
+                        servers[0],
+                        call.tool,
+                        call.arguments,
+                        call_timeout_seconds=request.tool_call_timeout_seconds,
                     )
                     await sink.tool_call_finished(call.id, result.text, is_error=result.is_error)
         return flow.ToolCallDone(sink.message_count - 1)
@@ -240,11 +272,13 @@ class ExecutionActivities:
     async def end(self, ending: flow.Ending) -> None:
         """Records the terminal phase; an execution already ended (or deleted)
         elsewhere is left as it is."""
+        mask = known_secrets.mask
         events = []
         if ending.note:
-            events.append(system_message_event(ending.note))
-        events.append(phase_event(PHASES[ending.phase], ending.reason))
+            events.append(system_message_event(mask(ending.note)))
+        events.append(phase_event(PHASES[ending.phase], mask(ending.reason)))
         await self.tool_boxes.close_execution(ending.execution_id)
+        known_secrets.forget(ending.execution_id)
         with _as_activity_errors():
             try:
                 await self.server.record_events(ending.execution_id, events)

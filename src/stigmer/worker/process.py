@@ -27,6 +27,7 @@ from stigmer.engine.temporal_connection import connect
 from stigmer.engine.temporal_workflow import AgentExecutionWorkflow
 from stigmer.errors import InvalidArgument, PermissionDenied
 from stigmer.runtime.contract import ModelSettings
+from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES
 from stigmer.tasks import cancel_tasks, guarded_task
 from stigmer.worker.activities import ExecutionActivities
 from stigmer.worker.server_api import WorkerApiClient
@@ -44,6 +45,7 @@ class WorkerOptions:
     max_concurrent_activities: int = 8
     # The CA that verifies the server (TLS); None: the configured one, if any.
     tls_ca: str | None = None
+    max_tool_result_bytes: int = DEFAULT_MAX_BYTES  # see runtime/tool_results.py
     # What Temporal records as the worker of each activity it runs.
     identity: str = field(
         default_factory=lambda: f"stigmer-worker/{socket.gethostname()}/{os.getpid()}"
@@ -77,7 +79,11 @@ async def run_worker(
         # The model SDKs take seconds to import: off the event loop, before the
         # first model call would pay for them.
         await asyncio.to_thread(importlib.import_module, "stigmer.runtime.providers")
-        activities = ExecutionActivities(WorkerApiClient(server), options.model)
+        activities = ExecutionActivities(
+            WorkerApiClient(server),
+            options.model,
+            max_tool_result_bytes=options.max_tool_result_bytes,
+        )
         worker = Worker(
             temporal,
             task_queue=options.task_queue,

@@ -38,7 +38,13 @@ class ToolBoxes:
         self._open: dict[tuple[str, str], _Open] = {}
 
     async def call(
-        self, execution_id: str, server: ToolServer, tool: str, arguments: Mapping[str, Any]
+        self,
+        execution_id: str,
+        server: ToolServer,
+        tool: str,
+        arguments: Mapping[str, Any],
+        *,
+        call_timeout_seconds: float = 300.0,
     ) -> ToolResult:
         """Calls `tool` on the execution's `server`, starting it if needed.
 
@@ -51,7 +57,7 @@ class ToolBoxes:
             await self._close(key)
             current = None
         if current is None:
-            box = ToolBox([server])
+            box = ToolBox([server], call_timeout_seconds=call_timeout_seconds)
             await box.__aenter__()
             current = self._open[key] = _Open(server, box)
         current.last_used = time.monotonic()

@@ -140,6 +140,7 @@ class AgentSpec(_message.Message):
     SKILL_REFS_FIELD_NUMBER: _builtins.int
     SUB_AGENTS_FIELD_NUMBER: _builtins.int
     ENV_SPEC_FIELD_NUMBER: _builtins.int
+    DEADLINES_FIELD_NUMBER: _builtins.int
     description: _builtins.str
     instructions: _builtins.str
     """The system prompt: what the agent is for and how it should work."""
@@ -157,6 +158,10 @@ class AgentSpec(_message.Message):
     def env_spec(self) -> _meta_pb2.EnvironmentSpec:
         """The variables the agent's tools need, with defaults; secrets are masked."""
 
+    @_builtins.property
+    def deadlines(self) -> Global___AgentDeadlines:
+        """How long this agent's model calls and tool calls may take."""
+
     def __init__(
         self,
         *,
@@ -167,14 +172,46 @@ class AgentSpec(_message.Message):
         skill_refs: _abc.Iterable[_builtins.str] | None = ...,
         sub_agents: _abc.Iterable[Global___SubAgent] | None = ...,
         env_spec: _meta_pb2.EnvironmentSpec | None = ...,
+        deadlines: Global___AgentDeadlines | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["env_spec", b"env_spec"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadlines", b"deadlines", "env_spec", b"env_spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "env_spec", b"env_spec", "instructions", b"instructions", "mcp_servers", b"mcp_servers", "model", b"model", "skill_refs", b"skill_refs", "sub_agents", b"sub_agents"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadlines", b"deadlines", "description", b"description", "env_spec", b"env_spec", "instructions", b"instructions", "mcp_servers", b"mcp_servers", "model", b"model", "skill_refs", b"skill_refs", "sub_agents", b"sub_agents"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AgentSpec: _TypeAlias = AgentSpec  # noqa: Y015
+
+@_typing.final
+class AgentDeadlines(_message.Message):
+    """Deadlines of an agent's executions, in seconds; 0 means the server's
+    default (llm.timeout_seconds for the model, 300 s for a tool call). The
+    tool-call deadline bounds calls to stdio servers; a streamable HTTP
+    server's calls keep that server's own timeout_seconds. The upper bounds
+    are those of the Temporal engine's model and tool activities.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_CALL_SECONDS_FIELD_NUMBER: _builtins.int
+    TOOL_CALL_SECONDS_FIELD_NUMBER: _builtins.int
+    model_call_seconds: _builtins.int
+    """One model call, from the request until the streamed answer ends."""
+    tool_call_seconds: _builtins.int
+    """One tool call, from the request until its result."""
+    def __init__(
+        self,
+        *,
+        model_call_seconds: _builtins.int = ...,
+        tool_call_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_call_seconds", b"model_call_seconds", "tool_call_seconds", b"tool_call_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentDeadlines: _TypeAlias = AgentDeadlines  # noqa: Y015
 
 @_typing.final
 class AgentStatus(_message.Message):
