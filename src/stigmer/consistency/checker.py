@@ -21,7 +21,7 @@ from stigmer.api.v1 import (
 )
 from stigmer.consistency.invariants import Code, Violation
 from stigmer.pipeline.envelope import decode
-from stigmer.resources.execution_events import IN_PROGRESS
+from stigmer.resources.execution_events import IN_PROGRESS, phase_name
 from stigmer.resources.kinds import (
     AGENT,
     AGENT_EXECUTION,
@@ -68,7 +68,7 @@ async def read_snapshot(store: Store) -> Snapshot:
             snapshot.records[kind.name] = {r.id: r for r in await _all(transaction, kind.name)}
         now = time.time()
         for execution_id, record in snapshot.of(AGENT_EXECUTION.name).items():
-            if record.phase == "IN_PROGRESS":
+            if record.phase == phase_name(IN_PROGRESS):
                 lease = await transaction.get_lease(execution_id)
                 if lease is not None and lease.expires_at > now:
                     snapshot.live_leases.add(execution_id)

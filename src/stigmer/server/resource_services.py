@@ -24,7 +24,7 @@ from stigmer.resources.kinds import DEFAULT_ORG, KINDS
 from stigmer.resources.secrets import redact
 from stigmer.resources.selectors import parse_selector
 from stigmer.resources.validation import validate_message
-from stigmer.store.base import ListQuery
+from stigmer.store.base import PAGE_SIZE, ListQuery
 
 Behaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]
 
@@ -38,7 +38,7 @@ def _shown(resource: Envelope) -> Message:
 
 
 def _page_size(size: int) -> int:
-    return size if size > 0 else 100
+    return size if size > 0 else PAGE_SIZE
 
 
 class ResourceServices:

@@ -44,6 +44,10 @@ class Record:
     phase: str = ""
 
 
+# The page size of a list that asks for none.
+PAGE_SIZE = 100
+
+
 @dataclass(frozen=True, slots=True)
 class ListQuery:
     """A page of one kind, filtered by indexed columns, ordered by id.
@@ -65,7 +69,7 @@ class ListQuery:
     labels: Mapping[str, str] = field(default_factory=dict)
     selector: tuple[Requirement, ...] = ()
     after_id: str = ""
-    limit: int = 100
+    limit: int = PAGE_SIZE
 
     def label_requirements(self) -> tuple[Requirement, ...]:
         """`labels` and `selector` as one list of requirements, all to hold."""
