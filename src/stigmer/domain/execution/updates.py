@@ -10,8 +10,13 @@ from dataclasses import dataclass, field
 from stigmer.api.v1 import execution_pb2
 from stigmer.errors import FailedPrecondition, NotFound
 from stigmer.pipeline.envelope import now
-from stigmer.resources.execution_events import CANCELLED, IN_PROGRESS, PENDING, TERMINAL_PHASES
-from stigmer.resources.execution_events import phase_name as name_of_phase
+from stigmer.resources.execution_events import (
+    CANCELLED,
+    IN_PROGRESS,
+    PENDING,
+    TERMINAL_PHASES,
+    phase_name,
+)
 from stigmer.resources.kinds import AGENT_EXECUTION
 from stigmer.store.base import Transaction
 
@@ -66,7 +71,7 @@ class RefuseEndedStep:
         phase = context.require_execution().status.phase
         if phase in TERMINAL_PHASES:
             raise FailedPrecondition(
-                f"execution {context.execution_id} already ended ({name_of_phase(phase)})",
+                f"execution {context.execution_id} already ended ({phase_name(phase)})",
                 facts={"execution_id": context.execution_id},
             )
 
