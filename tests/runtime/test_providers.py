@@ -13,7 +13,7 @@ from stigmer.runtime.anthropic_chat import (
     anthropic_tools,
     anthropic_turn,
 )
-from stigmer.runtime.contract import ModelError, ModelSettings
+from stigmer.runtime.contract import ChatProvider, ModelError, ModelSettings
 from stigmer.runtime.conversation import (
     AssistantMessage,
     Message,
@@ -25,7 +25,7 @@ from stigmer.runtime.conversation import (
     tool_arguments_from_json,
 )
 from stigmer.runtime.openai_chat import OpenAIChatProvider, openai_messages, openai_tools
-from stigmer.runtime.providers import OLLAMA_BASE_URL, ChatProvider, provider_for
+from stigmer.runtime.providers import OLLAMA_BASE_URL, provider_for
 from stigmer.testing.scripted_model import Reply, ScriptedModel
 from tests.runtime.anthropic_stream import CannedAnthropic, tool_use_reply
 from tests.runtime.servers import free_port

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import anthropic
 from anthropic.types import (
@@ -23,7 +23,7 @@ from anthropic.types import (
     ToolUseBlockParam,
 )
 
-from stigmer.runtime.contract import ModelError, ModelSettings
+from stigmer.runtime.contract import DeltaCallback, ModelError, ModelSettings
 from stigmer.runtime.conversation import (
     AssistantMessage,
     Message,
@@ -35,9 +35,6 @@ from stigmer.runtime.conversation import (
     new_call_id,
 )
 from stigmer.runtime.model_errors import SDK_FAILURES, model_error_from
-
-if TYPE_CHECKING:
-    from stigmer.runtime.providers import DeltaCallback
 
 __all__ = ["AnthropicChatProvider", "anthropic_messages", "anthropic_tools", "anthropic_turn"]
 

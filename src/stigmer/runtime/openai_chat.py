@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import openai
 from openai.types.chat import (
@@ -22,7 +22,7 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
 )
 
-from stigmer.runtime.contract import ModelError, ModelSettings
+from stigmer.runtime.contract import DeltaCallback, ModelError, ModelSettings
 from stigmer.runtime.conversation import (
     AssistantMessage,
     Message,
@@ -35,9 +35,6 @@ from stigmer.runtime.conversation import (
     tool_arguments_from_json,
 )
 from stigmer.runtime.model_errors import SDK_FAILURES, model_error_from
-
-if TYPE_CHECKING:
-    from stigmer.runtime.providers import DeltaCallback
 
 __all__ = ["OpenAIChatProvider", "openai_messages", "openai_tools"]
 
