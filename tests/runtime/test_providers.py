@@ -14,7 +14,7 @@ from stigmer.runtime.anthropic_chat import (
     anthropic_tools,
     anthropic_turn,
 )
-from stigmer.runtime.contract import ModelError, ModelErrorKind, ModelSettings
+from stigmer.runtime.contract import ChatProvider, ModelError, ModelErrorKind, ModelSettings
 from stigmer.runtime.conversation import (
     AssistantMessage,
     Message,
@@ -27,7 +27,7 @@ from stigmer.runtime.conversation import (
 )
 from stigmer.runtime.model_errors import model_error_from
 from stigmer.runtime.openai_chat import OpenAIChatProvider, openai_messages, openai_tools
-from stigmer.runtime.providers import OLLAMA_BASE_URL, ChatProvider, provider_for
+from stigmer.runtime.providers import OLLAMA_BASE_URL, provider_for
 from stigmer.testing.scripted_model import Reply, ScriptedModel
 from tests.runtime.anthropic_stream import CannedAnthropic, text_reply, tool_use_reply
 from tests.runtime.servers import free_port

@@ -166,8 +166,8 @@ def test_a_repeated_start_returns_the_running_workflow(
     wait_until(lambda: len(model.requests) == 1, what="the model call to start")
     engine = _engine(server)
 
-    first = server.run(engine.start_workflow(execution_id))
-    again = server.run(engine.start_workflow(execution_id))
+    first = server.run(engine.start_or_find_workflow(execution_id))
+    again = server.run(engine.start_or_find_workflow(execution_id))
     final = wait_for_end(client, execution_id)
 
     assert first == again
@@ -177,7 +177,7 @@ def test_a_repeated_start_returns_the_running_workflow(
     # a second run of the execution.
     assert _workflow_result(engine.address, execution_id) == "COMPLETED"
     with pytest.raises(WorkflowAlreadyStartedError):
-        server.run(engine.start_workflow(execution_id))
+        server.run(engine.start_or_find_workflow(execution_id))
 
 
 def test_killing_the_worker_mid_tool_call_fails_the_call_and_the_run_completes(

@@ -17,11 +17,18 @@ from stigmer.cli.resources import ServerOption
 from stigmer.cli.secret_options import secret_values
 from stigmer.client import Client
 from stigmer.errors import InvalidArgument
-from stigmer.resources.execution_events import TERMINAL_PHASES, phase_name
+from stigmer.resources.execution_events import (
+    CANCELLED,
+    COMPLETED,
+    IN_PROGRESS,
+    TERMINAL_PHASES,
+    phase_name,
+)
 from stigmer.resources.manifests import to_manifest_dict
 
 EXIT_FAILED = 1
 EXIT_CANCELLED = 4
+EXIT_CODES: dict[int, int] = {COMPLETED: 0, CANCELLED: EXIT_CANCELLED}  # else EXIT_FAILED
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -35,8 +42,7 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
 
 
 def _exit_code(phase: int) -> int:
-    name = phase_name(phase)
-    return {"COMPLETED": 0, "CANCELLED": EXIT_CANCELLED}.get(name, EXIT_FAILED)
+    return EXIT_CODES.get(phase, EXIT_FAILED)
 
 
 def _follow(client: Client, execution_id: str) -> int:
@@ -166,11 +172,10 @@ def cancel(
     its worker stops it."""
     with Client(server) as client:
         result = client.cancel(execution, reason)
-    phase = phase_name(result.status.phase)
-    if phase == "IN_PROGRESS":
+    if result.status.phase == IN_PROGRESS:
         console.print(f"execution/{execution} cancel requested")
     else:
-        console.print(f"execution/{execution} {phase.lower()}")
+        console.print(f"execution/{execution} {phase_name(result.status.phase).lower()}")
 
 
 def register(app: typer.Typer) -> None:

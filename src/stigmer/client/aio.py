@@ -57,6 +57,8 @@ CASCADES = {
     "orphan": meta_pb2.CASCADE_POLICY_ORPHAN,
 }
 _ID_PATTERN = re.compile(r"^[a-z]{3}-[0-9a-z]{26}$")
+# Items per page the client asks for when it reads every page of a list.
+PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,7 @@ class AsyncClient:
         labels: dict[str, str] | None = None,
         selector: str = "",
         org: str = "",
-        page_size: int = 100,
+        page_size: int = PAGE_SIZE,
     ) -> builtins.list[Any]:
         """Every resource of a kind (all pages), optionally by labels.
 
@@ -312,7 +314,7 @@ class AsyncClient:
 
     async def _list_by_parent(self, kind: str, method: str, parent_id: str) -> builtins.list[Any]:
         _, query, _ = self._kind_stubs(kind_by_name(kind))
-        request = meta_pb2.ListByParentRequest(parent_id=parent_id, page_size=100)
+        request = meta_pb2.ListByParentRequest(parent_id=parent_id, page_size=PAGE_SIZE)
         return await self._all_pages(getattr(query, method), request)
 
     async def list_instances_by_agent(self, agent_id: str) -> builtins.list[Any]:
@@ -462,7 +464,7 @@ class AsyncClient:
         agent: str = "",
         session: str = "",
         selector: str = "",
-        page_size: int = 100,
+        page_size: int = PAGE_SIZE,
     ) -> builtins.list[execution_pb2.AgentExecution]:
         """Executions, newest last, filtered by phase name, agent, session and a
         Kubernetes label selector.

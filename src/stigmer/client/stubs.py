@@ -1,55 +1,56 @@
-"""The generated gRPC stubs and request types of each kind, by kind name."""
+"""The gRPC stubs and apply request type of each user-written kind, by kind name.
+
+They are built from the service descriptors `KindInfo` leads to, as the
+server builds its handlers, so a new kind needs no entry here. A stub made
+by `ServiceStub` calls the same paths with the same (de)serializers as the
+generated `<Service>Stub` class would.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from stigmer.api.v1 import (
-    agent_pb2,
-    agent_pb2_grpc,
-    agentinstance_pb2,
-    agentinstance_pb2_grpc,
-    environment_pb2,
-    environment_pb2_grpc,
-    mcpserver_pb2,
-    mcpserver_pb2_grpc,
-    session_pb2,
-    session_pb2_grpc,
-)
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message_factory import GetMessageClass
+
+from stigmer.resources.kinds import KINDS, KindInfo
+
+
+class ServiceStub:
+    """Each unary method of one service as an attribute named like the RPC."""
+
+    def __init__(self, channel: grpc.aio.Channel, service: ServiceDescriptor) -> None:
+        for method in service.methods:
+            call = channel.unary_unary(
+                f"/{service.full_name}/{method.name}",
+                request_serializer=GetMessageClass(method.input_type).SerializeToString,
+                response_deserializer=GetMessageClass(method.output_type).FromString,
+                # As in the generated stubs: the channel registers the
+                # method once rather than on every call.
+                _registered_method=True,  # type: ignore[call-arg]
+            )
+            setattr(self, method.name, call)
 
 
 @dataclass(frozen=True)
 class KindStubs:
-    command: Any
-    query: Any
+    command: Callable[[grpc.aio.Channel], Any]
+    query: Callable[[grpc.aio.Channel], Any]
     apply_request: Any
+
+    @classmethod
+    def of(cls, kind: KindInfo) -> KindStubs:
+        command, query = kind.command_service, kind.query_service
+        return cls(
+            command=lambda channel: ServiceStub(channel, command),
+            query=lambda channel: ServiceStub(channel, query),
+            apply_request=GetMessageClass(command.methods_by_name["Apply"].input_type),
+        )
 
 
 KIND_STUBS: dict[str, KindStubs] = {
-    "Environment": KindStubs(
-        environment_pb2_grpc.EnvironmentCommandControllerStub,
-        environment_pb2_grpc.EnvironmentQueryControllerStub,
-        environment_pb2.ApplyEnvironmentRequest,
-    ),
-    "McpServer": KindStubs(
-        mcpserver_pb2_grpc.McpServerCommandControllerStub,
-        mcpserver_pb2_grpc.McpServerQueryControllerStub,
-        mcpserver_pb2.ApplyMcpServerRequest,
-    ),
-    "Agent": KindStubs(
-        agent_pb2_grpc.AgentCommandControllerStub,
-        agent_pb2_grpc.AgentQueryControllerStub,
-        agent_pb2.ApplyAgentRequest,
-    ),
-    "AgentInstance": KindStubs(
-        agentinstance_pb2_grpc.AgentInstanceCommandControllerStub,
-        agentinstance_pb2_grpc.AgentInstanceQueryControllerStub,
-        agentinstance_pb2.ApplyAgentInstanceRequest,
-    ),
-    "Session": KindStubs(
-        session_pb2_grpc.SessionCommandControllerStub,
-        session_pb2_grpc.SessionQueryControllerStub,
-        session_pb2.ApplySessionRequest,
-    ),
+    kind.name: KindStubs.of(kind) for kind in KINDS if kind.is_user_written
 }

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from stigmer.api.v1 import consistency_pb2, execution_pb2, server_pb2, token_pb2
-from stigmer.client.aio import ApplyResult, AsyncClient, ResourceEvent
+from stigmer.client.aio import PAGE_SIZE, ApplyResult, AsyncClient, ResourceEvent
 from stigmer.resources.kinds import KindInfo
 from stigmer.resources.manifests import ManifestDocument
 
@@ -111,7 +111,7 @@ class Client:
         labels: dict[str, str] | None = None,
         selector: str = "",
         org: str = "",
-        page_size: int = 100,
+        page_size: int = PAGE_SIZE,
     ) -> builtins.list[Any]:
         """See AsyncClient.list."""
         return self._run(
@@ -201,7 +201,7 @@ class Client:
         agent: str = "",
         session: str = "",
         selector: str = "",
-        page_size: int = 100,
+        page_size: int = PAGE_SIZE,
     ) -> builtins.list[execution_pb2.AgentExecution]:
         """See AsyncClient.list_executions."""
         return self._run(

@@ -9,19 +9,16 @@ alarms.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from stigmer.api.v1 import (
-    agent_pb2,
-    agentinstance_pb2,
-    execution_pb2,
-    session_pb2,
-)
+from stigmer.api.v1 import agent_pb2, agentinstance_pb2, execution_pb2
 from stigmer.consistency.invariants import Code, Violation
 from stigmer.pipeline.envelope import decode
-from stigmer.resources.execution_events import IN_PROGRESS
+from stigmer.resources.execution_events import IN_PROGRESS, phase_name
 from stigmer.resources.kinds import (
     AGENT,
     AGENT_EXECUTION,
@@ -30,6 +27,7 @@ from stigmer.resources.kinds import (
     KINDS,
     MCP_SERVER,
     SESSION,
+    KindInfo,
 )
 from stigmer.resources.slugs import default_instance_slug
 from stigmer.store.base import ListQuery, Record, Store, Transaction
@@ -68,7 +66,7 @@ async def read_snapshot(store: Store) -> Snapshot:
             snapshot.records[kind.name] = {r.id: r for r in await _all(transaction, kind.name)}
         now = time.time()
         for execution_id, record in snapshot.of(AGENT_EXECUTION.name).items():
-            if record.phase == "IN_PROGRESS":
+            if record.phase == phase_name(IN_PROGRESS):
                 lease = await transaction.get_lease(execution_id)
                 if lease is not None and lease.expires_at > now:
                     snapshot.live_leases.add(execution_id)
@@ -145,33 +143,64 @@ def _default_instances(snapshot: Snapshot) -> Iterator[Violation]:
             )
 
 
+@dataclass(frozen=True)
+class Ownership:
+    """A kind whose every resource must have its owner: the owner's id is at
+    `owner_field` (a dotted path) of the child's message."""
+
+    child: KindInfo
+    owner_field: str
+    parent: KindInfo
+    code: Code
+    # How the violation's message names each side ("instance", "agent").
+    child_noun: str
+    parent_noun: str
+    is_child_named_by_slug: bool = False
+
+
+OWNERSHIPS = (
+    Ownership(
+        AGENT_INSTANCE,
+        "spec.agent_id",
+        AGENT,
+        Code.ORPHAN_INSTANCE,
+        "instance",
+        "agent",
+        is_child_named_by_slug=True,
+    ),
+    Ownership(
+        SESSION,
+        "spec.agent_instance_id",
+        AGENT_INSTANCE,
+        Code.ORPHAN_SESSION,
+        "session",
+        "instance",
+    ),
+    Ownership(
+        AGENT_EXECUTION, "status.session_id", SESSION, Code.ORPHAN_EXECUTION, "execution", "session"
+    ),
+)
+
+
+def _field_at(message: Any, path: str) -> str:
+    value: str = functools.reduce(getattr, path.split("."), message)
+    return value
+
+
 def _orphans(snapshot: Snapshot) -> Iterator[Violation]:
-    agents = snapshot.of(AGENT.name)
-    instances = snapshot.of(AGENT_INSTANCE.name)
-    sessions = snapshot.of(SESSION.name)
-    for instance_id, record in instances.items():
-        owner = agentinstance_pb2.AgentInstance.FromString(record.data).spec.agent_id
-        if owner not in agents:
+    for ownership in OWNERSHIPS:
+        parents = snapshot.of(ownership.parent.name)
+        for child_id, record in snapshot.of(ownership.child.name).items():
+            message = ownership.child.message.FromString(record.data)
+            owner = _field_at(message, ownership.owner_field)
+            if owner in parents:
+                continue
+            named = f"{record.slug} ({child_id})" if ownership.is_child_named_by_slug else child_id
             yield Violation(
-                Code.ORPHAN_INSTANCE,
-                (_ref(AGENT_INSTANCE.name, instance_id),),
-                f"instance {record.slug} ({instance_id}) belongs to agent {owner}, which is gone",
-            )
-    for session_id, record in sessions.items():
-        owner = session_pb2.Session.FromString(record.data).spec.agent_instance_id
-        if owner not in instances:
-            yield Violation(
-                Code.ORPHAN_SESSION,
-                (_ref(SESSION.name, session_id),),
-                f"session {session_id} belongs to instance {owner}, which is gone",
-            )
-    for execution_id, record in snapshot.of(AGENT_EXECUTION.name).items():
-        owner = execution_pb2.AgentExecution.FromString(record.data).status.session_id
-        if owner not in sessions:
-            yield Violation(
-                Code.ORPHAN_EXECUTION,
-                (_ref(AGENT_EXECUTION.name, execution_id),),
-                f"execution {execution_id} belongs to session {owner}, which is gone",
+                ownership.code,
+                (_ref(ownership.child.name, child_id),),
+                f"{ownership.child_noun} {named} belongs to {ownership.parent_noun} {owner}, "
+                "which is gone",
             )
 
 

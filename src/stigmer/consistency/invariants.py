@@ -50,17 +50,6 @@ REPAIRABLE = frozenset(
         Code.INDEX_MISMATCH,
     }
 )
-# What the server heals on its own, periodically: nothing is deleted and
-# no decision is taken for the user.
-SELF_HEALING = frozenset(
-    {
-        Code.AGENT_WITHOUT_DEFAULT_INSTANCE,
-        Code.DEFAULT_INSTANCE_POINTER_EMPTY,
-        Code.DEFAULT_INSTANCE_POINTER_DANGLING,
-        Code.DEFAULT_INSTANCE_POINTER_WRONG,
-        Code.EXECUTION_WITHOUT_LEASE,
-    }
-)
 
 
 @dataclass(frozen=True)

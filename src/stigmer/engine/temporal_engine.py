@@ -168,7 +168,9 @@ class TemporalEngine:
                     # The store is briefly unreachable: executions wait in it.
                     logger.warning("cannot claim executions: %s", error)
                     execution = None
-                is_started = execution is None or await self._start_workflow(execution.metadata.id)
+                is_started = execution is None or await self._start_workflow_or_abandon(
+                    execution.metadata.id
+                )
             if execution is None:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.options.poll_seconds):
@@ -186,9 +188,15 @@ class TemporalEngine:
             heartbeat_seconds=self.temporal.heartbeat_seconds,
         )
 
-    async def start_workflow(self, execution_id: str) -> str:
+    async def start_or_find_workflow(self, execution_id: str) -> str:
         """Starts the execution's workflow, or finds the one already running;
-        returns the run id."""
+        returns the run id.
+
+        Raises:
+            RPCError: Temporal cannot be reached or refused the start.
+            WorkflowAlreadyStartedError: the workflow has already ended, and
+                its id may not be reused.
+        """
         handle = await self.client.start_workflow(
             WORKFLOW_NAME,
             self.workflow_input(execution_id),
@@ -201,9 +209,11 @@ class TemporalEngine:
         )
         return handle.result_run_id or ""
 
-    async def _start_workflow(self, execution_id: str) -> bool:
+    async def _start_workflow_or_abandon(self, execution_id: str) -> bool:
+        """Starts (or finds) the workflow; when that fails, ends the execution
+        as abandoned and returns False."""
         try:
-            await self.start_workflow(execution_id)
+            await self.start_or_find_workflow(execution_id)
             return True
         except (RPCError, WorkflowAlreadyStartedError) as error:
             logger.warning("cannot start the workflow of %s: %s", execution_id, error)

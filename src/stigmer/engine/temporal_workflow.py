@@ -53,6 +53,13 @@ CALL_TOOL = "stigmer-call-tool"
 RECORD_LOST_TOOL_CALL = "stigmer-record-lost-tool-call"
 END = "stigmer-end"
 
+# The phases an execution ends in, by name: a deliberate copy of those in
+# stigmer.resources.execution_events. Workflow code runs in Temporal's
+# sandbox, and this module keeps to temporalio and the standard library so
+# that nothing of Stigmer's (the generated protobuf code included) is loaded
+# into it; and an Ending is stored in the workflow's history as JSON, where a
+# name reads better than an enum number. worker/activities.py maps the names
+# back to phases (PHASES).
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
 CANCELLED = "CANCELLED"

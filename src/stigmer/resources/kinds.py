@@ -3,6 +3,12 @@
 Each kind has one protobuf message (the envelope: api_version, kind,
 metadata, spec, status), an id prefix, short names, and optionally an owner
 kind: deleting an owner cascades to what it owns.
+
+A kind's message also leads to everything else generated for it: its .proto
+file, and in that file its `<Kind>CommandController` and
+`<Kind>QueryController` services. The server builds its handlers and the
+client its stubs from those descriptors, so a new kind is one entry here
+(and its controller in the domain registry).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from stigmer.api.v1 import (
@@ -36,10 +43,28 @@ class KindInfo:
     owner_kind: str | None
     # Manifests are applied in this order so references resolve.
     apply_order: int
+    # Users write it (create, update, apply, manifests) through the generic
+    # resource services. Executions are started and recorded by the server
+    # instead, and their file declares services of their own.
+    is_user_written: bool = True
 
     @property
     def plural(self) -> str:
         return self.short_names[0] + "s"
+
+    @property
+    def file(self) -> FileDescriptor:
+        """The generated .proto file that declares the message and its services."""
+        file: FileDescriptor = self.message.DESCRIPTOR.file
+        return file
+
+    @property
+    def command_service(self) -> ServiceDescriptor:
+        return self.file.services_by_name[f"{self.name}CommandController"]
+
+    @property
+    def query_service(self) -> ServiceDescriptor:
+        return self.file.services_by_name[f"{self.name}QueryController"]
 
     def new_message(self) -> Message:
         message: Message = self.message()
@@ -67,6 +92,7 @@ AGENT_EXECUTION = KindInfo(
     ("execution", "aex", "agentexecution"),
     "Session",
     5,
+    is_user_written=False,
 )
 
 KINDS: tuple[KindInfo, ...] = (
@@ -78,6 +104,7 @@ KINDS: tuple[KindInfo, ...] = (
     AGENT_EXECUTION,
 )
 _BY_NAME = {kind.name: kind for kind in KINDS}
+_BY_TYPE = {kind.message.DESCRIPTOR.full_name: kind for kind in KINDS}
 _BY_ALIAS: dict[str, KindInfo] = {}
 for _kind in KINDS:
     for _alias in (_kind.name.lower(), *_kind.short_names, _kind.plural, _kind.name.lower() + "s"):
@@ -95,6 +122,11 @@ def kind_by_name(name: str) -> KindInfo:
     except KeyError:
         known = ", ".join(_BY_NAME)
         raise InvalidArgument.for_field("kind", f"unknown kind {name!r} (known: {known})") from None
+
+
+def kind_by_type_name(type_name: str) -> KindInfo | None:
+    """The kind whose message has this full protobuf name (an Any's `TypeName()`)."""
+    return _BY_TYPE.get(type_name)
 
 
 def kind_by_alias(alias: str) -> KindInfo:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import anthropic
 from anthropic.types import (
@@ -25,7 +25,7 @@ from anthropic.types import (
     ToolUseBlockParam,
 )
 
-from stigmer.runtime.contract import ModelError, ModelErrorKind, ModelSettings
+from stigmer.runtime.contract import DeltaCallback, ModelError, ModelErrorKind, ModelSettings
 from stigmer.runtime.conversation import (
     AssistantMessage,
     Message,
@@ -37,9 +37,6 @@ from stigmer.runtime.conversation import (
     new_call_id,
 )
 from stigmer.runtime.model_errors import SDK_FAILURES, model_error_from
-
-if TYPE_CHECKING:
-    from stigmer.runtime.providers import DeltaCallback
 
 __all__ = ["AnthropicChatProvider", "anthropic_messages", "anthropic_tools", "anthropic_turn"]
 

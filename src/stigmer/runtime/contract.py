@@ -4,15 +4,21 @@ runtime (models, tools, the loop) and the engine that records executions.
 The runtime knows nothing of the store, gRPC or executions as resources: it
 gets a RunRequest, reports everything it does to a RunSink as it happens,
 and returns. The engine's sink turns those reports into execution status
-writes and stream updates.
+writes and stream updates. Inside the runtime, the loop sees a model only
+as a ChatProvider (providers.py builds one from ModelSettings).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    # The conversation's types are built on this module's (HistoryMessage,
+    # ModelError), so they are imported here for annotations only.
+    from stigmer.runtime.conversation import Message, ModelTurn, ToolSpec
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,33 @@ class ModelErrorKind(StrEnum):
     CONFIG = "config"  # the settings name no usable provider (none, unknown, no key)
     LOCAL_MODEL = "local_model"  # llama.cpp is missing, or it cannot load the model file
     OTHER = "other"  # an SDK failure none of the above describes
+
+
+DeltaCallback = Callable[[str], Awaitable[None]]
+
+
+class ChatProvider(Protocol):
+    """One model behind one endpoint; the agent loop's only view of an LLM."""
+
+    async def stream_turn(
+        self,
+        *,
+        system: str,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        on_delta: DeltaCallback,
+    ) -> ModelTurn:
+        """Sends the conversation, awaits `on_delta` for each text piece, returns the turn.
+
+        Raises:
+            ModelError: the model could not answer (unreachable, timeout, HTTP error,
+                malformed reply). Exceptions raised by `on_delta` propagate unchanged.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Releases the HTTP connections."""
+        ...
 
 
 class ModelError(Exception):

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from stigmer import config
 from stigmer.errors import InvalidArgument
 from stigmer.runtime.chat_templates import chat_template_for
-from stigmer.runtime.contract import ModelError, ModelErrorKind, ModelSettings
+from stigmer.runtime.contract import DeltaCallback, ModelError, ModelErrorKind, ModelSettings
 from stigmer.runtime.conversation import Message, ModelTurn, ToolResultMessage, ToolSpec
 from stigmer.runtime.model_files import (
     DEFAULT_MODEL,
@@ -51,7 +51,6 @@ from stigmer.runtime.model_files import (
 
 if TYPE_CHECKING:
     from stigmer.runtime.openai_chat import OpenAIChatProvider, ToolChoice
-    from stigmer.runtime.providers import DeltaCallback
 
 __all__ = [
     "LocalChatProvider",

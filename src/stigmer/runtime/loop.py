@@ -17,7 +17,13 @@ interrupts a model stream or a tool call at once and closes every tool server.
 
 from __future__ import annotations
 
-from stigmer.runtime.contract import RunOutcome, RunRequest, RunSink, ToolCallRequest
+from stigmer.runtime.contract import (
+    ChatProvider,
+    RunOutcome,
+    RunRequest,
+    RunSink,
+    ToolCallRequest,
+)
 from stigmer.runtime.conversation import (
     AssistantMessage,
     Message,
@@ -25,7 +31,7 @@ from stigmer.runtime.conversation import (
     UserMessage,
     messages_from_history,
 )
-from stigmer.runtime.providers import ChatProvider, provider_for
+from stigmer.runtime.providers import provider_for
 from stigmer.runtime.tool_results import cap_tool_result
 from stigmer.runtime.tools import ToolBox
 

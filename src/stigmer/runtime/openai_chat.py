@@ -15,7 +15,7 @@ import json
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import openai
 from openai.types.chat import (
@@ -25,7 +25,7 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
 )
 
-from stigmer.runtime.contract import ModelError, ModelErrorKind, ModelSettings
+from stigmer.runtime.contract import DeltaCallback, ModelError, ModelErrorKind, ModelSettings
 from stigmer.runtime.conversation import (
     AssistantMessage,
     Message,
@@ -38,9 +38,6 @@ from stigmer.runtime.conversation import (
     tool_arguments_from_json,
 )
 from stigmer.runtime.model_errors import SDK_FAILURES, model_error_from
-
-if TYPE_CHECKING:
-    from stigmer.runtime.providers import DeltaCallback
 
 __all__ = ["OpenAIChatProvider", "openai_messages", "openai_tools"]
 

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
 
-from stigmer.runtime.contract import ModelSettings
+from stigmer.runtime.contract import ChatProvider, ModelSettings
 from stigmer.runtime.local_model import shared_host as local_model_host
-
-if TYPE_CHECKING:
-    from stigmer.runtime.providers import ChatProvider
 
 
 class ProviderPool:

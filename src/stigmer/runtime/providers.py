@@ -1,6 +1,7 @@
-"""Model providers: one streaming chat call through an official SDK.
+"""Model providers: one streaming chat call through an official SDK, and
+`provider_for`, the factory that picks one from ModelSettings.
 
-    ChatProvider (Protocol)
+    ChatProvider (Protocol, contract.py)
     ├── OpenAIChatProvider      any OpenAI-compatible endpoint (openai_chat.py)
     ├── LocalChatProvider       the same, against llama.cpp run in this process (local_model.py)
     └── AnthropicChatProvider   Anthropic's messages API (anthropic_chat.py)
@@ -18,52 +19,15 @@ table (`model_errors.py`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
-
 from stigmer.runtime.anthropic_chat import AnthropicChatProvider
-from stigmer.runtime.contract import ModelError, ModelErrorKind, ModelSettings
-from stigmer.runtime.conversation import Message, ModelTurn, ToolSpec
+from stigmer.runtime.contract import ChatProvider, ModelError, ModelErrorKind, ModelSettings
 from stigmer.runtime.local_model import LocalChatProvider
 from stigmer.runtime.model_resolution import no_provider_message
 from stigmer.runtime.openai_chat import OpenAIChatProvider
 
-__all__ = [
-    "AnthropicChatProvider",
-    "ChatProvider",
-    "DeltaCallback",
-    "LocalChatProvider",
-    "OpenAIChatProvider",
-    "provider_for",
-]
-
-DeltaCallback = Callable[[str], Awaitable[None]]
+__all__ = ["AnthropicChatProvider", "LocalChatProvider", "OpenAIChatProvider", "provider_for"]
 
 OLLAMA_BASE_URL = "http://localhost:11434/v1"
-
-
-class ChatProvider(Protocol):
-    """One model behind one endpoint; the agent loop's only view of an LLM."""
-
-    async def stream_turn(
-        self,
-        *,
-        system: str,
-        messages: Sequence[Message],
-        tools: Sequence[ToolSpec],
-        on_delta: DeltaCallback,
-    ) -> ModelTurn:
-        """Sends the conversation, awaits `on_delta` for each text piece, returns the turn.
-
-        Raises:
-            ModelError: the model could not answer (unreachable, timeout, HTTP error,
-                malformed reply). Exceptions raised by `on_delta` propagate unchanged.
-        """
-        ...
-
-    async def aclose(self) -> None:
-        """Releases the HTTP connections."""
-        ...
 
 
 def provider_for(settings: ModelSettings) -> ChatProvider:

@@ -13,7 +13,7 @@ from stigmer.resources.reported_events import check_reported_events
 from stigmer.resources.secrets import redact
 from stigmer.resources.selectors import parse_selector
 from stigmer.resources.validation import validate_message
-from stigmer.store.base import ListQuery
+from stigmer.store.base import PAGE_SIZE, ListQuery
 
 
 def _shown(execution: Any) -> execution_pb2.AgentExecution:
@@ -82,7 +82,7 @@ class ExecutionQueryService(execution_pb2_grpc.AgentExecutionQueryControllerServ
             agent_id=request.agent_id or None,
             session_id=request.session_id or None,
             selector=parse_selector(request.selector),
-            limit=request.page_size or 100,
+            limit=request.page_size or PAGE_SIZE,
         )
         return await self._page(query, request.page_token)
 
@@ -93,7 +93,7 @@ class ExecutionQueryService(execution_pb2_grpc.AgentExecutionQueryControllerServ
         query = ListQuery(
             kind=self.executions.kind.name,
             session_id=request.parent_id,
-            limit=request.page_size or 100,
+            limit=request.page_size or PAGE_SIZE,
         )
         return await self._page(query, request.page_token)
 

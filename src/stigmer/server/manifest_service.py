@@ -11,15 +11,13 @@ from stigmer.domain.manifests import apply_manifest
 from stigmer.domain.registry import Domains
 from stigmer.errors import InvalidArgument
 from stigmer.pipeline.envelope import Envelope, as_envelope
-from stigmer.resources.kinds import KINDS
+from stigmer.resources.kinds import kind_by_type_name
 from stigmer.resources.secrets import redact
-
-_BY_TYPE = {kind.message.DESCRIPTOR.full_name: kind for kind in KINDS}
 
 
 def unpack_resource(packed: any_pb2.Any, index: int, domains: Domains) -> Envelope:
     type_name = packed.TypeName()
-    kind = _BY_TYPE.get(type_name)
+    kind = kind_by_type_name(type_name)
     if kind is None or kind.name not in domains.controllers:
         raise InvalidArgument.for_field(
             f"resources[{index}]", f"{type_name or 'an empty Any'} is not an appliable kind"

@@ -1,7 +1,8 @@
-"""The command and query services of every resource kind, built from the
-service descriptors in the generated code and served by the kind's
-controller. One generic implementation keeps every kind's RPCs identical in
-validation, error mapping and secret redaction.
+"""The command and query services of every user-written resource kind,
+built from the service descriptors in the generated code (`KindInfo`'s
+`command_service` and `query_service`) and served by the kind's controller.
+One generic implementation keeps every kind's RPCs identical in validation,
+error mapping and secret redaction.
 """
 
 from __future__ import annotations
@@ -10,37 +11,22 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
+from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from stigmer.api.v1 import (
-    agent_pb2,
-    agentinstance_pb2,
-    environment_pb2,
-    mcpserver_pb2,
-    meta_pb2,
-    session_pb2,
-)
+from stigmer.api.v1 import meta_pb2
 from stigmer.domain.registry import Domains
 from stigmer.domain.resource_controller import Page, ResourceController
 from stigmer.errors import InvalidArgument
 from stigmer.pipeline.envelope import Envelope, as_envelope
-from stigmer.resources.kinds import DEFAULT_ORG
+from stigmer.resources.kinds import DEFAULT_ORG, KINDS
 from stigmer.resources.secrets import redact
 from stigmer.resources.selectors import parse_selector
 from stigmer.resources.validation import validate_message
-from stigmer.store.base import ListQuery
+from stigmer.store.base import PAGE_SIZE, ListQuery
 
 Behaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]
-
-KIND_FILES: dict[str, FileDescriptor] = {
-    "Environment": environment_pb2.DESCRIPTOR,
-    "McpServer": mcpserver_pb2.DESCRIPTOR,
-    "Agent": agent_pb2.DESCRIPTOR,
-    "AgentInstance": agentinstance_pb2.DESCRIPTOR,
-    "Session": session_pb2.DESCRIPTOR,
-}
 
 # The indexed column each "list by parent" method filters on.
 PARENT_COLUMNS = {"ListByAgent": "agent_id", "ListByAgentInstance": "agent_instance_id"}
@@ -52,20 +38,19 @@ def _shown(resource: Envelope) -> Message:
 
 
 def _page_size(size: int) -> int:
-    return size if size > 0 else 100
+    return size if size > 0 else PAGE_SIZE
 
 
 class ResourceServices:
     """The gRPC handlers of one kind's command and query services."""
 
-    def __init__(self, controller: ResourceController, file: FileDescriptor) -> None:
+    def __init__(self, controller: ResourceController) -> None:
         self.controller = controller
-        kind = controller.kind.name
-        self.command = file.services_by_name[f"{kind}CommandController"]
-        self.query = file.services_by_name[f"{kind}QueryController"]
-        self.list_class = GetMessageClass(file.message_types_by_name[f"{kind}List"])
+        self.command = controller.kind.command_service
+        self.query = controller.kind.query_service
+        self.list_class = GetMessageClass(self.query.methods_by_name["List"].output_type)
         self.apply_response_class = GetMessageClass(
-            file.message_types_by_name[f"Apply{kind}Response"]
+            self.command.methods_by_name["Apply"].output_type
         )
 
     def generic_handlers(self) -> list[grpc.GenericRpcHandler]:
@@ -162,7 +147,7 @@ class ResourceServices:
 
 def resource_handlers(domains: Domains) -> list[grpc.GenericRpcHandler]:
     handlers: list[grpc.GenericRpcHandler] = []
-    for kind_name, file in KIND_FILES.items():
-        services = ResourceServices(domains.controllers[kind_name], file)
-        handlers += services.generic_handlers()
+    for kind in KINDS:
+        if kind.is_user_written:
+            handlers += ResourceServices(domains.controller(kind)).generic_handlers()
     return handlers

@@ -16,8 +16,8 @@ from stigmer.resources.execution_events import (
     TERMINAL_PHASES,
     cancel_requested_event,
     phase_event,
+    phase_name,
 )
-from stigmer.resources.execution_events import phase_name as name_of_phase
 from stigmer.resources.kinds import AGENT_EXECUTION
 from stigmer.store.base import Transaction
 
@@ -66,7 +66,7 @@ class RefuseEndedStep:
         phase = context.require_execution().status.phase
         if phase in TERMINAL_PHASES:
             raise FailedPrecondition(
-                f"execution {context.execution_id} already ended ({name_of_phase(phase)})",
+                f"execution {context.execution_id} already ended ({phase_name(phase)})",
                 facts={"execution_id": context.execution_id},
             )
 
