@@ -51,10 +51,6 @@ class Record:
     phase: str = ""
 
 
-# The page size of a list that asks for none.
-PAGE_SIZE = 100
-
-
 @dataclass(frozen=True, slots=True)
 class ListQuery:
     """A page of one kind, filtered by indexed columns, ordered by id.
