@@ -10,8 +10,8 @@ import time
 import pytest
 
 from stigmer.client import Client
+from stigmer.testing.cli import Cli
 from stigmer.testing.server import ServerThread
-from tests.conftest import Cli
 from tests.consistency.broken_states import (
     DECISION_SEEDERS,
     REPAIRABLE_SEEDERS,

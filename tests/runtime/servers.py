@@ -1,11 +1,16 @@
-"""Tool servers and ports for runtime tests: the real MCP test server over stdio."""
+"""Tool servers for runtime tests: the real MCP test server over stdio.
+
+`free_port` is stigmer.local_ports.free_local_port under its former name,
+for the one module (test_providers.py) that still imports it from here;
+new code imports free_local_port from stigmer.local_ports.
+"""
 
 from __future__ import annotations
 
 import sys
 
+from stigmer.local_ports import free_local_port as free_port
 from stigmer.runtime.contract import StdioServer, ToolServer
-from stigmer.testing.ports import free_port
 
 __all__ = ["free_port", "stdio_tools"]
 
