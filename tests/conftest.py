@@ -10,12 +10,15 @@ Debian binaries) and a fresh database per test (`postgres_url`), so tests are
 isolated without paying a server start each. Missing binaries are an error
 with the install hint, never a skip: a suite that silently tests one backend
 proves nothing about the other.
+
+No test may leave a thread or a child process running (`leaves_nothing_running`,
+tests/leaks.py); what fixtures that outlive one test start is theirs to keep.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,10 +30,36 @@ from stigmer.testing.postgres import TemporaryPostgres
 from stigmer.testing.scripted_model import ScriptedModel
 from stigmer.testing.server import ServerThread
 from tests.backends import STORE_BACKENDS
+from tests.leaks import LongLived, Running, leaked_since
 
 # tests/store/conftest.py parametrises its own fixtures with the same backends.
 __all__ = ["STORE_BACKENDS"]
 _task_queues = itertools.count(1)
+_long_lived = LongLived()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> Generator[None, object, object]:
+    """Records what a fixture that outlives the test starts, as not the test's leak."""
+    if fixturedef.scope == "function":
+        return (yield)
+    before = Running.now()
+    try:
+        return (yield)
+    finally:
+        _long_lived.add(Running.now() - before)
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_running() -> Iterator[None]:
+    """Fails the test that leaves a thread or a child process running after it."""
+    before = Running.now()
+    yield
+    leaked = leaked_since(before, _long_lived)
+    if leaked:
+        pytest.fail(f"left running after the test: {leaked.describe()}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from stigmer.client import Client
 from stigmer.server_record import ServerRecord, is_process_alive, write_server_record
 from stigmer.testing.cli import Cli
 from stigmer.testing.server import ServerThread
+from tests.waiting import wait_until
 
 DEADLINE_SECONDS = 15.0
 
@@ -42,10 +42,9 @@ def _record(home: Path) -> dict[str, object]:
 
 
 def _wait_until_gone(pid: int) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while is_process_alive(pid):
-        assert time.monotonic() < deadline, f"process {pid} is still alive"
-        time.sleep(0.05)
+    wait_until(
+        lambda: not is_process_alive(pid), what=f"process {pid} to exit", within=DEADLINE_SECONDS
+    )
 
 
 def _dead_pid() -> int:
