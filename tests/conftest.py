@@ -18,7 +18,7 @@ tests/leaks.py); what fixtures that outlive one test start is theirs to keep.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,18 +38,8 @@ _task_queues = itertools.count(1)
 _long_lived = LongLived()
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(
-    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
-) -> Generator[None, object, object]:
-    """Records what a fixture that outlives the test starts, as not the test's leak."""
-    if fixturedef.scope == "function":
-        return (yield)
-    before = Running.now()
-    try:
-        return (yield)
-    finally:
-        _long_lived.add(Running.now() - before)
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_long_lived, "stigmer-long-lived-fixtures")
 
 
 @pytest.fixture(autouse=True)

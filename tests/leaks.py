@@ -9,16 +9,26 @@ hang at the end of the session or a port taken in another test.
 Fixtures that outlive one test (session- and module-scoped: the PostgreSQL
 and Temporal servers, a module's scripted model or seeded server) start
 their threads and processes while the first test that uses them sets up;
-`LongLived` records what appears during their setup so that it is not taken
-for a leak of that test.
+`LongLived`, a plugin, records what appears during their setup so that it
+is not taken for a leak of that test. It must be a registered plugin rather
+than a hook in a conftest: pytest asks session-scoped fixtures' hooks of the
+plugins that apply to the root folder, which tests/conftest.py is not.
+
+grpc.aio stops its poller thread when the last channel or server object is
+freed, not when it is closed; a test whose closed channels wait in a
+reference cycle has them collected before anything counts as leaked.
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
+
+import pytest
 
 from tests.processes import child_pids, command_line
 
@@ -56,16 +66,26 @@ class Running:
         return "; ".join(sorted(threads) + sorted(children))
 
 
-@dataclass
+@dataclass(eq=False)  # a plugin: compared and hashed by identity
 class LongLived:
     """What fixtures that outlive a test started, and may keep running."""
 
     threads: set[threading.Thread] = field(default_factory=set)
     children: set[int] = field(default_factory=set)
 
-    def add(self, started: Running) -> None:
-        self.threads |= started.threads
-        self.children |= started.children
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[object]
+    ) -> Generator[None, object, object]:
+        if fixturedef.scope == "function":
+            return (yield)
+        before = Running.now()
+        try:
+            return (yield)
+        finally:
+            started = Running.now() - before
+            self.threads |= started.threads
+            self.children |= started.children
 
     def without(self, running: Running) -> Running:
         threads = frozenset(
@@ -80,10 +100,14 @@ def leaked_since(before: Running, long_lived: LongLived) -> Running:
     """What runs now that did not before and belongs to no long-lived fixture,
     once the grace period has let whatever was stopping stop."""
     deadline = time.monotonic() + GRACE_SECONDS
+    has_collected = False
     while True:
         leaked = long_lived.without(Running.now() - before)
         if not leaked or time.monotonic() > deadline:
             return leaked
+        if not has_collected:
+            gc.collect()
+            has_collected = True
         time.sleep(_POLL_SECONDS)
 
 
