@@ -26,12 +26,6 @@ from tests.waiting import WAIT_SECONDS, wait_for_end, wait_until
 
 
 @pytest.fixture
-def model() -> Iterator[ScriptedModel]:
-    with ScriptedModel() as scripted:
-        yield scripted
-
-
-@pytest.fixture
 def server(store_url: str, model: ScriptedModel) -> Iterator[ServerThread]:
     with ServerThread(store_url, engine=engine_options(model.base_url)) as running:
         yield running

@@ -211,12 +211,6 @@ class HeldModel:
 
 
 @pytest.fixture
-def model() -> Iterator[ScriptedModel]:
-    with ScriptedModel() as scripted:
-        yield scripted
-
-
-@pytest.fixture
 def held(model: ScriptedModel) -> Iterator[HeldModel]:
     holding = HeldModel(model)
     try:

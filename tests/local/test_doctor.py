@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,12 +35,6 @@ def doctor_cli(tmp_path: Path) -> Cli:
     (home / "config.yaml").write_text(f"server: 127.0.0.1:{free_local_port()}\n")
     environment = isolated_environment(home, base=without_keys)
     return Cli({**environment, "OLLAMA_HOST": f"127.0.0.1:{free_local_port()}"}, tmp_path)
-
-
-@pytest.fixture
-def model() -> Iterator[ScriptedModel]:
-    with ScriptedModel() as scripted:
-        yield scripted
 
 
 def _checks(shown: CliResult) -> list[tuple[str, str, str]]:
