@@ -428,7 +428,7 @@ def echo_spread_table(results: Sequence[Compared]) -> str:
 
 
 async def run_operations(
-    settings: Settings, echo: harness.ServerProcess, store: BenchStore
+    settings: Settings, echo: harness.SpawnedServer, store: BenchStore
 ) -> list[Compared]:
     say(
         f"== 1+2. Operations vs. the bare gRPC echo floor (SDK client -> server process), "
@@ -436,7 +436,7 @@ async def run_operations(
     )
     store_url = store.new_url("operations")
     results: list[Compared] = []
-    with harness.ServerProcess("stigmer", stigmer_server_main, store_url) as server:
+    with harness.SpawnedServer("stigmer", stigmer_server_main, store_url) as server:
         async with (
             AsyncClient(server.address) as client,
             harness.echo_client(echo.address, ECHO_PAYLOAD) as echo_call,
@@ -608,8 +608,8 @@ async def measure_growth(
     rng = random.Random(7234)
     rounds = settings.growth_rounds
     with (
-        harness.ServerProcess("stigmer-small", stigmer_server_main, small.url) as small_server,
-        harness.ServerProcess("stigmer-large", stigmer_server_main, large.url) as large_server,
+        harness.SpawnedServer("stigmer-small", stigmer_server_main, small.url) as small_server,
+        harness.SpawnedServer("stigmer-large", stigmer_server_main, large.url) as large_server,
     ):
         async with (
             AsyncClient(small_server.address) as small_client,
@@ -756,7 +756,7 @@ async def run(settings: Settings, store_names: Sequence[str]) -> list[StoreResul
     if task is not None:  # SIGTERM cleans up as Ctrl-C does: servers stopped, files removed
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     results: list[StoreResults] = []
-    with harness.ServerProcess("echo", harness.echo_server_main) as echo:
+    with harness.SpawnedServer("echo", harness.echo_server_main) as echo:
         for name in store_names:
             with stores.open_bench_store(name) as store:
                 say(f"######## {store.name} ########")

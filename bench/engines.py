@@ -173,10 +173,10 @@ class BenchEngine:
             yield None
             return
         with (
-            harness.ServerProcess(
+            harness.SpawnedServer(
                 "stigmer-worker", stigmer_worker_main, server, self.temporal_address, model
             ) as worker,
-            harness.ServerProcess("bare-worker", bare_worker_main, self.temporal_address) as bare,
+            harness.SpawnedServer("bare-worker", bare_worker_main, self.temporal_address) as bare,
         ):
             yield WorkerPids(stigmer=worker.pid, bare=bare.pid)
 

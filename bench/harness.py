@@ -234,10 +234,10 @@ def run_server_child(connection: Connection, open_server: OpenServer) -> None:
         raise
 
 
-class ServerProcess:
+class SpawnedServer:
     """A server in a spawned child process, as a context manager.
 
-        with ServerProcess("echo", echo_server_main) as server:
+        with SpawnedServer("echo", echo_server_main) as server:
             server.address, server.pid
 
     `target(connection, *args)` must be a module-level function that calls
@@ -303,7 +303,7 @@ class ServerProcess:
             process.kill()
             process.join()
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> SpawnedServer:
         try:
             self.start()
         except BaseException:

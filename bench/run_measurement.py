@@ -484,11 +484,11 @@ async def run(settings: Settings, store: BenchStore, engine: BenchEngine) -> Res
     task = asyncio.current_task()
     if task is not None:  # SIGTERM cleans up as Ctrl-C does: servers stopped, files removed
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    with harness.ServerProcess("scripted-model", scripted_model_main) as model:
+    with harness.SpawnedServer("scripted-model", scripted_model_main) as model:
         store_url = store.new_url("runs")
         options = engine_options(model.address)
         with (
-            harness.ServerProcess(
+            harness.SpawnedServer(
                 "stigmer", stigmer_server_main, store_url, options, engine.temporal_options()
             ) as server,
             engine.workers(server.address, options.model) as worker_pids,

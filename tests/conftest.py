@@ -10,28 +10,46 @@ Debian binaries) and a fresh database per test (`postgres_url`), so tests are
 isolated without paying a server start each. Missing binaries are an error
 with the install hint, never a skip: a suite that silently tests one backend
 proves nothing about the other.
+
+No test may leave a thread or a child process running (`leaves_nothing_running`,
+tests/leaks.py); what fixtures that outlive one test start is theirs to keep.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from stigmer.client import Client
 from stigmer.engine.temporal_dev_server import TemporalDevServer
+from stigmer.testing.cli import Cli
 from stigmer.testing.postgres import TemporaryPostgres
+from stigmer.testing.scripted_model import ScriptedModel
 from stigmer.testing.server import ServerThread
+from tests.backends import STORE_BACKENDS
+from tests.leaks import LongLived, Running, leaked_since
 
-ROOT = Path(__file__).resolve().parent.parent
-STORE_BACKENDS = ("sqlite", "postgres")
+# tests/store/conftest.py parametrises its own fixtures with the same backends.
+__all__ = ["STORE_BACKENDS"]
 _task_queues = itertools.count(1)
+_long_lived = LongLived()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_long_lived, "stigmer-long-lived-fixtures")
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_running() -> Iterator[None]:
+    """Fails the test that leaves a thread or a child process running after it."""
+    before = Running.now()
+    yield
+    leaked = leaked_since(before, _long_lived)
+    if leaked:
+        pytest.fail(f"left running after the test: {leaked.describe()}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -78,34 +96,6 @@ def client(server: ServerThread) -> Iterator[Client]:
         yield connected
 
 
-@dataclass(frozen=True)
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-@dataclass(frozen=True)
-class Cli:
-    """Runs the real `stigmer` command in a subprocess, as a user would."""
-
-    env: dict[str, str]
-    cwd: Path
-
-    def __call__(self, *args: str, stdin: str | None = None, timeout: float = 60) -> CliResult:
-        completed = subprocess.run(
-            [sys.executable, "-m", "stigmer.cli.main", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            cwd=self.cwd,
-            timeout=timeout,
-            check=False,
-        )
-        return CliResult(completed.returncode, completed.stdout, completed.stderr)
-
-
 @pytest.fixture
 def stigmer_home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
@@ -116,9 +106,15 @@ def stigmer_home(tmp_path: Path) -> Path:
 @pytest.fixture
 def cli(server: ServerThread, stigmer_home: Path, tmp_path: Path) -> Cli:
     """The CLI pointed at the test server, with its own STIGMER_HOME."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")}
-    env.update(STIGMER_HOME=str(stigmer_home), STIGMER_SERVER=server.address)
-    return Cli(env, tmp_path)
+    return Cli.isolated(stigmer_home, {"SERVER": server.address}, cwd=tmp_path)
+
+
+@pytest.fixture
+def model() -> Iterator[ScriptedModel]:
+    """The scripted OpenAI-compatible model over real HTTP, for servers whose
+    engine runs agents; a test queues its replies."""
+    with ScriptedModel() as scripted:
+        yield scripted
 
 
 @pytest.fixture(scope="session")

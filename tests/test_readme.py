@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from stigmer.testing.ports import free_port
+from stigmer.local_ports import free_local_port
+from stigmer.testing.cli import Cli
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
+from tests import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
@@ -41,18 +42,17 @@ def test_readme_walkthrough_and_sdk_example_run_as_written(tmp_path: Path) -> No
 
 
 def run_readme(tmp_path: Path, model_url: str) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")}
-    env.update(
-        STIGMER_HOME=str(tmp_path / "home"),
-        STIGMER_PORT=str(port),
-        STIGMER_SERVER=f"127.0.0.1:{port}",
-        STIGMER_LLM_PROVIDER="openai",
-        STIGMER_LLM_MODEL="scripted",
-        STIGMER_LLM_BASE_URL=model_url,
-    )
-    bin_dir = Path(sys.executable).parent
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    port = free_local_port()
+    settings = {
+        "PORT": str(port),
+        "SERVER": f"127.0.0.1:{port}",
+        "LLM_PROVIDER": "openai",
+        "LLM_MODEL": "scripted",
+        "LLM_BASE_URL": model_url,
+    }
+    # The README's `python` is the virtualenv's, as after its setup step.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    stigmer = Cli.isolated(tmp_path / "home", settings, cwd=ROOT).with_env(PATH=path)
     commands = [line for line in block("cli").splitlines() if line.strip()]
     assert commands[0] == "stigmer server start" and commands[-1] == "stigmer server stop"
     try:
@@ -60,11 +60,8 @@ def run_readme(tmp_path: Path, model_url: str) -> None:
         for line in commands[:-1]:
             args = shlex.split(line)
             assert args[0] == "stigmer"
-            done = subprocess.run(
-                [sys.executable, "-m", "stigmer.cli.main", *args[1:]],
-                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
-            assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
+            done = stigmer(*args[1:])
+            assert done.exit_code == 0, f"{line}\n{done.stdout}\n{done.stderr}"
             outputs.append(done.stdout)
         assert outputs[1].count(" created") == 4
         assert "tool add" in outputs[2] and "2 + 3 = 5" in outputs[2]
@@ -73,15 +70,12 @@ def run_readme(tmp_path: Path, model_url: str) -> None:
         assert outputs[4].count(" unchanged") == 4
         sdk = subprocess.run(
             [sys.executable, "-c", block("sdk")],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+            cwd=ROOT, env=stigmer.env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert sdk.returncode == 0, sdk.stderr
         assert "('Agent', 'Calculator', 'unchanged')" in sdk.stdout
         assert "('Agent', 'Support Bot', 'created')" in sdk.stdout
         assert sdk.stdout.strip().endswith("2 + 3 = 5")
     finally:
-        stopped = subprocess.run(
-            [sys.executable, "-m", "stigmer.cli.main", "server", "stop"],
-            env=env, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-    assert stopped.returncode == 0
+        stopped = stigmer("server", "stop")
+    assert stopped.exit_code == 0

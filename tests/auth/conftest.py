@@ -13,7 +13,7 @@ from stigmer.client import Client
 from stigmer.engine.options import EngineOptions
 from stigmer.testing.scripted_model import ScriptedModel
 from stigmer.testing.server import ServerThread
-from tests.executions.conftest import model_settings
+from tests.backends import model_settings
 
 
 @dataclass(frozen=True)

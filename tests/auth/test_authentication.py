@@ -25,8 +25,8 @@ from stigmer.errors import AlreadyExists, FailedPrecondition, Unauthenticated
 from stigmer.resources.principals import TOKEN_PREFIX, hash_token
 from stigmer.server.authentication import UNAUTHENTICATED_MESSAGE, check_exposure
 from stigmer.server.authorization import METHOD_ROLES, PUBLIC
+from tests.agents import PLAIN_AGENT
 from tests.auth.conftest import AuthServer
-from tests.executions.conftest import PLAIN_AGENT
 
 
 def every_method() -> list[MethodDescriptor]:

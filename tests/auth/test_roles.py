@@ -16,8 +16,8 @@ from stigmer.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from stigmer.store.base import Lease
 from stigmer.testing.scripted_model import Reply
 from stigmer.worker.server_api import WorkerApiClient
+from tests.agents import PLAIN_AGENT, stdio_tools_agent
 from tests.auth.conftest import AuthServer
-from tests.executions.conftest import PLAIN_AGENT, stdio_tools_agent
 
 STDIO_MCP_SERVER = """\
 apiVersion: agentic.stigmer.ai/v1

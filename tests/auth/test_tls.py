@@ -21,11 +21,12 @@ from stigmer.engine.temporal_engine import TemporalOptions
 from stigmer.errors import Unavailable
 from stigmer.server.tls import TlsFiles
 from stigmer.testing.certificates import CertificateAuthority
+from stigmer.testing.cli import Cli
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerThread
 from stigmer.testing.worker import WorkerProcess
-from tests.conftest import Cli
-from tests.executions.conftest import HEARTBEAT_SECONDS, PLAIN_AGENT, stdio_tools_agent
+from tests.agents import PLAIN_AGENT, stdio_tools_agent
+from tests.backends import HEARTBEAT_SECONDS
 
 EXIT_UNAVAILABLE = 3
 

@@ -13,14 +13,12 @@ import yaml
 
 from stigmer import config
 from stigmer.errors import InvalidArgument
-from tests.conftest import Cli
+from stigmer.testing.cli import Cli
 
 
 @pytest.fixture
 def home_cli(stigmer_home: Path, tmp_path: Path) -> Cli:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")}
-    env.update(STIGMER_HOME=str(stigmer_home))
-    return Cli(env, tmp_path)
+    return Cli.isolated(stigmer_home, cwd=tmp_path)
 
 
 @pytest.fixture

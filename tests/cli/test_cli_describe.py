@@ -10,7 +10,6 @@ second FAILED by a model error. Every test only reads it, through the real
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Iterator
@@ -22,11 +21,13 @@ import pytest
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
 from stigmer.resources.execution_events import COMPLETED, FAILED
+from stigmer.testing.cli import Cli
 from stigmer.testing.postgres import TemporaryPostgres
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerThread
-from tests.conftest import STORE_BACKENDS, Cli
-from tests.executions.conftest import engine_options, stdio_tools_agent, wait_for_end
+from tests.agents import stdio_tools_agent
+from tests.backends import STORE_BACKENDS, engine_options
+from tests.waiting import wait_for_end
 
 SECRET_VALUE = "sk-do-not-print-4711"
 RUNTIME_SECRET = "rt-never-shown-0815"
@@ -127,9 +128,7 @@ def scenario(
 
 @pytest.fixture
 def describe_cli(scenario: Scenario, tmp_path: Path) -> Cli:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")}
-    env.update(STIGMER_HOME=str(tmp_path), STIGMER_SERVER=scenario.address)
-    return Cli(env, tmp_path)
+    return Cli.isolated(tmp_path, {"SERVER": scenario.address}, cwd=tmp_path)
 
 
 def _line_with(output: str, *parts: str) -> str:

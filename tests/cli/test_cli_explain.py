@@ -3,20 +3,17 @@ server running (it must never need one)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
+from stigmer.testing.cli import Cli
 
 
 @pytest.fixture
 def offline_cli(tmp_path: Path) -> Cli:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")}
     # Nothing listens here: explain must not try to reach a server.
-    env.update(STIGMER_HOME=str(tmp_path), STIGMER_SERVER="127.0.0.1:1")
-    return Cli(env, tmp_path)
+    return Cli.isolated(tmp_path, {"SERVER": "127.0.0.1:1"}, cwd=tmp_path)
 
 
 def _entry(output: str, name: str) -> str:

@@ -9,7 +9,6 @@ own through the `cli` fixture.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,11 +16,12 @@ import pytest
 
 from stigmer.client import Client
 from stigmer.resources.manifests import parse_manifest
+from stigmer.testing.cli import Cli
 from stigmer.testing.server import ServerThread
-from tests.cli.test_cli_resources import FOUR, write
-from tests.conftest import Cli
+from tests.cli.test_cli_resources import write
+from tests.control_plane.manifests import FOUR_RESOURCES
 
-# Beside FOUR (prod, github, pr-reviewer team=platform, support-bot team=support):
+# Beside FOUR_RESOURCES (prod, github, pr-reviewer team=platform, support-bot team=support):
 # an agent of team demo, one with no labels at all, and MCP servers whose
 # numeric timeouts sort differently as numbers and as text.
 MORE = """\
@@ -58,7 +58,7 @@ def seeded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerTh
     store = tmp_path_factory.mktemp("store") / "stigmer.db"
     with ServerThread(str(store)) as running:
         with Client(running.address) as client:
-            client.apply_documents(parse_manifest(FOUR + "---\n" + MORE, "seed.yaml"))
+            client.apply_documents(parse_manifest(FOUR_RESOURCES + "---\n" + MORE, "seed.yaml"))
         yield running
 
 
@@ -66,9 +66,7 @@ def seeded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerTh
 def seeded(seeded_server: ServerThread, tmp_path_factory: pytest.TempPathFactory) -> Cli:
     """The CLI pointed at the module's seeded server."""
     home = tmp_path_factory.mktemp("home")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")}
-    env.update(STIGMER_HOME=str(home), STIGMER_SERVER=seeded_server.address)
-    return Cli(env, home)
+    return Cli.isolated(home, {"SERVER": seeded_server.address}, cwd=home)
 
 
 def names(cli: Cli, *args: str) -> list[str]:
@@ -244,7 +242,7 @@ def test_unparsable_selector_is_exit_2_and_names_it(seeded: Cli) -> None:
 def test_delete_from_a_directory_and_from_stdin(cli: Cli, tmp_path: Path, client: Client) -> None:
     directory = tmp_path / "manifests"
     directory.mkdir()
-    documents = FOUR.split("---\n")
+    documents = FOUR_RESOURCES.split("---\n")
     write(directory, "---\n".join(documents[:2]), "tools.yaml")
     write(directory, "---\n".join(documents[2:]), "agents.yml")
     assert cli("apply", "-f", str(directory)).exit_code == 0
@@ -260,8 +258,8 @@ def test_delete_from_a_directory_and_from_stdin(cli: Cli, tmp_path: Path, client
     ]
     assert client.list("agent") == [] and client.list("mcp") == []
 
-    assert cli("apply", "-f", "-", stdin=FOUR).exit_code == 0
-    from_stdin = cli("delete", "-f", "-", stdin=FOUR)
+    assert cli("apply", "-f", "-", stdin=FOUR_RESOURCES).exit_code == 0
+    from_stdin = cli("delete", "-f", "-", stdin=FOUR_RESOURCES)
     assert from_stdin.exit_code == 0, from_stdin.stderr
     assert len(from_stdin.stdout.splitlines()) == 4
     assert client.list("environment") == []
@@ -270,7 +268,7 @@ def test_delete_from_a_directory_and_from_stdin(cli: Cli, tmp_path: Path, client
 def test_delete_from_file_names_the_file_of_a_missing_resource(
     cli: Cli, tmp_path: Path, client: Client
 ) -> None:
-    path = write(tmp_path, FOUR)
+    path = write(tmp_path, FOUR_RESOURCES)
     cli("apply", "-f", path)
     client.delete("agent", "support-bot")
 

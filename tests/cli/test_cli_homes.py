@@ -11,7 +11,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +19,9 @@ import pytest
 from stigmer import config
 from stigmer.client import Client
 from stigmer.server_record import ServerRecord, is_process_alive, write_server_record
+from stigmer.testing.cli import Cli
 from stigmer.testing.server import ServerThread
-from tests.conftest import Cli
+from tests.waiting import wait_until
 
 DEADLINE_SECONDS = 15.0
 
@@ -30,9 +30,7 @@ DEADLINE_SECONDS = 15.0
 def home_cli(stigmer_home: Path, tmp_path: Path) -> Iterator[Cli]:
     """The CLI with only STIGMER_HOME set (no server address anywhere); a
     daemon it started is stopped at the end."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")}
-    env.update(STIGMER_HOME=str(stigmer_home), STIGMER_LLM_PROVIDER="ollama")
-    cli = Cli(env, tmp_path)
+    cli = Cli.isolated(stigmer_home, {"LLM_PROVIDER": "ollama"}, cwd=tmp_path)
     yield cli
     if any((stigmer_home / name).exists() for name in ("server.json", "server.pid")):
         cli("server", "stop")
@@ -44,10 +42,9 @@ def _record(home: Path) -> dict[str, object]:
 
 
 def _wait_until_gone(pid: int) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while is_process_alive(pid):
-        assert time.monotonic() < deadline, f"process {pid} is still alive"
-        time.sleep(0.05)
+    wait_until(
+        lambda: not is_process_alive(pid), what=f"process {pid} to exit", within=DEADLINE_SECONDS
+    )
 
 
 def _dead_pid() -> int:

@@ -10,7 +10,6 @@ same exit code (0 COMPLETED, 1 FAILED, 4 CANCELLED).
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -18,23 +17,12 @@ import pytest
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
 from stigmer.resources.execution_events import CANCELLED
+from stigmer.testing.cli import COMMAND, Cli
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerThread
-from tests.conftest import Cli
-from tests.executions.conftest import (
-    DEADLINE_SECONDS,
-    PLAIN_AGENT,
-    engine_options,
-    stdio_tools_agent,
-    wait_for_end,
-    wait_until,
-)
-
-
-@pytest.fixture
-def model() -> Iterator[ScriptedModel]:
-    with ScriptedModel() as scripted:
-        yield scripted
+from tests.agents import PLAIN_AGENT, stdio_tools_agent
+from tests.backends import engine_options
+from tests.waiting import WAIT_SECONDS, wait_for_end, wait_until
 
 
 @pytest.fixture
@@ -115,7 +103,7 @@ def test_logs_of_a_run_cancelled_while_a_tool_runs_prints_the_same_and_exits_4(
     client.apply(stdio_tools_agent())
     model.add(Reply(tool_calls=(ToolCallStep("sleep", {"seconds": 60}),)))
     running = subprocess.Popen(
-        [sys.executable, "-m", "stigmer.cli.main", "run", "calculator", "sleep"],
+        [*COMMAND, "run", "calculator", "sleep"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -134,7 +122,7 @@ def test_logs_of_a_run_cancelled_while_a_tool_runs_prints_the_same_and_exits_4(
         wait_until(is_tool_running, what="the sleep tool to run")
         execution_id = _only_execution(client)
         client.cancel(execution_id)
-        stdout, stderr = running.communicate(timeout=DEADLINE_SECONDS)
+        stdout, stderr = running.communicate(timeout=WAIT_SECONDS)
     finally:
         if running.poll() is None:
             running.kill()
@@ -154,7 +142,7 @@ def test_logs_of_a_running_execution_prints_what_there_is_and_says_it_goes_on(
     cli: Cli, client: Client, model: ScriptedModel
 ) -> None:
     client.apply(PLAIN_AGENT)
-    model.add(Reply(content="Hello.", delay_seconds=DEADLINE_SECONDS))
+    model.add(Reply(content="Hello.", delay_seconds=WAIT_SECONDS))
     execution_id = client.run("greeter", "hi").metadata.id
     wait_until(
         lambda: len(client.get_execution(execution_id).status.messages) == 2,

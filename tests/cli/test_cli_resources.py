@@ -8,11 +8,9 @@ import pytest
 import yaml
 
 from stigmer.client import Client
+from stigmer.testing.cli import Cli
 from stigmer.testing.server import ServerThread
-from tests.conftest import Cli
-
-MANIFEST = (Path(__file__).parent.parent / "control_plane" / "manifests.py").read_text()
-FOUR = MANIFEST.split('FOUR_RESOURCES = """\\\n', 1)[1].split('"""', 1)[0]
+from tests.control_plane.manifests import FOUR_RESOURCES
 
 
 def write(tmp_path: Path, text: str, name: str = "resources.yaml") -> str:
@@ -22,7 +20,7 @@ def write(tmp_path: Path, text: str, name: str = "resources.yaml") -> str:
 
 
 def test_get_yaml_is_valid_input_to_apply(cli: Cli, tmp_path: Path) -> None:
-    assert cli("apply", "-f", write(tmp_path, FOUR)).exit_code == 0
+    assert cli("apply", "-f", write(tmp_path, FOUR_RESOURCES)).exit_code == 0
     shown = cli("get", "agent", "pr-reviewer", "-o", "yaml")
     assert shown.exit_code == 0
     document = yaml.safe_load(shown.stdout)
@@ -34,7 +32,7 @@ def test_get_yaml_is_valid_input_to_apply(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_get_lists_tables_json_and_selects_by_label(cli: Cli, tmp_path: Path) -> None:
-    cli("apply", "-f", write(tmp_path, FOUR))
+    cli("apply", "-f", write(tmp_path, FOUR_RESOURCES))
     table = cli("get", "agents")
     assert table.exit_code == 0
     assert table.stdout.splitlines()[0].split()[:2] == ["NAME", "MODEL"]
@@ -51,7 +49,7 @@ def test_get_lists_tables_json_and_selects_by_label(cli: Cli, tmp_path: Path) ->
 
 
 def test_secrets_never_reach_cli_output(cli: Cli, tmp_path: Path) -> None:
-    cli("apply", "-f", write(tmp_path, FOUR))
+    cli("apply", "-f", write(tmp_path, FOUR_RESOURCES))
     for output in ("yaml", "json", "wide"):
         shown = cli("get", "env", "prod", "-o", output)
         assert "ghp-canary" not in shown.stdout + shown.stderr
@@ -59,7 +57,7 @@ def test_secrets_never_reach_cli_output(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_delete_by_name_and_orphan_cascade(cli: Cli, tmp_path: Path, client: Client) -> None:
-    cli("apply", "-f", write(tmp_path, FOUR))
+    cli("apply", "-f", write(tmp_path, FOUR_RESOURCES))
     orphaned = cli("delete", "agent", "support-bot", "--cascade=orphan")
     assert orphaned.exit_code == 0
     assert orphaned.stdout.split() == ["agent/support-bot", "deleted"]
@@ -72,7 +70,7 @@ def test_delete_by_name_and_orphan_cascade(cli: Cli, tmp_path: Path, client: Cli
 
 
 def test_delete_from_file_removes_what_it_defines(cli: Cli, tmp_path: Path, client: Client) -> None:
-    path = write(tmp_path, FOUR)
+    path = write(tmp_path, FOUR_RESOURCES)
     cli("apply", "-f", path)
     deleted = cli("delete", "-f", path)
     assert deleted.exit_code == 0, deleted.stderr
@@ -137,7 +135,7 @@ def test_unknown_kind_on_get_exits_2(cli: Cli) -> None:
 
 
 def test_apply_from_stdin_and_dry_run(cli: Cli, client: Client) -> None:
-    dry = cli("apply", "-f", "-", "--dry-run", stdin=FOUR)
+    dry = cli("apply", "-f", "-", "--dry-run", stdin=FOUR_RESOURCES)
     assert dry.exit_code == 0
     assert dry.stdout.count("created (dry run)") == 4
     assert client.list("agent") == []

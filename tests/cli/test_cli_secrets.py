@@ -13,9 +13,9 @@ from stigmer.cli.secret_options import secret_values
 from stigmer.client import Client
 from stigmer.errors import InvalidArgument
 from stigmer.resources.execution_events import FAILED
+from stigmer.testing.cli import Cli
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerProcess
-from tests.conftest import Cli
 
 ON_SQLITE = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 

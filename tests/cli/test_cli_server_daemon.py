@@ -3,65 +3,48 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from stigmer.testing.ports import free_port
-
-FOUR = (Path(__file__).parent.parent / "control_plane" / "manifests.py").read_text()
-FOUR = FOUR.split('FOUR_RESOURCES = """\\\n', 1)[1].split('"""', 1)[0]
-
-
-class Stigmer:
-    def __init__(self, home: Path) -> None:
-        port = free_port()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")}
-        self.env.update(
-            STIGMER_HOME=str(home), STIGMER_PORT=str(port), STIGMER_SERVER=f"127.0.0.1:{port}"
-        )
-
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "stigmer.cli.main", *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=60,
-            check=False,
-        )
+from stigmer.local_ports import free_local_port
+from stigmer.testing.cli import Cli
+from tests.control_plane.manifests import FOUR_RESOURCES
 
 
 @pytest.fixture
-def stigmer(tmp_path: Path) -> Iterator[Stigmer]:
-    run = Stigmer(tmp_path / "home")
+def stigmer(tmp_path: Path) -> Iterator[Cli]:
+    """The CLI with a home of its own and a free port for the server it starts;
+    that server is stopped at the end."""
+    port = free_local_port()
+    run = Cli.isolated(
+        tmp_path / "home", {"PORT": str(port), "SERVER": f"127.0.0.1:{port}"}, cwd=tmp_path
+    )
     yield run
     run("server", "stop")
 
 
 @pytest.mark.slow
-def test_server_daemon_apply_walkthrough(stigmer: Stigmer, tmp_path: Path) -> None:
+def test_server_daemon_apply_walkthrough(stigmer: Cli, tmp_path: Path) -> None:
     started = stigmer("server", "start")
-    assert started.returncode == 0, started.stderr
-    assert stigmer("server", "status").returncode == 0
-    assert stigmer("server", "start").returncode == 1  # already running
+    assert started.exit_code == 0, started.stderr
+    assert stigmer("server", "status").exit_code == 0
+    assert stigmer("server", "start").exit_code == 1  # already running
 
     manifest = tmp_path / "resources.yaml"
-    manifest.write_text(FOUR)
+    manifest.write_text(FOUR_RESOURCES)
     first = stigmer("apply", "-f", str(manifest))
-    assert first.returncode == 0, first.stderr
+    assert first.exit_code == 0, first.stderr
     assert [line.split()[1] for line in first.stdout.splitlines()] == ["created"] * 4
 
     second = stigmer("apply", "-f", str(manifest))
     assert [line.split()[1] for line in second.stdout.splitlines()] == ["unchanged"] * 4
 
-    manifest.write_text(FOUR.replace("answer support questions", "Answer support questions"))
-    manifest.write_text(FOUR.replace("politely and briefly", "politely, briefly and in English"))
+    manifest.write_text(
+        FOUR_RESOURCES.replace("politely and briefly", "politely, briefly and in English")
+    )
     third = stigmer("apply", "-f", str(manifest))
     assert third.stdout.splitlines() == [
         "environment/prod unchanged",
@@ -83,6 +66,6 @@ def test_server_daemon_apply_walkthrough(stigmer: Stigmer, tmp_path: Path) -> No
     assert "ghp-canary" not in logs.stdout
 
     stopped = stigmer("server", "stop")
-    assert stopped.returncode == 0
-    assert stigmer("server", "status").returncode == 3
-    assert stigmer("get", "agents").returncode == 3
+    assert stopped.exit_code == 0
+    assert stigmer("server", "status").exit_code == 3
+    assert stigmer("get", "agents").exit_code == 3

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from stigmer.client import Client
+from stigmer.testing.cli import Cli
 from stigmer.testing.scripted_model import Reply, ScriptedModel
 from stigmer.testing.server import ServerThread
-from tests.conftest import Cli
-from tests.executions.conftest import engine_options
+from tests.backends import engine_options
 
 AGENTS = """\
 apiVersion: agentic.stigmer.ai/v1

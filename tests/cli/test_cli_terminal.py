@@ -41,16 +41,12 @@ from stigmer.api.v1.execution_pb2 import (
 from stigmer.cli.live import Wait, elapsed_text
 from stigmer.client import Client
 from stigmer.resources.execution_events import CANCELLED, COMPLETED, IN_PROGRESS
+from stigmer.testing.cli import COMMAND, Cli
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerThread
-from tests.conftest import Cli
-from tests.executions.conftest import (
-    PLAIN_AGENT,
-    engine_options,
-    stdio_tools_agent,
-    wait_for_end,
-    wait_until,
-)
+from tests.agents import PLAIN_AGENT, stdio_tools_agent
+from tests.backends import engine_options
+from tests.waiting import wait_for_end, wait_until
 
 DEADLINE_SECONDS = 30.0
 CTRL_C = b"\x03"
@@ -212,12 +208,6 @@ class HeldModel:
     def release(self, answer: Reply) -> None:
         self._answer = answer
         self._released.set()
-
-
-@pytest.fixture
-def model() -> Iterator[ScriptedModel]:
-    with ScriptedModel() as scripted:
-        yield scripted
 
 
 @pytest.fixture
@@ -402,7 +392,7 @@ def test_a_script_that_interrupts_run_gets_130_at_once_without_the_offer_to_canc
 ) -> None:
     client.apply(PLAIN_AGENT)
     running = subprocess.Popen(
-        [sys.executable, "-m", "stigmer.cli.main", "run", "greeter", "hi"],
+        [*COMMAND, "run", "greeter", "hi"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -6,13 +6,12 @@ reach a server would exit 3, not 0 or 2.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from stigmer.testing.ports import free_port
-from tests.conftest import Cli
+from stigmer.local_ports import free_local_port
+from stigmer.testing.cli import Cli
 
 AGENT = """\
 apiVersion: agentic.stigmer.ai/v1
@@ -50,9 +49,7 @@ metadata: {name: r2}
 @pytest.fixture
 def offline_cli(stigmer_home: Path, tmp_path: Path) -> Cli:
     """The CLI with STIGMER_SERVER at a closed port on 127.0.0.1."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")}
-    env.update(STIGMER_HOME=str(stigmer_home), STIGMER_SERVER=f"127.0.0.1:{free_port()}")
-    return Cli(env, tmp_path)
+    return Cli.isolated(stigmer_home, {"SERVER": f"127.0.0.1:{free_local_port()}"}, cwd=tmp_path)
 
 
 def write(folder: Path, name: str, text: str) -> str:

@@ -7,7 +7,6 @@ import json
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,8 +15,8 @@ from typing import IO
 
 from stigmer.api.v1 import agent_pb2, environment_pb2, meta_pb2
 from stigmer.client import Client
+from stigmer.testing.cli import COMMAND, Cli
 from stigmer.testing.server import ServerThread
-from tests.conftest import Cli
 
 LINE_DEADLINE = 20.0
 
@@ -63,7 +62,7 @@ class WatchProcess:
 @contextmanager
 def watching(cli: Cli, *args: str) -> Iterator[WatchProcess]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "stigmer.cli.main", "get", *args],
+        [*COMMAND, "get", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -5,7 +5,6 @@ values read off the printed scripts, against a real server."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +14,9 @@ import pytest
 from stigmer.client import Client
 from stigmer.engine.options import EngineOptions
 from stigmer.runtime.contract import ModelSettings
+from stigmer.testing.cli import Cli
 from stigmer.testing.scripted_model import Reply, ScriptedModel
 from stigmer.testing.server import ServerThread
-from tests.conftest import Cli
 from tests.control_plane.manifests import agent
 
 SHELLS = ("bash", "zsh", "fish")
@@ -39,9 +38,7 @@ def server(store_url: str) -> Iterator[ServerThread]:
 
 def offline_cli(tmp_path: Path) -> Cli:
     """The CLI pointed at an address where no server listens."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")}
-    env.update(STIGMER_HOME=str(tmp_path / "home"), STIGMER_SERVER="127.0.0.1:1")
-    return Cli(env, tmp_path)
+    return Cli.isolated(tmp_path / "home", {"SERVER": "127.0.0.1:1"}, cwd=tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +63,11 @@ def complete_bash(cli: Cli, scripts: dict[str, str], line: str) -> list[str]:
     """The candidates bash gets for the last word of `line` (COMP_WORDS is
     the line split on spaces, COMP_CWORD the index of the word completed)."""
     words = line.split(" ")
-    env = {
-        **cli.env,
-        COMPLETE_VARIABLE: instruction(scripts, "bash"),
-        "COMP_WORDS": line,
-        "COMP_CWORD": str(len(words) - 1),
-    }
-    result = Cli(env, cli.cwd)()
+    result = cli.with_env(
+        **{COMPLETE_VARIABLE: instruction(scripts, "bash")},
+        COMP_WORDS=line,
+        COMP_CWORD=str(len(words) - 1),
+    )()
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
     # No candidates is an empty line.
@@ -126,12 +121,10 @@ def test_execution_ids_complete_from_the_server_for_logs_cancel_and_get(
     assert complete_bash(cli, scripts, "stigmer logs ") == [execution_id]
     assert complete_bash(cli, scripts, "stigmer get execution aex") == [execution_id]
 
-    env = {
-        **cli.env,
-        COMPLETE_VARIABLE: instruction(scripts, "zsh"),
-        "_TYPER_COMPLETE_ARGS": "stigmer cancel ",
-    }
     assert "_TYPER_COMPLETE_ARGS" in scripts["zsh"]
-    zsh = Cli(env, cli.cwd)()
+    zsh = cli.with_env(
+        **{COMPLETE_VARIABLE: instruction(scripts, "zsh")},
+        _TYPER_COMPLETE_ARGS="stigmer cancel ",
+    )()
     assert zsh.exit_code == 0, zsh.stderr
     assert f'"{execution_id}":"' in zsh.stdout

@@ -19,7 +19,7 @@ import pytest
 import typer.main
 
 from stigmer.cli import main as cli_main
-from tests.conftest import Cli
+from stigmer.testing.cli import Cli
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,7 @@ def test_the_usage_error_caught_is_the_class_typer_raises() -> None:
 @pytest.fixture
 def stigmer(tmp_path: Path) -> Cli:
     """The real `stigmer` command; nothing here needs a server."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")}
-    env.update(STIGMER_HOME=str(tmp_path / "home"), STIGMER_SERVER="127.0.0.1:1")
-    return Cli(env, tmp_path)
+    return Cli.isolated(tmp_path / "home", {"SERVER": "127.0.0.1:1"}, cwd=tmp_path)
 
 
 def test_a_misspelt_command_suggests_the_closest_one_and_exits_2(stigmer: Cli) -> None:
@@ -170,8 +168,7 @@ def test_an_unexpected_error_prints_one_line_and_the_traceback_only_on_debug(
     # OSError no command expects.
     home = tmp_path / "not-a-folder"
     home.write_text("")
-    env = {**stigmer.env, "STIGMER_HOME": str(home)}
-    plain = Cli(env, tmp_path)("config", "set", "server", "127.0.0.1:7")
+    plain = stigmer.with_env(STIGMER_HOME=str(home))("config", "set", "server", "127.0.0.1:7")
     assert plain.exit_code == 1
     lines = plain.stderr.splitlines()
     assert len(lines) == 2
@@ -179,7 +176,9 @@ def test_an_unexpected_error_prints_one_line_and_the_traceback_only_on_debug(
     assert lines[1] == "Rerun with STIGMER_DEBUG=1 to see the traceback."
     assert "Traceback" not in plain.stdout + plain.stderr
 
-    debug = Cli({**env, "STIGMER_DEBUG": "1"}, tmp_path)("config", "set", "server", "127.0.0.1:7")
+    debug = stigmer.with_env(STIGMER_HOME=str(home), STIGMER_DEBUG="1")(
+        "config", "set", "server", "127.0.0.1:7"
+    )
     assert debug.exit_code == 1
     assert "Traceback (most recent call last)" in debug.stderr
     assert "FileExistsError" in debug.stderr

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from stigmer.api.v1 import agentinstance_pb2, execution_pb2, meta_pb2, session_pb2
 from stigmer.client import Client
+from stigmer.consistency.invariants import Code
 from stigmer.pipeline.envelope import Relations, as_envelope, encode
 from stigmer.resources.execution_events import COMPLETED, IN_PROGRESS, phase_name
 from stigmer.resources.ids import new_id
@@ -28,27 +29,27 @@ from tests.control_plane.seeding import (
     point_default_instance_id,
 )
 
-Seeder = Callable[[Client, str], str]
+Seeder = Callable[[Client, str], Code]
 
 
-def missing_default_instance(client: Client, store_url: str) -> str:
+def missing_default_instance(client: Client, store_url: str) -> Code:
     insert_bare_agent(store_url, "Legacy", "legacy")
-    return "AGENT_WITHOUT_DEFAULT_INSTANCE"
+    return Code.AGENT_WITHOUT_DEFAULT_INSTANCE
 
 
-def empty_pointer(client: Client, store_url: str) -> str:
+def empty_pointer(client: Client, store_url: str) -> Code:
     created = client.create(agent("Empty Pointer"))
     clear_default_instance_id(store_url, created.metadata.id)
-    return "DEFAULT_INSTANCE_POINTER_EMPTY"
+    return Code.DEFAULT_INSTANCE_POINTER_EMPTY
 
 
-def dangling_pointer(client: Client, store_url: str) -> str:
+def dangling_pointer(client: Client, store_url: str) -> Code:
     created = client.create(agent("Dangling Pointer"))
     point_default_instance_id(store_url, created.metadata.id, "ain-01jf0000000000000000000000")
-    return "DEFAULT_INSTANCE_POINTER_DANGLING"
+    return Code.DEFAULT_INSTANCE_POINTER_DANGLING
 
 
-def wrong_pointer(client: Client, store_url: str) -> str:
+def wrong_pointer(client: Client, store_url: str) -> Code:
     created = client.create(agent("Wrong Pointer"))
     extra = client.create(
         agentinstance_pb2.AgentInstance(
@@ -57,19 +58,19 @@ def wrong_pointer(client: Client, store_url: str) -> str:
         )
     )
     point_default_instance_id(store_url, created.metadata.id, extra.metadata.id)
-    return "DEFAULT_INSTANCE_POINTER_WRONG"
+    return Code.DEFAULT_INSTANCE_POINTER_WRONG
 
 
-def squatted_default_slug(client: Client, store_url: str) -> str:
+def squatted_default_slug(client: Client, store_url: str) -> Code:
     other = client.create(agent("Squatter Owner"))
     insert_bare_agent(store_url, "Squatted", "squatted")
     insert_instance(store_url, "squatted-default", other.metadata.id)
-    return "DEFAULT_INSTANCE_OWNED_BY_ANOTHER_AGENT"
+    return Code.DEFAULT_INSTANCE_OWNED_BY_ANOTHER_AGENT
 
 
-def orphan_instance(client: Client, store_url: str) -> str:
+def orphan_instance(client: Client, store_url: str) -> Code:
     insert_instance(store_url, "lost-instance", "agt-01jf0000000000000000000000")
-    return "ORPHAN_INSTANCE"
+    return Code.ORPHAN_INSTANCE
 
 
 def _insert_session(store_url: str, instance_id: str, agent_id: str = "") -> str:
@@ -90,9 +91,9 @@ def _insert_session(store_url: str, instance_id: str, agent_id: str = "") -> str
     return session.metadata.id
 
 
-def orphan_session(client: Client, store_url: str) -> str:
+def orphan_session(client: Client, store_url: str) -> Code:
     _insert_session(store_url, "ain-01jf0000000000000000000000")
-    return "ORPHAN_SESSION"
+    return Code.ORPHAN_SESSION
 
 
 def _insert_execution(store_url: str, session_id: str, phase: int, agent_id: str = "") -> str:
@@ -120,19 +121,19 @@ def _insert_execution(store_url: str, session_id: str, phase: int, agent_id: str
     return identifier
 
 
-def orphan_execution(client: Client, store_url: str) -> str:
+def orphan_execution(client: Client, store_url: str) -> Code:
     _insert_execution(store_url, "ses-01jf0000000000000000000000", COMPLETED)
-    return "ORPHAN_EXECUTION"
+    return Code.ORPHAN_EXECUTION
 
 
-def execution_without_lease(client: Client, store_url: str) -> str:
+def execution_without_lease(client: Client, store_url: str) -> Code:
     created = client.create(agent("Leaseless"))
     session_id = _insert_session(store_url, created.status.default_instance_id, created.metadata.id)
     _insert_execution(store_url, session_id, IN_PROGRESS, created.metadata.id)
-    return "EXECUTION_WITHOUT_LEASE"
+    return Code.EXECUTION_WITHOUT_LEASE
 
 
-def index_mismatch(client: Client, store_url: str) -> str:
+def index_mismatch(client: Client, store_url: str) -> Code:
     created = client.create(agent("Renamed By Hand"))
 
     async def work(transaction: Transaction) -> None:
@@ -144,10 +145,10 @@ def index_mismatch(client: Client, store_url: str) -> str:
         await transaction.update(edited, record.version)
 
     in_store(store_url, work)
-    return "INDEX_MISMATCH"
+    return Code.INDEX_MISMATCH
 
 
-def dangling_reference(client: Client, store_url: str) -> str:
+def dangling_reference(client: Client, store_url: str) -> Code:
     client.apply(
         """\
 apiVersion: agentic.stigmer.ai/v1
@@ -164,7 +165,7 @@ spec:
 """
     )
     client.delete("mcpserver", "doomed")
-    return "DANGLING_REFERENCE"
+    return Code.DANGLING_REFERENCE
 
 
 REPAIRABLE_SEEDERS: dict[str, Seeder] = {

@@ -9,9 +9,7 @@ import pytest
 
 from stigmer.testing.scripted_model import ScriptedModel
 from stigmer.testing.server import ServerThread
-from tests.executions.conftest import engine_options, model
-
-__all__ = ["model", "server"]
+from tests.backends import engine_options
 
 # The engine's lease reaper ends every execution that runs without a lease,
 # once per lease period. A test that seeds EXECUTION_WITHOUT_LEASE for

@@ -23,9 +23,15 @@ from stigmer.api.v1 import (
 from stigmer.client import Client
 from stigmer.domain.registry import Domains
 from stigmer.pipeline.framework import Pipeline
-from stigmer.resources.execution_events import CANCELLED, COMPLETED, TERMINAL_PHASES
+from stigmer.resources.execution_events import (
+    CANCELLED,
+    COMPLETED,
+    IN_PROGRESS,
+    TERMINAL_PHASES,
+)
 from stigmer.store.sqlite import SqliteStore
 from tests.control_plane.manifests import agent
+from tests.waiting import wait_until
 
 Action = Callable[[Client], object]
 
@@ -127,10 +133,13 @@ def wait_for_executions_of(client: Client, execution_id: str) -> None:
 
 def _start_slow_run(client: Client) -> None:
     _reviewer(client)
-    client.run("reviewer", "slow please")
-    deadline = time.monotonic() + 30
-    while client.list_executions(phase="in_progress") == [] and time.monotonic() < deadline:
-        time.sleep(0.02)
+    started = client.run("reviewer", "slow please").metadata.id
+    # The cell is about cancelling a running execution: one still pending
+    # would test another state, so not getting there fails the setup.
+    wait_until(
+        lambda: client.get_execution(started).status.phase == IN_PROGRESS,
+        what=f"execution {started} to be in progress",
+    )
 
 
 def _cancel_the_run(client: Client) -> object:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 import pytest
 
 from stigmer.client import Client
+from stigmer.testing.cli import Cli
 from stigmer.testing.server import ServerThread
-from tests.conftest import Cli
 from tests.consistency.broken_states import (
     DECISION_SEEDERS,
     REPAIRABLE_SEEDERS,
@@ -19,6 +18,7 @@ from tests.consistency.broken_states import (
     dump_store,
 )
 from tests.control_plane.manifests import FOUR_RESOURCES
+from tests.waiting import wait_until
 
 ALL_SEEDERS = {**REPAIRABLE_SEEDERS, **DECISION_SEEDERS}
 
@@ -97,16 +97,15 @@ def test_periodic_checker_logs_each_violation_code_and_heals_pointers(
     ):
         client.apply(FOUR_RESOURCES)
         expected = {seeder(client, store_url) for seeder in ALL_SEEDERS.values()}
-        logged: set[str] = set()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not expected <= logged:
-            logged = {
+
+        def logged() -> set[str]:
+            return {
                 r.getMessage().split(":", 1)[0].removeprefix("Consistency violation ")
                 for r in caplog.records
                 if r.getMessage().startswith("Consistency violation ")
             }
-            time.sleep(0.05)
-        assert expected <= logged
+
+        wait_until(lambda: expected <= logged(), what="the checker to log every seeded violation")
         assert len(expected) == 11
         messages = [r.getMessage() for r in caplog.records]
         assert any(m.startswith("Healed DEFAULT_INSTANCE_POINTER_EMPTY") for m in messages)

@@ -24,17 +24,17 @@ from pathlib import Path
 import pytest
 
 from stigmer.client import Client
-from stigmer.errors import StigmerError
+from stigmer.errors import AlreadyExists, NotFound, StigmerError
 from stigmer.faults import CRASH_EXIT_CODE
 from stigmer.testing.scripted_model import Reply, ScriptedModel
 from stigmer.testing.server import ServerProcess, ServerThread
+from tests.backends import engine_options
 from tests.consistency.crash_scenarios import (
     SCENARIOS,
     Scenario,
     pipelines_and_last_steps,
     pipelines_and_steps,
 )
-from tests.executions.conftest import engine_options
 
 STORE_CELLS = [("store", "before-commit"), ("store", "after-commit")]
 CELLS = [*pipelines_and_steps(), *STORE_CELLS]
@@ -113,8 +113,5 @@ def test_crash_leaves_a_consistent_store_and_the_retry_succeeds(
 def retry_or_resume(scenario: Scenario, client: Client) -> None:
     """Retries the request; a request that did commit before the crash (a
     crash after the commit) may answer that its work is already done."""
-    try:
+    with contextlib.suppress(AlreadyExists, NotFound):
         scenario.request(client)
-    except StigmerError as error:
-        if error.reason not in ("ALREADY_EXISTS", "NOT_FOUND"):
-            raise

@@ -10,8 +10,8 @@ import logging
 import pytest
 
 from stigmer.client import Client
+from stigmer.testing.cli import Cli
 from stigmer.testing.scripted_model import Reply, ScriptedModel
-from tests.conftest import Cli
 from tests.control_plane.seeding import count, insert_bare_agent, insert_instance
 
 

@@ -23,7 +23,7 @@ from stigmer.errors import InvalidArgument
 from stigmer.resources.kinds import KINDS
 from stigmer.resources.manifest_nodes import read_document_nodes
 from stigmer.resources.manifests import inspect_manifest, parse_manifest
-from tests.conftest import Cli
+from stigmer.testing.cli import Cli
 
 MCP_COMMAND = f"""\
     command: {sys.executable}

@@ -19,9 +19,9 @@ from stigmer.resources.slugs import MAX_SLUG_LENGTH, VALID_SLUG
 from stigmer.store.base import Transaction
 from stigmer.testing.scripted_model import Reply, ScriptedModel
 from stigmer.testing.server import ServerThread
+from tests.backends import engine_options
 from tests.control_plane.manifests import agent
 from tests.control_plane.seeding import count, in_store
-from tests.executions.conftest import engine_options
 
 SESSION_OF_GREETER = re.compile(r"^greeter-[0-9a-hjkmnp-tv-z]{5}$")
 STAGING = """\

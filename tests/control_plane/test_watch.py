@@ -16,7 +16,8 @@ from stigmer.resources.execution_events import COMPLETED, phase_name
 from stigmer.store.urls import store_from_url
 from stigmer.testing.scripted_model import Reply, ScriptedModel
 from stigmer.testing.server import ServerThread
-from tests.executions.conftest import PLAIN_AGENT, engine_options
+from tests.agents import PLAIN_AGENT
+from tests.backends import engine_options
 
 # Generous: an event is pushed at once on commit, or found by the poll within a second.
 EVENT_DEADLINE = 10.0

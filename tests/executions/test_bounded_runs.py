@@ -16,7 +16,8 @@ from stigmer.errors import InvalidArgument
 from stigmer.resources.execution_events import COMPLETED, FAILED
 from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
-from tests.executions.conftest import PLAIN_AGENT, wait_for_end
+from tests.agents import PLAIN_AGENT
+from tests.waiting import wait_for_end
 
 pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 SOURCE = str(Path(stigmer.__file__).resolve().parents[1])

@@ -12,8 +12,10 @@ from stigmer.client import AsyncClient, Client
 from stigmer.resources.execution_events import CANCELLED, COMPLETED, IN_PROGRESS
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerThread
+from tests.agents import PLAIN_AGENT, stdio_tools_agent
+from tests.backends import engine_options
 from tests.control_plane.seeding import clear_default_instance_id, count
-from tests.executions.conftest import PLAIN_AGENT, stdio_tools_agent, wait_for_end, wait_until
+from tests.waiting import wait_for_end, wait_until
 
 RUNS = 64
 
@@ -112,8 +114,6 @@ def test_cancel_during_a_tool_call_interrupts_it(client: Client, model: Scripted
 
 def test_cancel_of_a_pending_execution_is_immediate(store_url: str, model: ScriptedModel) -> None:
     # No engine workers free: a server whose only worker is busy.
-    from tests.executions.conftest import engine_options
-
     options = engine_options(model.base_url, workers=1)
     with ServerThread(store_url, engine=options) as server, Client(server.address) as client:
         client.apply(PLAIN_AGENT)

@@ -11,19 +11,15 @@ import pytest
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
+from stigmer.local_ports import free_local_port
 from stigmer.resources.execution_events import COMPLETED, FAILED
-from stigmer.testing.ports import free_port
+from stigmer.testing.cli import Cli
 from stigmer.testing.postgres import TemporaryPostgres
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerThread
-from tests.conftest import Cli
-from tests.executions.conftest import (
-    PLAIN_AGENT,
-    engine_options,
-    stdio_tools_agent,
-    wait_for_end,
-    wait_until,
-)
+from tests.agents import PLAIN_AGENT, stdio_tools_agent
+from tests.backends import engine_options
+from tests.waiting import wait_for_end, wait_until
 
 
 def system_messages(execution: execution_pb2.AgentExecution) -> list[str]:
@@ -33,7 +29,7 @@ def system_messages(execution: execution_pb2.AgentExecution) -> list[str]:
 
 
 def test_unreachable_model_fails_the_execution_with_a_clear_message(store_url: str) -> None:
-    options = engine_options(f"http://127.0.0.1:{free_port()}/v1", workers=1)
+    options = engine_options(f"http://127.0.0.1:{free_local_port()}/v1", workers=1)
     with ServerThread(store_url, engine=options) as server, Client(server.address) as client:
         client.apply(PLAIN_AGENT)
         final = wait_for_end(client, client.run("greeter", "hi").metadata.id)

@@ -10,10 +10,11 @@ import yaml
 from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
 from stigmer.resources.execution_events import COMPLETED
+from stigmer.testing.cli import Cli
 from stigmer.testing.mcp_server import HttpMcpServer
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
-from tests.conftest import Cli
-from tests.executions.conftest import PLAIN_AGENT, stdio_tools_agent, wait_for_end
+from tests.agents import PLAIN_AGENT, stdio_tools_agent
+from tests.waiting import wait_for_end
 
 
 def test_run_streams_the_answer_and_the_execution_records_everything(

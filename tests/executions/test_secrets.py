@@ -20,9 +20,9 @@ from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
 from stigmer.engine import recording
 from stigmer.resources.execution_events import COMPLETED, FAILED
+from stigmer.testing.cli import Cli
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
-from tests.conftest import Cli
-from tests.executions.conftest import wait_for_end
+from tests.waiting import wait_for_end
 
 pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 

@@ -12,7 +12,8 @@ from stigmer.client import Client
 from stigmer.resources.execution_events import ACTIVE_PHASES, COMPLETED, FAILED
 from stigmer.testing.scripted_model import Reply, ScriptedModel
 from stigmer.testing.server import ServerProcess
-from tests.executions.conftest import PLAIN_AGENT, wait_until
+from tests.agents import PLAIN_AGENT
+from tests.waiting import wait_until
 
 LEASE_SECONDS = 2
 
@@ -72,7 +73,7 @@ def test_sigkill_with_executions_in_flight_leaves_no_zombie_after_a_lease_period
             def nothing_active() -> bool:
                 return all(client.get_execution(i).status.phase not in ACTIVE_PHASES for i in ids)
 
-            wait_until(nothing_active, deadline=LEASE_SECONDS * 10, what="no active execution")
+            wait_until(nothing_active, what="no active execution", within=LEASE_SECONDS * 10)
             finals = [client.get_execution(i) for i in ids]
     finally:
         second.stop()

@@ -16,21 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from stigmer.api.v1 import execution_pb2
-from stigmer.client import Client
-from stigmer.engine.options import EngineOptions
-from stigmer.resources.execution_events import TERMINAL_PHASES
-from stigmer.runtime.contract import ModelSettings
-from stigmer.runtime.model_files import DEFAULT_MODEL, install_model
+from stigmer.runtime.model_files import install_model
 from stigmer.testing.server import ServerThread
-from tests.conftest import ROOT
-from tests.executions.conftest import wait_until
-
-# A model call on two shared cores takes seconds, not milliseconds.
-RUN_DEADLINE_SECONDS = 90.0
-QUICKSTART = ROOT / "examples" / "quickstart.yaml"
-QUICKSTART_AGENT = "date-helper"
-QUICKSTART_QUESTION = "How many days are there between 2024-03-01 and 2025-01-15?"
+from tests import ROOT
+from tests.local.local_model import local_engine
 
 
 @pytest.fixture(scope="session")
@@ -65,14 +54,6 @@ def quickstart_cwd(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 
 
-def local_engine() -> EngineOptions:
-    return EngineOptions(
-        workers=2,
-        poll_seconds=0.2,
-        model=ModelSettings(provider="local", model=DEFAULT_MODEL.alias),
-    )
-
-
 @pytest.fixture
 def local_server(
     store_url: str, local_home: Path, installed_model: Path, monkeypatch: pytest.MonkeyPatch
@@ -80,14 +61,3 @@ def local_server(
     monkeypatch.setenv("STIGMER_LLM_MODEL_PATH", str(installed_model))
     with ServerThread(store_url, engine=local_engine()) as running:
         yield running
-
-
-def wait_for_end(client: Client, execution_id: str) -> execution_pb2.AgentExecution:
-    found: list[execution_pb2.AgentExecution] = []
-
-    def has_ended() -> bool:
-        found[:] = [client.get_execution(execution_id)]
-        return found[0].status.phase in TERMINAL_PHASES
-
-    wait_until(has_ended, deadline=RUN_DEADLINE_SECONDS, what=f"execution {execution_id} to end")
-    return found[0]

@@ -6,19 +6,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stigmer.engine.options import EngineOptions
+from stigmer.local_ports import free_local_port
 from stigmer.runtime.contract import ModelSettings
 from stigmer.runtime.model_files import DEFAULT_MODEL
-from stigmer.testing.ports import free_port
+from stigmer.testing.cli import Cli, CliResult, isolated_environment
 from stigmer.testing.scripted_model import MODEL_ID, ScriptedModel
 from stigmer.testing.server import ServerThread
 from stigmer.version import __version__
-from tests.conftest import Cli, CliResult
 
 
 @pytest.fixture
@@ -26,22 +25,16 @@ def doctor_cli(tmp_path: Path) -> Cli:
     """The CLI with its own STIGMER_HOME, no provider settings or keys, and no
     Ollama; its config file names a server address where nothing listens (the
     default one might be taken on this machine)."""
-    env = {
+    without_keys = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("STIGMER_") and key not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+        if key not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
     }
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.yaml").write_text(f"server: 127.0.0.1:{free_port()}\n")
-    env.update(STIGMER_HOME=str(home), OLLAMA_HOST=f"127.0.0.1:{free_port()}")
-    return Cli(env, tmp_path)
-
-
-@pytest.fixture
-def model() -> Iterator[ScriptedModel]:
-    with ScriptedModel() as scripted:
-        yield scripted
+    (home / "config.yaml").write_text(f"server: 127.0.0.1:{free_local_port()}\n")
+    environment = isolated_environment(home, base=without_keys)
+    return Cli({**environment, "OLLAMA_HOST": f"127.0.0.1:{free_local_port()}"}, tmp_path)
 
 
 def _checks(shown: CliResult) -> list[tuple[str, str, str]]:
@@ -180,7 +173,7 @@ def test_doctor_reports_the_running_server_and_passes_with_a_reachable_model(
 
 
 def test_doctor_with_an_unreachable_model_endpoint_fails_naming_its_url(doctor_cli: Cli) -> None:
-    base_url = f"http://127.0.0.1:{free_port()}/v1"
+    base_url = f"http://127.0.0.1:{free_local_port()}/v1"
     doctor_cli.env.update(STIGMER_LLM_PROVIDER="openai", STIGMER_LLM_BASE_URL=base_url)
 
     shown = doctor_cli("doctor")
@@ -209,7 +202,7 @@ def test_doctor_with_an_invalid_setting_fails_naming_the_setting_and_its_source(
 def test_doctor_fails_when_a_server_address_given_explicitly_does_not_answer(
     doctor_cli: Cli,
 ) -> None:
-    address = f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{free_local_port()}"
     doctor_cli.env.update(STIGMER_LLM_PROVIDER="local")
 
     shown = doctor_cli("doctor", "--server", address, "-o", "json")

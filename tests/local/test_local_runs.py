@@ -18,17 +18,18 @@ from stigmer.client import Client
 from stigmer.resources.execution_events import phase_name
 from stigmer.runtime.local_model import shared_host
 from stigmer.runtime.model_files import DEFAULT_MODEL
+from stigmer.testing.cli import Cli
 from stigmer.testing.server import ServerThread
-from tests.conftest import ROOT, Cli
-from tests.executions.conftest import PLAIN_AGENT
-from tests.local.conftest import (
+from tests import ROOT
+from tests.agents import PLAIN_AGENT
+from tests.local.local_model import (
     QUICKSTART,
     QUICKSTART_AGENT,
     QUICKSTART_QUESTION,
     RUN_DEADLINE_SECONDS,
     local_engine,
-    wait_for_end,
 )
+from tests.waiting import wait_for_end
 
 COMPLETED = execution_pb2.EXECUTION_PHASE_COMPLETED
 FAILED = execution_pb2.EXECUTION_PHASE_FAILED
@@ -71,7 +72,11 @@ def test_the_quickstart_question_completes_ten_times_in_ten_with_its_tool_called
     with Client(local_server.address) as client:
         client.apply(QUICKSTART.read_text(), source=str(QUICKSTART))
         finals = [
-            wait_for_end(client, client.run(QUICKSTART_AGENT, QUICKSTART_QUESTION).metadata.id)
+            wait_for_end(
+                client,
+                client.run(QUICKSTART_AGENT, QUICKSTART_QUESTION).metadata.id,
+                within=RUN_DEADLINE_SECONDS,
+            )
             for _ in range(10)
         ]
 
@@ -95,7 +100,9 @@ def test_a_question_that_makes_the_model_call_a_tool_it_was_not_offered_still_co
     with Client(local_server.address) as client:
         client.apply(QUICKSTART.read_text(), source=str(QUICKSTART))
         final = wait_for_end(
-            client, client.run(QUICKSTART_AGENT, "What's the weather in Paris?").metadata.id
+            client,
+            client.run(QUICKSTART_AGENT, "What's the weather in Paris?").metadata.id,
+            within=RUN_DEADLINE_SECONDS,
         )
 
     assert phase_name(final.status.phase) == "COMPLETED", final.status.error
@@ -113,8 +120,12 @@ def test_executions_share_one_local_model_that_stops_with_the_server(
 
     with ServerThread(store_url, engine=local_engine()) as server, Client(server.address) as client:
         client.apply(PLAIN_AGENT)
-        first = wait_for_end(client, client.run("greeter", "Hi, I am Ada.").metadata.id)
-        second = wait_for_end(client, client.run("greeter", "Hi, I am Bob.").metadata.id)
+        first = wait_for_end(
+            client, client.run("greeter", "Hi, I am Ada.").metadata.id, within=RUN_DEADLINE_SECONDS
+        )
+        second = wait_for_end(
+            client, client.run("greeter", "Hi, I am Bob.").metadata.id, within=RUN_DEADLINE_SECONDS
+        )
         assert shared_host.is_running
 
     assert [first.status.phase, second.status.phase] == [COMPLETED, COMPLETED]
@@ -127,8 +138,7 @@ def test_executions_share_one_local_model_that_stops_with_the_server(
 def test_model_install_assembles_the_default_model_once_then_only_checks_it(
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")}
-    cli = Cli({**env, "STIGMER_HOME": str(tmp_path)}, tmp_path)
+    cli = Cli.isolated(tmp_path, cwd=tmp_path)
 
     first = cli("model", "install")
     second = cli("model", "install")
@@ -156,9 +166,13 @@ def test_a_damaged_model_file_fails_the_run_with_a_clear_error_and_the_server_ke
     with ServerThread(store_url, engine=local_engine()) as server, Client(server.address) as client:
         client.apply(PLAIN_AGENT)
         monkeypatch.setenv("STIGMER_LLM_MODEL_PATH", str(truncated))
-        refused = wait_for_end(client, client.run("greeter", "hi").metadata.id)
+        refused = wait_for_end(
+            client, client.run("greeter", "hi").metadata.id, within=RUN_DEADLINE_SECONDS
+        )
         monkeypatch.setenv("STIGMER_LLM_MODEL_PATH", str(garbled))
-        unloadable = wait_for_end(client, client.run("greeter", "hi").metadata.id)
+        unloadable = wait_for_end(
+            client, client.run("greeter", "hi").metadata.id, within=RUN_DEADLINE_SECONDS
+        )
         assert client.get("agent", "greeter").metadata.slug == "greeter"
 
     assert refused.status.phase == FAILED

@@ -16,21 +16,22 @@ from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
 from stigmer.engine.embedded import EmbeddedEngine
 from stigmer.engine.options import EngineOptions
+from stigmer.local_ports import free_local_port
 from stigmer.runtime.contract import ModelError
 from stigmer.runtime.model_files import DEFAULT_MODEL
 from stigmer.runtime.model_resolution import ollama_url, resolve_model
 from stigmer.runtime.providers import provider_for
-from stigmer.testing.ports import free_port
 from stigmer.testing.scripted_model import ScriptedModel
 from stigmer.testing.server import ServerThread
-from tests.executions.conftest import PLAIN_AGENT, wait_until
-from tests.local.conftest import wait_for_end
+from tests.agents import PLAIN_AGENT
+from tests.local.local_model import RUN_DEADLINE_SECONDS
+from tests.waiting import wait_for_end, wait_until
 
 
 @pytest.fixture
 def no_ollama(local_home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """OLLAMA_HOST points at a port nothing listens on."""
-    address = f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{free_local_port()}"
     monkeypatch.setenv("OLLAMA_HOST", address)
     return f"http://{address}"
 
@@ -125,7 +126,9 @@ def test_with_nothing_found_runs_fail_with_how_to_configure_a_provider(
     engine = EngineOptions(model=choice.settings)
     with ServerThread(store_url, engine=engine) as server, Client(server.address) as client:
         client.apply(PLAIN_AGENT)
-        final = wait_for_end(client, client.run("greeter", "hi").metadata.id)
+        final = wait_for_end(
+            client, client.run("greeter", "hi").metadata.id, within=RUN_DEADLINE_SECONDS
+        )
         # Stopping while the worker slot is still being released can lose the
         # dispatcher's cancellation (asyncio.wait_for on 3.11): let it settle first.
         embedded = server.server.engine

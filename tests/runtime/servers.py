@@ -1,4 +1,4 @@
-"""Tool servers and ports for runtime tests: the real MCP test server over stdio."""
+"""Tool servers for runtime tests: the real MCP test server over stdio."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ from pathlib import Path
 
 import stigmer
 from stigmer.runtime.contract import StdioServer, ToolServer
-from stigmer.testing.ports import free_port
-
-__all__ = ["free_port", "stdio_tools"]
 
 
 def stdio_tools(

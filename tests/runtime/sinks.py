@@ -15,7 +15,7 @@ class ToolCallResult:
 
 
 @dataclass
-class RecordingSink:
+class CollectingSink:
     """Records each report; `kinds` is the order of reports, text deltas left out."""
 
     kinds: list[str] = field(default_factory=list)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from stigmer.local_ports import free_local_port
 from stigmer.runtime.contract import (
     HistoryMessage,
     HistoryToolCall,
@@ -24,10 +25,11 @@ from stigmer.runtime.contract import (
 from stigmer.runtime.loop import run_agent
 from stigmer.testing.mcp_server import HttpMcpServer
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
+from tests.processes import child_pids, linux_only
 from tests.runtime.anthropic_stream import CannedAnthropic, text_reply, tool_use_reply
-from tests.runtime.processes import child_pids, linux_only, wait_until, wait_until_async
-from tests.runtime.servers import free_port, stdio_tools
-from tests.runtime.sinks import RecordingSink
+from tests.runtime.servers import stdio_tools
+from tests.runtime.sinks import CollectingSink
+from tests.waiting import wait_until, wait_until_async
 
 INSTRUCTIONS = "You are a careful calculator."
 
@@ -50,8 +52,8 @@ def request_for(
     )
 
 
-def run(request: RunRequest) -> tuple[RunOutcome, RecordingSink]:
-    sink = RecordingSink()
+def run(request: RunRequest) -> tuple[RunOutcome, CollectingSink]:
+    sink = CollectingSink()
 
     async def scenario() -> RunOutcome:
         outcome = await run_agent(request, sink)
@@ -87,7 +89,7 @@ def test_plain_answer_streams_deltas_that_add_up_to_the_final_answer_and_reports
     ]
 
 
-def assert_add_round_trip(model: ScriptedModel, outcome: RunOutcome, sink: RecordingSink) -> None:
+def assert_add_round_trip(model: ScriptedModel, outcome: RunOutcome, sink: CollectingSink) -> None:
     assert outcome == RunOutcome(final_answer="2 + 3 = 5", steps=2)
     assert sink.kinds == [
         "ai_message_started",
@@ -272,7 +274,7 @@ def test_model_http_500_is_a_model_error_with_the_status_and_message() -> None:
 
 
 def test_an_unreachable_model_endpoint_is_a_model_error_saying_so() -> None:
-    base_url = f"http://127.0.0.1:{free_port()}/v1"
+    base_url = f"http://127.0.0.1:{free_local_port()}/v1"
     with pytest.raises(ModelError) as raised:
         run(request_for(base_url))
     assert str(raised.value) == f"model endpoint {base_url} unreachable: connection refused"
@@ -304,12 +306,12 @@ def test_the_step_limit_ends_the_run_with_the_last_content() -> None:
 @linux_only
 def test_cancelling_during_a_slow_model_reply_stops_promptly_and_leaves_no_child_process() -> None:
     before = child_pids()
-    sink = RecordingSink()
+    sink = CollectingSink()
 
     async def scenario(model: ScriptedModel) -> float:
         request = request_for(model.base_url, tool_servers=(stdio_tools(),))
         task = asyncio.create_task(run_agent(request, sink))
-        assert await wait_until_async(lambda: len(model.requests) == 1, within=30)
+        await wait_until_async(lambda: len(model.requests) == 1, what="the model call")
         assert len(child_pids() - before) == 1
         cancelled_at = time.monotonic()
         task.cancel()
@@ -322,7 +324,7 @@ def test_cancelling_during_a_slow_model_reply_stops_promptly_and_leaves_no_child
 
     assert elapsed < 2.0
     assert sink.kinds == ["ai_message_started"]
-    assert wait_until(lambda: not child_pids() - before, timeout=5)
+    wait_until(lambda: not child_pids() - before, what="the tool server to exit", within=5)
 
 
 def test_a_stdio_tool_sees_its_resolved_env_and_not_the_parent_environment(
@@ -349,7 +351,7 @@ def test_a_stdio_tool_sees_its_resolved_env_and_not_the_parent_environment(
     ]
 
 
-class FailingSink(RecordingSink):
+class FailingSink(CollectingSink):
     """A sink whose store is broken: it cannot record streamed text."""
 
     async def ai_content_delta(self, text: str) -> None:
@@ -367,18 +369,18 @@ def test_an_error_of_the_sink_aborts_the_run_as_itself_not_as_a_model_error() ->
 def test_max_steps_below_one_is_rejected() -> None:
     request = request_for("http://127.0.0.1:9/v1", max_steps=0)
     with pytest.raises(ValueError, match="max_steps must be at least 1"):
-        asyncio.run(run_agent(request, RecordingSink()))
+        asyncio.run(run_agent(request, CollectingSink()))
 
 
 @linux_only
 def test_cancelling_during_a_tool_call_stops_promptly_and_leaves_no_child_process() -> None:
     before = child_pids()
-    sink = RecordingSink()
+    sink = CollectingSink()
 
     async def scenario(model: ScriptedModel) -> float:
         request = request_for(model.base_url, tool_servers=(stdio_tools(),))
         task = asyncio.create_task(run_agent(request, sink))
-        assert await wait_until_async(lambda: bool(sink.started_calls), within=30)
+        await wait_until_async(lambda: bool(sink.started_calls), what="the tool call to start")
         cancelled_at = time.monotonic()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -392,7 +394,7 @@ def test_cancelling_during_a_tool_call_stops_promptly_and_leaves_no_child_proces
     assert elapsed < 2.0
     assert sink.kinds[-1] == "tool_call_started"
     assert sink.results == []
-    assert wait_until(lambda: not child_pids() - before, timeout=5)
+    wait_until(lambda: not child_pids() - before, what="the tool server to exit", within=5)
 
 
 @linux_only
@@ -401,8 +403,10 @@ def test_cancelling_while_tool_servers_start_leaves_no_child_process() -> None:
 
     async def scenario(model: ScriptedModel) -> None:
         request = request_for(model.base_url, tool_servers=(stdio_tools("a"), stdio_tools("b")))
-        task = asyncio.create_task(run_agent(request, RecordingSink()))
-        assert await wait_until_async(lambda: len(child_pids() - before) == 2, within=10)
+        task = asyncio.create_task(run_agent(request, CollectingSink()))
+        await wait_until_async(
+            lambda: len(child_pids() - before) == 2, what="both tool servers to start", within=10
+        )
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -411,7 +415,7 @@ def test_cancelling_while_tool_servers_start_leaves_no_child_process() -> None:
     with ScriptedModel([Reply(content="never")]) as model:
         asyncio.run(scenario(model))
         assert model.requests == []
-    assert wait_until(lambda: not child_pids() - before, timeout=5)
+    wait_until(lambda: not child_pids() - before, what="the tool server to exit", within=5)
 
 
 def test_an_anthropic_model_drives_a_tool_round_trip_over_stdio() -> None:

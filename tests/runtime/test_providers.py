@@ -8,6 +8,7 @@ import anthropic.types
 import httpx2
 import pytest
 
+from stigmer.local_ports import free_local_port
 from stigmer.runtime.anthropic_chat import (
     AnthropicChatProvider,
     anthropic_messages,
@@ -30,7 +31,6 @@ from stigmer.runtime.openai_chat import OpenAIChatProvider, openai_messages, ope
 from stigmer.runtime.providers import OLLAMA_BASE_URL, provider_for
 from stigmer.testing.scripted_model import Reply, ScriptedModel
 from tests.runtime.anthropic_stream import CannedAnthropic, text_reply, tool_use_reply
-from tests.runtime.servers import free_port
 
 ADD = ToolSpec(
     name="add",
@@ -132,7 +132,7 @@ def test_an_anthropic_http_error_is_a_model_error_with_status_and_message() -> N
 
 
 def test_an_unreachable_anthropic_endpoint_is_a_model_error_saying_so() -> None:
-    base_url = f"http://127.0.0.1:{free_port()}"
+    base_url = f"http://127.0.0.1:{free_local_port()}"
     settings = ModelSettings(provider="anthropic", model="claude", base_url=base_url, api_key="k")
     with pytest.raises(ModelError) as raised:
         stream_once(AnthropicChatProvider(settings))

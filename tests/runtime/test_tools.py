@@ -7,10 +7,12 @@ import sys
 
 import pytest
 
+from stigmer.local_ports import free_local_port
 from stigmer.runtime.contract import HttpServer, StdioServer, ToolServer, ToolServerError
 from stigmer.runtime.tools import ToolBox, ToolResult
-from tests.runtime.processes import child_pids, linux_only, wait_until
-from tests.runtime.servers import free_port, stdio_tools
+from tests.processes import child_pids, linux_only
+from tests.runtime.servers import stdio_tools
+from tests.waiting import wait_until
 
 
 def python_server(name: str, code: str) -> ToolServer:
@@ -68,7 +70,7 @@ def test_a_server_that_exits_at_start_is_an_error_with_its_stderr_and_stops_the_
     assert message.startswith("tool server 'broken' (command ")
     assert "could not start: the server closed the connection" in message
     assert message.endswith("its stderr ends with: bad config: no token")
-    assert wait_until(lambda: not child_pids() - before, timeout=5)
+    wait_until(lambda: not child_pids() - before, what="the tool server to exit", within=5)
 
 
 @linux_only
@@ -82,11 +84,11 @@ def test_a_server_silent_past_the_start_deadline_is_an_error_and_is_stopped() ->
 
     with pytest.raises(ToolServerError, match=r"'mute' .* could not start: no answer within 0.5 s"):
         asyncio.run(scenario())
-    assert wait_until(lambda: not child_pids() - before, timeout=5)
+    wait_until(lambda: not child_pids() - before, what="the tool server to exit", within=5)
 
 
 def test_an_unreachable_http_server_is_an_error_naming_its_url() -> None:
-    url = f"http://127.0.0.1:{free_port()}/mcp"
+    url = f"http://127.0.0.1:{free_local_port()}/mcp"
     remote = ToolServer(name="remote", transport=HttpServer(url=url, timeout_seconds=5))
 
     async def scenario() -> None:

@@ -21,13 +21,7 @@ from stigmer.engine.temporal_engine import TemporalOptions
 from stigmer.testing.scripted_model import ScriptedModel
 from stigmer.testing.server import ServerThread
 from stigmer.testing.worker import WorkerProcess, WorkerThread
-from tests.executions.conftest import HEARTBEAT_SECONDS, LEASE_SECONDS, model_settings
-
-
-@pytest.fixture
-def model() -> Iterator[ScriptedModel]:
-    with ScriptedModel() as scripted:
-        yield scripted
+from tests.backends import HEARTBEAT_SECONDS, LEASE_SECONDS, model_settings
 
 
 @pytest.fixture

@@ -4,21 +4,18 @@ local convenience of a server that manages its own Temporal dev server."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from stigmer.engine.temporal_dev_server import TemporalDevServer, managed_address
-from stigmer.testing.ports import free_port
+from stigmer.local_ports import free_local_port
+from stigmer.testing.cli import Cli
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerProcess
 from stigmer.testing.worker import WorkerProcess
-from tests.conftest import Cli
-from tests.executions.conftest import PLAIN_AGENT, stdio_tools_agent
+from tests.agents import PLAIN_AGENT, stdio_tools_agent
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +25,7 @@ def _model_settings(model: ScriptedModel) -> dict[str, str]:
 
 
 def _cli(home: Path, server: str, cwd: Path) -> Cli:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")}
-    env.update(STIGMER_HOME=str(home), STIGMER_SERVER=server)
-    return Cli(env, cwd)
+    return Cli.isolated(home, {"SERVER": server}, cwd=cwd)
 
 
 def test_server_on_postgres_and_temporal_with_a_worker_elsewhere_runs_to_completed(
@@ -79,7 +74,7 @@ def test_server_without_a_temporal_address_manages_a_dev_server(
 ) -> None:
     model.add(Reply(content="hello from a managed Temporal"))
     home = tmp_path / "home"
-    port = free_port()
+    port = free_local_port()
     cli = _cli(home, f"127.0.0.1:{port}", tmp_path)
     cli.env["STIGMER_PORT"] = str(port)
 
@@ -104,19 +99,9 @@ def test_server_without_a_temporal_address_manages_a_dev_server(
 
 
 def test_worker_without_any_temporal_address_is_a_clear_error(tmp_path: Path) -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STIGMER_")}
-    env.update(STIGMER_HOME=str(tmp_path / "home"))
+    finished = Cli.isolated(tmp_path / "home")("worker")
 
-    finished = subprocess.run(
-        [sys.executable, "-m", "stigmer.cli.main", "worker"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-
-    assert finished.returncode == 1
+    assert finished.exit_code == 1
     assert "no Temporal address" in finished.stderr
     assert "--temporal-address" in finished.stderr
 

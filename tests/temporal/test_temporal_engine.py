@@ -19,13 +19,14 @@ from stigmer.client import Client
 from stigmer.engine.options import EngineOptions
 from stigmer.engine.temporal_engine import TemporalEngine, TemporalOptions
 from stigmer.errors import Unavailable
+from stigmer.local_ports import free_local_port
 from stigmer.resources.execution_events import COMPLETED, IN_PROGRESS
-from stigmer.testing.ports import free_port
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerThread
-from tests.executions.conftest import PLAIN_AGENT, stdio_tools_agent, wait_for_end, wait_until
-from tests.runtime.processes import child_pids, linux_only
+from tests.agents import PLAIN_AGENT, stdio_tools_agent
+from tests.processes import child_pids, linux_only
 from tests.temporal.conftest import StartWorker, StartWorkerProcess
+from tests.waiting import wait_for_end, wait_until
 
 # On SQLite only: tests/executions runs the engine on both stores; what is
 # tested here (workers, workflows) is the same whatever the store.
@@ -300,7 +301,7 @@ def test_a_workflow_terminated_before_anything_happened_is_run_again(
 
 
 def test_a_server_whose_temporal_does_not_answer_does_not_start(store_url: str) -> None:
-    address = f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{free_local_port()}"
     temporal = TemporalOptions(address=address, connect_timeout_seconds=1)
     server = ServerThread(store_url, engine=EngineOptions(), temporal=temporal)
 

@@ -17,8 +17,9 @@ from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
 from stigmer.resources.execution_events import COMPLETED
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
-from tests.executions.conftest import stdio_tools_agent, wait_for_end
+from tests.agents import stdio_tools_agent
 from tests.temporal.conftest import StartWorkerProcess
+from tests.waiting import wait_for_end
 
 pytestmark = [
     pytest.mark.slow,

@@ -18,7 +18,7 @@ from stigmer.resources.execution_events import COMPLETED, phase_event, system_me
 from stigmer.resources.secrets import MASK
 from stigmer.testing.server import ServerThread
 from stigmer.worker.server_api import WorkerApiClient
-from tests.executions.conftest import PLAIN_AGENT
+from tests.agents import PLAIN_AGENT
 
 pytestmark = [
     pytest.mark.slow,

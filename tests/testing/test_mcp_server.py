@@ -17,7 +17,8 @@ from mcp.types import CONNECTION_CLOSED, CallToolResult, TextContent
 
 import stigmer
 from stigmer.testing.mcp_server import HttpMcpServer
-from tests.runtime.processes import child_pids, linux_only, wait_until
+from tests.processes import child_pids, linux_only
+from tests.waiting import wait_until
 
 TOOLS = ["add", "echo", "repeat", "read_env", "pid", "fail", "crash", "sleep"]
 CALL_DEADLINE = 20.0
@@ -163,7 +164,7 @@ def test_crash_over_stdio_fails_the_call_promptly_and_the_server_process_is_gone
     started = time.monotonic()
     pid = asyncio.run(scenario())
     assert time.monotonic() - started < CALL_DEADLINE
-    assert wait_until(lambda: pid not in child_pids())
+    wait_until(lambda: pid not in child_pids(), what=f"the server process {pid} to exit", within=10)
 
 
 def test_http_server_lists_tools_and_adds_and_sees_its_env() -> None:

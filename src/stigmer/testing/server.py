@@ -13,10 +13,8 @@ process can show: being killed (SIGKILL, an injected crash) and restarted.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Coroutine, Mapping, Sequence
@@ -26,9 +24,10 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from stigmer.client import Client
 from stigmer.engine.options import EngineOptions
+from stigmer.local_ports import free_local_port
 from stigmer.server.app import ServerOptions, StigmerServer
 from stigmer.server.tls import TlsFiles
-from stigmer.testing.ports import free_port
+from stigmer.testing.cli import Cli
 
 if TYPE_CHECKING:
     from stigmer.engine.temporal_engine import TemporalOptions
@@ -125,9 +124,7 @@ class StigmerProcess:
         self, home: Path, arguments: Sequence[str], settings: Mapping[str, str], log: Path
     ) -> None:
         self.arguments = tuple(arguments)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")}
-        self.env.update(STIGMER_HOME=str(home))
-        self.env.update({f"STIGMER_{key}": value for key, value in settings.items()})
+        self.cli = Cli.isolated(home, settings)
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -139,12 +136,7 @@ class StigmerProcess:
         """
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "stigmer.cli.main", *self.arguments],
-                env=self.env,
-                stdout=log,
-                stderr=log,
-            )
+            self.process = self.cli.start(*self.arguments, output=log)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not self.is_ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -196,7 +188,7 @@ class ServerProcess(StigmerProcess):
     """
 
     def __init__(self, home: Path, store: Path | str, settings: Mapping[str, str]) -> None:
-        self.port = free_port()
+        self.port = free_local_port()
         self.address = f"127.0.0.1:{self.port}"
         super().__init__(
             home,
