@@ -322,7 +322,9 @@ def test_cancelling_during_a_slow_model_reply_stops_promptly_and_leaves_no_child
     with ScriptedModel([Reply(content="too late", delay_seconds=30)]) as model:
         elapsed = asyncio.run(scenario(model))
 
-    assert elapsed < 2.0
+    # Not a speed measure: the reply would take 30 s, so a cancel that waited
+    # for it would take that long; a prompt one is far below, even on a busy machine.
+    assert elapsed < 10
     assert sink.kinds == ["ai_message_started"]
     wait_until(lambda: not child_pids() - before, what="the tool server to exit", within=5)
 
@@ -391,7 +393,9 @@ def test_cancelling_during_a_tool_call_stops_promptly_and_leaves_no_child_proces
     with ScriptedModel(script) as model:
         elapsed = asyncio.run(scenario(model))
 
-    assert elapsed < 2.0
+    # Not a speed measure: the tool would take 60 s, so a cancel that waited
+    # for it would take that long; a prompt one is far below, even on a busy machine.
+    assert elapsed < 10
     assert sink.kinds[-1] == "tool_call_started"
     assert sink.results == []
     wait_until(lambda: not child_pids() - before, what="the tool server to exit", within=5)
