@@ -46,10 +46,7 @@ def _pipelines() -> list[Pipeline[Any]]:
     # Only the pipelines' step lists are read: the store is never opened.
     domains = Domains(SqliteStore("/nonexistent/never-opened.db"))
     return [
-        value
-        for controller in domains.controllers.values()
-        for value in vars(controller).values()
-        if isinstance(value, Pipeline)
+        pipeline for controller in domains.controllers.values() for pipeline in controller.pipelines
     ]
 
 

@@ -6,6 +6,9 @@ nothing. A step that fails names itself in the error (`facts["step"]`) and
 the error keeps its class, hence its status code at the gRPC edge; anything
 that is not a StigmerError becomes Internal with the cause chained.
 
+A step may mark the context done (`context.finish()`, e.g. a replayed
+request whose answer is already stored): the steps after it do not run.
+
 Every step is a fault-injection point (see stigmer/faults.py): crash tests
 are generated from the pipelines' own step lists.
 """
@@ -21,7 +24,13 @@ from stigmer.faults import crash_point, failing_step
 
 logger = logging.getLogger(__name__)
 
-ContextT = TypeVar("ContextT")
+
+class Context(Protocol):
+    @property
+    def is_done(self) -> bool: ...
+
+
+ContextT = TypeVar("ContextT", bound=Context)
 ContextT_contra = TypeVar("ContextT_contra", contravariant=True)
 
 
@@ -60,3 +69,5 @@ class Pipeline(Generic[ContextT]):
                     facts={"step": f"{self.name}/{step.name}"},
                 ) from error
             crash_point(f"{self.name}/{step.name}")
+            if context.is_done:
+                return

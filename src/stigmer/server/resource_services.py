@@ -23,7 +23,7 @@ from stigmer.api.v1 import (
     session_pb2,
 )
 from stigmer.domain.registry import Domains
-from stigmer.domain.resource_controller import Page, ResourceController
+from stigmer.domain.resource_controller import Page, WritableResourceController
 from stigmer.errors import InvalidArgument
 from stigmer.pipeline.envelope import Envelope, as_envelope
 from stigmer.resources.kinds import DEFAULT_ORG
@@ -58,7 +58,7 @@ def _page_size(size: int) -> int:
 class ResourceServices:
     """The gRPC handlers of one kind's command and query services."""
 
-    def __init__(self, controller: ResourceController, file: FileDescriptor) -> None:
+    def __init__(self, controller: WritableResourceController, file: FileDescriptor) -> None:
         self.controller = controller
         kind = controller.kind.name
         self.command = file.services_by_name[f"{kind}CommandController"]
@@ -163,6 +163,6 @@ class ResourceServices:
 def resource_handlers(domains: Domains) -> list[grpc.GenericRpcHandler]:
     handlers: list[grpc.GenericRpcHandler] = []
     for kind_name, file in KIND_FILES.items():
-        services = ResourceServices(domains.controllers[kind_name], file)
+        services = ResourceServices(domains.writable[kind_name], file)
         handlers += services.generic_handlers()
     return handlers

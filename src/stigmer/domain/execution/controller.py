@@ -14,16 +14,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from stigmer.api.v1 import execution_pb2
+from stigmer.domain.agent.client import AgentClient
+from stigmer.domain.clients import ResourceReader
 from stigmer.domain.execution.broker import ExecutionBroker
+from stigmer.domain.execution.context import ExecutionContext
 from stigmer.domain.execution.sessions import ResolveSessionStep
-from stigmer.domain.execution.signals import ExecutionSignals, NoEngine
+from stigmer.domain.execution.signals import ExecutionSignals
 from stigmer.domain.execution.steps import (
     BuildExecutionStep,
     BusySessionStep,
-    ExecutionContext,
     IdempotencyStep,
     PersistExecutionStep,
     ValidateExecutionStep,
@@ -38,10 +40,11 @@ from stigmer.domain.execution.updates import (
     phase_event,
 )
 from stigmer.domain.resource_controller import ResourceController
-from stigmer.errors import InvalidArgument, NotFound
-from stigmer.pipeline.context import ResourceContext
+from stigmer.domain.session.client import SessionClient
+from stigmer.errors import NotFound
+from stigmer.pipeline.context import DeleteContext
 from stigmer.pipeline.envelope import Envelope, Relations, as_envelope, encode, now
-from stigmer.pipeline.framework import Pipeline, Step
+from stigmer.pipeline.framework import Pipeline
 from stigmer.resources.execution_events import (
     ACTIVE_PHASES,
     CANCELLED,
@@ -54,9 +57,6 @@ from stigmer.resources.execution_events import (
 )
 from stigmer.resources.kinds import AGENT_EXECUTION
 from stigmer.store.base import Lease, ListQuery, Store, Transaction
-
-if TYPE_CHECKING:
-    from stigmer.domain.registry import Domains
 
 logger = logging.getLogger(__name__)
 Update = execution_pb2.ExecutionUpdate
@@ -87,31 +87,36 @@ def is_terminal_update(update: Update) -> bool:
 class CancelBeforeDeleteStep:
     """A running execution's work is stopped before its record goes."""
 
-    controller: ExecutionController
+    signals: ExecutionSignals
     name: str = "cancel-running"
 
-    async def run(self, context: ResourceContext) -> None:
-        state = context.existing
-        if state is not None and state.status.phase in ACTIVE_PHASES:
-            await self.controller.signals.cancel_running(
-                state.metadata.id, "the execution was deleted"
-            )
+    async def run(self, context: DeleteContext) -> None:
+        _, state = context.require_existing()
+        if state.status.phase in ACTIVE_PHASES:
+            await self.signals.cancel_running(state.metadata.id, "the execution was deleted")
 
 
 class ExecutionController(ResourceController):
     kind = AGENT_EXECUTION
-    is_user_written = False
 
-    def __init__(self, store: Store, domains: Domains) -> None:
-        super().__init__(store, domains)
+    def __init__(
+        self,
+        store: Store,
+        signals: ExecutionSignals,
+        *,
+        agents: AgentClient,
+        instances: ResourceReader,
+        sessions: SessionClient,
+    ) -> None:
+        super().__init__(store, before_delete=(CancelBeforeDeleteStep(signals),))
         self.broker = ExecutionBroker()
-        self.signals: ExecutionSignals = NoEngine()
+        self.signals = signals
         self.create_execution_pipeline = Pipeline[ExecutionContext](
             "execution.create",
             [
                 ValidateExecutionStep(),
                 IdempotencyStep(),
-                ResolveSessionStep(domains),
+                ResolveSessionStep(agents, instances, sessions),
                 BusySessionStep(),
                 BuildExecutionStep(),
                 PersistExecutionStep(),
@@ -126,11 +131,17 @@ class ExecutionController(ResourceController):
             [LoadExecutionStep(), DecideCancelStep(), RecordEventsStep(self.record_in)],
         )
 
+    @property
+    def pipelines(self) -> tuple[Pipeline[Any], ...]:
+        return (
+            *super().pipelines,
+            self.create_execution_pipeline,
+            self.record_events_pipeline,
+            self.cancel_pipeline,
+        )
+
     def relations_of(self, resource: Envelope) -> Relations:
         return execution_relations(resource)
-
-    def before_delete_steps(self) -> Sequence[Step[ResourceContext]]:
-        return (CancelBeforeDeleteStep(self),)
 
     # -- create ----------------------------------------------------------
 
@@ -149,7 +160,7 @@ class ExecutionController(ResourceController):
                 said reject.
         """
         async with self.store.transaction() as transaction:
-            context = ExecutionContext(transaction, given)
+            context = ExecutionContext(transaction=transaction, given=given)
             await self.create_execution_pipeline.run(context)
         if context.replayed is not None:
             return context.replayed, False
@@ -157,23 +168,6 @@ class ExecutionController(ResourceController):
             raise RuntimeError("execution.create ended without a state")
         self.signals.execution_enqueued(context.state.metadata.id)
         return context.state, True
-
-    async def create(self, given: Envelope, *, transaction: Transaction | None = None) -> Envelope:
-        raise InvalidArgument.for_field("kind", "executions are created with create_execution")
-
-    async def update(self, given: Envelope, *, transaction: Transaction | None = None) -> Envelope:
-        raise InvalidArgument.for_field("kind", "executions cannot be updated; run a new one")
-
-    async def apply(
-        self,
-        given: Envelope,
-        *,
-        is_dry_run: bool = False,
-        transaction: Transaction | None = None,
-    ) -> tuple[Envelope, int]:
-        raise InvalidArgument.for_field(
-            "kind", "executions are not applied from manifests; start one with `stigmer run`"
-        )
 
     # -- events ----------------------------------------------------------
 
@@ -232,7 +226,9 @@ class ExecutionController(ResourceController):
             FailedPrecondition: it has already ended.
         """
         async with self.store.transaction() as transaction:
-            context = UpdateContext(transaction, execution_id, events=list(events))
+            context = UpdateContext(
+                transaction=transaction, execution_id=execution_id, events=list(events)
+            )
             await self.record_events_pipeline.run(context)
         self.broker.publish(execution_id, context.updates)
         return context.require_execution()
@@ -248,7 +244,9 @@ class ExecutionController(ResourceController):
         """
         message = reason or "cancelled by request"
         async with self.store.transaction() as transaction:
-            context = UpdateContext(transaction, execution_id, reason=message)
+            context = UpdateContext(
+                transaction=transaction, execution_id=execution_id, reason=message
+            )
             await self.cancel_pipeline.run(context)
         self.broker.publish(execution_id, context.updates)
         if context.phase_before == IN_PROGRESS:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.errors import FailedPrecondition, NotFound
+from stigmer.pipeline.context import PipelineContext
 from stigmer.pipeline.envelope import now
 from stigmer.resources.execution_events import CANCELLED, IN_PROGRESS, PENDING, TERMINAL_PHASES
 from stigmer.resources.execution_events import phase_name as name_of_phase
@@ -28,8 +29,8 @@ def phase_event(phase: int, error: str = "") -> Event:
     return event
 
 
-@dataclass
-class UpdateContext:
+@dataclass(kw_only=True)
+class UpdateContext(PipelineContext):
     transaction: Transaction
     execution_id: str
     events: list[Event] = field(default_factory=list)
