@@ -9,6 +9,8 @@ session), so the cascade is wired last, for every owner alike.
 
 from __future__ import annotations
 
+from typing import Any
+
 from stigmer.domain.agent.client import AgentClient
 from stigmer.domain.agent.controller import AgentController
 from stigmer.domain.agentinstance.client import AgentInstanceClient
@@ -16,6 +18,7 @@ from stigmer.domain.agentinstance.controller import AgentInstanceController
 from stigmer.domain.clients import ResourceClient, ResourceReader
 from stigmer.domain.environment.controller import EnvironmentController
 from stigmer.domain.execution.controller import ExecutionController
+from stigmer.domain.execution.queue import ExecutionQueue
 from stigmer.domain.execution.signals import ExecutionSignals, NoEngine
 from stigmer.domain.mcpserver.controller import McpServerController
 from stigmer.domain.resource_controller import ResourceController, WritableResourceController
@@ -23,6 +26,7 @@ from stigmer.domain.resource_watch import ResourceWatcher
 from stigmer.domain.session.client import SessionClient
 from stigmer.domain.session.controller import SessionController
 from stigmer.errors import InvalidArgument
+from stigmer.pipeline.framework import Pipeline
 from stigmer.resources.kinds import AGENT, AGENT_EXECUTION, AGENT_INSTANCE, KindInfo
 from stigmer.store.base import Store
 
@@ -57,6 +61,9 @@ class Domains:
             sessions=self.session_client,
         )
         self.execution_client = ResourceClient(self.executions)
+        self.execution_queue = ExecutionQueue(
+            store, self.executions.broker, self.executions.signals
+        )
         self.agents.owns(self.agent_instance_client)
         self.agent_instances.owns(self.session_client)
         self.sessions.owns(self.execution_client)
@@ -75,6 +82,14 @@ class Domains:
             self.executions.kind.name: self.executions,
         }
         self.watcher = ResourceWatcher(store)
+
+    @property
+    def pipelines(self) -> tuple[Pipeline[Any], ...]:
+        """Every write pipeline of the server (the crash matrix runs each)."""
+        return (
+            *(p for controller in self.controllers.values() for p in controller.pipelines),
+            *self.execution_queue.pipelines,
+        )
 
     def controller(self, kind: KindInfo) -> ResourceController:
         return self.controllers[kind.name]

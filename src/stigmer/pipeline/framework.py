@@ -7,7 +7,8 @@ the error keeps its class, hence its status code at the gRPC edge; anything
 that is not a StigmerError becomes Internal with the cause chained.
 
 A step may mark the context done (`context.finish()`, e.g. a replayed
-request whose answer is already stored): the steps after it do not run.
+request whose answer is already stored, or a claim that found nothing to
+claim): the steps after it do not run.
 
 Every step is a fault-injection point (see stigmer/faults.py): crash tests
 are generated from the pipelines' own step lists.
@@ -68,6 +69,8 @@ class Pipeline(Generic[ContextT]):
                     f"internal error in step {self.name}/{step.name}: {error}",
                     facts={"step": f"{self.name}/{step.name}"},
                 ) from error
-            crash_point(f"{self.name}/{step.name}")
             if context.is_done:
+                # Ended early with nothing (more) to write: no crash point,
+                # so an idle claim does not crash a server at start-up.
                 return
+            crash_point(f"{self.name}/{step.name}")
