@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from stigmer.api.v1 import meta_pb2
 from stigmer.errors import Conflict, InvalidArgument, NotFound
 from stigmer.pipeline.context import DeleteContext, StateContext, WriteContext
-from stigmer.pipeline.envelope import copy_resource, decode, encode, touch_audit
+from stigmer.pipeline.envelope import Envelope, copy_resource, decode, encode, touch_audit
 from stigmer.resources.ids import new_id
 from stigmer.resources.kinds import API_VERSION, DEFAULT_ORG
 from stigmer.resources.secrets import restore_masked_secrets
@@ -167,6 +168,35 @@ class DecideOutcomeStep:
             context.state = existing
         else:
             context.outcome = meta_pb2.APPLY_OUTCOME_CONFIGURED
+
+
+@dataclass(frozen=True)
+class ImmutableFieldStep:
+    """A field an update may not change (the owner a resource belongs to).
+
+    `explanation` says what the stored value means, `{}` standing for it.
+    """
+
+    path: str
+    explanation: str
+    name: str = "check-immutable"
+
+    async def run(self, context: WriteContext) -> None:
+        existing = context.existing
+        if existing is None:
+            return
+        stored = field_value(existing, self.path)
+        if stored != field_value(context.require_state(), self.path):
+            raise InvalidArgument.for_field(
+                self.path, f"is immutable ({self.explanation.format(stored)})"
+            )
+
+
+def field_value(resource: Envelope, path: str) -> Any:
+    value: Any = resource
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
 
 
 @dataclass(frozen=True)

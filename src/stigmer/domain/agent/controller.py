@@ -10,40 +10,23 @@ request instead of failing it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from stigmer.api.v1 import meta_pb2
 from stigmer.domain.agentinstance.client import AgentInstanceClient
 from stigmer.domain.clients import ResourceReader
+from stigmer.domain.reference_steps import RequireRefsStep
 from stigmer.domain.resource_controller import WritableResourceController
 from stigmer.errors import NotFound
-from stigmer.pipeline.context import StateContext, TargetContext, WriteContext
+from stigmer.pipeline.context import StateContext, TargetContext
 from stigmer.pipeline.envelope import Envelope, decode, encode
 from stigmer.pipeline.framework import Pipeline
 from stigmer.resources.kinds import AGENT
 from stigmer.store.base import Store, Transaction
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ResolveMcpServerRefsStep:
-    """Every `spec.mcp_servers[i].ref` must name an existing McpServer."""
-
-    mcp_servers: ResourceReader
-    name: str = "resolve-mcp-servers"
-
-    async def run(self, context: WriteContext) -> None:
-        state = context.require_state()
-        for index, usage in enumerate(state.spec.mcp_servers):
-            if usage.ref:
-                await self.mcp_servers.require_slug(
-                    state.metadata.org,
-                    usage.ref,
-                    context.transaction,
-                    field=f"spec.mcp_servers[{index}].ref",
-                )
 
 
 @dataclass(frozen=True)
@@ -92,6 +75,10 @@ class LoadAgentStep:
         context.outcome = meta_pb2.APPLY_OUTCOME_UNCHANGED
 
 
+def _mcp_server_refs(agent: Envelope) -> Iterable[tuple[int, str]]:
+    return ((index, usage.ref) for index, usage in enumerate(agent.spec.mcp_servers) if usage.ref)
+
+
 class AgentController(WritableResourceController):
     kind = AGENT
 
@@ -101,7 +88,14 @@ class AgentController(WritableResourceController):
         ensure_default = EnsureDefaultInstanceStep(instances)
         super().__init__(
             store,
-            before_persist=(ResolveMcpServerRefsStep(mcp_servers),),
+            before_persist=(
+                RequireRefsStep(
+                    "resolve-mcp-servers",
+                    mcp_servers,
+                    "spec.mcp_servers[{index}].ref",
+                    _mcp_server_refs,
+                ),
+            ),
             after_persist=(ensure_default,),
         )
         self._instances = instances

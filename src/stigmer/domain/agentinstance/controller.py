@@ -12,17 +12,24 @@ belongs to another.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from stigmer.api.v1 import agentinstance_pb2, meta_pb2
 from stigmer.domain.clients import ResourceReader
+from stigmer.domain.reference_steps import RequireRefsStep
 from stigmer.domain.resource_controller import WritableResourceController
 from stigmer.errors import FailedPrecondition, InvalidArgument
 from stigmer.pipeline.context import WriteContext
 from stigmer.pipeline.envelope import Envelope, Relations, as_envelope, decode, encode
 from stigmer.pipeline.framework import Pipeline
-from stigmer.pipeline.steps import BuildStateStep, ResolveSlugStep, ValidateStep
+from stigmer.pipeline.steps import (
+    BuildStateStep,
+    ImmutableFieldStep,
+    ResolveSlugStep,
+    ValidateStep,
+)
 from stigmer.resources.kinds import AGENT_INSTANCE
 from stigmer.resources.slugs import default_instance_slug
 from stigmer.store.base import Store, Transaction
@@ -59,27 +66,6 @@ class ResolveAgentStep:
             )
         else:
             await agents.require_id(spec.agent_id, context.transaction, field="spec.agent_id")
-        existing = context.existing
-        if existing is not None and existing.spec.agent_id != spec.agent_id:
-            raise InvalidArgument.for_field(
-                "spec.agent_id", f"is immutable (the instance belongs to {existing.spec.agent_id})"
-            )
-
-
-@dataclass(frozen=True)
-class ResolveEnvironmentsStep:
-    environments: ResourceReader
-    name: str = "resolve-environments"
-
-    async def run(self, context: WriteContext) -> None:
-        state = context.require_state()
-        for index, slug in enumerate(state.spec.environment_refs):
-            await self.environments.require_slug(
-                state.metadata.org,
-                slug,
-                context.transaction,
-                field=f"spec.environment_refs[{index}]",
-            )
 
 
 @dataclass(frozen=True)
@@ -129,6 +115,10 @@ class InsertIfAbsentStep:
         context.existing = context.state = existing
 
 
+def _environment_refs(instance: Envelope) -> Iterable[tuple[int, str]]:
+    return enumerate(instance.spec.environment_refs)
+
+
 class AgentInstanceController(WritableResourceController):
     kind = AGENT_INSTANCE
 
@@ -137,7 +127,16 @@ class AgentInstanceController(WritableResourceController):
     ) -> None:
         super().__init__(
             store,
-            before_persist=(ResolveAgentStep(agents), ResolveEnvironmentsStep(environments)),
+            before_persist=(
+                ResolveAgentStep(agents),
+                ImmutableFieldStep("spec.agent_id", "the instance belongs to {}"),
+                RequireRefsStep(
+                    "resolve-environments",
+                    environments,
+                    "spec.environment_refs[{index}]",
+                    _environment_refs,
+                ),
+            ),
         )
         self.ensure_default_pipeline = Pipeline[WriteContext](
             "agentinstance.ensure-default",

@@ -20,6 +20,7 @@ from stigmer.domain.session.slugs import new_session_slug
 from stigmer.errors import AlreadyExists, InvalidArgument
 from stigmer.pipeline.context import WriteContext
 from stigmer.pipeline.envelope import Envelope, Relations, as_envelope
+from stigmer.pipeline.steps import ImmutableFieldStep
 from stigmer.resources.kinds import SESSION
 from stigmer.store.base import Store, Transaction
 
@@ -65,12 +66,6 @@ class ResolveInstanceStep:
             instance = await instances.require_id(
                 spec.agent_instance_id, context.transaction, field="spec.agent_instance_id"
             )
-        existing = context.existing
-        if existing is not None and existing.spec.agent_instance_id != spec.agent_instance_id:
-            raise InvalidArgument.for_field(
-                "spec.agent_instance_id",
-                f"is immutable (the session belongs to {existing.spec.agent_instance_id})",
-            )
         state.status.agent_id = instance.spec.agent_id
 
 
@@ -78,7 +73,13 @@ class SessionController(WritableResourceController):
     kind = SESSION
 
     def __init__(self, store: Store, *, instances: ResourceReader) -> None:
-        super().__init__(store, before_persist=(ResolveInstanceStep(instances),))
+        super().__init__(
+            store,
+            before_persist=(
+                ResolveInstanceStep(instances),
+                ImmutableFieldStep("spec.agent_instance_id", "the session belongs to {}"),
+            ),
+        )
 
     def relations_of(self, resource: Envelope) -> Relations:
         instance_id: str = resource.spec.agent_instance_id
