@@ -39,6 +39,8 @@ _NOT_WRITTEN = {
 class Domains:
     def __init__(self, store: Store, signals: ExecutionSignals | None = None) -> None:
         self.store = store
+        # No engine: executions stay PENDING (tools that only read or check).
+        signals = signals if signals is not None else NoEngine()
         self.environments = EnvironmentController(store)
         self.environment_client = ResourceClient(self.environments)
         self.mcp_servers = McpServerController(store)
@@ -55,15 +57,13 @@ class Domains:
         self.session_client = SessionClient(self.sessions)
         self.executions = ExecutionController(
             store,
-            signals or NoEngine(),
+            signals,
             agents=self.agent_client,
             instances=ResourceReader(AGENT_INSTANCE),
             sessions=self.session_client,
         )
         self.execution_client = ResourceClient(self.executions)
-        self.execution_queue = ExecutionQueue(
-            store, self.executions.broker, self.executions.signals
-        )
+        self.execution_queue = ExecutionQueue(store, self.executions.broker, signals)
         self.agents.owns(self.agent_instance_client)
         self.agent_instances.owns(self.session_client)
         self.sessions.owns(self.execution_client)
