@@ -26,14 +26,21 @@ from stigmer.pipeline.framework import Pipeline
 from stigmer.resources.execution_events import (
     CANCELLED,
     COMPLETED,
+    FAILED,
     IN_PROGRESS,
     TERMINAL_PHASES,
 )
+from stigmer.store.base import Lease, Transaction
 from stigmer.store.sqlite import SqliteStore
+from tests.consistency.broken_states import _insert_execution, _insert_session
 from tests.control_plane.manifests import agent
+from tests.control_plane.seeding import in_store
 from tests.waiting import wait_until
 
 Action = Callable[[Client], object]
+# A request that writes into the store directly (given its URL), the way a
+# crashed worker leaves it, for the server to find.
+StoreAction = Callable[[Client, str], object]
 
 
 def pipelines_and_steps() -> list[tuple[str, str]]:
@@ -50,13 +57,7 @@ def pipelines_and_last_steps() -> list[tuple[str, str]]:
 
 def _pipelines() -> list[Pipeline[Any]]:
     # Only the pipelines' step lists are read: the store is never opened.
-    domains = Domains(SqliteStore("/nonexistent/never-opened.db"))
-    return [
-        value
-        for controller in domains.controllers.values()
-        for value in vars(controller).values()
-        if isinstance(value, Pipeline)
-    ]
+    return list(Domains(SqliteStore("/nonexistent/never-opened.db")).pipelines)
 
 
 def _nothing(client: Client) -> None:
@@ -142,6 +143,22 @@ def _start_slow_run(client: Client) -> None:
     )
 
 
+def _abandon_a_run(client: Client, store_url: str) -> None:
+    """An IN_PROGRESS execution with some output, leased to a worker that is
+    gone: the server's reaper ends it (execution.end-abandoned) within a
+    lease period."""
+    reviewer = client.get("agent", "reviewer")
+    session_id = _insert_session(
+        store_url, reviewer.status.default_instance_id, reviewer.metadata.id
+    )
+    execution_id = _insert_execution(store_url, session_id, IN_PROGRESS, reviewer.metadata.id)
+
+    async def lease(transaction: Transaction) -> None:
+        await transaction.put_lease(Lease(execution_id, "embedded/gone/1/0", time.time() - 1))
+
+    in_store(store_url, lease)
+
+
 def _cancel_the_run(client: Client) -> object:
     (execution,) = client.list_executions()
     return client.cancel(execution.metadata.id)
@@ -157,6 +174,8 @@ class Scenario:
     is_asynchronous: bool = False
     # The scripted model answers slowly (cancel needs a running execution).
     is_model_slow: bool = False
+    # Set: the request is this, given the store's URL, instead of `request`.
+    store_request: StoreAction | None = None
 
 
 def _created(kind: str, name: str) -> Action:
@@ -266,6 +285,19 @@ SCENARIOS: dict[str, Scenario] = {
         _cancel_the_run,
         lambda c: wait_for_executions(c, phase=CANCELLED),
         is_model_slow=True,
+    ),
+    "execution.claim": Scenario(
+        _reviewer,
+        lambda c: c.run("reviewer", "hello"),
+        wait_for_executions,
+        is_asynchronous=True,
+    ),
+    "execution.end-abandoned": Scenario(
+        _reviewer,
+        _nothing,
+        lambda c: wait_for_executions(c, phase=FAILED),
+        is_asynchronous=True,
+        store_request=_abandon_a_run,
     ),
     "agentexecution.delete": Scenario(
         _reviewer_with_finished_run,

@@ -92,7 +92,11 @@ def test_crash_leaves_a_consistent_store_and_the_retry_succeeds(
     )
     with crashing:
         with Client(crashing.address, timeout=10) as client, contextlib.suppress(StigmerError):
-            scenario.request(client)  # the server may die under the call
+            # The server may die under the call.
+            if scenario.store_request is not None:
+                scenario.store_request(client, store_url)
+            else:
+                scenario.request(client)
         exit_code = crashing.wait(timeout=30)
     assert exit_code == CRASH_EXIT_CODE, crashing.log.read_text()[-2000:]
 

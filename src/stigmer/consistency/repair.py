@@ -74,7 +74,7 @@ async def _fix(domains: Domains, violation: Violation) -> None:
             meta_pb2.DeleteRequest(id=subject, cascade=meta_pb2.CASCADE_POLICY_BACKGROUND)
         )
     elif violation.code == Code.EXECUTION_WITHOUT_LEASE:
-        await domains.executions.end_abandoned(
+        await domains.execution_queue.end_abandoned(
             subject, "worker lost: the execution was running without a live lease"
         )
     elif violation.code == Code.INDEX_MISMATCH:

@@ -24,7 +24,8 @@ async def _apply_all(
     for index, resource in enumerate(resources):
         kind = kind_by_name(resource.DESCRIPTOR.name)  # type: ignore[attr-defined]
         try:
-            results.append(await domains.controller(kind).apply(resource, transaction=transaction))
+            controller = domains.writable_controller(kind)
+            results.append(await controller.apply(resource, transaction=transaction))
         except StigmerError as error:
             label = resource.metadata.slug or resource.metadata.name
             error.facts.setdefault("resource", f"{kind.name}/{label}")

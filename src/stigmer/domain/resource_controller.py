@@ -1,11 +1,17 @@
-"""The controller every kind builds on: create, update, apply, delete, get, list.
+"""The controllers every kind builds on.
 
-A kind subclasses it to add its own steps (before persisting: resolve and
-check references; after: ensure an agent's default instance) and to say
-which indexed relations its resources have. Each public operation runs its
-pipeline in one store transaction: the caller's when one is passed (an
-in-process client of another domain joins the transaction it is part of),
-else a new one.
+    ResourceController               get, find, list, delete (with the cascade)
+    └── WritableResourceController   create, update, apply
+
+Executions are a ResourceController only: the system writes them through
+their own pipelines; users never create, update or apply them. A kind adds
+its steps by passing them to the constructor (resolving and checking
+references before persisting; ensuring an agent's default instance after)
+and says which indexed relations its resources have (`relations_of`). Each
+public operation runs its pipeline in one store transaction: the caller's
+when one is passed (an in-process client of another domain joins the
+transaction it is part of), else a new one. `pipelines` lists every
+pipeline a controller runs; the crash matrix reads it.
 """
 
 from __future__ import annotations
@@ -13,17 +19,17 @@ from __future__ import annotations
 import base64
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from stigmer.api.v1 import meta_pb2
 from stigmer.errors import AlreadyExists, InvalidArgument, NotFound
-from stigmer.pipeline.context import ResourceContext
+from stigmer.pipeline.context import DeleteContext, WriteContext
 from stigmer.pipeline.envelope import Envelope, Relations, decode
 from stigmer.pipeline.framework import Pipeline, Step
 from stigmer.pipeline.steps import (
     BuildStateStep,
+    DecideOutcomeStep,
     DeleteStep,
-    DetectUnchangedStep,
     LoadExistingStep,
     LoadForDeleteStep,
     PersistStep,
@@ -33,9 +39,6 @@ from stigmer.pipeline.steps import (
 )
 from stigmer.resources.kinds import DEFAULT_ORG, KindInfo
 from stigmer.store.base import ListQuery, Store, Transaction
-
-if TYPE_CHECKING:
-    from stigmer.domain.registry import Domains
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 100
@@ -60,72 +63,45 @@ def decode_page_token(token: str) -> str:
         raise InvalidArgument.for_field("page_token", "is not a token this server issued") from None
 
 
+class OwnedKind(Protocol):
+    """How an owner reaches a kind it owns, to delete it in the cascade."""
+
+    @property
+    def kind(self) -> KindInfo: ...
+
+    async def delete(
+        self, request: meta_pb2.DeleteRequest, transaction: Transaction
+    ) -> Envelope: ...
+
+
 class ResourceController:
     kind: KindInfo
-    # Kinds users write (create/update/apply); others, like executions, are
-    # written only by the system through their own pipelines.
-    is_user_written = True
 
-    def __init__(self, store: Store, domains: Domains) -> None:
+    def __init__(self, store: Store, *, before_delete: Sequence[Step[DeleteContext]] = ()) -> None:
         self.store = store
-        self.domains = domains
-        name = self.kind.name.lower()
-        self.delete_pipeline = Pipeline[ResourceContext](
-            f"{name}.delete",
-            [LoadForDeleteStep(), *self.before_delete_steps(), DeleteStep(self.delete_owned)],
-        )
-        if not self.is_user_written:
-            return
-        common_tail: list[Step[ResourceContext]] = [*self.build_steps(), DetectUnchangedStep()]
-        persist: list[Step[ResourceContext]] = [PersistStep(), *self.after_persist_steps()]
-        self.create_pipeline = Pipeline[ResourceContext](
-            f"{name}.create",
-            [
-                ValidateStep(),
-                RejectServerFieldsStep(),
-                ResolveSlugStep(),
-                BuildStateStep(),
-                *common_tail,
-                *persist,
-            ],
-        )
-        self.update_pipeline = Pipeline[ResourceContext](
-            f"{name}.update",
-            [
-                ValidateStep(),
-                ResolveSlugStep(is_id_enough=True),
-                LoadExistingStep(is_required=True),
-                BuildStateStep(),
-                *common_tail,
-                *persist,
-            ],
-        )
-        self.apply_pipeline = Pipeline[ResourceContext](
-            f"{name}.apply",
-            [
-                ValidateStep(),
-                ResolveSlugStep(),
-                LoadExistingStep(is_required=False),
-                BuildStateStep(),
-                *common_tail,
-                *persist,
-            ],
+        self._owned: list[OwnedKind] = []
+        self.delete_pipeline = Pipeline[DeleteContext](
+            f"{self.kind.name.lower()}.delete",
+            [LoadForDeleteStep(), *before_delete, DeleteStep(self._delete_owned)],
         )
 
-    # -- what a kind adds -------------------------------------------------
+    @property
+    def pipelines(self) -> tuple[Pipeline[Any], ...]:
+        return (self.delete_pipeline,)
 
     def relations_of(self, resource: Envelope) -> Relations:
         return Relations()
 
-    def build_steps(self) -> Sequence[Step[ResourceContext]]:
-        """Steps after the state is built, before persisting (references)."""
-        return ()
+    def owns(self, owned: OwnedKind) -> None:
+        """Deletes resources of `owned`'s kind with their owner, this kind.
 
-    def after_persist_steps(self) -> Sequence[Step[ResourceContext]]:
-        return ()
-
-    def before_delete_steps(self) -> Sequence[Step[ResourceContext]]:
-        return ()
+        Wired once every controller exists: executions, owned by sessions,
+        also start sessions, so neither controller can take the other at
+        construction.
+        """
+        if owned.kind.owner_kind != self.kind.name:
+            raise ValueError(f"{owned.kind.name} is not owned by {self.kind.name}")
+        self._owned.append(owned)
 
     # -- operations -------------------------------------------------------
 
@@ -144,86 +120,35 @@ class ResourceController:
                 own.discard()
             return result
 
-    async def _run(
-        self,
-        pipeline: Pipeline[ResourceContext],
-        transaction: Transaction | None,
-        *,
-        given: Envelope | None = None,
-        delete_request: meta_pb2.DeleteRequest | None = None,
-        is_dry_run: bool = False,
-    ) -> ResourceContext:
-        async def work(tx: Transaction) -> ResourceContext:
-            context = ResourceContext(
-                kind=self.kind,
-                transaction=tx,
-                relations_of=self.relations_of,
-                given=given,
-                delete_request=delete_request,
-            )
-            await pipeline.run(context)
-            return context
-
-        return await self._in_transaction(transaction, work, is_dry_run=is_dry_run)
-
-    async def create(self, given: Envelope, *, transaction: Transaction | None = None) -> Envelope:
-        context = await self._run(self.create_pipeline, transaction, given=given)
-        return context.require_state()
-
-    async def update(self, given: Envelope, *, transaction: Transaction | None = None) -> Envelope:
-        context = await self._run(self.update_pipeline, transaction, given=given)
-        return context.require_state()
-
-    async def apply(
-        self,
-        given: Envelope,
-        *,
-        is_dry_run: bool = False,
-        transaction: Transaction | None = None,
-    ) -> tuple[Envelope, int]:
-        try:
-            context = await self._run(
-                self.apply_pipeline, transaction, given=given, is_dry_run=is_dry_run
-            )
-        except AlreadyExists:
-            # Another writer created the slug between our lookup and insert
-            # (possible on stores that let writers run concurrently): the
-            # second attempt sees it and updates instead.
-            if transaction is not None:
-                raise
-            context = await self._run(self.apply_pipeline, None, given=given, is_dry_run=is_dry_run)
-        return context.require_state(), context.outcome
-
     async def delete(
         self, request: meta_pb2.DeleteRequest, *, transaction: Transaction | None = None
     ) -> Envelope:
-        context = await self._run(self.delete_pipeline, transaction, delete_request=request)
-        return context.require_state()
+        async def work(tx: Transaction) -> Envelope:
+            context = DeleteContext(
+                kind=self.kind, transaction=tx, relations_of=self.relations_of, request=request
+            )
+            await self.delete_pipeline.run(context)
+            return context.require_existing()[1]
 
-    async def delete_owned(self, context: ResourceContext) -> None:
-        """Deletes, through their own controllers, the resources this one owns."""
-        record = context.existing_record
-        if record is None:
-            return
-        for child in self.domains.controllers.values():
-            child_kind = child.kind
-            if child_kind.owner_kind != self.kind.name:
-                continue
+        return await self._in_transaction(transaction, work)
+
+    async def _delete_owned(self, context: DeleteContext) -> None:
+        """Deletes, through their own kinds' clients, the resources this one owns."""
+        record, _ = context.require_existing()
+        for owned in self._owned:
             while True:
-                owned = await context.transaction.list(
-                    ListQuery(kind=child_kind.name, owner_id=record.id, limit=DEFAULT_PAGE_SIZE)
+                page = await context.transaction.list(
+                    ListQuery(kind=owned.kind.name, owner_id=record.id, limit=DEFAULT_PAGE_SIZE)
                 )
-                if not owned:
+                if not page:
                     break
-                for item in owned:
-                    child_context = await child._run(
-                        child.delete_pipeline,
-                        context.transaction,
-                        delete_request=meta_pb2.DeleteRequest(
+                for item in page:
+                    await owned.delete(
+                        meta_pb2.DeleteRequest(
                             id=item.id, cascade=meta_pb2.CASCADE_POLICY_BACKGROUND
                         ),
+                        context.transaction,
                     )
-                    context.deleted += child_context.deleted
 
     async def get(self, resource_id: str, *, transaction: Transaction | None = None) -> Envelope:
         async def work(tx: Transaction) -> Envelope:
@@ -279,3 +204,91 @@ class ResourceController:
             return await work(transaction)
         async with self.store.transaction(write=False) as own:
             return await work(own)
+
+
+class WritableResourceController(ResourceController):
+    """A kind users write: create, update and apply pipelines around the
+    kind's own steps."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        before_persist: Sequence[Step[WriteContext]] = (),
+        after_persist: Sequence[Step[WriteContext]] = (),
+        before_delete: Sequence[Step[DeleteContext]] = (),
+    ) -> None:
+        super().__init__(store, before_delete=before_delete)
+        name = self.kind.name.lower()
+        tail: list[Step[WriteContext]] = [
+            BuildStateStep(),
+            *before_persist,
+            DecideOutcomeStep(),
+            PersistStep(),
+            *after_persist,
+        ]
+        self.create_pipeline = Pipeline[WriteContext](
+            f"{name}.create", [ValidateStep(), RejectServerFieldsStep(), ResolveSlugStep(), *tail]
+        )
+        self.update_pipeline = Pipeline[WriteContext](
+            f"{name}.update",
+            [
+                ValidateStep(),
+                ResolveSlugStep(is_id_enough=True),
+                LoadExistingStep(is_required=True),
+                *tail,
+            ],
+        )
+        self.apply_pipeline = Pipeline[WriteContext](
+            f"{name}.apply",
+            [ValidateStep(), ResolveSlugStep(), LoadExistingStep(is_required=False), *tail],
+        )
+
+    @property
+    def pipelines(self) -> tuple[Pipeline[Any], ...]:
+        return (*super().pipelines, self.create_pipeline, self.update_pipeline, self.apply_pipeline)
+
+    async def _write(
+        self,
+        pipeline: Pipeline[WriteContext],
+        given: Envelope,
+        transaction: Transaction | None,
+        *,
+        is_dry_run: bool = False,
+    ) -> WriteContext:
+        async def work(tx: Transaction) -> WriteContext:
+            context = WriteContext(
+                kind=self.kind, transaction=tx, relations_of=self.relations_of, given=given
+            )
+            await pipeline.run(context)
+            return context
+
+        return await self._in_transaction(transaction, work, is_dry_run=is_dry_run)
+
+    async def create(self, given: Envelope, *, transaction: Transaction | None = None) -> Envelope:
+        context = await self._write(self.create_pipeline, given, transaction)
+        return context.require_state()
+
+    async def update(self, given: Envelope, *, transaction: Transaction | None = None) -> Envelope:
+        context = await self._write(self.update_pipeline, given, transaction)
+        return context.require_state()
+
+    async def apply(
+        self,
+        given: Envelope,
+        *,
+        is_dry_run: bool = False,
+        transaction: Transaction | None = None,
+    ) -> tuple[Envelope, int]:
+        try:
+            context = await self._write(
+                self.apply_pipeline, given, transaction, is_dry_run=is_dry_run
+            )
+        except AlreadyExists:
+            # Another writer created the slug between our lookup and insert
+            # (possible on stores that let writers run concurrently): the
+            # second attempt sees it and updates instead.
+            if transaction is not None:
+                raise
+            context = await self._write(self.apply_pipeline, given, None, is_dry_run=is_dry_run)
+        return context.require_state(), context.outcome

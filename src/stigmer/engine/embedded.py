@@ -120,14 +120,14 @@ class EmbeddedEngine:
         not one per idle worker.
         """
         slots = asyncio.Semaphore(self.options.workers)
-        executions = self.domains.executions
+        queue = self.domains.execution_queue
         while True:
             await slots.acquire()
             # Cleared before claiming: an execution enqueued during the claim
             # sets it again, and the wait below returns at once.
             self._wakeup.clear()
             try:
-                execution = await executions.claim_next(self.owner, self.options.lease_seconds)
+                execution = await queue.claim_next(self.owner, self.options.lease_seconds)
             except StigmerError as error:
                 # The store is briefly unreachable: executions wait in it.
                 slots.release()
@@ -219,14 +219,14 @@ class EmbeddedEngine:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-            await executions.release_lease(execution_id, self.owner)
+            await self.domains.execution_queue.release_lease(execution_id, self.owner)
             known_secrets.forget(execution_id)
 
     async def _end_cancelled(self, execution_id: str, sink: RecordingSink) -> None:
         reason = self._cancel_reasons.get(execution_id, "cancelled")
         with contextlib.suppress(StigmerError):
             if execution_id in self._stopped_by_server:
-                await self.domains.executions.end_abandoned(execution_id, reason)
+                await self.domains.execution_queue.end_abandoned(execution_id, reason)
                 return
             await sink.flush()
             await self.domains.executions.record_events(
@@ -249,7 +249,7 @@ class EmbeddedEngine:
         interval = self.options.lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
-            is_held = await self.domains.executions.renew_lease(
+            is_held = await self.domains.execution_queue.renew_lease(
                 execution_id, self.owner, self.options.lease_seconds
             )
             if not is_held:
@@ -266,12 +266,14 @@ class EmbeddedEngine:
         return lease.owner == self.owner and lease.resource_id in self._running
 
     async def _reap_once(self) -> None:
-        reaped = await self.domains.executions.reap_expired_leases(is_alive=self._is_running_here)
+        reaped = await self.domains.execution_queue.reap_expired_leases(
+            is_alive=self._is_running_here
+        )
         if reaped:
             logger.warning("Ended or re-queued %d executions whose worker was lost", reaped)
-        for execution_id in await self.domains.executions.list_active_without_lease():
+        for execution_id in await self.domains.execution_queue.list_active_without_lease():
             if execution_id not in self._running:
-                await self.domains.executions.end_abandoned(
+                await self.domains.execution_queue.end_abandoned(
                     execution_id, "worker lost: the execution was running without a lease"
                 )
 

@@ -158,12 +158,12 @@ class TemporalEngine:
     # -- dispatching -------------------------------------------------------
 
     async def _dispatch(self) -> None:
-        executions = self.domains.executions
+        queue = self.domains.execution_queue
         while True:
             self._wakeup.clear()
             async with self._dispatching:
                 try:
-                    execution = await executions.claim_next(OWNER, self.options.lease_seconds)
+                    execution = await queue.claim_next(OWNER, self.options.lease_seconds)
                 except StigmerError as error:
                     # The store is briefly unreachable: executions wait in it.
                     logger.warning("cannot claim executions: %s", error)
@@ -217,7 +217,7 @@ class TemporalEngine:
             return True
         except (RPCError, WorkflowAlreadyStartedError) as error:
             logger.warning("cannot start the workflow of %s: %s", execution_id, error)
-            await self.domains.executions.end_abandoned(
+            await self.domains.execution_queue.end_abandoned(
                 execution_id, f"its Temporal workflow could not be started: {error}"
             )
             return False
@@ -284,27 +284,27 @@ class TemporalEngine:
         )
 
     async def _keep_once(self) -> None:
-        executions = self.domains.executions
+        queue = self.domains.execution_queue
         held = 0
-        for execution_id, lease in await executions.list_active_leases():
+        for execution_id, lease in await queue.list_active_leases():
             if lease is None or lease.owner != OWNER:
                 continue
             held += 1
             if not await self._workflow_fate(execution_id):
-                await executions.renew_lease(execution_id, OWNER, self.options.lease_seconds)
+                await queue.renew_lease(execution_id, OWNER, self.options.lease_seconds)
                 continue
             async with self._dispatching:
                 # Asked again with no start in flight: it may have been
                 # claimed and started between the listing and the first ask.
                 fate = await self._workflow_fate(execution_id)
                 if fate:
-                    await executions.end_abandoned(execution_id, fate)
+                    await queue.end_abandoned(execution_id, fate)
         if held:
             await self._warn_without_workers(held)
         # Leases of another engine (an embedded server ran on this store before).
-        await executions.reap_expired_leases(is_alive=_is_temporal)
-        for execution_id in await executions.list_active_without_lease():
-            await executions.end_abandoned(
+        await queue.reap_expired_leases(is_alive=_is_temporal)
+        for execution_id in await queue.list_active_without_lease():
+            await queue.end_abandoned(
                 execution_id, "worker lost: the execution was running without a lease"
             )
 

@@ -7,6 +7,10 @@ the error keeps its class, hence its status code at the gRPC edge; anything
 that is not a StigmerError is logged and becomes Internal with the cause
 chained, whose message the gRPC edge keeps from clients.
 
+A step may mark the context done (`context.finish()`, e.g. a replayed
+request whose answer is already stored, or a claim that found nothing to
+claim): the steps after it do not run.
+
 Every step is a fault-injection point (see stigmer/faults.py): crash tests
 are generated from the pipelines' own step lists.
 """
@@ -22,7 +26,13 @@ from stigmer.faults import crash_point, failing_step
 
 logger = logging.getLogger(__name__)
 
-ContextT = TypeVar("ContextT")
+
+class Context(Protocol):
+    @property
+    def is_done(self) -> bool: ...
+
+
+ContextT = TypeVar("ContextT", bound=Context)
 ContextT_contra = TypeVar("ContextT_contra", contravariant=True)
 
 
@@ -64,4 +74,8 @@ class Pipeline(Generic[ContextT]):
                     f"internal error in step {self.name}/{step.name}: {error}",
                     facts={"step": f"{self.name}/{step.name}"},
                 ) from error
+            if context.is_done:
+                # Ended early with nothing (more) to write: no crash point,
+                # so an idle claim does not crash a server at start-up.
+                return
             crash_point(f"{self.name}/{step.name}")

@@ -2,18 +2,20 @@
 
 A kind's controller composes these with its own steps (resolving
 references, ensuring an agent's default instance, ...). Each step reads and
-writes the shared ResourceContext and nothing else.
+writes the context of its kind of operation (pipeline/context.py) and
+nothing else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from stigmer.api.v1 import meta_pb2
 from stigmer.errors import Conflict, InvalidArgument, NotFound
-from stigmer.pipeline.context import ResourceContext
-from stigmer.pipeline.envelope import copy_resource, decode, encode, touch_audit
+from stigmer.pipeline.context import DeleteContext, StateContext, WriteContext
+from stigmer.pipeline.envelope import Envelope, copy_resource, decode, encode, touch_audit
 from stigmer.resources.ids import new_id
 from stigmer.resources.kinds import API_VERSION, DEFAULT_ORG
 from stigmer.resources.secrets import restore_masked_secrets
@@ -27,8 +29,8 @@ class ValidateStep:
 
     name: str = "validate"
 
-    async def run(self, context: ResourceContext) -> None:
-        given = context.require_given()
+    async def run(self, context: WriteContext) -> None:
+        given = context.given
         if given.api_version and given.api_version != API_VERSION:
             raise InvalidArgument.for_field(
                 "api_version", f"must be {API_VERSION!r}, got {given.api_version!r}"
@@ -46,8 +48,8 @@ class RejectServerFieldsStep:
 
     name: str = "reject-server-fields"
 
-    async def run(self, context: ResourceContext) -> None:
-        if context.require_given().metadata.id:
+    async def run(self, context: WriteContext) -> None:
+        if context.given.metadata.id:
             raise InvalidArgument.for_field(
                 "metadata.id", "is assigned by the server; leave it empty on create"
             )
@@ -64,8 +66,8 @@ class ResolveSlugStep:
     is_id_enough: bool = False
     name: str = "resolve-slug"
 
-    async def run(self, context: ResourceContext) -> None:
-        metadata = context.require_given().metadata
+    async def run(self, context: WriteContext) -> None:
+        metadata = context.given.metadata
         metadata.org = metadata.org or DEFAULT_ORG
         if self.is_id_enough and metadata.id:
             return
@@ -82,8 +84,8 @@ class LoadExistingStep:
     is_required: bool
     name: str = "load-existing"
 
-    async def run(self, context: ResourceContext) -> None:
-        metadata = context.require_given().metadata
+    async def run(self, context: WriteContext) -> None:
+        metadata = context.given.metadata
         kind = context.kind.name
         transaction = context.transaction
         if metadata.id and self.is_required:
@@ -116,8 +118,8 @@ class BuildStateStep:
 
     name: str = "build-state"
 
-    async def run(self, context: ResourceContext) -> None:
-        given = context.require_given()
+    async def run(self, context: WriteContext) -> None:
+        given = context.given
         state = copy_resource(context.kind, given)
         state.api_version = API_VERSION
         state.kind = context.kind.name
@@ -144,12 +146,13 @@ class BuildStateStep:
 
 
 @dataclass(frozen=True)
-class DetectUnchangedStep:
-    """apply of an equal resource writes nothing and keeps the version."""
+class DecideOutcomeStep:
+    """CREATED for a new resource; CONFIGURED for a changed one; UNCHANGED
+    for an equal one, which writes nothing and keeps the version."""
 
-    name: str = "detect-unchanged"
+    name: str = "decide-outcome"
 
-    async def run(self, context: ResourceContext) -> None:
+    async def run(self, context: WriteContext) -> None:
         existing, state = context.existing, context.require_state()
         if existing is None:
             context.outcome = meta_pb2.APPLY_OUTCOME_CREATED
@@ -168,12 +171,41 @@ class DetectUnchangedStep:
 
 
 @dataclass(frozen=True)
+class ImmutableFieldStep:
+    """A field an update may not change (the owner a resource belongs to).
+
+    `explanation` says what the stored value means, `{}` standing for it.
+    """
+
+    path: str
+    explanation: str
+    name: str = "check-immutable"
+
+    async def run(self, context: WriteContext) -> None:
+        existing = context.existing
+        if existing is None:
+            return
+        stored = field_value(existing, self.path)
+        if stored != field_value(context.require_state(), self.path):
+            raise InvalidArgument.for_field(
+                self.path, f"is immutable ({self.explanation.format(stored)})"
+            )
+
+
+def field_value(resource: Envelope, path: str) -> Any:
+    value: Any = resource
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+@dataclass(frozen=True)
 class PersistStep:
     """Insert (unique index on slug: ALREADY_EXISTS) or compare-and-swap."""
 
     name: str = "persist"
 
-    async def run(self, context: ResourceContext) -> None:
+    async def run(self, context: StateContext) -> None:
         if context.is_unchanged:
             return
         state = context.require_state()
@@ -188,10 +220,8 @@ class PersistStep:
 class LoadForDeleteStep:
     name: str = "load-existing"
 
-    async def run(self, context: ResourceContext) -> None:
-        request = context.delete_request
-        if request is None:
-            raise RuntimeError("delete pipeline without a delete request")
+    async def run(self, context: DeleteContext) -> None:
+        request = context.request
         kind = context.kind.name
         if request.WhichOneof("target") == "id":
             record = await context.transaction.get(kind, request.id)
@@ -205,10 +235,10 @@ class LoadForDeleteStep:
         if request.version and request.version != record.version:
             raise Conflict(kind, record.id, request.version, record.version)
         context.existing_record = record
-        context.existing = context.state = decode(context.kind, record)
+        context.existing = decode(context.kind, record)
 
 
-DeleteOwned = Callable[[ResourceContext], Awaitable[None]]
+DeleteOwned = Callable[[DeleteContext], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -218,11 +248,9 @@ class DeleteStep:
     delete_owned: DeleteOwned
     name: str = "delete"
 
-    async def run(self, context: ResourceContext) -> None:
-        request, record = context.delete_request, context.existing_record
-        if request is None or record is None:
-            raise RuntimeError("delete step before load-existing")
-        if request.cascade != meta_pb2.CASCADE_POLICY_ORPHAN:
+    async def run(self, context: DeleteContext) -> None:
+        record, _ = context.require_existing()
+        if context.request.cascade != meta_pb2.CASCADE_POLICY_ORPHAN:
             await self.delete_owned(context)
         await context.transaction.delete(record.kind, record.id)
         context.deleted.append(record)

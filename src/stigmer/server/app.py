@@ -29,6 +29,7 @@ from stigmer.api.v1 import (
 )
 from stigmer.consistency.periodic import PeriodicChecker
 from stigmer.domain.registry import Domains
+from stigmer.engine.base import Engine
 from stigmer.engine.embedded import EmbeddedEngine
 from stigmer.engine.options import EngineOptions
 from stigmer.errors import Unavailable
@@ -48,7 +49,7 @@ from stigmer.store.base import Store
 from stigmer.store.urls import store_from_url
 
 if TYPE_CHECKING:
-    from stigmer.engine.temporal_engine import TemporalEngine, TemporalOptions
+    from stigmer.engine.temporal_engine import TemporalOptions
 
 logger = logging.getLogger(__name__)
 SERVICE_NAME = "stigmer.agentic.v1"
@@ -73,25 +74,42 @@ class ServerOptions:
     tls: TlsFiles | None = None
 
 
+class _EngineSignals:
+    """The execution domain's signals, sent on to the server's engine.
+
+    The engine is built on the domains, so the domains cannot be built
+    with it: they get this instead, and it reaches the engine once built.
+    """
+
+    def __init__(self, server: StigmerServer) -> None:
+        self._server = server
+
+    def execution_enqueued(self, execution_id: str) -> None:
+        self._server.engine.execution_enqueued(execution_id)
+
+    async def cancel_running(self, execution_id: str, reason: str) -> bool:
+        return await self._server.engine.cancel_running(execution_id, reason)
+
+
 class StigmerServer:
     def __init__(self, options: ServerOptions) -> None:
         self.options = options
         self.store: Store = store_from_url(options.store_url)
-        self.domains = Domains(self.store)
-        self.engine: EmbeddedEngine | TemporalEngine
-        if options.temporal is None:
-            self.engine = EmbeddedEngine(self.domains, options.engine)
-        else:
-            # Imported only here: the Temporal SDK is not needed otherwise.
-            from stigmer.engine.temporal_engine import TemporalEngine
-
-            self.engine = TemporalEngine(self.domains, options.engine, options.temporal)
-        self.domains.executions.signals = self.engine
+        self.domains = Domains(self.store, _EngineSignals(self))
+        self.engine: Engine = self._build_engine(options)
         self.checker = PeriodicChecker(self.domains, options.check_interval_seconds)
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._stopped = asyncio.Event()
+
+    def _build_engine(self, options: ServerOptions) -> Engine:
+        if options.temporal is None:
+            return EmbeddedEngine(self.domains, options.engine)
+        # Imported only here: the Temporal SDK is not needed otherwise.
+        from stigmer.engine.temporal_engine import TemporalEngine
+
+        return TemporalEngine(self.domains, options.engine, options.temporal)
 
     @property
     def address(self) -> str:

@@ -107,5 +107,5 @@ class ExecutionQueryService(execution_pb2_grpc.AgentExecutionQueryControllerServ
         self, request: execution_pb2.SubscribeExecutionRequest, context: Any
     ) -> AsyncIterator[execution_pb2.ExecutionUpdate]:
         validate_message(request)
-        async for update in self.executions.subscribe(request.id, request.after_sequence):
+        async for update in self.executions.stream.subscribe(request.id, request.after_sequence):
             yield _shown_update(update)

@@ -17,7 +17,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from stigmer.api.v1 import meta_pb2
 from stigmer.domain.registry import Domains
-from stigmer.domain.resource_controller import Page, ResourceController
+from stigmer.domain.resource_controller import Page, WritableResourceController
 from stigmer.errors import InvalidArgument
 from stigmer.pipeline.envelope import Envelope, as_envelope
 from stigmer.resources.kinds import DEFAULT_ORG, KINDS
@@ -44,7 +44,7 @@ def _page_size(size: int) -> int:
 class ResourceServices:
     """The gRPC handlers of one kind's command and query services."""
 
-    def __init__(self, controller: ResourceController) -> None:
+    def __init__(self, controller: WritableResourceController) -> None:
         self.controller = controller
         self.command = controller.kind.command_service
         self.query = controller.kind.query_service
@@ -149,5 +149,5 @@ def resource_handlers(domains: Domains) -> list[grpc.GenericRpcHandler]:
     handlers: list[grpc.GenericRpcHandler] = []
     for kind in KINDS:
         if kind.is_user_written:
-            handlers += ResourceServices(domains.controller(kind)).generic_handlers()
+            handlers += ResourceServices(domains.writable[kind.name]).generic_handlers()
     return handlers

@@ -10,56 +10,35 @@ request instead of failing it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from stigmer.api.v1 import meta_pb2
-from stigmer.domain.resource_controller import ResourceController
+from stigmer.domain.agentinstance.client import AgentInstanceClient
+from stigmer.domain.clients import ResourceReader
+from stigmer.domain.reference_steps import RequireRefsStep
+from stigmer.domain.resource_controller import WritableResourceController
 from stigmer.errors import NotFound
-from stigmer.pipeline.context import ResourceContext
+from stigmer.pipeline.context import StateContext, TargetContext
 from stigmer.pipeline.envelope import Envelope, decode, encode
-from stigmer.pipeline.framework import Pipeline, Step
+from stigmer.pipeline.framework import Pipeline
 from stigmer.resources.kinds import AGENT
 from stigmer.store.base import Store, Transaction
 
-if TYPE_CHECKING:
-    from stigmer.domain.registry import Domains
-
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ResolveMcpServerRefsStep:
-    """Every `spec.mcp_servers[i].ref` must name an existing McpServer."""
-
-    domains: Domains
-    name: str = "resolve-mcp-servers"
-
-    async def run(self, context: ResourceContext) -> None:
-        state = context.require_state()
-        for index, usage in enumerate(state.spec.mcp_servers):
-            if usage.ref:
-                await self.domains.mcp_server_client.require_slug(
-                    state.metadata.org,
-                    usage.ref,
-                    context.transaction,
-                    field=f"spec.mcp_servers[{index}].ref",
-                )
 
 
 @dataclass(frozen=True)
 class EnsureDefaultInstanceStep:
     """Get-or-create the default instance and point the agent's status at it."""
 
-    domains: Domains
+    instances: AgentInstanceClient
     name: str = "ensure-default-instance"
 
-    async def run(self, context: ResourceContext) -> None:
+    async def run(self, context: StateContext) -> None:
         agent = context.require_state()
-        instance = await self.domains.agent_instance_client.ensure_default_instance(
-            agent, context.transaction
-        )
+        instance = await self.instances.get_or_create_default(agent, context.transaction)
         instance_id = instance.metadata.id
         if agent.status.default_instance_id == instance_id:
             return
@@ -86,7 +65,7 @@ class LoadAgentStep:
 
     name: str = "load-agent"
 
-    async def run(self, context: ResourceContext) -> None:
+    async def run(self, context: TargetContext) -> None:
         record = await context.transaction.get(AGENT.name, context.target_id)
         if record is None:
             raise NotFound(AGENT.name, context.target_id, field=context.target_field)
@@ -96,15 +75,37 @@ class LoadAgentStep:
         context.outcome = meta_pb2.APPLY_OUTCOME_UNCHANGED
 
 
-class AgentController(ResourceController):
+def _mcp_server_refs(agent: Envelope) -> Iterable[tuple[int, str]]:
+    return ((index, usage.ref) for index, usage in enumerate(agent.spec.mcp_servers) if usage.ref)
+
+
+class AgentController(WritableResourceController):
     kind = AGENT
 
-    def __init__(self, store: Store, domains: Domains) -> None:
-        super().__init__(store, domains)
-        self.ensure_default_instance_pipeline = Pipeline[ResourceContext](
-            "agent.ensure-default-instance",
-            [LoadAgentStep(), EnsureDefaultInstanceStep(domains)],
+    def __init__(
+        self, store: Store, *, mcp_servers: ResourceReader, instances: AgentInstanceClient
+    ) -> None:
+        ensure_default = EnsureDefaultInstanceStep(instances)
+        super().__init__(
+            store,
+            before_persist=(
+                RequireRefsStep(
+                    "resolve-mcp-servers",
+                    mcp_servers,
+                    "spec.mcp_servers[{index}].ref",
+                    _mcp_server_refs,
+                ),
+            ),
+            after_persist=(ensure_default,),
         )
+        self._instances = instances
+        self.ensure_default_instance_pipeline = Pipeline[TargetContext](
+            "agent.ensure-default-instance", [LoadAgentStep(), ensure_default]
+        )
+
+    @property
+    def pipelines(self) -> tuple[Pipeline[Any], ...]:
+        return (*super().pipelines, self.ensure_default_instance_pipeline)
 
     async def ensure_default_instance(
         self, agent_id: str, transaction: Transaction, *, field: str
@@ -116,15 +117,13 @@ class AgentController(ResourceController):
             NotFound: no agent with this id (naming `field`).
             FailedPrecondition: another agent's instance holds the default slug.
         """
-        context = ResourceContext(
-            self.kind, transaction, self.relations_of, target_id=agent_id, target_field=field
+        context = TargetContext(
+            kind=self.kind,
+            transaction=transaction,
+            relations_of=self.relations_of,
+            target_id=agent_id,
+            target_field=field,
         )
         await self.ensure_default_instance_pipeline.run(context)
         instance_id = context.require_state().status.default_instance_id
-        return await self.domains.agent_instance_client.get(instance_id, transaction)
-
-    def build_steps(self) -> Sequence[Step[ResourceContext]]:
-        return (ResolveMcpServerRefsStep(self.domains),)
-
-    def after_persist_steps(self) -> Sequence[Step[ResourceContext]]:
-        return (EnsureDefaultInstanceStep(self.domains),)
+        return await self._instances.get(instance_id, transaction)

@@ -13,5 +13,5 @@ class AgentInstanceClient(ResourceClient):
         super().__init__(controller)
         self._instances = controller
 
-    async def ensure_default_instance(self, agent: Envelope, transaction: Transaction) -> Envelope:
-        return await self._instances.ensure_default_instance(agent, transaction)
+    async def get_or_create_default(self, agent: Envelope, transaction: Transaction) -> Envelope:
+        return await self._instances.get_or_create_default(agent, transaction)

@@ -1,7 +1,7 @@
 """AgentInstances: an agent bound to environments. Every agent has a default
 one, `<agent-slug>-default`, that runs executions created with only an agent.
 
-`ensure_default_instance` is the get-or-create of that instance: an
+`get_or_create_default` is the get-or-create of that instance: an
 insert-if-absent on the (kind, org, slug) unique index inside the caller's
 transaction, so concurrent first runs end with exactly one instance. An
 instance that already holds the slug is adopted when it belongs to the same
@@ -12,23 +12,27 @@ belongs to another.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from stigmer.api.v1 import agentinstance_pb2, meta_pb2
-from stigmer.domain.resource_controller import ResourceController
+from stigmer.domain.clients import ResourceReader
+from stigmer.domain.reference_steps import RequireRefsStep
+from stigmer.domain.resource_controller import WritableResourceController
 from stigmer.errors import FailedPrecondition, InvalidArgument
-from stigmer.pipeline.context import ResourceContext
+from stigmer.pipeline.context import WriteContext
 from stigmer.pipeline.envelope import Envelope, Relations, as_envelope, decode, encode
-from stigmer.pipeline.framework import Pipeline, Step
-from stigmer.pipeline.steps import BuildStateStep, ResolveSlugStep, ValidateStep
+from stigmer.pipeline.framework import Pipeline
+from stigmer.pipeline.steps import (
+    BuildStateStep,
+    ImmutableFieldStep,
+    ResolveSlugStep,
+    ValidateStep,
+)
 from stigmer.resources.kinds import AGENT_INSTANCE
 from stigmer.resources.slugs import default_instance_slug
 from stigmer.store.base import Store, Transaction
-
-if TYPE_CHECKING:
-    from stigmer.domain.registry import Domains
 
 logger = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 253
@@ -38,13 +42,13 @@ MAX_NAME_LENGTH = 253
 class ResolveAgentStep:
     """spec.agent_id (or agent_ref by slug) must name an existing agent."""
 
-    domains: Domains
+    agents: ResourceReader
     name: str = "resolve-agent"
 
-    async def run(self, context: ResourceContext) -> None:
+    async def run(self, context: WriteContext) -> None:
         state = context.require_state()
         spec = state.spec
-        agents = self.domains.agent_client
+        agents = self.agents
         org = state.metadata.org
         if spec.agent_ref:
             agent = await agents.require_slug(
@@ -62,37 +66,16 @@ class ResolveAgentStep:
             )
         else:
             await agents.require_id(spec.agent_id, context.transaction, field="spec.agent_id")
-        existing = context.existing
-        if existing is not None and existing.spec.agent_id != spec.agent_id:
-            raise InvalidArgument.for_field(
-                "spec.agent_id", f"is immutable (the instance belongs to {existing.spec.agent_id})"
-            )
-
-
-@dataclass(frozen=True)
-class ResolveEnvironmentsStep:
-    domains: Domains
-    name: str = "resolve-environments"
-
-    async def run(self, context: ResourceContext) -> None:
-        state = context.require_state()
-        for index, slug in enumerate(state.spec.environment_refs):
-            await self.domains.environment_client.require_slug(
-                state.metadata.org,
-                slug,
-                context.transaction,
-                field=f"spec.environment_refs[{index}]",
-            )
 
 
 @dataclass(frozen=True)
 class InsertIfAbsentStep:
     """Get-or-create on the unique slug; adopts only the same agent's instance."""
 
-    domains: Domains
+    agents: ResourceReader
     name: str = "insert-if-absent"
 
-    async def run(self, context: ResourceContext) -> None:
+    async def run(self, context: WriteContext) -> None:
         state = context.require_state()
         record = encode(context.kind, state, context.relations_of(state))
         stored, is_inserted = await context.transaction.insert_if_absent(record)
@@ -109,9 +92,7 @@ class InsertIfAbsentStep:
         )
         existing = decode(context.kind, stored)
         if existing.spec.agent_id != state.spec.agent_id:
-            owner = await self.domains.agent_client.find(
-                existing.spec.agent_id, context.transaction
-            )
+            owner = await self.agents.find(existing.spec.agent_id, context.transaction)
             whose = "which no longer exists (an orphan)" if owner is None else "another agent"
             raise FailedPrecondition(
                 f"AgentInstance {stored.slug!r} ({stored.id}) belongs to agent "
@@ -134,31 +115,53 @@ class InsertIfAbsentStep:
         context.existing = context.state = existing
 
 
-class AgentInstanceController(ResourceController):
+def _environment_refs(instance: Envelope) -> Iterable[tuple[int, str]]:
+    return enumerate(instance.spec.environment_refs)
+
+
+class AgentInstanceController(WritableResourceController):
     kind = AGENT_INSTANCE
 
-    def __init__(self, store: Store, domains: Domains) -> None:
-        super().__init__(store, domains)
-        self.ensure_default_pipeline = Pipeline[ResourceContext](
+    def __init__(
+        self, store: Store, *, agents: ResourceReader, environments: ResourceReader
+    ) -> None:
+        super().__init__(
+            store,
+            before_persist=(
+                ResolveAgentStep(agents),
+                ImmutableFieldStep("spec.agent_id", "the instance belongs to {}"),
+                RequireRefsStep(
+                    "resolve-environments",
+                    environments,
+                    "spec.environment_refs[{index}]",
+                    _environment_refs,
+                ),
+            ),
+        )
+        self.ensure_default_pipeline = Pipeline[WriteContext](
             "agentinstance.ensure-default",
             [
                 ValidateStep(),
                 ResolveSlugStep(),
                 BuildStateStep(),
-                ResolveAgentStep(domains),
-                InsertIfAbsentStep(domains),
+                ResolveAgentStep(agents),
+                InsertIfAbsentStep(agents),
             ],
         )
+
+    @property
+    def pipelines(self) -> tuple[Pipeline[Any], ...]:
+        return (*super().pipelines, self.ensure_default_pipeline)
 
     def relations_of(self, resource: Envelope) -> Relations:
         agent_id: str = resource.spec.agent_id
         return Relations(owner_id=agent_id, agent_id=agent_id)
 
-    def build_steps(self) -> Sequence[Step[ResourceContext]]:
-        return (ResolveAgentStep(self.domains), ResolveEnvironmentsStep(self.domains))
-
-    async def ensure_default_instance(self, agent: Envelope, transaction: Transaction) -> Envelope:
-        """The agent's default instance, created if absent, adopted if orphaned.
+    async def get_or_create_default(self, agent: Envelope, transaction: Transaction) -> Envelope:
+        """The agent's default instance: the one its status names when that
+        is still its default, else the one holding the default slug
+        (adopted), else a new one. The agent's status is the caller's to
+        point at it.
 
         Raises:
             FailedPrecondition: the default slug is held by another agent's instance.
@@ -189,5 +192,5 @@ class AgentInstanceController(ResourceController):
                 ),
             )
         )
-        context = await self._run(self.ensure_default_pipeline, transaction, given=given)
+        context = await self._write(self.ensure_default_pipeline, given, transaction)
         return context.require_state()

@@ -13,17 +13,16 @@ all.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from stigmer.api.v1 import execution_pb2
+from stigmer.domain.agent.client import AgentClient
+from stigmer.domain.clients import ResourceReader
+from stigmer.domain.execution.context import ExecutionContext
+from stigmer.domain.session.client import SessionClient
 from stigmer.errors import FailedPrecondition, InvalidArgument
 from stigmer.pipeline.envelope import Envelope
 from stigmer.resources.kinds import DEFAULT_ORG
 from stigmer.store.base import Transaction
-
-if TYPE_CHECKING:
-    from stigmer.domain.execution.steps import ExecutionContext
-    from stigmer.domain.registry import Domains
 
 SUBJECT_LENGTH = 200
 
@@ -56,19 +55,17 @@ class ResolveSessionStep:
     """The session the execution runs in: the one given, or a new one on the
     instance given or on the agent's default instance (ensured here)."""
 
-    domains: Domains
+    agents: AgentClient
+    instances: ResourceReader
+    sessions: SessionClient
     name: str = "resolve-session"
 
     async def run(self, context: ExecutionContext) -> None:
-        if context.is_replay:
-            return
         spec = context.given.spec
         transaction = context.transaction
         agent = None
         if spec.agent_id:
-            agent = await self.domains.agent_client.require_id(
-                spec.agent_id, transaction, field="spec.agent_id"
-            )
+            agent = await self.agents.require_id(spec.agent_id, transaction, field="spec.agent_id")
         org = agent.metadata.org if agent is not None else context.given.metadata.org
         org = org or DEFAULT_ORG
         if spec.session_id or spec.session_ref:
@@ -82,20 +79,20 @@ class ResolveSessionStep:
         if spec.agent_instance_id or spec.agent_instance_ref:
             instance, field = await self._given_instance(spec, org, transaction)
             if agent is None:
-                agent = await self.domains.agent_client.require_id(
+                agent = await self.agents.require_id(
                     instance.spec.agent_id, transaction, field=field
                 )
             elif instance.spec.agent_id != agent.metadata.id:
                 raise await self._instance_of_another_agent(instance, agent, transaction)
         elif agent is not None:
-            instance = await self.domains.agent_client.ensure_default_instance(
+            instance = await self.agents.ensure_default_instance(
                 agent.metadata.id, transaction, field="spec.agent_id"
             )
         else:
             raise InvalidArgument.for_field(
                 "spec.agent_id", "is required without a session or an instance"
             )
-        context.session = await self.domains.session_client.start_session(
+        context.session = await self.sessions.start_session(
             agent, instance, spec.message[:SUBJECT_LENGTH], transaction
         )
         context.agent_id = agent.metadata.id
@@ -104,7 +101,7 @@ class ResolveSessionStep:
     async def _given_session(
         self, spec: execution_pb2.AgentExecutionSpec, org: str, transaction: Transaction
     ) -> Envelope:
-        sessions = self.domains.session_client
+        sessions = self.sessions
         if not spec.session_ref:
             return await sessions.require_id(spec.session_id, transaction, field="spec.session_id")
         session = await sessions.require_slug(
@@ -120,7 +117,7 @@ class ResolveSessionStep:
     async def _given_instance(
         self, spec: execution_pb2.AgentExecutionSpec, org: str, transaction: Transaction
     ) -> tuple[Envelope, str]:
-        instances = self.domains.agent_instance_client
+        instances = self.instances
         if not spec.agent_instance_ref:
             field = "spec.agent_instance_id"
             return await instances.require_id(
@@ -140,7 +137,7 @@ class ResolveSessionStep:
 
     async def _agent_label(self, agent_id: str, transaction: Transaction) -> tuple[str, str]:
         """(slug, how to name it in a message) of an agent that may be gone."""
-        owner = await self.domains.agent_client.find(agent_id, transaction)
+        owner = await self.agents.find(agent_id, transaction)
         if owner is None:
             return "", f"{agent_id or '(none)'}, which no longer exists"
         slug: str = owner.metadata.slug

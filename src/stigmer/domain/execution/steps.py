@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from stigmer.api.v1 import execution_pb2
+from stigmer.domain.execution.context import ExecutionContext
 from stigmer.domain.execution.sessions import validate_placement
 from stigmer.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from stigmer.pipeline.envelope import Envelope, Relations, as_envelope, encode, now, touch_audit
@@ -21,27 +22,10 @@ from stigmer.resources.execution_events import IN_PROGRESS, PENDING, phase_name
 from stigmer.resources.ids import new_id
 from stigmer.resources.kinds import AGENT_EXECUTION, API_VERSION, DEFAULT_ORG
 from stigmer.resources.validation import validate_message
-from stigmer.store.base import ListQuery, Transaction
+from stigmer.store.base import ListQuery
 
 REQUEST_HASH_ANNOTATION = "stigmer.ai/request-hash"
 _EXECUTION_ID = re.compile(r"^aex-[0-9a-z]{26}$")
-
-
-@dataclass
-class ExecutionContext:
-    transaction: Transaction
-    given: execution_pb2.AgentExecution
-    slug: str = ""
-    request_hash: str = ""
-    replayed: execution_pb2.AgentExecution | None = None
-    session: Envelope | None = None
-    agent_id: str = ""
-    instance_id: str = ""
-    state: execution_pb2.AgentExecution | None = None
-
-    @property
-    def is_replay(self) -> bool:
-        return self.replayed is not None
 
 
 @dataclass(frozen=True)
@@ -102,6 +86,7 @@ class IdempotencyStep:
                 ),
             )
         context.replayed = existing
+        context.finish()
 
 
 @dataclass(frozen=True)
@@ -111,11 +96,9 @@ class BusySessionStep:
     name: str = "check-busy-session"
 
     async def run(self, context: ExecutionContext) -> None:
-        if context.is_replay or context.session is None:
-            return
         if context.given.spec.on_busy_session != execution_pb2.BUSY_SESSION_POLICY_REJECT:
             return
-        session_id = context.session.metadata.id
+        session_id = context.require_session().metadata.id
         for phase in (IN_PROGRESS, PENDING):
             active = await context.transaction.list(
                 ListQuery(
@@ -138,29 +121,28 @@ class BuildExecutionStep:
     name: str = "build-state"
 
     async def run(self, context: ExecutionContext) -> None:
-        if context.is_replay or context.session is None:
-            return
+        session = context.require_session()
         state = execution_pb2.AgentExecution()
         state.CopyFrom(context.given)
         state.api_version = API_VERSION
         state.kind = AGENT_EXECUTION.name
         metadata = state.metadata
         metadata.id = metadata.id or new_id(AGENT_EXECUTION.prefix)
-        metadata.org = context.session.metadata.org
+        metadata.org = session.metadata.org
         metadata.slug = context.slug or metadata.id
         metadata.name = metadata.name or metadata.id
         metadata.version = 1
         if context.request_hash:
             metadata.annotations[REQUEST_HASH_ANNOTATION] = context.request_hash
         # The stored spec names its session by id only (see the proto).
-        state.spec.session_id = context.session.metadata.id
+        state.spec.session_id = session.metadata.id
         state.spec.agent_id = context.agent_id
         for field in ("session_ref", "agent_instance_id", "agent_instance_ref"):
             state.spec.ClearField(field)
         state.ClearField("status")
         status = state.status
         status.phase = PENDING
-        status.session_id = context.session.metadata.id
+        status.session_id = session.metadata.id
         status.agent_id = context.agent_id
         status.agent_instance_id = context.instance_id
         human = status.messages.add(
@@ -176,8 +158,8 @@ class PersistExecutionStep:
     name: str = "persist"
 
     async def run(self, context: ExecutionContext) -> None:
-        if context.is_replay or context.state is None:
-            return
+        if context.state is None:
+            raise RuntimeError("no execution built: build-state must run before this step")
         state = as_envelope(context.state)
         await context.transaction.insert(encode(AGENT_EXECUTION, state, execution_relations(state)))
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.errors import FailedPrecondition, NotFound
+from stigmer.pipeline.context import PipelineContext
 from stigmer.resources.execution_events import (
     CANCELLED,
     IN_PROGRESS,
@@ -28,8 +29,8 @@ RecordIn = Callable[
 ]
 
 
-@dataclass
-class UpdateContext:
+@dataclass(kw_only=True)
+class UpdateContext(PipelineContext):
     transaction: Transaction
     execution_id: str
     events: list[Event] = field(default_factory=list)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from stigmer.domain.resource_controller import ResourceController
+from stigmer.domain.resource_controller import WritableResourceController
 from stigmer.resources.kinds import MCP_SERVER
 
 
-class McpServerController(ResourceController):
+class McpServerController(WritableResourceController):
     kind = MCP_SERVER

@@ -11,22 +11,18 @@ apply. Sessions a run starts get a readable slug, `<agent-slug>-<suffix>`
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from stigmer.api.v1 import meta_pb2, session_pb2
-from stigmer.domain.resource_controller import ResourceController
+from stigmer.domain.clients import ResourceReader
+from stigmer.domain.resource_controller import WritableResourceController
 from stigmer.domain.session.slugs import new_session_slug
 from stigmer.errors import AlreadyExists, InvalidArgument
-from stigmer.pipeline.context import ResourceContext
+from stigmer.pipeline.context import WriteContext
 from stigmer.pipeline.envelope import Envelope, Relations, as_envelope
-from stigmer.pipeline.framework import Step
+from stigmer.pipeline.steps import ImmutableFieldStep
 from stigmer.resources.kinds import SESSION
-from stigmer.store.base import Transaction
-
-if TYPE_CHECKING:
-    from stigmer.domain.registry import Domains
+from stigmer.store.base import Store, Transaction
 
 logger = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 253
@@ -40,13 +36,13 @@ class ResolveInstanceStep:
     """spec.agent_instance_id (or agent_instance_ref by slug) must name an
     existing instance; the session records that instance's agent."""
 
-    domains: Domains
+    instances: ResourceReader
     name: str = "resolve-instance"
 
-    async def run(self, context: ResourceContext) -> None:
+    async def run(self, context: WriteContext) -> None:
         state = context.require_state()
         spec = state.spec
-        instances = self.domains.agent_instance_client
+        instances = self.instances
         if spec.agent_instance_ref:
             instance = await instances.require_slug(
                 state.metadata.org,
@@ -70,17 +66,20 @@ class ResolveInstanceStep:
             instance = await instances.require_id(
                 spec.agent_instance_id, context.transaction, field="spec.agent_instance_id"
             )
-        existing = context.existing
-        if existing is not None and existing.spec.agent_instance_id != spec.agent_instance_id:
-            raise InvalidArgument.for_field(
-                "spec.agent_instance_id",
-                f"is immutable (the session belongs to {existing.spec.agent_instance_id})",
-            )
         state.status.agent_id = instance.spec.agent_id
 
 
-class SessionController(ResourceController):
+class SessionController(WritableResourceController):
     kind = SESSION
+
+    def __init__(self, store: Store, *, instances: ResourceReader) -> None:
+        super().__init__(
+            store,
+            before_persist=(
+                ResolveInstanceStep(instances),
+                ImmutableFieldStep("spec.agent_instance_id", "the session belongs to {}"),
+            ),
+        )
 
     def relations_of(self, resource: Envelope) -> Relations:
         instance_id: str = resource.spec.agent_instance_id
@@ -89,9 +88,6 @@ class SessionController(ResourceController):
             agent_instance_id=instance_id,
             agent_id=resource.status.agent_id,
         )
-
-    def build_steps(self) -> Sequence[Step[ResourceContext]]:
-        return (ResolveInstanceStep(self.domains),)
 
     async def start_session(
         self, agent: Envelope, instance: Envelope, subject: str, transaction: Transaction
