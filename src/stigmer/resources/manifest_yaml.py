@@ -51,6 +51,7 @@ _KEPT_TAGS = {
     "tag:yaml.org,2002:merge",
 }
 # What YAML itself refuses to carry (yaml.reader.Reader.NON_PRINTABLE).
+_LINE_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 _NON_PRINTABLE = re.compile(
     "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 )
@@ -111,6 +112,14 @@ def manifest_text(data: str | bytes) -> str:
             f"character U+{ord(bad.group()):04X} (column {column}) is not allowed in YAML",
         )
     return text
+
+
+def last_line(text: str) -> int:
+    """The number of the last line of `text`, counting lines as YAML does
+    (CR, LF, CRLF, NEL, LS and PS each end one). An error at the end of the
+    stream is put on it, not on a line after the file."""
+    breaks = _LINE_BREAKS.findall(text)
+    return max(1, len(breaks) + (0 if text.endswith(tuple(breaks[-1:])) else 1))
 
 
 def _mib(size: int) -> str:

@@ -36,6 +36,7 @@ from stigmer.resources.manifest_yaml import (
     RefusedYamlError,
     SourceTextError,
     compose_manifest,
+    last_line,
     manifest_text,
 )
 from stigmer.resources.slugs import resolve_slug, slugify
@@ -169,7 +170,7 @@ def inspect_manifest(text: str | bytes, source: str = "<stdin>") -> list[Documen
                 nodes.append(node)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark is not None else 1
+        line = min(mark.line + 1, last_line(checked)) if mark is not None else 1
         problem = error.problem or error.context or "malformed YAML"
         message = problem if isinstance(error, RefusedYamlError) else f"invalid YAML: {problem}"
         failure = ManifestProblem(source, line, "", message)
