@@ -379,7 +379,10 @@ class _NodeReader:
 
     def _scalar(self, node: yaml.Node, path: str) -> Any:
         """The scalar as YAML types it; _UNREADABLE (a problem) when its
-        type's constructor refuses the text (`0x_`, a 5,000-digit number)."""
+        type's constructor refuses the text (`0x_`, a 5,000-digit number).
+        `<<` is a merge only as a key; as a value it is text."""
+        if node.tag == _MERGE_TAG:
+            return node.value
         try:
             return self._constructor.construct_object(node)
         except (yaml.YAMLError, ValueError, OverflowError):
