@@ -5,7 +5,7 @@ YAML: its errors carry no line, it reports a wrong shape as something else (a
 string where a message is expected is read character by character, hence
 `unknown field 'spec.mcpServers[0].g'`), and it lets one field appear under
 both of its spellings, the last silently winning. So the node tree that
-`yaml.compose_all` builds is walked alongside the message descriptor first:
+manifest_yaml.py composes is walked alongside the message descriptor first:
 
 - A key is a field's proto name (`mcp_servers`) or its JSON name
   (`mcpServers`), at every level, metadata and nested messages included, so
@@ -18,8 +18,11 @@ both of its spellings, the last silently winning. So the node tree that
   McpServerUsage given as `github` is `{ref: github}`, as in upstream's
   `mcpServers: [github, filesystem]`.
 - String fields take a scalar's text as written (`value: 0755` stays "0755",
-  not YAML's number); booleans, numbers and enum names are checked against
-  the field's type.
+  not YAML's number); booleans, numbers and enum names (or numbers) are
+  checked against the field's type, and a scalar YAML cannot construct
+  (`0x_`, a 5,000-digit number) is a problem, not an exception.
+- A Struct, Value or ListValue takes any YAML value, its keys as written
+  and each given once.
 - The line of every field, list item and map entry is recorded under its
   path (`spec.mcp_servers[0].enabled_tools`, `metadata.labels['team']`),
   spelled as protovalidate spells violations, so any later error about a

@@ -5,7 +5,9 @@ A manifest is one or more YAML documents, each a resource envelope:
 input because the system owns it). Keys may be spelled as the proto fields
 (`mcp_servers`) or in camelCase (`mcpServers`) at every level, as manifests
 written for upstream Stigmer are; an McpServer reference may be given by its
-name alone (`mcpServers: [github]`). manifest_nodes.py reads the YAML nodes
+name alone (`mcpServers: [github]`). manifest_yaml.py turns a file's bytes
+into YAML nodes, refusing what a manifest may not hold (tags, bombs, deep
+nesting, bytes that are not UTF-8 text); manifest_nodes.py reads the nodes
 against the message and says what shape a wrong value should have had.
 
 Every error names the source and the line of the field at fault
