@@ -261,7 +261,18 @@ class ManifestMaker:
     def hostile(self) -> bytes:
         rng = self.rng
         how = rng.choice(
-            ["bomb", "recursive", "tag", "deep", "merge", "complex-key", "anchors", "bytes"]
+            [
+                "bomb",
+                "merge-bomb",
+                "text-bomb",
+                "recursive",
+                "tag",
+                "deep",
+                "merge",
+                "complex-key",
+                "anchors",
+                "bytes",
+            ]
         )
         self._note(how)
         head = (
@@ -275,6 +286,17 @@ class ManifestMaker:
                 aliases = ",".join([f"*l{level - 1}"] * width)
                 lines.append(f"  x{level}: &l{level} [{aliases}]")
             return (head + "\n".join(lines) + "\n").encode()
+        if how == "merge-bomb":
+            lines = ["m0: &m0 {a: lol}"]
+            for level in range(1, rng.randint(3, 10)):
+                aliases = ",".join([f"*m{level - 1}"] * rng.randint(2, 9))
+                lines.append(f"m{level}: &m{level} {{<<: [{aliases}]}}")
+            last = len(lines) - 1
+            return ("\n".join(lines) + "\n" + head + f"  <<: *m{last}\n").encode()
+        if how == "text-bomb":
+            text = "x" * rng.choice([10, 20_000, 300_000])
+            aliases = ", ".join(["*big"] * rng.randint(1, 200))
+            return (head + f"  description: &big {text}\n  skill_refs: [{aliases}]\n").encode()
         if how == "recursive":
             return (
                 head + rng.choice(["  x: &a [*a]\n", "  x: &a {b: *a}\n", "  <<: &a {x: *a}\n"])

@@ -13,7 +13,8 @@ changes nothing either.
 
 The seed is printed; `STIGMER_FUZZ_SEED=N` replays a run's choices, and a
 failure shows the case and keeps its bytes in the test's tmp_path.
-`STIGMER_FUZZ_SECONDS` sets each part's time (default 25).
+`STIGMER_FUZZ_SECONDS` sets each part's time (default 20; the whole
+file stays under a minute).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from tests.conftest import Cli
 from tests.fuzz.manifest_inputs import ManifestMaker, seed_manifests
 
 SEED = int(os.environ.get("STIGMER_FUZZ_SEED", str(random.SystemRandom().randrange(2**32))))
-SECONDS = float(os.environ.get("STIGMER_FUZZ_SECONDS", "25"))
+SECONDS = float(os.environ.get("STIGMER_FUZZ_SECONDS", "20"))
 SOURCE = "fuzz.yaml"
 MAX_FAILURES = 10
 
@@ -80,8 +81,8 @@ class Failures:
         return "\n".join(lines)
 
 
-def check_reading(data: bytes) -> str:
-    """What is wrong with how `data` was read; '' when nothing is."""
+def check_reading(data: bytes) -> tuple[str, str]:
+    """(accepted or refused, what is wrong with how `data` was read or '')."""
     readings = inspect_manifest(data, SOURCE)
     # Lines as YAML counts them: CR, LF, CRLF, NEL, LS and PS each end one.
     text = data.decode("utf-8", "replace")
@@ -90,25 +91,25 @@ def check_reading(data: bytes) -> str:
     for reading in readings:
         for problem in reading.problems:
             if not 1 <= problem.line <= line_count or not problem.message:
-                return f"problem outside the file: {problem!r} ({line_count} lines)"
+                return "refused", f"problem outside the file: {problem!r} ({line_count} lines)"
     is_refused = any(reading.problems for reading in readings)
     try:
         documents = parse_manifest(data, SOURCE)
     except InvalidArgument as error:
         if not is_refused and "defined twice" not in error.message:
-            return f"refused with no problem inspected: {error.message}"
-        return ""
+            return "refused", f"refused with no problem inspected: {error.message}"
+        return "refused", ""
     if is_refused:
-        return "accepted though inspecting found problems"
+        return "accepted", "accepted though inspecting found problems"
     for document in documents:
         rendered = dump_yaml([to_manifest_dict(document.resource)])
         try:
             [again] = parse_manifest(rendered, "rendered.yaml")
         except InvalidArgument as error:
-            return f"{document.label} as rendered is refused: {error.message}\n{rendered}"
+            return "accepted", f"{document.label} as rendered is refused: {error.message}"
         if again.resource != document.resource:
-            return f"{document.label} reads back otherwise:\n{rendered}"
-    return ""
+            return "accepted", f"{document.label} reads back otherwise:\n{rendered}"
+    return "accepted", ""
 
 
 def is_accepted(data: bytes) -> bool:
@@ -130,18 +131,16 @@ def test_reading_fuzzed_manifests_never_raises_and_names_lines(tmp_path: Path) -
         case += 1
         how, data = maker.make()
         try:
-            wrong = check_reading(data)
+            outcome, wrong = check_reading(data)
         except Exception:
-            wrong = traceback.format_exc(limit=-6)
+            outcome, wrong = "raised", traceback.format_exc(limit=-6)
+        outcomes[outcome] += 1
         if wrong:
             failures.add(case, how, data, wrong)
-            outcomes["failed"] += 1
-        else:
-            outcomes["accepted" if is_accepted(data) else "refused"] += 1
     print(f"{case} manifests read: {dict(outcomes)}")
     assert not failures.found, failures.report()
     # A fuzzer that only ever makes garbage, or only valid files, tests little.
-    assert outcomes["accepted"] >= 10 and outcomes["refused"] >= 100, dict(outcomes)
+    assert outcomes["accepted"] >= 10 and outcomes["refused"] >= 50, dict(outcomes)
 
 
 def snapshot(client: Client) -> dict[tuple[str, str], int]:
