@@ -83,7 +83,7 @@ def test_delete_from_file_removes_what_it_defines(cli: Cli, tmp_path: Path, clie
     [
         (
             "apiVersion: agentic.stigmer.ai/v1\nkind: Agent\nmetadata: {name: x\n",
-            ":9: invalid YAML",
+            ":8: invalid YAML",
         ),
         (
             "apiVersion: agentic.stigmer.ai/v1\nkind: Robot\nmetadata: {name: x}\nspec: {}\n",

@@ -125,7 +125,7 @@ def test_malformed_yaml_after_a_valid_document_reports_both(
     result = offline_cli("validate", "-f", path)
     assert result.exit_code == 2
     assert result.stdout.splitlines() == ["mcpserver/github valid"]
-    assert result.stderr.startswith(f"error: {path}:9: invalid YAML")
+    assert result.stderr.startswith(f"error: {path}:8: invalid YAML")
 
 
 def test_missing_file_and_empty_input_exit_2(offline_cli: Cli, tmp_path: Path) -> None:

@@ -253,7 +253,8 @@ spec:
     with pytest.raises(InvalidArgument) as raised:
         parse_manifest(manifest, "mixed.yaml")
     assert raised.value.message == (
-        "mixed.yaml:7: spec.mcp_servers: given as both 'mcp_servers' and 'mcpServers'; give it once"
+        "mixed.yaml:7: spec.mcp_servers: given as both 'mcp_servers' and 'mcpServers' "
+        "(first at line 6); give it once"
     )
 
 

@@ -29,7 +29,7 @@ from stigmer.resources.kinds import (
     kind_by_alias,
     kind_by_name,
 )
-from stigmer.resources.manifests import read_manifest_sources
+from stigmer.resources.manifests import read_manifest_sources, read_source_bytes
 
 ServerOption = Annotated[
     str | None,
@@ -76,8 +76,8 @@ def apply(
     server: ServerOption = None,
 ) -> None:
     """Create or update resources from YAML manifests, dependencies first."""
-    stdin_text = sys.stdin.read() if "-" in filenames else None
-    documents = read_manifest_sources(filenames, stdin_text)
+    stdin = read_source_bytes(sys.stdin.buffer) if "-" in filenames else None
+    documents = read_manifest_sources(filenames, stdin)
     if not documents:
         raise InvalidArgument.for_field("filename", "no resources found in the given files")
     print_warnings(documents)
@@ -197,8 +197,8 @@ def _list_sections(
 def _delete_targets(filenames: list[str]) -> list[tuple[KindInfo, str, str]]:
     """(kind, slug or name, where it is defined) of every manifest document,
     owned kinds first so that a cascade does not delete them under us."""
-    stdin_text = sys.stdin.read() if "-" in filenames else None
-    documents = read_manifest_sources(filenames, stdin_text)
+    stdin = read_source_bytes(sys.stdin.buffer) if "-" in filenames else None
+    documents = read_manifest_sources(filenames, stdin)
     if not documents:
         raise InvalidArgument.for_field("filename", "no resources found in the given files")
     targets = []

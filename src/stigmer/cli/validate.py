@@ -17,7 +17,11 @@ from rich.text import Text
 
 from stigmer.cli.output import console, error_console
 from stigmer.errors import InvalidArgument
-from stigmer.resources.manifests import ManifestDocument, inspect_manifest_sources
+from stigmer.resources.manifests import (
+    ManifestDocument,
+    inspect_manifest_sources,
+    read_source_bytes,
+)
 
 EXIT_INVALID = 2
 
@@ -35,8 +39,8 @@ def validate(
     ],
 ) -> None:
     """Check manifests without a server: every document, every problem with its line."""
-    stdin_text = sys.stdin.read() if "-" in filenames else None
-    readings = inspect_manifest_sources(filenames, stdin_text)
+    stdin = read_source_bytes(sys.stdin.buffer) if "-" in filenames else None
+    readings = inspect_manifest_sources(filenames, stdin)
     if not readings:
         raise InvalidArgument.for_field("filename", "no resources found in the given files")
     is_valid = True

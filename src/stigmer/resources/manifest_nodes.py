@@ -5,7 +5,7 @@ YAML: its errors carry no line, it reports a wrong shape as something else (a
 string where a message is expected is read character by character, hence
 `unknown field 'spec.mcpServers[0].g'`), and it lets one field appear under
 both of its spellings, the last silently winning. So the node tree that
-`yaml.compose_all` builds is walked alongside the message descriptor first:
+manifest_yaml.py composes is walked alongside the message descriptor first:
 
 - A key is a field's proto name (`mcp_servers`) or its JSON name
   (`mcpServers`), at every level, metadata and nested messages included, so
@@ -18,8 +18,11 @@ both of its spellings, the last silently winning. So the node tree that
   McpServerUsage given as `github` is `{ref: github}`, as in upstream's
   `mcpServers: [github, filesystem]`.
 - String fields take a scalar's text as written (`value: 0755` stays "0755",
-  not YAML's number); booleans, numbers and enum names are checked against
-  the field's type.
+  not YAML's number); booleans, numbers and enum names (or numbers) are
+  checked against the field's type, and a scalar YAML cannot construct
+  (`0x_`, a 5,000-digit number) is a problem, not an exception.
+- A Struct, Value or ListValue takes any YAML value, its keys as written
+  and each given once.
 - The line of every field, list item and map entry is recorded under its
   path (`spec.mcp_servers[0].enabled_tools`, `metadata.labels['team']`),
   spelled as protovalidate spells violations, so any later error about a
@@ -50,7 +53,6 @@ _SCALAR_NAMES = {
     "tag:yaml.org,2002:int": "a number",
     "tag:yaml.org,2002:float": "a number",
     "tag:yaml.org,2002:bool": "a boolean",
-    "tag:yaml.org,2002:timestamp": "a timestamp",
 }
 # Well-known types whose JSON form is a string (RFC 3339, "3.5s", "a,b").
 _TEXT_MESSAGES = {
@@ -208,14 +210,23 @@ class _NodeReader:
         where = f"{path}: " if path else ""
         self._problem(path, node, f"{where}expected {expected}, got {shape_of(node)}")
 
-    def _merge_keys(self, node: yaml.MappingNode) -> None:
+    def _merge_keys(self, node: yaml.MappingNode, path: str) -> None:
         """Resolves `<<: *anchor` in place. A key the mapping gives itself
         overrides a merged one (YAML's rule), so only the keys a mapping
-        repeats itself count as given twice."""
+        repeats itself count as given twice. A merge of something other
+        than mappings is a problem, and is left out."""
         if not any(key.tag == _MERGE_TAG for key, _ in node.value):
             return
         own = [(key, value) for key, value in node.value if key.tag != _MERGE_TAG]
-        self._constructor.flatten_mapping(node)
+        try:
+            self._constructor.flatten_mapping(node)
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            where = f"{path}: " if path else ""
+            line = mark.line + 1 if mark is not None else line_of(node)
+            self.problems.append(NodeProblem(path, line, f"{where}<<: {error.problem}"))
+            node.value = own
+            return
         merged = node.value[: len(node.value) - len(own)]
         own_keys = {key.value for key, _ in own if isinstance(key, yaml.ScalarNode)}
         kept: dict[object, tuple[yaml.Node, yaml.Node]] = {}
@@ -233,7 +244,7 @@ class _NodeReader:
             self._wrong_shape(path, node, _expected_message(descriptor))
             return None
         if full_name in _FREE_MESSAGES:
-            return _json_ready(self._constructor.construct_object(node, deep=True))
+            return self.free(node, path)
         shorthand = _SHORTHANDS.get(full_name)
         if shorthand is not None and isinstance(node, yaml.ScalarNode) and node.tag == _STR_TAG:
             self.lines[_join(path, shorthand.field)] = line_of(node)
@@ -241,12 +252,12 @@ class _NodeReader:
         if not isinstance(node, yaml.MappingNode):
             self._wrong_shape(path, node, _expected_message(descriptor))
             return None
-        self._merge_keys(node)
+        self._merge_keys(node, path)
         fields: dict[str, FieldDescriptor] = {}
         for known in descriptor.fields:
             fields[known.name] = known
             fields[known.json_name] = known
-        spellings: dict[str, str] = {}
+        spellings: dict[str, tuple[str, int]] = {}
         body: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or _is_null(key_node):
@@ -266,10 +277,15 @@ class _NodeReader:
             child = _join(path, known_field.name)
             first = spellings.get(known_field.name)
             if first is not None:
-                how = "twice" if first == key else f"as both {first!r} and {key!r}"
-                self._problem(child, key_node, f"{child}: given {how}; give it once")
+                first_key, first_line = first
+                how = "twice" if first_key == key else f"as both {first_key!r} and {key!r}"
+                self._problem(
+                    child,
+                    key_node,
+                    f"{child}: given {how} (first at line {first_line}); give it once",
+                )
                 continue
-            spellings[known_field.name] = key
+            spellings[known_field.name] = (key, line_of(key_node))
             self.lines[child] = line_of(key_node)
             value = self.field(value_node, known_field, child)
             if value is not None:
@@ -302,7 +318,7 @@ class _NodeReader:
         if not isinstance(node, yaml.MappingNode):
             self._wrong_shape(path, node, _expected_field(field))
             return None
-        self._merge_keys(node)
+        self._merge_keys(node, path)
         key_field = entry.fields_by_name["key"]
         value_field = entry.fields_by_name["value"]
         entries: dict[str, Any] = {}
@@ -313,7 +329,12 @@ class _NodeReader:
             key = str(key_node.value)
             entry_path = f"{path}[{key!r}]"
             if entry_path in self.lines:
-                self._problem(entry_path, key_node, f"{entry_path}: given twice; give it once")
+                first_line = self.lines[entry_path]
+                self._problem(
+                    entry_path,
+                    key_node,
+                    f"{entry_path}: given twice (first at line {first_line}); give it once",
+                )
                 continue
             self.lines[entry_path] = line_of(key_node)
             value = self.single(value_node, value_field, entry_path)
@@ -330,30 +351,99 @@ class _NodeReader:
             return None
         if field.cpp_type == FieldDescriptor.CPPTYPE_STRING:
             return node.value
-        value = self._constructor.construct_object(node)
+        value = self._scalar(node, path)
+        if value is _UNREADABLE:
+            return None
         if field.enum_type is not None:
             if isinstance(value, str) and value in field.enum_type.values_by_name:
                 return value
-            if isinstance(value, int) and not isinstance(value, bool):
+            if _is_integer(value) and value in field.enum_type.values_by_number:
                 return value
             self._problem(
                 path,
                 node,
-                f"{path}: unknown value {value!r} "
+                f"{path}: unknown value {_shortened(node.value)!r} "
                 f"(expected one of {', '.join(_enum_names(field.enum_type))})",
             )
             return None
         if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
             value = int(value)  # how proto JSON (and `get -o json`) writes 64-bit integers
-        is_number = isinstance(value, int | float) and not isinstance(value, bool)
         if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL and isinstance(value, bool):
             return value
-        if field.cpp_type in _INTEGER_TYPES and is_number and float(value).is_integer():
-            return int(value)
-        if field.cpp_type in _FLOAT_TYPES and is_number:
-            return value
+        if field.cpp_type in _INTEGER_TYPES:
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if _is_integer(value):
+                return value
+        if field.cpp_type in _FLOAT_TYPES and (_is_integer(value) or isinstance(value, float)):
+            return self._float(value, node, path)
         self._wrong_shape(path, node, _expected_single(field))
         return None
+
+    def _scalar(self, node: yaml.Node, path: str) -> Any:
+        """The scalar as YAML types it; _UNREADABLE (a problem) when its
+        type's constructor refuses the text (`0x_`, a 5,000-digit number).
+        `<<` is a merge only as a key; as a value it is text."""
+        if node.tag == _MERGE_TAG:
+            return node.value
+        try:
+            return self._constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError, OverflowError):
+            where = f"{path}: " if path else ""
+            shape = shape_of(node).removeprefix("a ")
+            self._problem(path, node, f"{where}{_shortened(node.value)!r} is not a valid {shape}")
+            return _UNREADABLE
+
+    def _float(self, value: int | float, node: yaml.Node, path: str) -> Any:
+        try:
+            return float(value)
+        except OverflowError:
+            self._problem(path, node, f"{path}: {_shortened(str(value))} is out of range")
+            return None
+
+    def free(self, node: yaml.Node, path: str) -> Any:
+        """Any YAML value as the JSON form of a Struct, Value or ListValue:
+        mapping keys are their text as written, and given once."""
+        if isinstance(node, yaml.SequenceNode):
+            return [self.free(item, f"{path}[{index}]") for index, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            self._merge_keys(node, path)
+            entries: dict[str, Any] = {}
+            first_lines: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self._wrong_shape(path, key_node, "a text key")
+                    continue
+                key = str(key_node.value)
+                entry_path = f"{path}[{key!r}]"
+                if key in first_lines:
+                    self._problem(
+                        entry_path,
+                        key_node,
+                        f"{entry_path}: given twice (first at line {first_lines[key]}); "
+                        "give it once",
+                    )
+                    continue
+                first_lines[key] = line_of(key_node)
+                entries[key] = self.free(value_node, entry_path)
+            return entries
+        if node.tag == _STR_TAG:
+            return node.value
+        value = self._scalar(node, path)
+        if _is_integer(value):
+            return self._float(value, node, path)
+        return None if value is _UNREADABLE else value
+
+
+_UNREADABLE = object()
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shortened(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _placeholder(field: FieldDescriptor) -> Any:
@@ -363,15 +453,3 @@ def _placeholder(field: FieldDescriptor) -> Any:
     if field.enum_type is not None:
         return 0
     return "" if field.cpp_type == FieldDescriptor.CPPTYPE_STRING else field.default_value
-
-
-def _json_ready(value: Any) -> Any:
-    """YAML reads RFC 3339 text as datetimes; JSON forms want the text."""
-    if isinstance(value, dict):
-        return {str(key): _json_ready(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_ready(item) for item in value]
-    if hasattr(value, "isoformat") and not isinstance(value, str):
-        text: str = value.isoformat()
-        return text.replace("+00:00", "Z")
-    return value

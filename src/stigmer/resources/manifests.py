@@ -5,7 +5,9 @@ A manifest is one or more YAML documents, each a resource envelope:
 input because the system owns it). Keys may be spelled as the proto fields
 (`mcp_servers`) or in camelCase (`mcpServers`) at every level, as manifests
 written for upstream Stigmer are; an McpServer reference may be given by its
-name alone (`mcpServers: [github]`). manifest_nodes.py reads the YAML nodes
+name alone (`mcpServers: [github]`). manifest_yaml.py turns a file's bytes
+into YAML nodes, refusing what a manifest may not hold (tags, bombs, deep
+nesting, bytes that are not UTF-8 text); manifest_nodes.py reads the nodes
 against the message and says what shape a wrong value should have had.
 
 Every error names the source and the line of the field at fault
@@ -21,7 +23,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 from google.protobuf import json_format
@@ -31,6 +33,14 @@ from google.protobuf.message import Message
 from stigmer.errors import FieldViolation, InvalidArgument
 from stigmer.resources.kinds import API_VERSION, DEFAULT_ORG, KINDS, KindInfo
 from stigmer.resources.manifest_nodes import line_of, read_document_nodes
+from stigmer.resources.manifest_yaml import (
+    MAX_SOURCE_BYTES,
+    RefusedYamlError,
+    SourceTextError,
+    compose_manifest,
+    last_line,
+    manifest_text,
+)
 from stigmer.resources.slugs import resolve_slug, slugify
 from stigmer.resources.unused_fields import unused_fields_set
 from stigmer.resources.validation import field_violations
@@ -134,7 +144,7 @@ def manifest_error(problems: Iterable[ManifestProblem]) -> InvalidArgument:
     )
 
 
-def parse_manifest(text: str, source: str = "<stdin>") -> list[ManifestDocument]:
+def parse_manifest(text: str | bytes, source: str = "<stdin>") -> list[ManifestDocument]:
     """Parses every document of a YAML manifest.
 
     Raises:
@@ -145,28 +155,37 @@ def parse_manifest(text: str, source: str = "<stdin>") -> list[ManifestDocument]
     return _documents_of(_with_duplicates_marked(inspect_manifest(text, source)))
 
 
-def inspect_manifest(text: str, source: str = "<stdin>") -> list[DocumentReading]:
-    """Reads every document of a YAML manifest, problems included."""
+def inspect_manifest(text: str | bytes, source: str = "<stdin>") -> list[DocumentReading]:
+    """Reads every document of a YAML manifest (text, or the bytes of a
+    file), problems included. The documents before a YAML error are read;
+    the error is the last problem, as nothing after it can be."""
+    try:
+        checked = manifest_text(text)
+    except SourceTextError as error:
+        failure = ManifestProblem(source, error.line, "", error.message)
+        return [DocumentReading(source, error.line, None, (failure,))]
     nodes: list[yaml.Node] = []
     readings: list[DocumentReading] = []
     try:
-        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
-            nodes.append(node)
+        for node in compose_manifest(checked):
+            if node is not None and not _is_empty(node):
+                nodes.append(node)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark is not None else 1
+        line = min(mark.line + 1, last_line(checked)) if mark is not None else 1
         problem = error.problem or error.context or "malformed YAML"
-        failure = ManifestProblem(source, line, "", f"invalid YAML: {problem}")
+        message = problem if isinstance(error, RefusedYamlError) else f"invalid YAML: {problem}"
+        failure = ManifestProblem(source, line, "", message)
         readings.append(DocumentReading(source, line, None, (failure,)))
-    documents = [_read_document(node, source) for node in nodes if not _is_empty(node)]
-    return documents + readings
+    except yaml.YAMLError as error:  # libyaml's reader and emitter errors carry no mark
+        failure = ManifestProblem(source, 1, "", f"invalid YAML: {error}")
+        readings.append(DocumentReading(source, 1, None, (failure,)))
+    return [_read_document(node, source) for node in nodes] + readings
 
 
-def _is_empty(node: yaml.Node | None) -> bool:
+def _is_empty(node: yaml.Node) -> bool:
     """An empty document (`---` and nothing, or `~`) defines nothing."""
-    return node is None or (
-        isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
-    )
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
 
 
 def _read_document(node: yaml.Node, source: str) -> DocumentReading:
@@ -278,41 +297,61 @@ def _documents_of(readings: list[DocumentReading]) -> list[ManifestDocument]:
 
 
 def read_manifest_sources(
-    paths: Iterable[str], stdin_text: str | None = None
+    paths: Iterable[str], stdin: str | bytes | None = None
 ) -> list[ManifestDocument]:
-    """Reads FILE, DIR (its *.yaml/*.yml files, sorted) or `-` (stdin).
+    """Reads FILE, DIR (its *.yaml/*.yml files, sorted) or `-` (stdin, as
+    given in `stdin`).
 
     Raises:
         InvalidArgument: a path does not exist, or any document is invalid
             (every problem of every file, each with its line).
     """
-    return _documents_of(inspect_manifest_sources(paths, stdin_text))
+    return _documents_of(inspect_manifest_sources(paths, stdin))
 
 
 def inspect_manifest_sources(
-    paths: Iterable[str], stdin_text: str | None = None
+    paths: Iterable[str], stdin: str | bytes | None = None
 ) -> list[DocumentReading]:
     """Reads FILE, DIR or `-` like read_manifest_sources, problems included;
     a resource defined twice across them is a problem of its second document.
 
     Raises:
-        InvalidArgument: a path does not exist.
+        InvalidArgument: a path does not exist or cannot be read.
     """
     readings: list[DocumentReading] = []
     for given in paths:
         if given == "-":
-            readings += inspect_manifest(stdin_text or "", "<stdin>")
+            readings += inspect_manifest(stdin or "", "<stdin>")
             continue
         path = Path(given)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+            files = sorted(
+                p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+            )
         elif path.is_file():
             files = [path]
         else:
             raise InvalidArgument.for_field("filename", f"{given}: no such file or directory")
         for file in files:
-            readings += inspect_manifest(file.read_text(), str(file))
+            readings += inspect_manifest(_read_source(file), str(file))
     return _with_duplicates_marked(readings)
+
+
+def read_source_bytes(stream: BinaryIO) -> bytes:
+    """A manifest source's bytes, read no further than one byte past the
+    limit: enough for inspect_manifest to refuse it, without holding a
+    runaway file (or pipe) in memory."""
+    return stream.read(MAX_SOURCE_BYTES + 1)
+
+
+def _read_source(file: Path) -> bytes:
+    try:
+        with file.open("rb") as stream:
+            return read_source_bytes(stream)
+    except OSError as error:
+        raise InvalidArgument.for_field(
+            "filename", f"{file}: cannot be read ({error.strerror or error})"
+        ) from None
 
 
 def in_apply_order(documents: Iterable[ManifestDocument]) -> list[ManifestDocument]:
