@@ -15,7 +15,7 @@ import pytest
 from stigmer.client import Client
 from stigmer.resources.kinds import AGENT_EXECUTION, KINDS
 from stigmer.resources.manifest_yaml import MAX_DEPTH, MAX_NODES, MAX_SOURCE_BYTES
-from tests.conftest import Cli
+from stigmer.testing.cli import Cli
 
 ENVIRONMENT = b"""\
 apiVersion: agentic.stigmer.ai/v1

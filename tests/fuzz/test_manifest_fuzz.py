@@ -41,7 +41,7 @@ from stigmer.resources.manifests import (
     parse_manifest,
     to_manifest_dict,
 )
-from tests.conftest import Cli
+from stigmer.testing.cli import Cli
 from tests.fuzz.manifest_inputs import ManifestMaker, seed_manifests
 
 SEED = int(os.environ.get("STIGMER_FUZZ_SEED", str(random.SystemRandom().randrange(2**32))))
