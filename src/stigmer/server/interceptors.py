@@ -1,5 +1,11 @@
-"""The interceptor every RPC passes through: request id, logging, errors.
+"""The interceptor every RPC passes through: request id, decoding, logging, errors.
 
+- Decoding: the request body is parsed here, inside the error-mapping path,
+  not by grpc before the interceptor runs: a body that is not the method's
+  message (truncated, corrupt, invalid UTF-8 in a string field) is then an
+  INVALID_ARGUMENT naming the message type, where grpc's own parse failure
+  reaches the client as UNKNOWN. The health service's bodies get the same
+  treatment; its calls are otherwise left alone (no log line per probe).
 - Request id: taken from the `x-request-id` metadata or made up, kept in a
   context variable for log lines, and returned in the trailing metadata.
 - Logging: one line per call with method, status code and duration.
@@ -22,13 +28,29 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from stigmer.errors import Internal, StigmerError
+from stigmer.errors import Internal, InvalidArgument, StigmerError
 from stigmer.server.rpc_errors import rpc_status_of
 
 logger = logging.getLogger("stigmer.rpc")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 REQUEST_ID_KEY = "x-request-id"
+Deserializer = Callable[[bytes], Any]
+
+
+def decode_request(deserializer: Deserializer | None, body: Any) -> Any:
+    """The request message parsed from its wire bytes.
+
+    Raises:
+        InvalidArgument: the bytes are not a valid message of the method's type.
+    """
+    if deserializer is None or not isinstance(body, bytes):
+        return body
+    try:
+        return deserializer(body)
+    except DecodeError as error:
+        raise InvalidArgument(f"the request body cannot be decoded: {error}") from None
 
 
 def _request_id_from(context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -74,23 +96,25 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
-        if handler is None or method.startswith("/grpc.health"):
+        if handler is None:
             return handler
+        decode = handler.request_deserializer
+        serialize = handler.response_serializer
+        if method.startswith("/grpc.health"):
+            return _decoding_only(handler)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                self._wrap_unary(method, handler.unary_unary, decode),
+                response_serializer=serialize,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                self._wrap_stream(method, handler.unary_stream, decode),
+                response_serializer=serialize,
             )
         return handler
 
-    def _wrap_unary(self, method: str, behaviour: Any) -> Any:
+    def _wrap_unary(self, method: str, behaviour: Any, decode: Deserializer | None) -> Any:
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             rid = _request_id_from(context)
             token = request_id.set(rid)
@@ -99,7 +123,7 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = "OK"
             try:
-                return await behaviour(request, context)
+                return await behaviour(decode_request(decode, request), context)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 code = "CANCELLED"
                 raise
@@ -114,7 +138,7 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
 
         return unary
 
-    def _wrap_stream(self, method: str, behaviour: Any) -> Any:
+    def _wrap_stream(self, method: str, behaviour: Any, decode: Deserializer | None) -> Any:
         async def stream(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
@@ -125,7 +149,7 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
             trailing = [(REQUEST_ID_KEY, rid)]
             context.set_trailing_metadata(trailing)
             try:
-                async for item in behaviour(request, context):
+                async for item in behaviour(decode_request(decode, request), context):
                     yield item
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
@@ -133,3 +157,40 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
                 await _abort_with(context, _logged_for_client(error, rid, method), trailing)
 
         return stream
+
+
+def _decoding_only(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """The handler with its body parsed inside the call, undecodable bodies
+    answered INVALID_ARGUMENT, and nothing else changed."""
+    decode = handler.request_deserializer
+    serialize = handler.response_serializer
+
+    async def refuse(context: grpc.aio.ServicerContext[Any, Any], error: StigmerError) -> None:
+        await _abort_with(context, error, [])
+
+    if handler.unary_unary is not None:
+        behaviour = handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                parsed = decode_request(decode, request)
+            except InvalidArgument as error:
+                await refuse(context, error)
+            return await behaviour(parsed, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary, response_serializer=serialize)
+    if handler.unary_stream is not None:
+        streaming = handler.unary_stream
+
+        async def stream(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            try:
+                parsed = decode_request(decode, request)
+            except InvalidArgument as error:
+                await refuse(context, error)
+            async for item in streaming(parsed, context):
+                yield item
+
+        return grpc.unary_stream_rpc_method_handler(stream, response_serializer=serialize)
+    return handler
