@@ -11,6 +11,7 @@ else a new one.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
@@ -51,13 +52,27 @@ def encode_page_token(last_id: str) -> str:
     return base64.urlsafe_b64encode(last_id.encode()).decode()
 
 
-def decode_page_token(token: str) -> str:
+# What a token this server issued decodes to: the id of the last item of a
+# page of this kind. Anything else (text that only looks like base64, an id
+# of another kind) is refused rather than silently listing from the start.
+_TOKEN_ID = re.compile(r"[a-z]+-[0-9a-z]{1,64}")
+
+
+def decode_page_token(token: str, prefix: str) -> str:
+    """The id a page token continues after; "" for the first page.
+
+    Raises:
+        InvalidArgument: the token is not one this server issued for this kind.
+    """
     if not token:
         return ""
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument.for_field("page_token", "is not a token this server issued") from None
+        last_id = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeError):
+        last_id = ""
+    if not _TOKEN_ID.fullmatch(last_id) or not last_id.startswith(prefix + "-"):
+        raise InvalidArgument.for_field("page_token", "is not a token this server issued")
+    return last_id
 
 
 class ResourceController:
@@ -259,7 +274,7 @@ class ResourceController:
         transaction: Transaction | None = None,
     ) -> Page:
         limit = query.limit or DEFAULT_PAGE_SIZE
-        after = decode_page_token(page_token)
+        after = decode_page_token(page_token, self.kind.prefix)
 
         async def work(tx: Transaction) -> Page:
             records = await tx.list(

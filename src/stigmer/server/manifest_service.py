@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 
 from stigmer.api.v1 import manifest_pb2, manifest_pb2_grpc
 from stigmer.domain.manifests import apply_manifest
@@ -25,7 +26,12 @@ def unpack_resource(packed: any_pb2.Any, index: int, domains: Domains) -> Envelo
             f"resources[{index}]", f"{type_name or 'an empty Any'} is not an appliable kind"
         )
     message = kind.new_message()
-    packed.Unpack(message)
+    try:
+        packed.Unpack(message)
+    except DecodeError as error:
+        raise InvalidArgument.for_field(
+            f"resources[{index}]", f"is not a valid {kind.name}: {error}"
+        ) from None
     return as_envelope(message)
 
 
