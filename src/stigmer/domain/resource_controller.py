@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from stigmer.api.v1 import meta_pb2
 from stigmer.errors import AlreadyExists, InvalidArgument, NotFound
+from stigmer.message_limits import MAX_PAGE_BYTES
 from stigmer.pipeline.context import ResourceContext
 from stigmer.pipeline.envelope import Envelope, Relations, decode
 from stigmer.pipeline.framework import Pipeline, Step
@@ -33,7 +34,7 @@ from stigmer.pipeline.steps import (
     ValidateStep,
 )
 from stigmer.resources.kinds import DEFAULT_ORG, KindInfo
-from stigmer.store.base import ListQuery, Store, Transaction
+from stigmer.store.base import ListQuery, Record, Store, Transaction
 
 if TYPE_CHECKING:
     from stigmer.domain.registry import Domains
@@ -73,6 +74,17 @@ def decode_page_token(token: str, prefix: str) -> str:
     if not _TOKEN_ID.fullmatch(last_id) or not last_id.startswith(prefix + "-"):
         raise InvalidArgument.for_field("page_token", "is not a token this server issued")
     return last_id
+
+
+def _fitting_in_one_message(records: Sequence[Record]) -> list[Record]:
+    """The first records whose page fits in one gRPC message (at least one,
+    so that a list always moves on): large executions make short pages."""
+    total = 0
+    for count, record in enumerate(records):
+        total += len(record.data)
+        if count and total > MAX_PAGE_BYTES:
+            return list(records[:count])
+    return list(records)
 
 
 class ResourceController:
@@ -282,6 +294,9 @@ class ResourceController:
             )
             has_more = len(records) > limit
             records = records[:limit]
+            fitting = _fitting_in_one_message(records)
+            has_more = has_more or len(fitting) < len(records)
+            records = fitting
             token = encode_page_token(records[-1].id) if has_more else ""
             return Page([decode(self.kind, r) for r in records], token)
 

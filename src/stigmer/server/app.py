@@ -30,6 +30,7 @@ from stigmer.domain.registry import Domains
 from stigmer.engine.embedded import EmbeddedEngine
 from stigmer.engine.options import EngineOptions
 from stigmer.errors import Unavailable
+from stigmer.message_limits import CHANNEL_OPTIONS
 from stigmer.server.consistency_service import ConsistencyService
 from stigmer.server.execution_service import ExecutionCommandService, ExecutionQueryService
 from stigmer.server.interceptors import StigmerInterceptor
@@ -92,7 +93,7 @@ class StigmerServer:
             Unavailable: the store cannot be opened or the port is taken.
         """
         await self.store.open()
-        server = grpc.aio.server(interceptors=[StigmerInterceptor()])
+        server = grpc.aio.server(interceptors=[StigmerInterceptor()], options=CHANNEL_OPTIONS)
         server.add_generic_rpc_handlers(tuple(resource_handlers(self.domains)))
         manifest_pb2_grpc.add_ManifestControllerServicer_to_server(
             ManifestService(self.domains), server

@@ -6,6 +6,9 @@
   INVALID_ARGUMENT naming the message type, where grpc's own parse failure
   reaches the client as UNKNOWN. The health service's bodies get the same
   treatment; its calls are otherwise left alone (no log line per probe).
+- Answer size: an answer over the message limit (message_limits.py) is a
+  FAILED_PRECONDITION naming its size and the limit, not a transport error
+  the client cannot explain.
 - Request id: taken from the `x-request-id` metadata or made up, kept in a
   context variable for log lines, and returned in the trailing metadata.
 - Logging: one line per call with method, status code and duration.
@@ -28,9 +31,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
-from stigmer.errors import Internal, InvalidArgument, StigmerError
+from stigmer.errors import FailedPrecondition, Internal, InvalidArgument, StigmerError
+from stigmer.message_limits import MAX_MESSAGE_BYTES, describe_bytes
 from stigmer.server.rpc_errors import rpc_status_of
 
 logger = logging.getLogger("stigmer.rpc")
@@ -58,6 +62,22 @@ def _request_id_from(context: grpc.aio.ServicerContext[Any, Any]) -> str:
         if key == REQUEST_ID_KEY and isinstance(value, str):
             return value[:128]
     return uuid.uuid4().hex[:16]
+
+
+def checked_answer(answer: Any) -> Any:
+    """The answer, when it fits in one message.
+
+    Raises:
+        FailedPrecondition: it is larger than the message limit.
+    """
+    size = answer.ByteSize() if isinstance(answer, Message) else 0
+    if size > MAX_MESSAGE_BYTES:
+        raise FailedPrecondition(
+            f"the answer is {describe_bytes(size)}, more than the "
+            f"{describe_bytes(MAX_MESSAGE_BYTES)} a Stigmer message may carry",
+            facts={"size_bytes": str(size), "limit_bytes": str(MAX_MESSAGE_BYTES)},
+        )
+    return answer
 
 
 def _logged_for_client(error: Exception, rid: str, method: str) -> StigmerError:
@@ -123,7 +143,8 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = "OK"
             try:
-                return await behaviour(decode_request(decode, request), context)
+                answer = await behaviour(decode_request(decode, request), context)
+                return checked_answer(answer)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 code = "CANCELLED"
                 raise
@@ -150,7 +171,7 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
             context.set_trailing_metadata(trailing)
             try:
                 async for item in behaviour(decode_request(decode, request), context):
-                    yield item
+                    yield checked_answer(item)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
             except Exception as error:
@@ -169,7 +190,7 @@ def _decoding_only(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHa
         await _abort_with(context, error, [])
 
     if handler.unary_unary is not None:
-        behaviour = handler.unary_unary
+        behaviour: Any = handler.unary_unary
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
@@ -180,7 +201,7 @@ def _decoding_only(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHa
 
         return grpc.unary_unary_rpc_method_handler(unary, response_serializer=serialize)
     if handler.unary_stream is not None:
-        streaming = handler.unary_stream
+        streaming: Any = handler.unary_stream
 
         async def stream(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
