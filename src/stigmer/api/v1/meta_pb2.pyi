@@ -293,7 +293,9 @@ class ListRequest(_message.Message):
     """
     @_builtins.property
     def label_selector(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Every pair must match the resource's labels."""
+        """Every pair must match the resource's labels.
+        Keys and values follow the rules of metadata.labels.
+        """
 
     def __init__(
         self,
