@@ -35,26 +35,38 @@ from google.protobuf.message import DecodeError, Message
 
 from stigmer.errors import FailedPrecondition, Internal, InvalidArgument, StigmerError
 from stigmer.message_limits import MAX_MESSAGE_BYTES, describe_bytes
+from stigmer.resources.validation import refuse_nul
 from stigmer.server.rpc_errors import rpc_status_of
 
 logger = logging.getLogger("stigmer.rpc")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 REQUEST_ID_KEY = "x-request-id"
-Deserializer = Callable[[bytes], Any]
+Deserializer = Callable[[Any], Any]
 
 
-def decode_request(deserializer: Deserializer | None, body: Any) -> Any:
+# What workers record (model answers, tool results) is kept as it came, NUL
+# included: it is stored inside the execution's bytes, never as a text column.
+_RECORDED_AS_IS = {"/stigmer.agentic.v1.AgentExecutionCommandController/RecordEvents"}
+
+
+def decode_request(deserializer: Deserializer | None, body: Any, *, is_nul_refused: bool) -> Any:
     """The request message parsed from its wire bytes.
 
     Raises:
-        InvalidArgument: the bytes are not a valid message of the method's type.
+        InvalidArgument: the bytes are not a valid message of the method's
+            type, or a string in it holds a NUL character.
     """
     if deserializer is None or not isinstance(body, bytes):
         return body
     try:
-        return deserializer(body)
+        request = deserializer(body)
     except DecodeError as error:
         raise InvalidArgument(f"the request body cannot be decoded: {error}") from None
+    # A string holding NUL encodes it as a 0 byte: most bodies have none, and
+    # skip the walk over their fields.
+    if is_nul_refused and b"\x00" in body and isinstance(request, Message):
+        refuse_nul(request)
+    return request
 
 
 def _request_id_from(context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -118,10 +130,15 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
         method: str = handler_call_details.method
         if handler is None:
             return handler
-        decode = handler.request_deserializer
+        deserializer = handler.request_deserializer
+        is_nul_refused = method not in _RECORDED_AS_IS
+
+        def decode(body: Any) -> Any:
+            return decode_request(deserializer, body, is_nul_refused=is_nul_refused)
+
         serialize = handler.response_serializer
         if method.startswith("/grpc.health"):
-            return _decoding_only(handler)
+            return _decoding_only(handler, decode)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.unary_unary, decode),
@@ -134,7 +151,7 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler
 
-    def _wrap_unary(self, method: str, behaviour: Any, decode: Deserializer | None) -> Any:
+    def _wrap_unary(self, method: str, behaviour: Any, decode: Deserializer) -> Any:
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             rid = _request_id_from(context)
             token = request_id.set(rid)
@@ -143,7 +160,7 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = "OK"
             try:
-                answer = await behaviour(decode_request(decode, request), context)
+                answer = await behaviour(decode(request), context)
                 return checked_answer(answer)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 code = "CANCELLED"
@@ -159,7 +176,7 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
 
         return unary
 
-    def _wrap_stream(self, method: str, behaviour: Any, decode: Deserializer | None) -> Any:
+    def _wrap_stream(self, method: str, behaviour: Any, decode: Deserializer) -> Any:
         async def stream(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
@@ -170,7 +187,7 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
             trailing = [(REQUEST_ID_KEY, rid)]
             context.set_trailing_metadata(trailing)
             try:
-                async for item in behaviour(decode_request(decode, request), context):
+                async for item in behaviour(decode(request), context):
                     yield checked_answer(item)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
@@ -180,10 +197,11 @@ class StigmerInterceptor(grpc.aio.ServerInterceptor):
         return stream
 
 
-def _decoding_only(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+def _decoding_only(
+    handler: grpc.RpcMethodHandler[Any, Any], decode: Deserializer
+) -> grpc.RpcMethodHandler[Any, Any]:
     """The handler with its body parsed inside the call, undecodable bodies
     answered INVALID_ARGUMENT, and nothing else changed."""
-    decode = handler.request_deserializer
     serialize = handler.response_serializer
 
     async def refuse(context: grpc.aio.ServicerContext[Any, Any], error: StigmerError) -> None:
@@ -194,7 +212,7 @@ def _decoding_only(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHa
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
-                parsed = decode_request(decode, request)
+                parsed = decode(request)
             except InvalidArgument as error:
                 await refuse(context, error)
             return await behaviour(parsed, context)
@@ -207,7 +225,7 @@ def _decoding_only(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHa
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             try:
-                parsed = decode_request(decode, request)
+                parsed = decode(request)
             except InvalidArgument as error:
                 await refuse(context, error)
             async for item in streaming(parsed, context):

@@ -14,6 +14,7 @@ from stigmer.errors import InvalidArgument
 from stigmer.pipeline.envelope import Envelope, as_envelope
 from stigmer.resources.kinds import KINDS
 from stigmer.resources.secrets import redact
+from stigmer.resources.validation import refuse_nul
 
 _BY_TYPE = {kind.message.DESCRIPTOR.full_name: kind for kind in KINDS}
 
@@ -32,6 +33,7 @@ def unpack_resource(packed: any_pb2.Any, index: int, domains: Domains) -> Envelo
         raise InvalidArgument.for_field(
             f"resources[{index}]", f"is not a valid {kind.name}: {error}"
         ) from None
+    refuse_nul(message, prefix=f"resources[{index}].")
     return as_envelope(message)
 
 
