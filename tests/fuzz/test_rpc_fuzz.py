@@ -28,9 +28,10 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 
 import stigmer.api.v1
-from stigmer.api.v1 import meta_pb2
+from stigmer.api.v1 import agentinstance_pb2, consistency_pb2, meta_pb2
 from stigmer.client import Client
 from stigmer.engine.options import EngineOptions
+from stigmer.resources.slugs import DEFAULT_INSTANCE_SUFFIX
 from stigmer.testing.server import ServerThread
 from tests.fuzz.requests import Harvest, RequestMaker
 
@@ -39,6 +40,7 @@ UNARY_TIMEOUT = 15.0
 # Streams (Watch, Subscribe to a running execution) end only when cancelled.
 STREAM_TIMEOUT = 0.2
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+DELETE_INSTANCE = "/stigmer.agentic.v1.AgentInstanceCommandController/Delete"
 
 
 def raw(data: bytes) -> bytes:
@@ -109,6 +111,7 @@ class Fuzzer:
         self.codes: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
         self.failures: list[Failure] = []
+        self.agents_without_default: set[str] = set()
 
     def call(self, rpc: Rpc) -> None:
         shape, body = self.maker.body(rpc.request_class)
@@ -136,7 +139,28 @@ class Fuzzer:
         return grpc.StatusCode.OK, ""
 
     def _take(self, rpc: Rpc, answer: bytes) -> None:
-        self.harvest.take(rpc.response_class.FromString(answer))
+        parsed = rpc.response_class.FromString(answer)
+        self.harvest.take(parsed)
+        if rpc.path == DELETE_INSTANCE:
+            assert isinstance(parsed, agentinstance_pb2.AgentInstance)
+            if parsed.metadata.slug.endswith(DEFAULT_INSTANCE_SUFFIX):
+                self.agents_without_default.add(f"Agent/{parsed.spec.agent_id}")
+
+    def unexplained(self, report: consistency_pb2.ConsistencyReport) -> list[str]:
+        """The violations the fuzzer's requests do not account for.
+
+        Deleting an agent's default instance is allowed (the next run or
+        apply of the agent makes a new one), and until then the checker
+        rightly reports the agent: that is no fault of the server.
+        """
+        return [
+            f"{v.code}: {v.message}"
+            for v in report.violations
+            if not (
+                v.code == "AGENT_WITHOUT_DEFAULT_INSTANCE"
+                and set(v.resources) <= self.agents_without_default
+            )
+        ]
 
 
 @pytest.mark.slow
@@ -167,6 +191,6 @@ def test_no_request_makes_the_server_fail_or_breaks_an_invariant(store_url: str)
         with Client(server.address) as client:
             assert client.is_serving()
             report = client.check()
-        found = "\n".join(f"{v.code}: {v.message}" for v in report.violations)
-        assert not report.violations, f"seed {seed}: the checker found\n{found}"
+        unexplained = fuzzer.unexplained(report)
+        assert not unexplained, f"seed {seed}: the checker found\n" + "\n".join(unexplained)
         assert report.resources_checked > 0
