@@ -18,6 +18,7 @@ import importlib
 import os
 import pkgutil
 import random
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -41,6 +42,11 @@ UNARY_TIMEOUT = 15.0
 STREAM_TIMEOUT = 0.2
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 DELETE_INSTANCE = "/stigmer.agentic.v1.AgentInstanceCommandController/Delete"
+DELETE_REFERABLE = {
+    "/stigmer.agentic.v1.McpServerCommandController/Delete": "McpServer",
+    "/stigmer.agentic.v1.EnvironmentCommandController/Delete": "Environment",
+}
+DANGLING_NAME = re.compile(r"names (McpServer|Environment) '([^']+)'")
 
 
 def raw(data: bytes) -> bytes:
@@ -112,6 +118,7 @@ class Fuzzer:
         self.calls: Counter[str] = Counter()
         self.failures: list[Failure] = []
         self.agents_without_default: set[str] = set()
+        self.deleted_referables: set[tuple[str, str]] = set()
 
     def call(self, rpc: Rpc) -> None:
         shape, body = self.maker.body(rpc.request_class)
@@ -145,22 +152,26 @@ class Fuzzer:
             assert isinstance(parsed, agentinstance_pb2.AgentInstance)
             if parsed.metadata.slug.endswith(DEFAULT_INSTANCE_SUFFIX):
                 self.agents_without_default.add(f"Agent/{parsed.spec.agent_id}")
+        if rpc.path in DELETE_REFERABLE:
+            self.deleted_referables.add((DELETE_REFERABLE[rpc.path], parsed.metadata.slug))  # type: ignore[attr-defined]
 
     def unexplained(self, report: consistency_pb2.ConsistencyReport) -> list[str]:
         """The violations the fuzzer's requests do not account for.
 
-        Deleting an agent's default instance is allowed (the next run or
-        apply of the agent makes a new one), and until then the checker
-        rightly reports the agent: that is no fault of the server.
+        Two deletes are allowed that the checker rightly reports afterwards,
+        no fault of the server: an agent's default instance (the next run or
+        apply of the agent makes a new one), and an McpServer or Environment
+        that resources still name.
         """
-        return [
-            f"{v.code}: {v.message}"
-            for v in report.violations
-            if not (
-                v.code == "AGENT_WITHOUT_DEFAULT_INSTANCE"
-                and set(v.resources) <= self.agents_without_default
-            )
-        ]
+        return [f"{v.code}: {v.message}" for v in report.violations if not self._is_explained(v)]
+
+    def _is_explained(self, violation: consistency_pb2.Violation) -> bool:
+        if violation.code == "AGENT_WITHOUT_DEFAULT_INSTANCE":
+            return set(violation.resources) <= self.agents_without_default
+        if violation.code == "DANGLING_REFERENCE":
+            named = DANGLING_NAME.search(violation.message)
+            return named is not None and (named[1], named[2]) in self.deleted_referables
+        return False
 
 
 @pytest.mark.slow
