@@ -305,18 +305,22 @@ def test_an_oversize_manifest_says_to_apply_it_in_smaller_files(client: Client) 
     assert client.list("agent") == []
 
 
+def ai_message(megabytes: int) -> execution_pb2.ExecutionEvent:
+    return execution_pb2.ExecutionEvent(
+        message_added=execution_pb2.ExecutionMessage(
+            type=execution_pb2.MESSAGE_TYPE_AI, content="y" * (megabytes * 1024 * 1024)
+        )
+    )
+
+
 def grow(client: Client, execution_id: str, megabytes: int) -> None:
-    """Adds AI messages of 1 MiB each, as a worker reporting would."""
-    with grpc.insecure_channel(client.address) as channel:
+    """Adds AI messages of 1 MiB each, as a worker reporting would (each
+    answer is the whole execution, hence the SDK's channel options)."""
+    with grpc.insecure_channel(client.address, options=CHANNEL_OPTIONS) as channel:
         stub = execution_pb2_grpc.AgentExecutionCommandControllerStub(channel)
         for _ in range(megabytes):
-            event = execution_pb2.ExecutionEvent(
-                message_added=execution_pb2.ExecutionMessage(
-                    type=execution_pb2.MESSAGE_TYPE_AI, content="y" * (1024 * 1024)
-                )
-            )
             stub.RecordEvents(
-                execution_pb2.RecordExecutionEventsRequest(id=execution_id, events=[event])
+                execution_pb2.RecordExecutionEventsRequest(id=execution_id, events=[ai_message(1)])
             )
 
 
@@ -336,10 +340,10 @@ def test_a_large_execution_near_the_limit_is_readable_and_lists_in_short_pages(
         client.create(agent("PR Reviewer"))
         executions = [client.run("pr-reviewer", f"Question {index}") for index in range(2)]
         for execution in executions:
-            grow(client, execution.metadata.id, 14)
+            grow(client, execution.metadata.id, 15)
         read = client.get_execution(executions[0].metadata.id)
-        assert len(read.status.messages) == 15
-        assert read.ByteSize() > 14 * 1024 * 1024
+        assert len(read.status.messages) == 16
+        assert read.ByteSize() > 15 * 1024 * 1024
         # Both do not fit in one answer: the list is cut into pages, and
         # the SDK follows them.
         with grpc.insecure_channel(idle_server.address, options=CHANNEL_OPTIONS) as channel:
@@ -348,8 +352,18 @@ def test_a_large_execution_near_the_limit_is_readable_and_lists_in_short_pages(
         assert len(first.items) == 1
         assert first.next_page_token
         assert len(client.list_executions()) == 2
-        # Past the limit, reading it is a clear error naming the limit.
-        grow(client, executions[0].metadata.id, 3)
+
+
+def test_an_execution_past_the_limit_is_failed_precondition_naming_the_limit(
+    idle_server: ServerThread,
+) -> None:
+    with Client(idle_server.address) as client:
+        client.create(agent("PR Reviewer"))
+        execution = client.run("pr-reviewer", "A question with a long answer")
+        executions = idle_server.server.domains.executions
+        for _ in range(2):
+            idle_server.run(executions.record_events(execution.metadata.id, [ai_message(9)]))
         with pytest.raises(FailedPrecondition) as raised:
-            client.get_execution(executions[0].metadata.id)
-        assert "16 MiB" in raised.value.message
+            client.get_execution(execution.metadata.id)
+    assert "more than the 16 MiB" in raised.value.message
+    assert raised.value.facts["limit_bytes"] == str(MAX_MESSAGE_BYTES)

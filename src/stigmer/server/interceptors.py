@@ -85,7 +85,7 @@ def checked_answer(answer: Any) -> Any:
     size = answer.ByteSize() if isinstance(answer, Message) else 0
     if size > MAX_MESSAGE_BYTES:
         raise FailedPrecondition(
-            f"the answer is {describe_bytes(size)}, more than the "
+            f"the answer is {describe_bytes(size)} ({size} bytes), more than the "
             f"{describe_bytes(MAX_MESSAGE_BYTES)} a Stigmer message may carry",
             facts={"size_bytes": str(size), "limit_bytes": str(MAX_MESSAGE_BYTES)},
         )
