@@ -30,6 +30,7 @@ from stigmer.client import Client
 from stigmer.engine.options import EngineOptions
 from stigmer.errors import FailedPrecondition, InvalidArgument
 from stigmer.message_limits import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES
+from stigmer.server.rpc_errors import MAX_STATUS_BYTES, MAX_STATUS_MESSAGE_BYTES
 from stigmer.testing.server import ServerThread
 from tests.control_plane.manifests import agent
 from tests.control_plane.test_status_codes import code, rpc_status
@@ -367,3 +368,66 @@ def test_an_execution_past_the_limit_is_failed_precondition_naming_the_limit(
             client.get_execution(execution.metadata.id)
     assert "more than the 16 MiB" in raised.value.message
     assert raised.value.facts["limit_bytes"] == str(MAX_MESSAGE_BYTES)
+
+
+# -- found by the fuzzer ------------------------------------------------------
+
+
+def test_a_nul_in_any_request_string_is_invalid_argument_naming_the_field(
+    channel: grpc.Channel,
+) -> None:
+    stub = agent_pb2_grpc.AgentQueryControllerStub(channel)
+    error = refused(stub.Get, meta_pb2.GetRequest(id="agt-01\x00"))
+    assert code(error) == grpc.StatusCode.INVALID_ARGUMENT
+    assert fields_at_fault(error) == ["id"]
+    given = agent("Tool User")
+    given.spec.mcp_servers.add(ref="tools\x00")
+    error = refused(agent_pb2_grpc.AgentCommandControllerStub(channel).Create, given)
+    assert fields_at_fault(error) == ["spec.mcp_servers[0].ref"]
+
+
+def test_a_nul_inside_a_manifest_resource_names_the_resource_and_field(
+    channel: grpc.Channel,
+) -> None:
+    given = agent("Tool User")
+    given.spec.skill_refs.append("skill\x00")
+    packed = any_pb2.Any()
+    packed.Pack(given)
+    request = manifest_pb2.ApplyManifestRequest(resources=[packed])
+    # The NUL sits inside the Any's bytes: found once the resource is unpacked.
+    error = refused(manifest_pb2_grpc.ManifestControllerStub(channel).Apply, request)
+    assert code(error) == grpc.StatusCode.INVALID_ARGUMENT
+    assert fields_at_fault(error) == ["resources[0].spec.skill_refs[0]"]
+
+
+def test_a_label_selector_key_outside_the_label_rules_is_invalid_argument(
+    channel: grpc.Channel,
+) -> None:
+    stub = agent_pb2_grpc.AgentQueryControllerStub(channel)
+    error = refused(stub.List, meta_pb2.ListRequest(label_selector={'team"]': "a"}))
+    assert code(error) == grpc.StatusCode.INVALID_ARGUMENT
+    assert fields_at_fault(error) == ["label_selector['team\"]']"]
+
+
+def test_an_error_quoting_a_huge_input_still_reaches_the_client_whole(
+    channel: grpc.Channel,
+) -> None:
+    given = agent("PR Reviewer")
+    given.kind = "K" * 70_000
+    error = refused(agent_pb2_grpc.AgentCommandControllerStub(channel).Create, given)
+    assert code(error) == grpc.StatusCode.INVALID_ARGUMENT
+    assert fields_at_fault(error) == ["kind"]
+    assert len(details(error).encode()) <= MAX_STATUS_MESSAGE_BYTES
+
+
+def test_an_error_with_many_fields_at_fault_keeps_to_the_metadata_budget(
+    channel: grpc.Channel,
+) -> None:
+    given = agent("PR Reviewer")
+    for index in range(60):
+        given.metadata.labels[f"key{index}"] = f"bad\n{'v' * 200}"
+    error = refused(agent_pb2_grpc.AgentCommandControllerStub(channel).Create, given)
+    assert code(error) == grpc.StatusCode.INVALID_ARGUMENT
+    assert rpc_status(error).ByteSize() <= MAX_STATUS_BYTES
+    assert 0 < len(fields_at_fault(error)) < 60
+    assert details(error).startswith("60 fields at fault")

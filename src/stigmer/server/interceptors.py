@@ -4,8 +4,10 @@
   not by grpc before the interceptor runs: a body that is not the method's
   message (truncated, corrupt, invalid UTF-8 in a string field) is then an
   INVALID_ARGUMENT naming the message type, where grpc's own parse failure
-  reaches the client as UNKNOWN. The health service's bodies get the same
-  treatment; its calls are otherwise left alone (no log line per probe).
+  reaches the client as UNKNOWN. A NUL character in any string of the
+  request is refused here too, naming the field (resources/validation.py
+  says why). The health service's bodies get the same treatment; its calls
+  are otherwise left alone (no log line per probe).
 - Answer size: an answer over the message limit (message_limits.py) is a
   FAILED_PRECONDITION naming its size and the limit, not a transport error
   the client cannot explain.
@@ -42,7 +44,6 @@ logger = logging.getLogger("stigmer.rpc")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 REQUEST_ID_KEY = "x-request-id"
 Deserializer = Callable[[Any], Any]
-
 
 # What workers record (model answers, tool results) is kept as it came, NUL
 # included: it is stored inside the execution's bytes, never as a text column.

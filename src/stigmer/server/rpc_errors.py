@@ -26,7 +26,7 @@ from grpc_status import rpc_status
 from stigmer.errors import StigmerError
 
 ERROR_DOMAIN = "stigmer.ai"
-MAX_MESSAGE_BYTES = 512
+MAX_STATUS_MESSAGE_BYTES = 512
 MAX_FACT_BYTES = 128
 MAX_FIELD_BYTES = 128
 MAX_DESCRIPTION_BYTES = 192
@@ -71,7 +71,7 @@ def _status(
     message = error.message
     if len(violations) < len(error.violations):
         message = f"{len(error.violations)} fields at fault, the first: {message}"
-    status = status_pb2.Status(code=code.value[0], message=clipped(message, MAX_MESSAGE_BYTES))
+    status = status_pb2.Status(code=code.value[0], message=clipped(message, MAX_STATUS_MESSAGE_BYTES))
     info = error_details_pb2.ErrorInfo(
         reason=error.reason,
         domain=ERROR_DOMAIN,
