@@ -71,7 +71,9 @@ def _status(
     message = error.message
     if len(violations) < len(error.violations):
         message = f"{len(error.violations)} fields at fault, the first: {message}"
-    status = status_pb2.Status(code=code.value[0], message=clipped(message, MAX_STATUS_MESSAGE_BYTES))
+    status = status_pb2.Status(
+        code=code.value[0], message=clipped(message, MAX_STATUS_MESSAGE_BYTES)
+    )
     info = error_details_pb2.ErrorInfo(
         reason=error.reason,
         domain=ERROR_DOMAIN,
