@@ -41,6 +41,7 @@ from stigmer.client.connection import open_channel, resolve_connection
 from stigmer.client.rpc_errors import error_from_rpc
 from stigmer.client.stubs import KIND_STUBS, KindStubs
 from stigmer.errors import InvalidArgument, NotFound, StigmerError
+from stigmer.message_limits import MAX_MESSAGE_BYTES, describe_bytes
 from stigmer.resources.execution_events import apply_event
 from stigmer.resources.kinds import KindInfo, kind_by_alias, kind_by_name
 from stigmer.resources.manifests import ManifestDocument, in_apply_order, parse_manifest
@@ -184,6 +185,14 @@ class AsyncClient:
         request = manifest_pb2.ApplyManifestRequest(dry_run=dry_run)
         for document in ordered:
             request.resources.add().Pack(document.resource)
+        size = request.ByteSize()
+        if size > MAX_MESSAGE_BYTES:
+            raise InvalidArgument(
+                f"the manifest is {describe_bytes(size)}, more than the "
+                f"{describe_bytes(MAX_MESSAGE_BYTES)} one apply may carry: "
+                "apply it in smaller files (each file is applied as one transaction)",
+                facts={"size_bytes": str(size), "limit_bytes": str(MAX_MESSAGE_BYTES)},
+            )
         stub = manifest_pb2_grpc.ManifestControllerStub(self.channel)
         try:
             response = await self._call(stub.Apply(request, timeout=self.timeout))

@@ -21,6 +21,7 @@ import grpc
 
 from stigmer import config
 from stigmer.errors import InvalidArgument
+from stigmer.message_limits import CHANNEL_OPTIONS
 
 ADMIN_TOKEN_FILE = "admin.token"
 AUTHORIZATION_KEY = "authorization"
@@ -115,7 +116,9 @@ def open_channel(address: str, connection: Connection) -> grpc.aio.Channel:
     if connection.token:
         interceptors = [_UnaryToken(connection.token), _StreamToken(connection.token)]
     if connection.tls_ca is None:
-        return grpc.aio.insecure_channel(address, interceptors=interceptors or None)
+        return grpc.aio.insecure_channel(
+            address, options=CHANNEL_OPTIONS, interceptors=interceptors or None
+        )
     private_key = certificate_chain = None
     if connection.client_cert is not None and connection.client_key is not None:
         certificate_chain = _read(connection.client_cert, "tls.client_cert")
@@ -125,7 +128,9 @@ def open_channel(address: str, connection: Connection) -> grpc.aio.Channel:
         private_key=private_key,
         certificate_chain=certificate_chain,
     )
-    return grpc.aio.secure_channel(address, credentials, interceptors=interceptors or None)
+    return grpc.aio.secure_channel(
+        address, credentials, options=CHANNEL_OPTIONS, interceptors=interceptors or None
+    )
 
 
 def unreachable_message(address: str, details: str, *, is_tls: bool) -> str:

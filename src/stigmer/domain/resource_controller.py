@@ -17,12 +17,14 @@ pipeline a controller runs; the crash matrix reads it.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from stigmer.api.v1 import meta_pb2
 from stigmer.errors import AlreadyExists, InvalidArgument, NotFound
+from stigmer.message_limits import MAX_PAGE_BYTES
 from stigmer.pipeline.context import DeleteContext, WriteContext
 from stigmer.pipeline.envelope import Envelope, Relations, decode
 from stigmer.pipeline.framework import Pipeline, Step
@@ -38,7 +40,7 @@ from stigmer.pipeline.steps import (
     ValidateStep,
 )
 from stigmer.resources.kinds import DEFAULT_ORG, KindInfo
-from stigmer.store.base import ListQuery, Store, Transaction
+from stigmer.store.base import ListQuery, Record, Store, Transaction
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 100
@@ -54,13 +56,38 @@ def encode_page_token(last_id: str) -> str:
     return base64.urlsafe_b64encode(last_id.encode()).decode()
 
 
-def decode_page_token(token: str) -> str:
+# What a token this server issued decodes to: the id of the last item of a
+# page of this kind. Anything else (text that only looks like base64, an id
+# of another kind) is refused rather than silently listing from the start.
+_TOKEN_ID = re.compile(r"[a-z]+-[0-9a-z]{1,64}")
+
+
+def decode_page_token(token: str, prefix: str) -> str:
+    """The id a page token continues after; "" for the first page.
+
+    Raises:
+        InvalidArgument: the token is not one this server issued for this kind.
+    """
     if not token:
         return ""
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument.for_field("page_token", "is not a token this server issued") from None
+        last_id = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeError):
+        last_id = ""
+    if not _TOKEN_ID.fullmatch(last_id) or not last_id.startswith(prefix + "-"):
+        raise InvalidArgument.for_field("page_token", "is not a token this server issued")
+    return last_id
+
+
+def _fitting_in_one_message(records: Sequence[Record]) -> list[Record]:
+    """The first records whose page fits in one gRPC message (at least one,
+    so that a list always moves on): large executions make short pages."""
+    total = 0
+    for count, record in enumerate(records):
+        total += len(record.data)
+        if count and total > MAX_PAGE_BYTES:
+            return list(records[:count])
+    return list(records)
 
 
 class OwnedKind(Protocol):
@@ -184,7 +211,7 @@ class ResourceController:
         transaction: Transaction | None = None,
     ) -> Page:
         limit = query.limit or DEFAULT_PAGE_SIZE
-        after = decode_page_token(page_token)
+        after = decode_page_token(page_token, self.kind.prefix)
 
         async def work(tx: Transaction) -> Page:
             records = await tx.list(
@@ -192,6 +219,9 @@ class ResourceController:
             )
             has_more = len(records) > limit
             records = records[:limit]
+            fitting = _fitting_in_one_message(records)
+            has_more = has_more or len(fitting) < len(records)
+            records = fitting
             token = encode_page_token(records[-1].id) if has_more else ""
             return Page([decode(self.kind, r) for r in records], token)
 

@@ -17,7 +17,7 @@ from stigmer.errors import Conflict, InvalidArgument, NotFound
 from stigmer.pipeline.context import DeleteContext, StateContext, WriteContext
 from stigmer.pipeline.envelope import Envelope, copy_resource, decode, encode, touch_audit
 from stigmer.resources.ids import new_id
-from stigmer.resources.kinds import API_VERSION, DEFAULT_ORG
+from stigmer.resources.kinds import AGENT_INSTANCE, API_VERSION, DEFAULT_ORG
 from stigmer.resources.secrets import restore_masked_secrets
 from stigmer.resources.slugs import resolve_slug
 from stigmer.resources.validation import validate_message
@@ -71,7 +71,11 @@ class ResolveSlugStep:
         metadata.org = metadata.org or DEFAULT_ORG
         if self.is_id_enough and metadata.id:
             return
-        metadata.slug = resolve_slug(metadata.name, metadata.slug)
+        metadata.slug = resolve_slug(
+            metadata.name,
+            metadata.slug,
+            is_default_allowed=context.kind.name == AGENT_INSTANCE.name,
+        )
 
 
 @dataclass(frozen=True)

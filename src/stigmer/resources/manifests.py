@@ -31,7 +31,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from stigmer.errors import FieldViolation, InvalidArgument
-from stigmer.resources.kinds import API_VERSION, DEFAULT_ORG, KINDS, KindInfo
+from stigmer.resources.kinds import AGENT_INSTANCE, API_VERSION, DEFAULT_ORG, KINDS, KindInfo
 from stigmer.resources.manifest_nodes import line_of, read_document_nodes
 from stigmer.resources.manifest_yaml import (
     MAX_SOURCE_BYTES,
@@ -227,7 +227,9 @@ def _read_document(node: yaml.Node, source: str) -> DocumentReading:
             add(violation.field, f"{violation.field}: {violation.description}")
         metadata = resource.metadata  # type: ignore[attr-defined]
         try:
-            resolve_slug(metadata.name, metadata.slug)
+            resolve_slug(
+                metadata.name, metadata.slug, is_default_allowed=kind.name == AGENT_INSTANCE.name
+            )
         except InvalidArgument as error:
             for violation in error.violations:
                 add(violation.field, error.message)

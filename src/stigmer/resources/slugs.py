@@ -11,14 +11,12 @@ import re
 from stigmer.errors import InvalidArgument
 
 MAX_SLUG_LENGTH = 63
-# A slug the system derives from another (an agent's "<slug>-default"
-# instance) may be longer than a user's; lookups accept up to this.
-MAX_REFERENCE_SLUG_LENGTH = MAX_SLUG_LENGTH + 9
 DEFAULT_INSTANCE_SUFFIX = "-default"
 _SEPARATORS = re.compile(r"[\s_]+")
 _DISALLOWED = re.compile(r"[^a-z0-9-]")
 _DASH_RUNS = re.compile(r"-{2,}")
-VALID_SLUG = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+# \Z, not $: "$" also matches before a trailing newline.
+VALID_SLUG = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z")
 
 
 def slugify(name: str) -> str:
@@ -28,18 +26,37 @@ def slugify(name: str) -> str:
     return slug[:MAX_SLUG_LENGTH].rstrip("-")
 
 
-def resolve_slug(name: str, given_slug: str) -> str:
+def slug_limit(*, is_default_allowed: bool = False) -> int:
+    """The longest slug a resource may be given. Only an agent instance may
+    carry an agent's default suffix past the limit: its agent's slug already
+    kept the limit, so "<slug>-default" always fits."""
+    return MAX_SLUG_LENGTH + (len(DEFAULT_INSTANCE_SUFFIX) if is_default_allowed else 0)
+
+
+def resolve_slug(name: str, given_slug: str, *, is_default_allowed: bool = False) -> str:
     """The slug a new resource gets: the one given, else derived from its name.
+
+    `is_default_allowed`: the resource is an agent instance, whose slug may be
+    its agent's default-instance slug (`<agent slug>-default`).
 
     Raises:
         InvalidArgument: the given slug breaks the rule, or the name yields none.
     """
     if given_slug:
-        if len(given_slug) > MAX_REFERENCE_SLUG_LENGTH or not VALID_SLUG.match(given_slug):
+        limit = MAX_SLUG_LENGTH
+        if is_default_allowed and given_slug.endswith(DEFAULT_INSTANCE_SUFFIX):
+            limit = slug_limit(is_default_allowed=True)
+        if not VALID_SLUG.match(given_slug):
             raise InvalidArgument.for_field(
                 "metadata.slug",
                 f"{given_slug!r} is not a valid slug (lowercase letters, digits and '-', "
-                f"at most {MAX_SLUG_LENGTH} characters)",
+                "starting and ending with a letter or digit)",
+            )
+        if len(given_slug) > limit:
+            raise InvalidArgument.for_field(
+                "metadata.slug",
+                f"is {len(given_slug)} characters long; a slug is at most "
+                f"{MAX_SLUG_LENGTH} characters",
             )
         return given_slug
     slug = slugify(name)

@@ -2,11 +2,20 @@
 
 Violations become one InvalidArgument naming every field at fault, with
 dotted paths such as `spec.mcp_servers[0].ref`.
+
+One rule holds for every string of every request, so it is checked here
+rather than annotated on each field: no NUL character. No Stigmer text may
+hold one (PostgreSQL text cannot store it, so an id with a NUL would fail
+the query there and merely match nothing on SQLite).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import protovalidate
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from stigmer.api.buf.validate import validate_pb2
@@ -52,3 +61,54 @@ def validate_message(message: Message, *, prefix: str = "") -> None:
     if found:
         summary = "; ".join(f"{v.field}: {v.description}" for v in found)
         raise InvalidArgument(f"invalid {message.DESCRIPTOR.name}: {summary}", violations=found)
+
+
+def nul_violations(message: Message, *, prefix: str = "") -> list[FieldViolation]:
+    """Every string field (map keys included) of the message that holds a NUL."""
+    return [
+        FieldViolation(prefix + path, "must not contain NUL characters")
+        for path in _paths_with_nul(message, "")
+    ]
+
+
+def refuse_nul(message: Message, *, prefix: str = "") -> None:
+    """Raises:
+    InvalidArgument: a string somewhere in the message holds a NUL character.
+    """
+    found = nul_violations(message, prefix=prefix)
+    if found:
+        summary = "; ".join(f"{v.field}: {v.description}" for v in found)
+        raise InvalidArgument(summary, violations=found, facts={"field": found[0].field})
+
+
+def _paths_with_nul(message: Message, path: str) -> Iterator[str]:
+    fields: Any = message.ListFields()
+    for described, value in fields:
+        name = f"{path}.{described.name}" if path else described.name
+        if described.type == FieldDescriptor.TYPE_STRING:
+            values = value if described.is_repeated else [value]
+            for index, text in enumerate(values):
+                if "\x00" in text:
+                    yield f"{name}[{index}]" if described.is_repeated else name
+        elif described.type == FieldDescriptor.TYPE_MESSAGE:
+            entry = described.message_type
+            if entry.GetOptions().map_entry:
+                yield from _map_paths_with_nul(entry, value, name)
+            elif described.is_repeated:
+                for index, item in enumerate(value):
+                    yield from _paths_with_nul(item, f"{name}[{index}]")
+            else:
+                yield from _paths_with_nul(value, name)
+
+
+def _map_paths_with_nul(entry: Any, mapping: Any, name: str) -> Iterator[str]:
+    is_text_key = entry.fields_by_name["key"].type == FieldDescriptor.TYPE_STRING
+    value_type = entry.fields_by_name["value"].type
+    for key, value in mapping.items():
+        where = f"{name}[{key!r}]"
+        if is_text_key and "\x00" in key:
+            yield where
+        if value_type == FieldDescriptor.TYPE_STRING and "\x00" in value:
+            yield where
+        elif value_type == FieldDescriptor.TYPE_MESSAGE:
+            yield from _paths_with_nul(value, where)

@@ -33,6 +33,7 @@ from stigmer.engine.base import Engine
 from stigmer.engine.embedded import EmbeddedEngine
 from stigmer.engine.options import EngineOptions
 from stigmer.errors import Unavailable
+from stigmer.message_limits import CHANNEL_OPTIONS
 from stigmer.server.authentication import check_exposure, ensure_admin_token
 from stigmer.server.authorization import AuthInterceptor
 from stigmer.server.consistency_service import ConsistencyService
@@ -130,7 +131,7 @@ class StigmerServer:
                 await ensure_admin_token(self.store, self.options.admin_token_path)
             # Inside the error interceptor: its refusals answer like any error.
             interceptors.append(AuthInterceptor(self.store))
-        server = grpc.aio.server(interceptors=interceptors)
+        server = grpc.aio.server(interceptors=interceptors, options=CHANNEL_OPTIONS)
         server.add_generic_rpc_handlers(tuple(resource_handlers(self.domains)))
         manifest_pb2_grpc.add_ManifestControllerServicer_to_server(
             ManifestService(self.domains), server

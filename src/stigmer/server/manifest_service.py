@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 
 from stigmer.api.v1 import manifest_pb2, manifest_pb2_grpc
 from stigmer.domain.manifests import apply_manifest
@@ -13,6 +14,7 @@ from stigmer.errors import InvalidArgument
 from stigmer.pipeline.envelope import Envelope, as_envelope
 from stigmer.resources.kinds import kind_by_type_name
 from stigmer.resources.secrets import redact
+from stigmer.resources.validation import refuse_nul
 
 
 def unpack_resource(packed: any_pb2.Any, index: int, domains: Domains) -> Envelope:
@@ -23,7 +25,13 @@ def unpack_resource(packed: any_pb2.Any, index: int, domains: Domains) -> Envelo
             f"resources[{index}]", f"{type_name or 'an empty Any'} is not an appliable kind"
         )
     message = kind.new_message()
-    packed.Unpack(message)
+    try:
+        packed.Unpack(message)
+    except DecodeError as error:
+        raise InvalidArgument.for_field(
+            f"resources[{index}]", f"is not a valid {kind.name}: {error}"
+        ) from None
+    refuse_nul(message, prefix=f"resources[{index}].")
     return as_envelope(message)
 
 

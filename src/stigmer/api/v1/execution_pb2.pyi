@@ -727,6 +727,9 @@ class RecordExecutionEventsRequest(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     EVENTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The only text of this request refused with a NUL: what the events carry
+    is recorded as it came (see server/interceptors.py).
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionEvent]: ...
     def __init__(

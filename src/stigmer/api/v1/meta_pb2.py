@@ -27,7 +27,7 @@ from stigmer.api.buf.validate import validate_pb2 as buf_dot_validate_dot_valida
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19stigmer/api/v1/meta.proto\x12\x12stigmer.agentic.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x04\n\x13\x41piResourceMetadata\x12\x18\n\x04name\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xfd\x01\x12\x39\n\x04slug\x18\x02 \x01(\tB+\xbaH(r&\x18H2\"^([a-z0-9]([a-z0-9-]*[a-z0-9])?)?$\x12\x13\n\x02id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x38\n\x03org\x18\x04 \x01(\tB+\xbaH(r&\x18?2\"^([a-z0-9]([a-z0-9-]*[a-z0-9])?)?$\x12\x89\x01\n\x06labels\x18\x05 \x03(\x0b\x32\x33.stigmer.agentic.v1.ApiResourceMetadata.LabelsEntryBD\xbaHA\x9a\x01>\x10@\"3r1\x10\x01\x18?2+^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$*\x05r\x03\x18\xfd\x01\x12h\n\x0b\x61nnotations\x18\x06 \x03(\x0b\x32\x38.stigmer.agentic.v1.ApiResourceMetadata.AnnotationsEntryB\x19\xbaH\x16\x9a\x01\x13\x10@\"\x07r\x05\x10\x01\x18\xfd\x01*\x06r\x04\x18\x80\x80\x04\x12\x18\n\x07version\x18\x07 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8f\x01\n\x05\x41udit\x12.\n\ncreated_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x03 \x01(\t\x12\x12\n\nupdated_by\x18\x04 \x01(\t\"!\n\nGetRequest\x12\x13\n\x02id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\"9\n\x11ResourceReference\x12\x0b\n\x03org\x18\x01 \x01(\t\x12\x17\n\x04slug\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18H\"\xb2\x01\n\rDeleteRequest\x12\x15\n\x02id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01H\x00\x12\x34\n\x03ref\x18\x02 \x01(\x0b\x32%.stigmer.agentic.v1.ResourceReferenceH\x00\x12\x32\n\x07\x63\x61scade\x18\x03 \x01(\x0e\x32!.stigmer.agentic.v1.CascadePolicy\x12\x0f\n\x07version\x18\x04 \x01(\x03\x42\x0f\n\x06target\x12\x05\xbaH\x02\x08\x01\"\xeb\x01\n\x0bListRequest\x12\x0b\n\x03org\x18\x01 \x01(\t\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x12\n\npage_token\x18\x03 \x01(\t\x12J\n\x0elabel_selector\x18\x04 \x03(\x0b\x32\x32.stigmer.agentic.v1.ListRequest.LabelSelectorEntry\x12\x1a\n\x08selector\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80 \x1a\x34\n\x12LabelSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"d\n\x13ListByParentRequest\x12\x1a\n\tparent_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x12\n\npage_token\x18\x03 \x01(\t\"I\n\x10\x45nvironmentValue\x12\r\n\x05value\x18\x01 \x01(\t\x12\x11\n\tis_secret\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\xcc\x01\n\x0f\x45nvironmentSpec\x12\x66\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32-.stigmer.agentic.v1.EnvironmentSpec.DataEntryB)\xbaH&\x9a\x01#\"!r\x1f\x10\x01\x18\x80\x01\x32\x18^[A-Za-z_][A-Za-z0-9_]*$\x1aQ\n\tDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.stigmer.agentic.v1.EnvironmentValue:\x02\x38\x01*i\n\rCascadePolicy\x12\x1e\n\x1a\x43\x41SCADE_POLICY_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43\x41SCADE_POLICY_BACKGROUND\x10\x01\x12\x19\n\x15\x43\x41SCADE_POLICY_ORPHAN\x10\x02*\x83\x01\n\x0c\x41pplyOutcome\x12\x1d\n\x19\x41PPLY_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41PPLY_OUTCOME_CREATED\x10\x01\x12\x1c\n\x18\x41PPLY_OUTCOME_CONFIGURED\x10\x02\x12\x1b\n\x17\x41PPLY_OUTCOME_UNCHANGED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19stigmer/api/v1/meta.proto\x12\x12stigmer.agentic.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x07\n\x13\x41piResourceMetadata\x12\x8a\x01\n\x04name\x18\x01 \x01(\tB|\xbaHyr\x05\x10\x01\x18\xfd\x01\xba\x01o\n\x15no_control_characters\x12<must not contain control characters (NUL, newlines, escapes)\x1a\x18!this.matches(\'\\\\p{Cc}\')\x12\x39\n\x04slug\x18\x02 \x01(\tB+\xbaH(r&\x18H2\"^([a-z0-9]([a-z0-9-]*[a-z0-9])?)?$\x12\x13\n\x02id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x38\n\x03org\x18\x04 \x01(\tB+\xbaH(r&\x18?2\"^([a-z0-9]([a-z0-9-]*[a-z0-9])?)?$\x12\xfe\x01\n\x06labels\x18\x05 \x03(\x0b\x32\x33.stigmer.agentic.v1.ApiResourceMetadata.LabelsEntryB\xb8\x01\xbaH\xb4\x01\x9a\x01\xb0\x01\x10@\"3r1\x10\x01\x18?2+^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$*wr\x03\x18\xfd\x01\xba\x01o\n\x15no_control_characters\x12<must not contain control characters (NUL, newlines, escapes)\x1a\x18!this.matches(\'\\\\p{Cc}\')\x12\xa1\x02\n\x0b\x61nnotations\x18\x06 \x03(\x0b\x32\x38.stigmer.agentic.v1.ApiResourceMetadata.AnnotationsEntryB\xd1\x01\xbaH\xcd\x01\x9a\x01\xc9\x01\x10@\"yr\x05\x10\x01\x18\xfd\x01\xba\x01o\n\x15no_control_characters\x12<must not contain control characters (NUL, newlines, escapes)\x1a\x18!this.matches(\'\\\\p{Cc}\')*Jr\x04\x18\x80\x80\x04\xba\x01\x41\n\x06no_nul\x12\x1fmust not contain NUL characters\x1a\x16!this.contains(\'\\x00\')\x12\x18\n\x07version\x18\x07 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8f\x01\n\x05\x41udit\x12.\n\ncreated_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x03 \x01(\t\x12\x12\n\nupdated_by\x18\x04 \x01(\t\"!\n\nGetRequest\x12\x13\n\x02id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\"9\n\x11ResourceReference\x12\x0b\n\x03org\x18\x01 \x01(\t\x12\x17\n\x04slug\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18H\"\xbc\x01\n\rDeleteRequest\x12\x15\n\x02id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01H\x00\x12\x34\n\x03ref\x18\x02 \x01(\x0b\x32%.stigmer.agentic.v1.ResourceReferenceH\x00\x12<\n\x07\x63\x61scade\x18\x03 \x01(\x0e\x32!.stigmer.agentic.v1.CascadePolicyB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x0f\n\x07version\x18\x04 \x01(\x03\x42\x0f\n\x06target\x12\x05\xbaH\x02\x08\x01\"\xa7\x03\n\x0bListRequest\x12\x0b\n\x03org\x18\x01 \x01(\t\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x85\x02\n\x0elabel_selector\x18\x04 \x03(\x0b\x32\x32.stigmer.agentic.v1.ListRequest.LabelSelectorEntryB\xb8\x01\xbaH\xb4\x01\x9a\x01\xb0\x01\x10@\"3r1\x10\x01\x18?2+^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$*wr\x03\x18\xfd\x01\xba\x01o\n\x15no_control_characters\x12<must not contain control characters (NUL, newlines, escapes)\x1a\x18!this.matches(\'\\\\p{Cc}\')\x12\x1a\n\x08selector\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80 \x1a\x34\n\x12LabelSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"d\n\x13ListByParentRequest\x12\x1a\n\tparent_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x12\n\npage_token\x18\x03 \x01(\t\"I\n\x10\x45nvironmentValue\x12\r\n\x05value\x18\x01 \x01(\t\x12\x11\n\tis_secret\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\xcc\x01\n\x0f\x45nvironmentSpec\x12\x66\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32-.stigmer.agentic.v1.EnvironmentSpec.DataEntryB)\xbaH&\x9a\x01#\"!r\x1f\x10\x01\x18\x80\x01\x32\x18^[A-Za-z_][A-Za-z0-9_]*$\x1aQ\n\tDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.stigmer.agentic.v1.EnvironmentValue:\x02\x38\x01*i\n\rCascadePolicy\x12\x1e\n\x1a\x43\x41SCADE_POLICY_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43\x41SCADE_POLICY_BACKGROUND\x10\x01\x12\x19\n\x15\x43\x41SCADE_POLICY_ORPHAN\x10\x02*\x83\x01\n\x0c\x41pplyOutcome\x12\x1d\n\x19\x41PPLY_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41PPLY_OUTCOME_CREATED\x10\x01\x12\x1c\n\x18\x41PPLY_OUTCOME_CONFIGURED\x10\x02\x12\x1b\n\x17\x41PPLY_OUTCOME_UNCHANGED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,7 +39,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APIRESOURCEMETADATA_ANNOTATIONSENTRY']._loaded_options = None
   _globals['_APIRESOURCEMETADATA_ANNOTATIONSENTRY']._serialized_options = b'8\001'
   _globals['_APIRESOURCEMETADATA'].fields_by_name['name']._loaded_options = None
-  _globals['_APIRESOURCEMETADATA'].fields_by_name['name']._serialized_options = b'\272H\007r\005\020\001\030\375\001'
+  _globals['_APIRESOURCEMETADATA'].fields_by_name['name']._serialized_options = b'\272Hyr\005\020\001\030\375\001\272\001o\n\025no_control_characters\022<must not contain control characters (NUL, newlines, escapes)\032\030!this.matches(\'\\\\p{Cc}\')'
   _globals['_APIRESOURCEMETADATA'].fields_by_name['slug']._loaded_options = None
   _globals['_APIRESOURCEMETADATA'].fields_by_name['slug']._serialized_options = b'\272H(r&\030H2\"^([a-z0-9]([a-z0-9-]*[a-z0-9])?)?$'
   _globals['_APIRESOURCEMETADATA'].fields_by_name['id']._loaded_options = None
@@ -47,9 +47,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APIRESOURCEMETADATA'].fields_by_name['org']._loaded_options = None
   _globals['_APIRESOURCEMETADATA'].fields_by_name['org']._serialized_options = b'\272H(r&\030?2\"^([a-z0-9]([a-z0-9-]*[a-z0-9])?)?$'
   _globals['_APIRESOURCEMETADATA'].fields_by_name['labels']._loaded_options = None
-  _globals['_APIRESOURCEMETADATA'].fields_by_name['labels']._serialized_options = b'\272HA\232\001>\020@\"3r1\020\001\030?2+^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$*\005r\003\030\375\001'
+  _globals['_APIRESOURCEMETADATA'].fields_by_name['labels']._serialized_options = b'\272H\264\001\232\001\260\001\020@\"3r1\020\001\030?2+^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$*wr\003\030\375\001\272\001o\n\025no_control_characters\022<must not contain control characters (NUL, newlines, escapes)\032\030!this.matches(\'\\\\p{Cc}\')'
   _globals['_APIRESOURCEMETADATA'].fields_by_name['annotations']._loaded_options = None
-  _globals['_APIRESOURCEMETADATA'].fields_by_name['annotations']._serialized_options = b'\272H\026\232\001\023\020@\"\007r\005\020\001\030\375\001*\006r\004\030\200\200\004'
+  _globals['_APIRESOURCEMETADATA'].fields_by_name['annotations']._serialized_options = b'\272H\315\001\232\001\311\001\020@\"yr\005\020\001\030\375\001\272\001o\n\025no_control_characters\022<must not contain control characters (NUL, newlines, escapes)\032\030!this.matches(\'\\\\p{Cc}\')*Jr\004\030\200\200\004\272\001A\n\006no_nul\022\037must not contain NUL characters\032\026!this.contains(\'\\x00\')'
   _globals['_APIRESOURCEMETADATA'].fields_by_name['version']._loaded_options = None
   _globals['_APIRESOURCEMETADATA'].fields_by_name['version']._serialized_options = b'\272H\004\"\002(\000'
   _globals['_GETREQUEST'].fields_by_name['id']._loaded_options = None
@@ -60,10 +60,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEREQUEST'].oneofs_by_name['target']._serialized_options = b'\272H\002\010\001'
   _globals['_DELETEREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_DELETEREQUEST'].fields_by_name['id']._serialized_options = b'\272H\004r\002\020\001'
+  _globals['_DELETEREQUEST'].fields_by_name['cascade']._loaded_options = None
+  _globals['_DELETEREQUEST'].fields_by_name['cascade']._serialized_options = b'\272H\005\202\001\002\020\001'
   _globals['_LISTREQUEST_LABELSELECTORENTRY']._loaded_options = None
   _globals['_LISTREQUEST_LABELSELECTORENTRY']._serialized_options = b'8\001'
   _globals['_LISTREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\350\007(\000'
+  _globals['_LISTREQUEST'].fields_by_name['label_selector']._loaded_options = None
+  _globals['_LISTREQUEST'].fields_by_name['label_selector']._serialized_options = b'\272H\264\001\232\001\260\001\020@\"3r1\020\001\030?2+^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$*wr\003\030\375\001\272\001o\n\025no_control_characters\022<must not contain control characters (NUL, newlines, escapes)\032\030!this.matches(\'\\\\p{Cc}\')'
   _globals['_LISTREQUEST'].fields_by_name['selector']._loaded_options = None
   _globals['_LISTREQUEST'].fields_by_name['selector']._serialized_options = b'\272H\005r\003\030\200 '
   _globals['_LISTBYPARENTREQUEST'].fields_by_name['parent_id']._loaded_options = None
@@ -74,34 +78,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENVIRONMENTSPEC_DATAENTRY']._serialized_options = b'8\001'
   _globals['_ENVIRONMENTSPEC'].fields_by_name['data']._loaded_options = None
   _globals['_ENVIRONMENTSPEC'].fields_by_name['data']._serialized_options = b'\272H&\232\001#\"!r\037\020\001\030\200\0012\030^[A-Za-z_][A-Za-z0-9_]*$'
-  _globals['_CASCADEPOLICY']._serialized_start=1713
-  _globals['_CASCADEPOLICY']._serialized_end=1818
-  _globals['_APPLYOUTCOME']._serialized_start=1821
-  _globals['_APPLYOUTCOME']._serialized_end=1952
+  _globals['_CASCADEPOLICY']._serialized_start=2329
+  _globals['_CASCADEPOLICY']._serialized_end=2434
+  _globals['_APPLYOUTCOME']._serialized_start=2437
+  _globals['_APPLYOUTCOME']._serialized_end=2568
   _globals['_APIRESOURCEMETADATA']._serialized_start=112
-  _globals['_APIRESOURCEMETADATA']._serialized_end=668
-  _globals['_APIRESOURCEMETADATA_LABELSENTRY']._serialized_start=571
-  _globals['_APIRESOURCEMETADATA_LABELSENTRY']._serialized_end=616
-  _globals['_APIRESOURCEMETADATA_ANNOTATIONSENTRY']._serialized_start=618
-  _globals['_APIRESOURCEMETADATA_ANNOTATIONSENTRY']._serialized_end=668
-  _globals['_AUDIT']._serialized_start=671
-  _globals['_AUDIT']._serialized_end=814
-  _globals['_GETREQUEST']._serialized_start=816
-  _globals['_GETREQUEST']._serialized_end=849
-  _globals['_RESOURCEREFERENCE']._serialized_start=851
-  _globals['_RESOURCEREFERENCE']._serialized_end=908
-  _globals['_DELETEREQUEST']._serialized_start=911
-  _globals['_DELETEREQUEST']._serialized_end=1089
-  _globals['_LISTREQUEST']._serialized_start=1092
-  _globals['_LISTREQUEST']._serialized_end=1327
-  _globals['_LISTREQUEST_LABELSELECTORENTRY']._serialized_start=1275
-  _globals['_LISTREQUEST_LABELSELECTORENTRY']._serialized_end=1327
-  _globals['_LISTBYPARENTREQUEST']._serialized_start=1329
-  _globals['_LISTBYPARENTREQUEST']._serialized_end=1429
-  _globals['_ENVIRONMENTVALUE']._serialized_start=1431
-  _globals['_ENVIRONMENTVALUE']._serialized_end=1504
-  _globals['_ENVIRONMENTSPEC']._serialized_start=1507
-  _globals['_ENVIRONMENTSPEC']._serialized_end=1711
-  _globals['_ENVIRONMENTSPEC_DATAENTRY']._serialized_start=1630
-  _globals['_ENVIRONMENTSPEC_DATAENTRY']._serialized_end=1711
+  _globals['_APIRESOURCEMETADATA']._serialized_end=1086
+  _globals['_APIRESOURCEMETADATA_LABELSENTRY']._serialized_start=989
+  _globals['_APIRESOURCEMETADATA_LABELSENTRY']._serialized_end=1034
+  _globals['_APIRESOURCEMETADATA_ANNOTATIONSENTRY']._serialized_start=1036
+  _globals['_APIRESOURCEMETADATA_ANNOTATIONSENTRY']._serialized_end=1086
+  _globals['_AUDIT']._serialized_start=1089
+  _globals['_AUDIT']._serialized_end=1232
+  _globals['_GETREQUEST']._serialized_start=1234
+  _globals['_GETREQUEST']._serialized_end=1267
+  _globals['_RESOURCEREFERENCE']._serialized_start=1269
+  _globals['_RESOURCEREFERENCE']._serialized_end=1326
+  _globals['_DELETEREQUEST']._serialized_start=1329
+  _globals['_DELETEREQUEST']._serialized_end=1517
+  _globals['_LISTREQUEST']._serialized_start=1520
+  _globals['_LISTREQUEST']._serialized_end=1943
+  _globals['_LISTREQUEST_LABELSELECTORENTRY']._serialized_start=1891
+  _globals['_LISTREQUEST_LABELSELECTORENTRY']._serialized_end=1943
+  _globals['_LISTBYPARENTREQUEST']._serialized_start=1945
+  _globals['_LISTBYPARENTREQUEST']._serialized_end=2045
+  _globals['_ENVIRONMENTVALUE']._serialized_start=2047
+  _globals['_ENVIRONMENTVALUE']._serialized_end=2120
+  _globals['_ENVIRONMENTSPEC']._serialized_start=2123
+  _globals['_ENVIRONMENTSPEC']._serialized_end=2327
+  _globals['_ENVIRONMENTSPEC_DATAENTRY']._serialized_start=2246
+  _globals['_ENVIRONMENTSPEC_DATAENTRY']._serialized_end=2327
 # @@protoc_insertion_point(module_scope)

@@ -116,7 +116,9 @@ class ApiResourceMetadata(_message.Message):
     ANNOTATIONS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Human name; required."""
+    """Human name; required. No control characters (\\p{Cc}: NUL, newlines,
+    escapes): a name is shown on one line in tables and logs.
+    """
     slug: _builtins.str
     """Derived from name when empty; unique per (kind, org); immutable. System
     slugs (an agent's "<slug>-default" instance) may exceed the 63 characters
@@ -131,7 +133,11 @@ class ApiResourceMetadata(_message.Message):
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
-    def annotations(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def annotations(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Values may span lines; NUL is refused everywhere (PostgreSQL text
+        cannot hold it, and no tool shows it).
+        """
+
     def __init__(
         self,
         *,
@@ -296,7 +302,9 @@ class ListRequest(_message.Message):
     """
     @_builtins.property
     def label_selector(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Every pair must match the resource's labels."""
+        """Every pair must match the resource's labels.
+        Keys and values follow the rules of metadata.labels.
+        """
 
     def __init__(
         self,

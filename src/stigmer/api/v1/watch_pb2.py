@@ -32,7 +32,7 @@ from stigmer.api.v1 import mcpserver_pb2 as stigmer_dot_api_dot_v1_dot_mcpserver
 from stigmer.api.v1 import session_pb2 as stigmer_dot_api_dot_v1_dot_session__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1astigmer/api/v1/watch.proto\x12\x12stigmer.agentic.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1astigmer/api/v1/agent.proto\x1a\"stigmer/api/v1/agentinstance.proto\x1a stigmer/api/v1/environment.proto\x1a\x1estigmer/api/v1/execution.proto\x1a\x1estigmer/api/v1/mcpserver.proto\x1a\x1cstigmer/api/v1/session.proto\"\xf5\x01\n\x0cWatchRequest\x12\x17\n\x04kind\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x0b\n\x03org\x18\x02 \x01(\t\x12K\n\x0elabel_selector\x18\x03 \x03(\x0b\x32\x33.stigmer.agentic.v1.WatchRequest.LabelSelectorEntry\x12!\n\x10resource_version\x18\x04 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\x12\x19\n\x11send_initial_list\x18\x05 \x01(\x08\x1a\x34\n\x12LabelSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa9\x03\n\nWatchEvent\x12\x30\n\x04type\x18\x01 \x01(\x0e\x32\".stigmer.agentic.v1.WatchEventType\x12\x18\n\x10resource_version\x18\x02 \x01(\x03\x12\x36\n\x0b\x65nvironment\x18\x03 \x01(\x0b\x32\x1f.stigmer.agentic.v1.EnvironmentH\x00\x12\x33\n\nmcp_server\x18\x04 \x01(\x0b\x32\x1d.stigmer.agentic.v1.McpServerH\x00\x12*\n\x05\x61gent\x18\x05 \x01(\x0b\x32\x19.stigmer.agentic.v1.AgentH\x00\x12;\n\x0e\x61gent_instance\x18\x06 \x01(\x0b\x32!.stigmer.agentic.v1.AgentInstanceH\x00\x12.\n\x07session\x18\x07 \x01(\x0b\x32\x1b.stigmer.agentic.v1.SessionH\x00\x12=\n\x0f\x61gent_execution\x18\x08 \x01(\x0b\x32\".stigmer.agentic.v1.AgentExecutionH\x00\x42\n\n\x08resource*\xaa\x01\n\x0eWatchEventType\x12 \n\x1cWATCH_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WATCH_EVENT_TYPE_ADDED\x10\x01\x12\x1d\n\x19WATCH_EVENT_TYPE_MODIFIED\x10\x02\x12\x1c\n\x18WATCH_EVENT_TYPE_DELETED\x10\x03\x12\x1d\n\x19WATCH_EVENT_TYPE_BOOKMARK\x10\x04\x32k\n\x1cResourceWatchQueryController\x12K\n\x05Watch\x12 .stigmer.agentic.v1.WatchRequest\x1a\x1e.stigmer.agentic.v1.WatchEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1astigmer/api/v1/watch.proto\x12\x12stigmer.agentic.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1astigmer/api/v1/agent.proto\x1a\"stigmer/api/v1/agentinstance.proto\x1a stigmer/api/v1/environment.proto\x1a\x1estigmer/api/v1/execution.proto\x1a\x1estigmer/api/v1/mcpserver.proto\x1a\x1cstigmer/api/v1/session.proto\"\xb1\x03\n\x0cWatchRequest\x12\x17\n\x04kind\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x0b\n\x03org\x18\x02 \x01(\t\x12\x86\x02\n\x0elabel_selector\x18\x03 \x03(\x0b\x32\x33.stigmer.agentic.v1.WatchRequest.LabelSelectorEntryB\xb8\x01\xbaH\xb4\x01\x9a\x01\xb0\x01\x10@\"3r1\x10\x01\x18?2+^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$*wr\x03\x18\xfd\x01\xba\x01o\n\x15no_control_characters\x12<must not contain control characters (NUL, newlines, escapes)\x1a\x18!this.matches(\'\\\\p{Cc}\')\x12!\n\x10resource_version\x18\x04 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\x12\x19\n\x11send_initial_list\x18\x05 \x01(\x08\x1a\x34\n\x12LabelSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa9\x03\n\nWatchEvent\x12\x30\n\x04type\x18\x01 \x01(\x0e\x32\".stigmer.agentic.v1.WatchEventType\x12\x18\n\x10resource_version\x18\x02 \x01(\x03\x12\x36\n\x0b\x65nvironment\x18\x03 \x01(\x0b\x32\x1f.stigmer.agentic.v1.EnvironmentH\x00\x12\x33\n\nmcp_server\x18\x04 \x01(\x0b\x32\x1d.stigmer.agentic.v1.McpServerH\x00\x12*\n\x05\x61gent\x18\x05 \x01(\x0b\x32\x19.stigmer.agentic.v1.AgentH\x00\x12;\n\x0e\x61gent_instance\x18\x06 \x01(\x0b\x32!.stigmer.agentic.v1.AgentInstanceH\x00\x12.\n\x07session\x18\x07 \x01(\x0b\x32\x1b.stigmer.agentic.v1.SessionH\x00\x12=\n\x0f\x61gent_execution\x18\x08 \x01(\x0b\x32\".stigmer.agentic.v1.AgentExecutionH\x00\x42\n\n\x08resource*\xaa\x01\n\x0eWatchEventType\x12 \n\x1cWATCH_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WATCH_EVENT_TYPE_ADDED\x10\x01\x12\x1d\n\x19WATCH_EVENT_TYPE_MODIFIED\x10\x02\x12\x1c\n\x18WATCH_EVENT_TYPE_DELETED\x10\x03\x12\x1d\n\x19WATCH_EVENT_TYPE_BOOKMARK\x10\x04\x32k\n\x1cResourceWatchQueryController\x12K\n\x05Watch\x12 .stigmer.agentic.v1.WatchRequest\x1a\x1e.stigmer.agentic.v1.WatchEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,16 +43,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHREQUEST_LABELSELECTORENTRY']._serialized_options = b'8\001'
   _globals['_WATCHREQUEST'].fields_by_name['kind']._loaded_options = None
   _globals['_WATCHREQUEST'].fields_by_name['kind']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_WATCHREQUEST'].fields_by_name['label_selector']._loaded_options = None
+  _globals['_WATCHREQUEST'].fields_by_name['label_selector']._serialized_options = b'\272H\264\001\232\001\260\001\020@\"3r1\020\001\030?2+^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$*wr\003\030\375\001\272\001o\n\025no_control_characters\022<must not contain control characters (NUL, newlines, escapes)\032\030!this.matches(\'\\\\p{Cc}\')'
   _globals['_WATCHREQUEST'].fields_by_name['resource_version']._loaded_options = None
   _globals['_WATCHREQUEST'].fields_by_name['resource_version']._serialized_options = b'\272H\004\"\002(\000'
-  _globals['_WATCHEVENTTYPE']._serialized_start=948
-  _globals['_WATCHEVENTTYPE']._serialized_end=1118
+  _globals['_WATCHEVENTTYPE']._serialized_start=1136
+  _globals['_WATCHEVENTTYPE']._serialized_end=1306
   _globals['_WATCHREQUEST']._serialized_start=272
-  _globals['_WATCHREQUEST']._serialized_end=517
-  _globals['_WATCHREQUEST_LABELSELECTORENTRY']._serialized_start=465
-  _globals['_WATCHREQUEST_LABELSELECTORENTRY']._serialized_end=517
-  _globals['_WATCHEVENT']._serialized_start=520
-  _globals['_WATCHEVENT']._serialized_end=945
-  _globals['_RESOURCEWATCHQUERYCONTROLLER']._serialized_start=1120
-  _globals['_RESOURCEWATCHQUERYCONTROLLER']._serialized_end=1227
+  _globals['_WATCHREQUEST']._serialized_end=705
+  _globals['_WATCHREQUEST_LABELSELECTORENTRY']._serialized_start=653
+  _globals['_WATCHREQUEST_LABELSELECTORENTRY']._serialized_end=705
+  _globals['_WATCHEVENT']._serialized_start=708
+  _globals['_WATCHEVENT']._serialized_end=1133
+  _globals['_RESOURCEWATCHQUERYCONTROLLER']._serialized_start=1308
+  _globals['_RESOURCEWATCHQUERYCONTROLLER']._serialized_end=1415
 # @@protoc_insertion_point(module_scope)
