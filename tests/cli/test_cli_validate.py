@@ -87,7 +87,7 @@ def test_every_problem_is_listed_with_its_line_and_exits_2(
         at("- 42") + "spec.mcp_servers[0]: expected a mapping (an inline MCP server or "
         "{ref: NAME}) or an McpServer name, got a number",
         at("temperature") + "unknown field 'spec.temperature' (AgentSpec has: description, "
-        "instructions, model, mcp_servers, skill_refs, sub_agents, env_spec)",
+        "instructions, model, mcp_servers, skill_refs, sub_agents, env_spec, deadlines)",
         at("Robot") + "kind: unknown kind 'Robot' (known: Environment, McpServer, Agent, "
         "AgentInstance, Session)",
     ]

@@ -15,8 +15,8 @@ from stigmer.client import AsyncClient, Client
 # Parameters only the sync client has: an async caller bounds a wait with
 # asyncio.timeout instead.
 SYNC_ONLY_PARAMETERS = {"wait": ("timeout",)}
-# The worker's calls, made from async code only.
-ASYNC_ONLY_METHODS = {"run_inputs", "record_events"}
+# None: the worker's calls moved to worker/server_api.py.
+ASYNC_ONLY_METHODS: set[str] = set()
 _ASYNC_STREAM = re.compile(r"^Async(?:Iterator|Generator)\[(?P<item>.*?)(?:, None)?\]$")
 _SYNC_STREAM = re.compile(r"^Generator\[(?P<item>.*)\]$")
 

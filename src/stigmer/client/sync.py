@@ -280,5 +280,8 @@ class Client:
         """See AsyncClient.revoke_token."""
         return self._run(self._async.revoke_token(name))
 
+    def check_reachable(self) -> None:
+        self._run(self._async.check_reachable())
+
     def is_serving(self, *, wait_seconds: float = 2.0) -> bool:
         return self._run(self._async.is_serving(wait_seconds=wait_seconds))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import time
 import uuid
@@ -229,7 +230,13 @@ def _decoding_only(
                 parsed = decode(request)
             except InvalidArgument as error:
                 await refuse(context, error)
-            async for item in streaming(parsed, context):
+            answers = streaming(parsed, context)
+            if inspect.isawaitable(answers):
+                # grpc's health Watch writes through the context instead of
+                # yielding its answers.
+                await answers
+                return
+            async for item in answers:
                 yield item
 
         return grpc.unary_stream_rpc_method_handler(stream, response_serializer=serialize)
