@@ -44,6 +44,9 @@ _SESSION_THREAD_PREFIXES = ("temporary-postgres",)
 # traceback (caplog) or a module's client keeps it past the test that first
 # needed it. A leaked server or channel is still caught by its own threads.
 _PROCESS_WIDE_TARGETS = ("PollerCompletionQueue._poll_wrapper",)
+# multiprocessing's resource tracker: started by the first process it spawns,
+# kept for the rest of the session by design.
+_PROCESS_WIDE_COMMANDS = ("multiprocessing.resource_tracker",)
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,12 @@ class LongLived:
             and not t.name.startswith(_SESSION_THREAD_PREFIXES)
             and _target_of(t) not in _PROCESS_WIDE_TARGETS
         )
-        return Running(threads, running.children - self.children)
+        children = frozenset(
+            pid
+            for pid in running.children - self.children
+            if not any(part in command_line(pid) for part in _PROCESS_WIDE_COMMANDS)
+        )
+        return Running(threads, children)
 
 
 def leaked_since(before: Running, long_lived: LongLived) -> Running:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from stigmer import config
 from stigmer.engine.options import EngineOptions
 from stigmer.local_ports import free_local_port
 from stigmer.runtime.contract import ModelSettings
@@ -161,7 +162,11 @@ def test_doctor_reports_the_running_server_and_passes_with_a_reachable_model(
 
     assert shown.exit_code == 0, shown.stderr
     assert _checks(shown) == [
-        ("ok", "config", f"19 settings valid (config file {home / 'config.yaml'})"),
+        (
+            "ok",
+            "config",
+            f"{len(config.SETTINGS)} settings valid (config file {home / 'config.yaml'})",
+        ),
         (
             "ok",
             "server",
