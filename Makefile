@@ -53,9 +53,12 @@ run: setup
 # starts, so two keep both cores busy (the suite takes about half as long).
 # Every test starts its own servers on free ports, so the two never meet.
 TEST_WORKERS ?= 2
+# The fuzzers' seeds and counts are collected in .fuzz-report and printed.
 test: setup
 	bash scripts/install_postgres.sh
-	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS); code=$$?; \
+	rm -f .fuzz-report
+	STIGMER_FUZZ_REPORT=$(CURDIR)/.fuzz-report $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS); code=$$?; \
+	if [ -f .fuzz-report ]; then echo "fuzzers:"; cat .fuzz-report; fi; \
 	if [ $$code -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$code
 
 test-fast: setup

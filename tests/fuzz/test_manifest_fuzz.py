@@ -43,6 +43,7 @@ from stigmer.resources.manifests import (
 )
 from stigmer.testing.cli import Cli
 from tests.fuzz.manifest_inputs import ManifestMaker, seed_manifests
+from tests.fuzz.report import report
 
 SEED = int(os.environ.get("STIGMER_FUZZ_SEED", str(random.SystemRandom().randrange(2**32))))
 SECONDS = float(os.environ.get("STIGMER_FUZZ_SECONDS", "20"))
@@ -137,7 +138,7 @@ def test_reading_fuzzed_manifests_never_raises_and_names_lines(tmp_path: Path) -
         outcomes[outcome] += 1
         if wrong:
             failures.add(case, how, data, wrong)
-    print(f"{case} manifests read: {dict(outcomes)}")
+    report(f"manifest fuzz seed {SEED}: {case} manifests read: {dict(outcomes)}")
     assert not failures.found, failures.report()
     # A fuzzer that only ever makes garbage, or only valid files, tests little.
     assert outcomes["accepted"] >= 10 and outcomes["refused"] >= 50, dict(outcomes)
@@ -221,5 +222,5 @@ def test_a_sample_applied_exits_0_or_2_and_never_half_writes(
         outcomes[outcome] += 1
         if wrong:
             failures.add(case, how, data, wrong)
-    print(f"{case} manifests applied: {dict(outcomes)}")
+    report(f"manifest fuzz seed {SEED}: {case} manifests applied: {dict(outcomes)}")
     assert not failures.found, failures.report()

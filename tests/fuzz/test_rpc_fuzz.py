@@ -34,6 +34,7 @@ from stigmer.client import Client
 from stigmer.engine.options import EngineOptions
 from stigmer.resources.slugs import DEFAULT_INSTANCE_SUFFIX
 from stigmer.testing.server import ServerThread
+from tests.fuzz.report import report
 from tests.fuzz.requests import Harvest, RequestMaker
 
 SECONDS = float(os.environ.get("STIGMER_FUZZ_SECONDS", "30"))
@@ -178,7 +179,8 @@ class Fuzzer:
 @pytest.mark.timeout(SECONDS * 3 + 120)
 def test_no_request_makes_the_server_fail_or_breaks_an_invariant(store_url: str) -> None:
     seed = int(os.environ.get("STIGMER_FUZZ_SEED", str(random.SystemRandom().randrange(2**32))))
-    print(f"\nRPC fuzzer seed {seed} (replay with STIGMER_FUZZ_SEED={seed})")
+    backend = store_url.partition(":")[0]
+    report(f"RPC fuzzer seed {seed} on {backend} (replay with STIGMER_FUZZ_SEED={seed})")
     rpcs = every_rpc()
     # No worker runs the executions the fuzzer creates: no model is reachable,
     # and what is tested is the RPC layer, not runs.
@@ -192,7 +194,7 @@ def test_no_request_makes_the_server_fail_or_breaks_an_invariant(store_url: str)
                         continue
                     fuzzer.call(rpc)
         total = sum(fuzzer.calls.values())
-        print(f"{total} requests over {len(rpcs)} methods; status codes {dict(fuzzer.codes)}")
+        report(f"{total} requests over {len(rpcs)} methods; status codes {dict(fuzzer.codes)}")
         assert not fuzzer.failures, (
             f"seed {seed}: {len(fuzzer.failures)} failing requests, the first ones:\n"
             + "\n".join(str(failure) for failure in fuzzer.failures[:10])
@@ -201,7 +203,7 @@ def test_no_request_makes_the_server_fail_or_breaks_an_invariant(store_url: str)
         assert fuzzer.codes["OK"] > 0
         with Client(server.address) as client:
             assert client.is_serving()
-            report = client.check()
-        unexplained = fuzzer.unexplained(report)
+            checked = client.check()
+        unexplained = fuzzer.unexplained(checked)
         assert not unexplained, f"seed {seed}: the checker found\n" + "\n".join(unexplained)
-        assert report.resources_checked > 0
+        assert checked.resources_checked > 0
