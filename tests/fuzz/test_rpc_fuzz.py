@@ -179,8 +179,8 @@ class Fuzzer:
 @pytest.mark.timeout(SECONDS * 3 + 120)
 def test_no_request_makes_the_server_fail_or_breaks_an_invariant(store_url: str) -> None:
     seed = int(os.environ.get("STIGMER_FUZZ_SEED", str(random.SystemRandom().randrange(2**32))))
-    backend = store_url.partition(":")[0]
-    report(f"RPC fuzzer seed {seed} on {backend} (replay with STIGMER_FUZZ_SEED={seed})")
+    backend = store_url.partition("://")[0] if "://" in store_url else "sqlite"
+    print(f"RPC fuzzer seed {seed} on {backend} (replay with STIGMER_FUZZ_SEED={seed})")
     rpcs = every_rpc()
     # No worker runs the executions the fuzzer creates: no model is reachable,
     # and what is tested is the RPC layer, not runs.
@@ -194,7 +194,10 @@ def test_no_request_makes_the_server_fail_or_breaks_an_invariant(store_url: str)
                         continue
                     fuzzer.call(rpc)
         total = sum(fuzzer.calls.values())
-        report(f"{total} requests over {len(rpcs)} methods; status codes {dict(fuzzer.codes)}")
+        report(
+            f"RPC fuzzer on {backend}, seed {seed}: {total} requests over {len(rpcs)} methods; "
+            f"status codes {dict(fuzzer.codes)}"
+        )
         assert not fuzzer.failures, (
             f"seed {seed}: {len(fuzzer.failures)} failing requests, the first ones:\n"
             + "\n".join(str(failure) for failure in fuzzer.failures[:10])
