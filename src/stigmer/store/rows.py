@@ -4,7 +4,8 @@ The `resources` table and the `resource_changes` log hold a record in the
 same columns, in `COLUMNS` order. The backends differ in one column only:
 how the labels mapping is stored (JSON text in SQLite, `jsonb` in
 PostgreSQL), so each passes its own label codec; everything else, and the
-order every statement relies on, lives here once.
+order every statement relies on, lives here once. The `access_tokens`
+table is read the same way in both backends (`TOKEN_COLUMNS`, `to_token`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from stigmer.store.base import Record
+from stigmer.store.base import AccessToken, Record
 
 COLUMNS = (
     "kind",
@@ -78,3 +79,18 @@ def row_from_record(record: Record, encode_labels: LabelEncoder) -> tuple[Any, .
 def updated_values(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """The values of a row_from_record row for UPDATED_COLUMNS, in that order."""
     return row[len(COLUMNS) - len(UPDATED_COLUMNS) :]
+
+
+TOKEN_COLUMNS = "name, role, token_hash, created_at, revoked_at"
+
+
+def to_token(row: Sequence[Any]) -> AccessToken:
+    """An `access_tokens` row, read in `TOKEN_COLUMNS` order."""
+    revoked = row[4]
+    return AccessToken(
+        name=row[0],
+        role=row[1],
+        token_hash=row[2],
+        created_at=float(row[3]),
+        revoked_at=float(revoked) if revoked is not None else None,
+    )

@@ -10,23 +10,11 @@ from typing import TYPE_CHECKING, Any, LiteralString
 
 from stigmer.errors import AlreadyExists
 from stigmer.store.base import AccessToken
+from stigmer.store.rows import to_token
 
 if TYPE_CHECKING:
     import psycopg
     from psycopg.rows import TupleRow
-
-_TOKEN_COLUMNS = "name, role, token_hash, created_at, revoked_at"
-
-
-def _to_token(row: Sequence[Any]) -> AccessToken:
-    revoked = row[4]
-    return AccessToken(
-        name=row[0],
-        role=row[1],
-        token_hash=row[2],
-        created_at=float(row[3]),
-        revoked_at=float(revoked) if revoked is not None else None,
-    )
 
 
 class PostgresAccessTokens:
@@ -58,13 +46,13 @@ class PostgresAccessTokens:
             (token_hash,),
         )
         row = await cursor.fetchone()
-        return _to_token(row) if row is not None else None
+        return to_token(row) if row is not None else None
 
     async def list_access_tokens(self) -> builtins.list[AccessToken]:
         cursor = await self._execute(
             "SELECT name, role, token_hash, created_at, revoked_at FROM access_tokens ORDER BY name"
         )
-        return [_to_token(row) for row in await cursor.fetchall()]
+        return [to_token(row) for row in await cursor.fetchall()]
 
     async def revoke_access_token(self, name: str, at: float) -> AccessToken | None:
         self.has_written = True
@@ -78,4 +66,4 @@ class PostgresAccessTokens:
             (name,),
         )
         row = await cursor.fetchone()
-        return _to_token(row) if row is not None else None
+        return to_token(row) if row is not None else None

@@ -14,19 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from stigmer.errors import AlreadyExists
 from stigmer.store.base import AccessToken
-
-_TOKEN_COLUMNS = "name, role, token_hash, created_at, revoked_at"
-
-
-def _to_token(row: tuple[Any, ...]) -> AccessToken:
-    revoked = row[4]
-    return AccessToken(
-        name=row[0],
-        role=row[1],
-        token_hash=row[2],
-        created_at=float(row[3]),
-        revoked_at=float(revoked) if revoked is not None else None,
-    )
+from stigmer.store.rows import TOKEN_COLUMNS, to_token
 
 
 class SqliteAccessTokens:
@@ -41,7 +29,7 @@ class SqliteAccessTokens:
     async def put_access_token(self, token: AccessToken) -> None:
         self.has_written = True
         cursor = self._execute(
-            f"INSERT INTO access_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, NULL) "
+            f"INSERT INTO access_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, NULL) "
             "ON CONFLICT (name) DO UPDATE SET role = excluded.role, "
             "token_hash = excluded.token_hash, created_at = excluded.created_at, "
             "revoked_at = NULL WHERE access_tokens.revoked_at IS NOT NULL",
@@ -52,13 +40,13 @@ class SqliteAccessTokens:
 
     async def get_access_token(self, token_hash: str) -> AccessToken | None:
         row = self._fetch_one(
-            f"SELECT {_TOKEN_COLUMNS} FROM access_tokens WHERE token_hash = ?", (token_hash,)
+            f"SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE token_hash = ?", (token_hash,)
         )
-        return _to_token(row) if row is not None else None
+        return to_token(row) if row is not None else None
 
     async def list_access_tokens(self) -> list[AccessToken]:
-        rows = self._fetch_all(f"SELECT {_TOKEN_COLUMNS} FROM access_tokens ORDER BY name")
-        return [_to_token(row) for row in rows]
+        rows = self._fetch_all(f"SELECT {TOKEN_COLUMNS} FROM access_tokens ORDER BY name")
+        return [to_token(row) for row in rows]
 
     async def revoke_access_token(self, name: str, at: float) -> AccessToken | None:
         self.has_written = True
@@ -66,5 +54,5 @@ class SqliteAccessTokens:
             "UPDATE access_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
             (at, name),
         )
-        row = self._fetch_one(f"SELECT {_TOKEN_COLUMNS} FROM access_tokens WHERE name = ?", (name,))
-        return _to_token(row) if row is not None else None
+        row = self._fetch_one(f"SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE name = ?", (name,))
+        return to_token(row) if row is not None else None
