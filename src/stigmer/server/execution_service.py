@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
+
 from stigmer.api.v1 import execution_pb2, execution_pb2_grpc, meta_pb2
 from stigmer.domain.execution.controller import ExecutionController
 from stigmer.resources.execution_events import phase_name
@@ -59,6 +61,39 @@ class ExecutionCommandService(execution_pb2_grpc.AgentExecutionCommandController
         validate_message(request)
         check_reported_events(request.id, request.events)
         return _shown(await self.executions.record_events(request.id, list(request.events)))
+
+    # Approvals and the lifecycle of a running execution are not served yet:
+    # each answers UNIMPLEMENTED until its pipeline exists.
+
+    async def SubmitApproval(  # noqa: N802
+        self, request: execution_pb2.SubmitApprovalRequest, context: Any
+    ) -> execution_pb2.AgentExecution:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "SubmitApproval is not served yet")
+        raise AssertionError("abort returned")
+
+    async def Pause(  # noqa: N802
+        self, request: execution_pb2.ExecutionLifecycleRequest, context: Any
+    ) -> execution_pb2.AgentExecution:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Pause is not served yet")
+        raise AssertionError("abort returned")
+
+    async def Resume(  # noqa: N802
+        self, request: execution_pb2.ExecutionLifecycleRequest, context: Any
+    ) -> execution_pb2.AgentExecution:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Resume is not served yet")
+        raise AssertionError("abort returned")
+
+    async def Terminate(  # noqa: N802
+        self, request: execution_pb2.ExecutionLifecycleRequest, context: Any
+    ) -> execution_pb2.AgentExecution:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Terminate is not served yet")
+        raise AssertionError("abort returned")
+
+    async def Recover(  # noqa: N802
+        self, request: execution_pb2.ExecutionLifecycleRequest, context: Any
+    ) -> execution_pb2.AgentExecution:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Recover is not served yet")
+        raise AssertionError("abort returned")
 
 
 class ExecutionQueryService(execution_pb2_grpc.AgentExecutionQueryControllerServicer):

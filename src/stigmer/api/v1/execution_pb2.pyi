@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from stigmer.api.v1 import meta_pb2 as _meta_pb2
+from stigmer.api.v1 import tool_policy_pb2 as _tool_policy_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -57,6 +58,16 @@ class _ExecutionPhaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Execut
     EXECUTION_PHASE_COMPLETED: _ExecutionPhase.ValueType  # 3
     EXECUTION_PHASE_FAILED: _ExecutionPhase.ValueType  # 4
     EXECUTION_PHASE_CANCELLED: _ExecutionPhase.ValueType  # 5
+    EXECUTION_PHASE_WAITING_FOR_APPROVAL: _ExecutionPhase.ValueType  # 6
+    """Some tool calls of the model's last turn wait for a person's decision
+    (status.pending_approvals); nothing runs and no worker slot is held.
+    """
+    EXECUTION_PHASE_PAUSED: _ExecutionPhase.ValueType  # 7
+    """Stopped by Pause between a model call and a tool call; Resume continues."""
+    EXECUTION_PHASE_TERMINATED: _ExecutionPhase.ValueType  # 8
+    """Ended at once by Terminate, or by the server when a run limit was
+    reached (status.error says which); what was recorded is kept.
+    """
 
 class ExecutionPhase(_ExecutionPhase, metaclass=_ExecutionPhaseEnumTypeWrapper): ...
 
@@ -66,6 +77,16 @@ EXECUTION_PHASE_IN_PROGRESS: ExecutionPhase.ValueType  # 2
 EXECUTION_PHASE_COMPLETED: ExecutionPhase.ValueType  # 3
 EXECUTION_PHASE_FAILED: ExecutionPhase.ValueType  # 4
 EXECUTION_PHASE_CANCELLED: ExecutionPhase.ValueType  # 5
+EXECUTION_PHASE_WAITING_FOR_APPROVAL: ExecutionPhase.ValueType  # 6
+"""Some tool calls of the model's last turn wait for a person's decision
+(status.pending_approvals); nothing runs and no worker slot is held.
+"""
+EXECUTION_PHASE_PAUSED: ExecutionPhase.ValueType  # 7
+"""Stopped by Pause between a model call and a tool call; Resume continues."""
+EXECUTION_PHASE_TERMINATED: ExecutionPhase.ValueType  # 8
+"""Ended at once by Terminate, or by the server when a run limit was
+reached (status.error says which); what was recorded is kept.
+"""
 Global___ExecutionPhase: _TypeAlias = ExecutionPhase  # noqa: Y015
 
 class _MessageType:
@@ -101,6 +122,12 @@ class _ToolCallStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ToolCa
     TOOL_CALL_STATUS_COMPLETED: _ToolCallStatus.ValueType  # 3
     TOOL_CALL_STATUS_FAILED: _ToolCallStatus.ValueType  # 4
     TOOL_CALL_STATUS_INTERRUPTED: _ToolCallStatus.ValueType  # 5
+    TOOL_CALL_STATUS_WAITING_APPROVAL: _ToolCallStatus.ValueType  # 6
+    """Asked the person (tool_policy); see ToolCall.approval for the decision."""
+    TOOL_CALL_STATUS_SKIPPED: _ToolCallStatus.ValueType  # 7
+    """Not run: the person skipped it (the model is told so)."""
+    TOOL_CALL_STATUS_REJECTED: _ToolCallStatus.ValueType  # 8
+    """Not run: the person rejected it (the comment is the tool's result)."""
 
 class ToolCallStatus(_ToolCallStatus, metaclass=_ToolCallStatusEnumTypeWrapper): ...
 
@@ -110,7 +137,40 @@ TOOL_CALL_STATUS_RUNNING: ToolCallStatus.ValueType  # 2
 TOOL_CALL_STATUS_COMPLETED: ToolCallStatus.ValueType  # 3
 TOOL_CALL_STATUS_FAILED: ToolCallStatus.ValueType  # 4
 TOOL_CALL_STATUS_INTERRUPTED: ToolCallStatus.ValueType  # 5
+TOOL_CALL_STATUS_WAITING_APPROVAL: ToolCallStatus.ValueType  # 6
+"""Asked the person (tool_policy); see ToolCall.approval for the decision."""
+TOOL_CALL_STATUS_SKIPPED: ToolCallStatus.ValueType  # 7
+"""Not run: the person skipped it (the model is told so)."""
+TOOL_CALL_STATUS_REJECTED: ToolCallStatus.ValueType  # 8
+"""Not run: the person rejected it (the comment is the tool's result)."""
 Global___ToolCallStatus: _TypeAlias = ToolCallStatus  # noqa: Y015
+
+class _ApprovalAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ApprovalActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ApprovalAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    APPROVAL_ACTION_UNSPECIFIED: _ApprovalAction.ValueType  # 0
+    APPROVAL_ACTION_APPROVE: _ApprovalAction.ValueType  # 1
+    APPROVAL_ACTION_APPROVE_ALL: _ApprovalAction.ValueType  # 2
+    """This call, and every later call of the same server/tool in the execution."""
+    APPROVAL_ACTION_SKIP: _ApprovalAction.ValueType  # 3
+    APPROVAL_ACTION_REJECT: _ApprovalAction.ValueType  # 4
+    APPROVAL_ACTION_EDIT: _ApprovalAction.ValueType  # 5
+    """Run with the arguments the person changed (edited_args)."""
+
+class ApprovalAction(_ApprovalAction, metaclass=_ApprovalActionEnumTypeWrapper): ...
+
+APPROVAL_ACTION_UNSPECIFIED: ApprovalAction.ValueType  # 0
+APPROVAL_ACTION_APPROVE: ApprovalAction.ValueType  # 1
+APPROVAL_ACTION_APPROVE_ALL: ApprovalAction.ValueType  # 2
+"""This call, and every later call of the same server/tool in the execution."""
+APPROVAL_ACTION_SKIP: ApprovalAction.ValueType  # 3
+APPROVAL_ACTION_REJECT: ApprovalAction.ValueType  # 4
+APPROVAL_ACTION_EDIT: ApprovalAction.ValueType  # 5
+"""Run with the arguments the person changed (edited_args)."""
+Global___ApprovalAction: _TypeAlias = ApprovalAction  # noqa: Y015
 
 @_typing.final
 class AgentExecution(_message.Message):
@@ -204,6 +264,8 @@ class AgentExecutionSpec(_message.Message):
     SESSION_REF_FIELD_NUMBER: _builtins.int
     AGENT_INSTANCE_ID_FIELD_NUMBER: _builtins.int
     AGENT_INSTANCE_REF_FIELD_NUMBER: _builtins.int
+    AUTO_APPROVE_FIELD_NUMBER: _builtins.int
+    APPROVAL_TIMEOUT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """Where the execution runs, one of:
     - a session to continue, by id (session_id) or by slug (session_ref);
@@ -226,10 +288,16 @@ class AgentExecutionSpec(_message.Message):
     session_ref: _builtins.str
     agent_instance_id: _builtins.str
     agent_instance_ref: _builtins.str
+    auto_approve: _builtins.bool
+    """Approve every call the tool policy would ask about (never a denied one)."""
     @_builtins.property
     def execution_config(self) -> Global___ExecutionConfig: ...
     @_builtins.property
     def runtime_env(self) -> _containers.MessageMap[_builtins.str, _meta_pb2.EnvironmentValue]: ...
+    @_builtins.property
+    def approval_timeout(self) -> _tool_policy_pb2.ApprovalTimeout:
+        """Overrides the agent's spec.approval_timeout for this execution."""
+
     def __init__(
         self,
         *,
@@ -243,10 +311,12 @@ class AgentExecutionSpec(_message.Message):
         session_ref: _builtins.str = ...,
         agent_instance_id: _builtins.str = ...,
         agent_instance_ref: _builtins.str = ...,
+        auto_approve: _builtins.bool = ...,
+        approval_timeout: _tool_policy_pb2.ApprovalTimeout | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["execution_config", b"execution_config"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_timeout", b"approval_timeout", "execution_config", b"execution_config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "agent_instance_ref", b"agent_instance_ref", "execution_config", b"execution_config", "idempotency_key", b"idempotency_key", "message", b"message", "on_busy_session", b"on_busy_session", "runtime_env", b"runtime_env", "session_id", b"session_id", "session_ref", b"session_ref"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "agent_instance_ref", b"agent_instance_ref", "approval_timeout", b"approval_timeout", "auto_approve", b"auto_approve", "execution_config", b"execution_config", "idempotency_key", b"idempotency_key", "message", b"message", "on_busy_session", b"on_busy_session", "runtime_env", b"runtime_env", "session_id", b"session_id", "session_ref", b"session_ref"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -287,6 +357,89 @@ class ExecutionMessage(_message.Message):
 Global___ExecutionMessage: _TypeAlias = ExecutionMessage  # noqa: Y015
 
 @_typing.final
+class ToolApproval(_message.Message):
+    """A person's (or the timeout's, or auto_approve's) decision on a tool call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    EDITED_ARGS_FIELD_NUMBER: _builtins.int
+    action: Global___ApprovalAction.ValueType
+    comment: _builtins.str
+    decided_by: _builtins.str
+    """The caller's principal; `local` when the server does not authenticate;
+    `timeout` or `auto-approve` when no person decided.
+    """
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def edited_args(self) -> _struct_pb2.Struct: ...
+    def __init__(
+        self,
+        *,
+        action: Global___ApprovalAction.ValueType = ...,
+        comment: _builtins.str = ...,
+        decided_by: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        edited_args: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "edited_args", b"edited_args"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "comment", b"comment", "decided_at", b"decided_at", "decided_by", b"decided_by", "edited_args", b"edited_args"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolApproval: _TypeAlias = ToolApproval  # noqa: Y015
+
+@_typing.final
+class PendingApproval(_message.Message):
+    """A tool call that waits for a decision, as status.pending_approvals lists it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOOL_CALL_ID_FIELD_NUMBER: _builtins.int
+    TOOL_FIELD_NUMBER: _builtins.int
+    SERVER_FIELD_NUMBER: _builtins.int
+    ARGS_FIELD_NUMBER: _builtins.int
+    MODEL_TEXT_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    SUB_AGENT_FIELD_NUMBER: _builtins.int
+    tool_call_id: _builtins.str
+    tool: _builtins.str
+    server: _builtins.str
+    model_text: _builtins.str
+    """The model's text of the turn that asked for the call."""
+    sub_agent: _builtins.str
+    """The sub-agent that asked, when one did."""
+    @_builtins.property
+    def args(self) -> _struct_pb2.Struct:
+        """With the execution's secret values masked."""
+
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        tool_call_id: _builtins.str = ...,
+        tool: _builtins.str = ...,
+        server: _builtins.str = ...,
+        args: _struct_pb2.Struct | None = ...,
+        model_text: _builtins.str = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+        sub_agent: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "model_text", b"model_text", "requested_at", b"requested_at", "server", b"server", "sub_agent", b"sub_agent", "tool", b"tool", "tool_call_id", b"tool_call_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingApproval: _TypeAlias = PendingApproval  # noqa: Y015
+
+@_typing.final
 class ToolCall(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -299,18 +452,24 @@ class ToolCall(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     COMPLETED_AT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    REQUIRES_APPROVAL_FIELD_NUMBER: _builtins.int
+    APPROVAL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     server: _builtins.str
     result: _builtins.str
     status: Global___ToolCallStatus.ValueType
     error: _builtins.str
+    requires_approval: _builtins.bool
+    """Whether the tool policy asked a person about this call."""
     @_builtins.property
     def args(self) -> _struct_pb2.Struct: ...
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def completed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def approval(self) -> Global___ToolApproval: ...
     def __init__(
         self,
         *,
@@ -323,10 +482,12 @@ class ToolCall(_message.Message):
         started_at: _timestamp_pb2.Timestamp | None = ...,
         completed_at: _timestamp_pb2.Timestamp | None = ...,
         error: _builtins.str = ...,
+        requires_approval: _builtins.bool = ...,
+        approval: Global___ToolApproval | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "completed_at", b"completed_at", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "args", b"args", "completed_at", b"completed_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "completed_at", b"completed_at", "error", b"error", "id", b"id", "name", b"name", "result", b"result", "server", b"server", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "args", b"args", "completed_at", b"completed_at", "error", b"error", "id", b"id", "name", b"name", "requires_approval", b"requires_approval", "result", b"result", "server", b"server", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -421,6 +582,9 @@ class AgentExecutionStatus(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
     IS_CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
+    PENDING_APPROVALS_FIELD_NUMBER: _builtins.int
+    IS_PAUSE_REQUESTED_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
     phase: Global___ExecutionPhase.ValueType
     error: _builtins.str
     agent_instance_id: _builtins.str
@@ -431,6 +595,7 @@ class AgentExecutionStatus(_message.Message):
     last_sequence: _builtins.int
     """The sequence number of the last update applied (see Subscribe)."""
     is_cancel_requested: _builtins.bool
+    is_pause_requested: _builtins.bool
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionMessage]: ...
     @_builtins.property
@@ -447,6 +612,14 @@ class AgentExecutionStatus(_message.Message):
     def usage(self) -> Global___Usage: ...
     @_builtins.property
     def audit(self) -> _meta_pb2.Audit: ...
+    @_builtins.property
+    def pending_approvals(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingApproval]:
+        """Every tool call of the model's last turn that waits for a decision."""
+
+    @_builtins.property
+    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionAttempt]:
+        """How many times Recover continued the execution after it FAILED."""
+
     def __init__(
         self,
         *,
@@ -466,14 +639,46 @@ class AgentExecutionStatus(_message.Message):
         session_id: _builtins.str = ...,
         last_sequence: _builtins.int = ...,
         is_cancel_requested: _builtins.bool = ...,
+        pending_approvals: _abc.Iterable[Global___PendingApproval] | None = ...,
+        is_pause_requested: _builtins.bool = ...,
+        attempts: _abc.Iterable[Global___ExecutionAttempt] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["audit", b"audit", "completed_at", b"completed_at", "started_at", b"started_at", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "audit", b"audit", "completed_at", b"completed_at", "error", b"error", "is_cancel_requested", b"is_cancel_requested", "last_sequence", b"last_sequence", "messages", b"messages", "model_name", b"model_name", "phase", b"phase", "session_id", b"session_id", "started_at", b"started_at", "sub_agent_executions", b"sub_agent_executions", "todos", b"todos", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "attempts", b"attempts", "audit", b"audit", "completed_at", b"completed_at", "error", b"error", "is_cancel_requested", b"is_cancel_requested", "is_pause_requested", b"is_pause_requested", "last_sequence", b"last_sequence", "messages", b"messages", "model_name", b"model_name", "pending_approvals", b"pending_approvals", "phase", b"phase", "session_id", b"session_id", "started_at", b"started_at", "sub_agent_executions", b"sub_agent_executions", "todos", b"todos", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AgentExecutionStatus: _TypeAlias = AgentExecutionStatus  # noqa: Y015
+
+@_typing.final
+class ExecutionAttempt(_message.Message):
+    """One Recover of a FAILED execution."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECOVERED_AT_FIELD_NUMBER: _builtins.int
+    PREVIOUS_ERROR_FIELD_NUMBER: _builtins.int
+    RECOVERED_BY_FIELD_NUMBER: _builtins.int
+    previous_error: _builtins.str
+    """The error the execution had failed with."""
+    recovered_by: _builtins.str
+    @_builtins.property
+    def recovered_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        recovered_at: _timestamp_pb2.Timestamp | None = ...,
+        previous_error: _builtins.str = ...,
+        recovered_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recovered_at", b"recovered_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous_error", b"previous_error", "recovered_at", b"recovered_at", "recovered_by", b"recovered_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionAttempt: _TypeAlias = ExecutionAttempt  # noqa: Y015
 
 @_typing.final
 class AgentExecutionList(_message.Message):
@@ -624,6 +829,44 @@ class ExecutionEvent(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class ApprovalDecided(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        TOOL_CALL_ID_FIELD_NUMBER: _builtins.int
+        APPROVAL_FIELD_NUMBER: _builtins.int
+        tool_call_id: _builtins.str
+        @_builtins.property
+        def approval(self) -> Global___ToolApproval: ...
+        def __init__(
+            self,
+            *,
+            tool_call_id: _builtins.str = ...,
+            approval: Global___ToolApproval | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "tool_call_id", b"tool_call_id"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class PauseRequested(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        REASON_FIELD_NUMBER: _builtins.int
+        reason: _builtins.str
+        def __init__(
+            self,
+            *,
+            reason: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     AT_FIELD_NUMBER: _builtins.int
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     PHASE_CHANGED_FIELD_NUMBER: _builtins.int
@@ -632,6 +875,10 @@ class ExecutionEvent(_message.Message):
     TOOL_CALL_UPDATED_FIELD_NUMBER: _builtins.int
     USAGE_ADDED_FIELD_NUMBER: _builtins.int
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
+    APPROVAL_REQUESTED_FIELD_NUMBER: _builtins.int
+    APPROVAL_DECIDED_FIELD_NUMBER: _builtins.int
+    PAUSE_REQUESTED_FIELD_NUMBER: _builtins.int
+    RECOVERED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -648,6 +895,14 @@ class ExecutionEvent(_message.Message):
     def usage_added(self) -> Global___Usage: ...
     @_builtins.property
     def cancel_requested(self) -> Global___ExecutionEvent.CancelRequested: ...
+    @_builtins.property
+    def approval_requested(self) -> Global___PendingApproval: ...
+    @_builtins.property
+    def approval_decided(self) -> Global___ExecutionEvent.ApprovalDecided: ...
+    @_builtins.property
+    def pause_requested(self) -> Global___ExecutionEvent.PauseRequested: ...
+    @_builtins.property
+    def recovered(self) -> Global___ExecutionAttempt: ...
     def __init__(
         self,
         *,
@@ -659,12 +914,16 @@ class ExecutionEvent(_message.Message):
         tool_call_updated: Global___ToolCall | None = ...,
         usage_added: Global___Usage | None = ...,
         cancel_requested: Global___ExecutionEvent.CancelRequested | None = ...,
+        approval_requested: Global___PendingApproval | None = ...,
+        approval_decided: Global___ExecutionEvent.ApprovalDecided | None = ...,
+        pause_requested: Global___ExecutionEvent.PauseRequested | None = ...,
+        recovered: Global___ExecutionAttempt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "message_added", b"message_added", "message_delta", b"message_delta", "phase_changed", b"phase_changed", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "message_added", b"message_added", "message_delta", b"message_delta", "phase_changed", b"phase_changed", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["snapshot", "phase_changed", "message_added", "message_delta", "tool_call_updated", "usage_added", "cancel_requested"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["snapshot", "phase_changed", "message_added", "message_delta", "tool_call_updated", "usage_added", "cancel_requested", "approval_requested", "approval_decided", "pause_requested", "recovered"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
@@ -745,3 +1004,63 @@ class RecordExecutionEventsRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordExecutionEventsRequest: _TypeAlias = RecordExecutionEventsRequest  # noqa: Y015
+
+@_typing.final
+class SubmitApprovalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    TOOL_CALL_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    EDITED_ARGS_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    tool_call_id: _builtins.str
+    action: Global___ApprovalAction.ValueType
+    comment: _builtins.str
+    @_builtins.property
+    def edited_args(self) -> _struct_pb2.Struct:
+        """For EDIT: the arguments to run the call with (checked against the
+        tool's input schema).
+        """
+
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        tool_call_id: _builtins.str = ...,
+        action: Global___ApprovalAction.ValueType = ...,
+        comment: _builtins.str = ...,
+        edited_args: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["edited_args", b"edited_args"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "comment", b"comment", "edited_args", b"edited_args", "execution_id", b"execution_id", "tool_call_id", b"tool_call_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitApprovalRequest: _TypeAlias = SubmitApprovalRequest  # noqa: Y015
+
+@_typing.final
+class ExecutionLifecycleRequest(_message.Message):
+    """Pause, Resume, Terminate and Recover of one execution."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionLifecycleRequest: _TypeAlias = ExecutionLifecycleRequest  # noqa: Y015

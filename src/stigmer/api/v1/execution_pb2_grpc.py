@@ -56,6 +56,31 @@ class AgentExecutionCommandControllerStub:
                 request_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.RecordExecutionEventsRequest.SerializeToString,
                 response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
                 _registered_method=True)
+        self.SubmitApproval = channel.unary_unary(
+                '/stigmer.agentic.v1.AgentExecutionCommandController/SubmitApproval',
+                request_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.SubmitApprovalRequest.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+                _registered_method=True)
+        self.Pause = channel.unary_unary(
+                '/stigmer.agentic.v1.AgentExecutionCommandController/Pause',
+                request_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionLifecycleRequest.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+                _registered_method=True)
+        self.Resume = channel.unary_unary(
+                '/stigmer.agentic.v1.AgentExecutionCommandController/Resume',
+                request_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionLifecycleRequest.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+                _registered_method=True)
+        self.Terminate = channel.unary_unary(
+                '/stigmer.agentic.v1.AgentExecutionCommandController/Terminate',
+                request_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionLifecycleRequest.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+                _registered_method=True)
+        self.Recover = channel.unary_unary(
+                '/stigmer.agentic.v1.AgentExecutionCommandController/Recover',
+                request_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionLifecycleRequest.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+                _registered_method=True)
 
 
 class AgentExecutionCommandControllerServicer:
@@ -85,6 +110,40 @@ class AgentExecutionCommandControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitApproval(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Pause(self, request, context):
+        """PENDING/IN_PROGRESS -> PAUSED at the next point between steps.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Resume(self, request, context):
+        """PAUSED -> continues where it stopped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Terminate(self, request, context):
+        """Any non-terminal phase -> TERMINATED now, without waiting for work in flight.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Recover(self, request, context):
+        """FAILED -> continues from its recorded conversation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentExecutionCommandControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -106,6 +165,31 @@ def add_AgentExecutionCommandControllerServicer_to_server(servicer, server):
             'RecordEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordEvents,
                     request_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.RecordExecutionEventsRequest.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.SerializeToString,
+            ),
+            'SubmitApproval': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitApproval,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.SubmitApprovalRequest.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.SerializeToString,
+            ),
+            'Pause': grpc.unary_unary_rpc_method_handler(
+                    servicer.Pause,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionLifecycleRequest.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.SerializeToString,
+            ),
+            'Resume': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resume,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionLifecycleRequest.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.SerializeToString,
+            ),
+            'Terminate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Terminate,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionLifecycleRequest.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.SerializeToString,
+            ),
+            'Recover': grpc.unary_unary_rpc_method_handler(
+                    servicer.Recover,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionLifecycleRequest.FromString,
                     response_serializer=stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.SerializeToString,
             ),
     }
@@ -216,6 +300,141 @@ class AgentExecutionCommandController:
             target,
             '/stigmer.agentic.v1.AgentExecutionCommandController/RecordEvents',
             stigmer_dot_api_dot_v1_dot_execution__pb2.RecordExecutionEventsRequest.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitApproval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.agentic.v1.AgentExecutionCommandController/SubmitApproval',
+            stigmer_dot_api_dot_v1_dot_execution__pb2.SubmitApprovalRequest.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.agentic.v1.AgentExecutionCommandController/Pause',
+            stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionLifecycleRequest.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.agentic.v1.AgentExecutionCommandController/Resume',
+            stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionLifecycleRequest.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Terminate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.agentic.v1.AgentExecutionCommandController/Terminate',
+            stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionLifecycleRequest.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Recover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.agentic.v1.AgentExecutionCommandController/Recover',
+            stigmer_dot_api_dot_v1_dot_execution__pb2.ExecutionLifecycleRequest.SerializeToString,
             stigmer_dot_api_dot_v1_dot_execution__pb2.AgentExecution.FromString,
             options,
             channel_credentials,

@@ -36,6 +36,15 @@ class AgentExecutionCommandControllerStub:
     Cancel: _grpc.UnaryUnaryMultiCallable[_execution_pb2.CancelExecutionRequest, _execution_pb2.AgentExecution]
     Delete: _grpc.UnaryUnaryMultiCallable[_meta_pb2.DeleteRequest, _execution_pb2.AgentExecution]
     RecordEvents: _grpc.UnaryUnaryMultiCallable[_execution_pb2.RecordExecutionEventsRequest, _execution_pb2.AgentExecution]
+    SubmitApproval: _grpc.UnaryUnaryMultiCallable[_execution_pb2.SubmitApprovalRequest, _execution_pb2.AgentExecution]
+    Pause: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ExecutionLifecycleRequest, _execution_pb2.AgentExecution]
+    """PENDING/IN_PROGRESS -> PAUSED at the next point between steps."""
+    Resume: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ExecutionLifecycleRequest, _execution_pb2.AgentExecution]
+    """PAUSED -> continues where it stopped."""
+    Terminate: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ExecutionLifecycleRequest, _execution_pb2.AgentExecution]
+    """Any non-terminal phase -> TERMINATED now, without waiting for work in flight."""
+    Recover: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ExecutionLifecycleRequest, _execution_pb2.AgentExecution]
+    """FAILED -> continues from its recorded conversation."""
 
 @_typing.type_check_only
 class AgentExecutionCommandControllerAsyncStub(AgentExecutionCommandControllerStub):
@@ -44,6 +53,15 @@ class AgentExecutionCommandControllerAsyncStub(AgentExecutionCommandControllerSt
     Cancel: _aio.UnaryUnaryMultiCallable[_execution_pb2.CancelExecutionRequest, _execution_pb2.AgentExecution]  # type: ignore[assignment]
     Delete: _aio.UnaryUnaryMultiCallable[_meta_pb2.DeleteRequest, _execution_pb2.AgentExecution]  # type: ignore[assignment]
     RecordEvents: _aio.UnaryUnaryMultiCallable[_execution_pb2.RecordExecutionEventsRequest, _execution_pb2.AgentExecution]  # type: ignore[assignment]
+    SubmitApproval: _aio.UnaryUnaryMultiCallable[_execution_pb2.SubmitApprovalRequest, _execution_pb2.AgentExecution]  # type: ignore[assignment]
+    Pause: _aio.UnaryUnaryMultiCallable[_execution_pb2.ExecutionLifecycleRequest, _execution_pb2.AgentExecution]  # type: ignore[assignment]
+    """PENDING/IN_PROGRESS -> PAUSED at the next point between steps."""
+    Resume: _aio.UnaryUnaryMultiCallable[_execution_pb2.ExecutionLifecycleRequest, _execution_pb2.AgentExecution]  # type: ignore[assignment]
+    """PAUSED -> continues where it stopped."""
+    Terminate: _aio.UnaryUnaryMultiCallable[_execution_pb2.ExecutionLifecycleRequest, _execution_pb2.AgentExecution]  # type: ignore[assignment]
+    """Any non-terminal phase -> TERMINATED now, without waiting for work in flight."""
+    Recover: _aio.UnaryUnaryMultiCallable[_execution_pb2.ExecutionLifecycleRequest, _execution_pb2.AgentExecution]  # type: ignore[assignment]
+    """FAILED -> continues from its recorded conversation."""
 
 class AgentExecutionCommandControllerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -73,6 +91,45 @@ class AgentExecutionCommandControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.RecordExecutionEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.AgentExecution, _abc.Awaitable[_execution_pb2.AgentExecution]]: ...
+
+    @_abc_1.abstractmethod
+    def SubmitApproval(
+        self,
+        request: _execution_pb2.SubmitApprovalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.AgentExecution, _abc.Awaitable[_execution_pb2.AgentExecution]]: ...
+
+    @_abc_1.abstractmethod
+    def Pause(
+        self,
+        request: _execution_pb2.ExecutionLifecycleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.AgentExecution, _abc.Awaitable[_execution_pb2.AgentExecution]]:
+        """PENDING/IN_PROGRESS -> PAUSED at the next point between steps."""
+
+    @_abc_1.abstractmethod
+    def Resume(
+        self,
+        request: _execution_pb2.ExecutionLifecycleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.AgentExecution, _abc.Awaitable[_execution_pb2.AgentExecution]]:
+        """PAUSED -> continues where it stopped."""
+
+    @_abc_1.abstractmethod
+    def Terminate(
+        self,
+        request: _execution_pb2.ExecutionLifecycleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.AgentExecution, _abc.Awaitable[_execution_pb2.AgentExecution]]:
+        """Any non-terminal phase -> TERMINATED now, without waiting for work in flight."""
+
+    @_abc_1.abstractmethod
+    def Recover(
+        self,
+        request: _execution_pb2.ExecutionLifecycleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.AgentExecution, _abc.Awaitable[_execution_pb2.AgentExecution]]:
+        """FAILED -> continues from its recorded conversation."""
 
 def add_AgentExecutionCommandControllerServicer_to_server(servicer: AgentExecutionCommandControllerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

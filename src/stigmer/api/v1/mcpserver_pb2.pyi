@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from stigmer.api.v1 import meta_pb2 as _meta_pb2
+from stigmer.api.v1 import tool_policy_pb2 as _tool_policy_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -166,6 +167,7 @@ class McpServerSpec(_message.Message):
     HTTP_FIELD_NUMBER: _builtins.int
     DEFAULT_ENABLED_TOOLS_FIELD_NUMBER: _builtins.int
     ENV_SPEC_FIELD_NUMBER: _builtins.int
+    TOOL_POLICY_FIELD_NUMBER: _builtins.int
     description: _builtins.str
     @_builtins.property
     def stdio(self) -> Global___StdioTransport: ...
@@ -175,6 +177,10 @@ class McpServerSpec(_message.Message):
     def default_enabled_tools(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def env_spec(self) -> _meta_pb2.EnvironmentSpec: ...
+    @_builtins.property
+    def tool_policy(self) -> _tool_policy_pb2.ToolPolicy:
+        """The default policy for this server's tools; an agent's rules override it."""
+
     def __init__(
         self,
         *,
@@ -183,10 +189,11 @@ class McpServerSpec(_message.Message):
         http: Global___HttpTransport | None = ...,
         default_enabled_tools: _abc.Iterable[_builtins.str] | None = ...,
         env_spec: _meta_pb2.EnvironmentSpec | None = ...,
+        tool_policy: _tool_policy_pb2.ToolPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["env_spec", b"env_spec", "http", b"http", "stdio", b"stdio", "transport", b"transport"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["env_spec", b"env_spec", "http", b"http", "stdio", b"stdio", "tool_policy", b"tool_policy", "transport", b"transport"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_enabled_tools", b"default_enabled_tools", "description", b"description", "env_spec", b"env_spec", "http", b"http", "stdio", b"stdio", "transport", b"transport"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_enabled_tools", b"default_enabled_tools", "description", b"description", "env_spec", b"env_spec", "http", b"http", "stdio", b"stdio", "tool_policy", b"tool_policy", "transport", b"transport"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_transport: _TypeAlias = _typing.Literal["stdio", "http"]  # noqa: Y015
     _WhichOneofArgType_transport: _TypeAlias = _typing.Literal["transport", b"transport"]  # noqa: Y015
