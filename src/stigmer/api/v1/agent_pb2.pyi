@@ -9,7 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from stigmer.api.v1 import mcpserver_pb2 as _mcpserver_pb2
 from stigmer.api.v1 import meta_pb2 as _meta_pb2
-from stigmer.api.v1 import tool_policy_pb2 as _tool_policy_pb2
+from stigmer.api.v1 import run_policy_pb2 as _run_policy_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -144,6 +144,7 @@ class AgentSpec(_message.Message):
     DEADLINES_FIELD_NUMBER: _builtins.int
     TOOL_POLICY_FIELD_NUMBER: _builtins.int
     APPROVAL_TIMEOUT_FIELD_NUMBER: _builtins.int
+    RUN_CONFIG_FIELD_NUMBER: _builtins.int
     description: _builtins.str
     instructions: _builtins.str
     """The system prompt: what the agent is for and how it should work."""
@@ -166,12 +167,16 @@ class AgentSpec(_message.Message):
         """How long this agent's model calls and tool calls may take."""
 
     @_builtins.property
-    def tool_policy(self) -> _tool_policy_pb2.ToolPolicy:
+    def tool_policy(self) -> _run_policy_pb2.ToolPolicy:
         """Which tool calls run, which wait for a person, which are never offered."""
 
     @_builtins.property
-    def approval_timeout(self) -> _tool_policy_pb2.ApprovalTimeout:
+    def approval_timeout(self) -> _run_policy_pb2.ApprovalTimeout:
         """How long a pending approval waits; an execution's own setting wins."""
+
+    @_builtins.property
+    def run_config(self) -> _run_policy_pb2.RunConfig:
+        """Budgets and model settings of this agent's executions (the defaults)."""
 
     def __init__(
         self,
@@ -184,12 +189,13 @@ class AgentSpec(_message.Message):
         sub_agents: _abc.Iterable[Global___SubAgent] | None = ...,
         env_spec: _meta_pb2.EnvironmentSpec | None = ...,
         deadlines: Global___AgentDeadlines | None = ...,
-        tool_policy: _tool_policy_pb2.ToolPolicy | None = ...,
-        approval_timeout: _tool_policy_pb2.ApprovalTimeout | None = ...,
+        tool_policy: _run_policy_pb2.ToolPolicy | None = ...,
+        approval_timeout: _run_policy_pb2.ApprovalTimeout | None = ...,
+        run_config: _run_policy_pb2.RunConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_timeout", b"approval_timeout", "deadlines", b"deadlines", "env_spec", b"env_spec", "tool_policy", b"tool_policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_timeout", b"approval_timeout", "deadlines", b"deadlines", "env_spec", b"env_spec", "run_config", b"run_config", "tool_policy", b"tool_policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_timeout", b"approval_timeout", "deadlines", b"deadlines", "description", b"description", "env_spec", b"env_spec", "instructions", b"instructions", "mcp_servers", b"mcp_servers", "model", b"model", "skill_refs", b"skill_refs", "sub_agents", b"sub_agents", "tool_policy", b"tool_policy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_timeout", b"approval_timeout", "deadlines", b"deadlines", "description", b"description", "env_spec", b"env_spec", "instructions", b"instructions", "mcp_servers", b"mcp_servers", "model", b"model", "run_config", b"run_config", "skill_refs", b"skill_refs", "sub_agents", b"sub_agents", "tool_policy", b"tool_policy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

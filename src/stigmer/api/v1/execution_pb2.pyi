@@ -11,7 +11,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from stigmer.api.v1 import meta_pb2 as _meta_pb2
-from stigmer.api.v1 import tool_policy_pb2 as _tool_policy_pb2
+from stigmer.api.v1 import run_policy_pb2 as _run_policy_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -266,6 +266,7 @@ class AgentExecutionSpec(_message.Message):
     AGENT_INSTANCE_REF_FIELD_NUMBER: _builtins.int
     AUTO_APPROVE_FIELD_NUMBER: _builtins.int
     APPROVAL_TIMEOUT_FIELD_NUMBER: _builtins.int
+    RUN_CONFIG_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """Where the execution runs, one of:
     - a session to continue, by id (session_id) or by slug (session_ref);
@@ -295,8 +296,12 @@ class AgentExecutionSpec(_message.Message):
     @_builtins.property
     def runtime_env(self) -> _containers.MessageMap[_builtins.str, _meta_pb2.EnvironmentValue]: ...
     @_builtins.property
-    def approval_timeout(self) -> _tool_policy_pb2.ApprovalTimeout:
+    def approval_timeout(self) -> _run_policy_pb2.ApprovalTimeout:
         """Overrides the agent's spec.approval_timeout for this execution."""
+
+    @_builtins.property
+    def run_config(self) -> _run_policy_pb2.RunConfig:
+        """This execution's budgets and model settings (see RunConfig)."""
 
     def __init__(
         self,
@@ -312,11 +317,12 @@ class AgentExecutionSpec(_message.Message):
         agent_instance_id: _builtins.str = ...,
         agent_instance_ref: _builtins.str = ...,
         auto_approve: _builtins.bool = ...,
-        approval_timeout: _tool_policy_pb2.ApprovalTimeout | None = ...,
+        approval_timeout: _run_policy_pb2.ApprovalTimeout | None = ...,
+        run_config: _run_policy_pb2.RunConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_timeout", b"approval_timeout", "execution_config", b"execution_config"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_timeout", b"approval_timeout", "execution_config", b"execution_config", "run_config", b"run_config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "agent_instance_ref", b"agent_instance_ref", "approval_timeout", b"approval_timeout", "auto_approve", b"auto_approve", "execution_config", b"execution_config", "idempotency_key", b"idempotency_key", "message", b"message", "on_busy_session", b"on_busy_session", "runtime_env", b"runtime_env", "session_id", b"session_id", "session_ref", b"session_ref"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "agent_instance_ref", b"agent_instance_ref", "approval_timeout", b"approval_timeout", "auto_approve", b"auto_approve", "execution_config", b"execution_config", "idempotency_key", b"idempotency_key", "message", b"message", "on_busy_session", b"on_busy_session", "run_config", b"run_config", "runtime_env", b"runtime_env", "session_id", b"session_id", "session_ref", b"session_ref"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -585,6 +591,7 @@ class AgentExecutionStatus(_message.Message):
     PENDING_APPROVALS_FIELD_NUMBER: _builtins.int
     IS_PAUSE_REQUESTED_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    RUN_CONFIG_FIELD_NUMBER: _builtins.int
     phase: Global___ExecutionPhase.ValueType
     error: _builtins.str
     agent_instance_id: _builtins.str
@@ -620,6 +627,12 @@ class AgentExecutionStatus(_message.Message):
     def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionAttempt]:
         """How many times Recover continued the execution after it FAILED."""
 
+    @_builtins.property
+    def run_config(self) -> _run_policy_pb2.RunConfig:
+        """The run settings that apply, resolved from the server, agent and
+        execution layers when the execution was created.
+        """
+
     def __init__(
         self,
         *,
@@ -642,10 +655,11 @@ class AgentExecutionStatus(_message.Message):
         pending_approvals: _abc.Iterable[Global___PendingApproval] | None = ...,
         is_pause_requested: _builtins.bool = ...,
         attempts: _abc.Iterable[Global___ExecutionAttempt] | None = ...,
+        run_config: _run_policy_pb2.RunConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["audit", b"audit", "completed_at", b"completed_at", "started_at", b"started_at", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audit", b"audit", "completed_at", b"completed_at", "run_config", b"run_config", "started_at", b"started_at", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "attempts", b"attempts", "audit", b"audit", "completed_at", b"completed_at", "error", b"error", "is_cancel_requested", b"is_cancel_requested", "is_pause_requested", b"is_pause_requested", "last_sequence", b"last_sequence", "messages", b"messages", "model_name", b"model_name", "pending_approvals", b"pending_approvals", "phase", b"phase", "session_id", b"session_id", "started_at", b"started_at", "sub_agent_executions", b"sub_agent_executions", "todos", b"todos", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "attempts", b"attempts", "audit", b"audit", "completed_at", b"completed_at", "error", b"error", "is_cancel_requested", b"is_cancel_requested", "is_pause_requested", b"is_pause_requested", "last_sequence", b"last_sequence", "messages", b"messages", "model_name", b"model_name", "pending_approvals", b"pending_approvals", "phase", b"phase", "run_config", b"run_config", "session_id", b"session_id", "started_at", b"started_at", "sub_agent_executions", b"sub_agent_executions", "todos", b"todos", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

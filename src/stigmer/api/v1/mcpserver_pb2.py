@@ -25,10 +25,10 @@ _sym_db = _symbol_database.Default()
 
 from stigmer.api.buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from stigmer.api.v1 import meta_pb2 as stigmer_dot_api_dot_v1_dot_meta__pb2
-from stigmer.api.v1 import tool_policy_pb2 as stigmer_dot_api_dot_v1_dot_tool__policy__pb2
+from stigmer.api.v1 import run_policy_pb2 as stigmer_dot_api_dot_v1_dot_run__policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1estigmer/api/v1/mcpserver.proto\x12\x12stigmer.agentic.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x19stigmer/api/v1/meta.proto\x1a stigmer/api/v1/tool_policy.proto\"\xdf\x01\n\tMcpServer\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x41\n\x08metadata\x18\x03 \x01(\x0b\x32\'.stigmer.agentic.v1.ApiResourceMetadataB\x06\xbaH\x03\xc8\x01\x01\x12\x37\n\x04spec\x18\x04 \x01(\x0b\x32!.stigmer.agentic.v1.McpServerSpecB\x06\xbaH\x03\xc8\x01\x01\x12\x33\n\x06status\x18\x05 \x01(\x0b\x32#.stigmer.agentic.v1.McpServerStatus\"\xb6\x01\n\x0eStdioTransport\x12\x1b\n\x07\x63ommand\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80 \x12\x0c\n\x04\x61rgs\x18\x02 \x03(\t\x12\x13\n\x0bworking_dir\x18\x03 \x01(\t\x12\x38\n\x03\x65nv\x18\x04 \x03(\x0b\x32+.stigmer.agentic.v1.StdioTransport.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbe\x01\n\rHttpTransport\x12\x17\n\x03url\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x88\x01\x01\x12?\n\x07headers\x18\x02 \x03(\x0b\x32..stigmer.agentic.v1.HttpTransport.HeadersEntry\x12#\n\x0ftimeout_seconds\x18\x03 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\x90\x1c(\x00\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb5\x02\n\rMcpServerSpec\x12\x1d\n\x0b\x64\x65scription\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\x18\x80 \x12\x33\n\x05stdio\x18\x02 \x01(\x0b\x32\".stigmer.agentic.v1.StdioTransportH\x00\x12\x31\n\x04http\x18\x03 \x01(\x0b\x32!.stigmer.agentic.v1.HttpTransportH\x00\x12\x1d\n\x15\x64\x65\x66\x61ult_enabled_tools\x18\x04 \x03(\t\x12\x35\n\x08\x65nv_spec\x18\x05 \x01(\x0b\x32#.stigmer.agentic.v1.EnvironmentSpec\x12\x33\n\x0btool_policy\x18\x06 \x01(\x0b\x32\x1e.stigmer.agentic.v1.ToolPolicyB\x12\n\ttransport\x12\x05\xbaH\x02\x08\x01\";\n\x0fMcpServerStatus\x12(\n\x05\x61udit\x18\x01 \x01(\x0b\x32\x19.stigmer.agentic.v1.Audit\"V\n\rMcpServerList\x12,\n\x05items\x18\x01 \x03(\x0b\x32\x1d.stigmer.agentic.v1.McpServer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"a\n\x15\x41pplyMcpServerRequest\x12\x37\n\x08resource\x18\x01 \x01(\x0b\x32\x1d.stigmer.agentic.v1.McpServerB\x06\xbaH\x03\xc8\x01\x01\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"|\n\x16\x41pplyMcpServerResponse\x12/\n\x08resource\x18\x01 \x01(\x0b\x32\x1d.stigmer.agentic.v1.McpServer\x12\x31\n\x07outcome\x18\x02 \x01(\x0e\x32 .stigmer.agentic.v1.ApplyOutcome2\xd8\x02\n\x1aMcpServerCommandController\x12\x46\n\x06\x43reate\x12\x1d.stigmer.agentic.v1.McpServer\x1a\x1d.stigmer.agentic.v1.McpServer\x12\x46\n\x06Update\x12\x1d.stigmer.agentic.v1.McpServer\x1a\x1d.stigmer.agentic.v1.McpServer\x12^\n\x05\x41pply\x12).stigmer.agentic.v1.ApplyMcpServerRequest\x1a*.stigmer.agentic.v1.ApplyMcpServerResponse\x12J\n\x06\x44\x65lete\x12!.stigmer.agentic.v1.DeleteRequest\x1a\x1d.stigmer.agentic.v1.McpServer2\x84\x02\n\x18McpServerQueryController\x12\x44\n\x03Get\x12\x1e.stigmer.agentic.v1.GetRequest\x1a\x1d.stigmer.agentic.v1.McpServer\x12V\n\x0eGetByReference\x12%.stigmer.agentic.v1.ResourceReference\x1a\x1d.stigmer.agentic.v1.McpServer\x12J\n\x04List\x12\x1f.stigmer.agentic.v1.ListRequest\x1a!.stigmer.agentic.v1.McpServerListb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1estigmer/api/v1/mcpserver.proto\x12\x12stigmer.agentic.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x19stigmer/api/v1/meta.proto\x1a\x1fstigmer/api/v1/run_policy.proto\"\xdf\x01\n\tMcpServer\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x41\n\x08metadata\x18\x03 \x01(\x0b\x32\'.stigmer.agentic.v1.ApiResourceMetadataB\x06\xbaH\x03\xc8\x01\x01\x12\x37\n\x04spec\x18\x04 \x01(\x0b\x32!.stigmer.agentic.v1.McpServerSpecB\x06\xbaH\x03\xc8\x01\x01\x12\x33\n\x06status\x18\x05 \x01(\x0b\x32#.stigmer.agentic.v1.McpServerStatus\"\xb6\x01\n\x0eStdioTransport\x12\x1b\n\x07\x63ommand\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80 \x12\x0c\n\x04\x61rgs\x18\x02 \x03(\t\x12\x13\n\x0bworking_dir\x18\x03 \x01(\t\x12\x38\n\x03\x65nv\x18\x04 \x03(\x0b\x32+.stigmer.agentic.v1.StdioTransport.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbe\x01\n\rHttpTransport\x12\x17\n\x03url\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x88\x01\x01\x12?\n\x07headers\x18\x02 \x03(\x0b\x32..stigmer.agentic.v1.HttpTransport.HeadersEntry\x12#\n\x0ftimeout_seconds\x18\x03 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\x90\x1c(\x00\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb5\x02\n\rMcpServerSpec\x12\x1d\n\x0b\x64\x65scription\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\x18\x80 \x12\x33\n\x05stdio\x18\x02 \x01(\x0b\x32\".stigmer.agentic.v1.StdioTransportH\x00\x12\x31\n\x04http\x18\x03 \x01(\x0b\x32!.stigmer.agentic.v1.HttpTransportH\x00\x12\x1d\n\x15\x64\x65\x66\x61ult_enabled_tools\x18\x04 \x03(\t\x12\x35\n\x08\x65nv_spec\x18\x05 \x01(\x0b\x32#.stigmer.agentic.v1.EnvironmentSpec\x12\x33\n\x0btool_policy\x18\x06 \x01(\x0b\x32\x1e.stigmer.agentic.v1.ToolPolicyB\x12\n\ttransport\x12\x05\xbaH\x02\x08\x01\";\n\x0fMcpServerStatus\x12(\n\x05\x61udit\x18\x01 \x01(\x0b\x32\x19.stigmer.agentic.v1.Audit\"V\n\rMcpServerList\x12,\n\x05items\x18\x01 \x03(\x0b\x32\x1d.stigmer.agentic.v1.McpServer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"a\n\x15\x41pplyMcpServerRequest\x12\x37\n\x08resource\x18\x01 \x01(\x0b\x32\x1d.stigmer.agentic.v1.McpServerB\x06\xbaH\x03\xc8\x01\x01\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"|\n\x16\x41pplyMcpServerResponse\x12/\n\x08resource\x18\x01 \x01(\x0b\x32\x1d.stigmer.agentic.v1.McpServer\x12\x31\n\x07outcome\x18\x02 \x01(\x0e\x32 .stigmer.agentic.v1.ApplyOutcome2\xd8\x02\n\x1aMcpServerCommandController\x12\x46\n\x06\x43reate\x12\x1d.stigmer.agentic.v1.McpServer\x1a\x1d.stigmer.agentic.v1.McpServer\x12\x46\n\x06Update\x12\x1d.stigmer.agentic.v1.McpServer\x1a\x1d.stigmer.agentic.v1.McpServer\x12^\n\x05\x41pply\x12).stigmer.agentic.v1.ApplyMcpServerRequest\x1a*.stigmer.agentic.v1.ApplyMcpServerResponse\x12J\n\x06\x44\x65lete\x12!.stigmer.agentic.v1.DeleteRequest\x1a\x1d.stigmer.agentic.v1.McpServer2\x84\x02\n\x18McpServerQueryController\x12\x44\n\x03Get\x12\x1e.stigmer.agentic.v1.GetRequest\x1a\x1d.stigmer.agentic.v1.McpServer\x12V\n\x0eGetByReference\x12%.stigmer.agentic.v1.ResourceReference\x1a\x1d.stigmer.agentic.v1.McpServer\x12J\n\x04List\x12\x1f.stigmer.agentic.v1.ListRequest\x1a!.stigmer.agentic.v1.McpServerListb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,28 +55,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MCPSERVERSPEC'].fields_by_name['description']._serialized_options = b'\272H\005r\003\030\200 '
   _globals['_APPLYMCPSERVERREQUEST'].fields_by_name['resource']._loaded_options = None
   _globals['_APPLYMCPSERVERREQUEST'].fields_by_name['resource']._serialized_options = b'\272H\003\310\001\001'
-  _globals['_MCPSERVER']._serialized_start=145
-  _globals['_MCPSERVER']._serialized_end=368
-  _globals['_STDIOTRANSPORT']._serialized_start=371
-  _globals['_STDIOTRANSPORT']._serialized_end=553
-  _globals['_STDIOTRANSPORT_ENVENTRY']._serialized_start=511
-  _globals['_STDIOTRANSPORT_ENVENTRY']._serialized_end=553
-  _globals['_HTTPTRANSPORT']._serialized_start=556
-  _globals['_HTTPTRANSPORT']._serialized_end=746
-  _globals['_HTTPTRANSPORT_HEADERSENTRY']._serialized_start=700
-  _globals['_HTTPTRANSPORT_HEADERSENTRY']._serialized_end=746
-  _globals['_MCPSERVERSPEC']._serialized_start=749
-  _globals['_MCPSERVERSPEC']._serialized_end=1058
-  _globals['_MCPSERVERSTATUS']._serialized_start=1060
-  _globals['_MCPSERVERSTATUS']._serialized_end=1119
-  _globals['_MCPSERVERLIST']._serialized_start=1121
-  _globals['_MCPSERVERLIST']._serialized_end=1207
-  _globals['_APPLYMCPSERVERREQUEST']._serialized_start=1209
-  _globals['_APPLYMCPSERVERREQUEST']._serialized_end=1306
-  _globals['_APPLYMCPSERVERRESPONSE']._serialized_start=1308
-  _globals['_APPLYMCPSERVERRESPONSE']._serialized_end=1432
-  _globals['_MCPSERVERCOMMANDCONTROLLER']._serialized_start=1435
-  _globals['_MCPSERVERCOMMANDCONTROLLER']._serialized_end=1779
-  _globals['_MCPSERVERQUERYCONTROLLER']._serialized_start=1782
-  _globals['_MCPSERVERQUERYCONTROLLER']._serialized_end=2042
+  _globals['_MCPSERVER']._serialized_start=144
+  _globals['_MCPSERVER']._serialized_end=367
+  _globals['_STDIOTRANSPORT']._serialized_start=370
+  _globals['_STDIOTRANSPORT']._serialized_end=552
+  _globals['_STDIOTRANSPORT_ENVENTRY']._serialized_start=510
+  _globals['_STDIOTRANSPORT_ENVENTRY']._serialized_end=552
+  _globals['_HTTPTRANSPORT']._serialized_start=555
+  _globals['_HTTPTRANSPORT']._serialized_end=745
+  _globals['_HTTPTRANSPORT_HEADERSENTRY']._serialized_start=699
+  _globals['_HTTPTRANSPORT_HEADERSENTRY']._serialized_end=745
+  _globals['_MCPSERVERSPEC']._serialized_start=748
+  _globals['_MCPSERVERSPEC']._serialized_end=1057
+  _globals['_MCPSERVERSTATUS']._serialized_start=1059
+  _globals['_MCPSERVERSTATUS']._serialized_end=1118
+  _globals['_MCPSERVERLIST']._serialized_start=1120
+  _globals['_MCPSERVERLIST']._serialized_end=1206
+  _globals['_APPLYMCPSERVERREQUEST']._serialized_start=1208
+  _globals['_APPLYMCPSERVERREQUEST']._serialized_end=1305
+  _globals['_APPLYMCPSERVERRESPONSE']._serialized_start=1307
+  _globals['_APPLYMCPSERVERRESPONSE']._serialized_end=1431
+  _globals['_MCPSERVERCOMMANDCONTROLLER']._serialized_start=1434
+  _globals['_MCPSERVERCOMMANDCONTROLLER']._serialized_end=1778
+  _globals['_MCPSERVERQUERYCONTROLLER']._serialized_start=1781
+  _globals['_MCPSERVERQUERYCONTROLLER']._serialized_end=2041
 # @@protoc_insertion_point(module_scope)

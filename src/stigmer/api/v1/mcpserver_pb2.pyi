@@ -8,7 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from stigmer.api.v1 import meta_pb2 as _meta_pb2
-from stigmer.api.v1 import tool_policy_pb2 as _tool_policy_pb2
+from stigmer.api.v1 import run_policy_pb2 as _run_policy_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -178,7 +178,7 @@ class McpServerSpec(_message.Message):
     @_builtins.property
     def env_spec(self) -> _meta_pb2.EnvironmentSpec: ...
     @_builtins.property
-    def tool_policy(self) -> _tool_policy_pb2.ToolPolicy:
+    def tool_policy(self) -> _run_policy_pb2.ToolPolicy:
         """The default policy for this server's tools; an agent's rules override it."""
 
     def __init__(
@@ -189,7 +189,7 @@ class McpServerSpec(_message.Message):
         http: Global___HttpTransport | None = ...,
         default_enabled_tools: _abc.Iterable[_builtins.str] | None = ...,
         env_spec: _meta_pb2.EnvironmentSpec | None = ...,
-        tool_policy: _tool_policy_pb2.ToolPolicy | None = ...,
+        tool_policy: _run_policy_pb2.ToolPolicy | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["env_spec", b"env_spec", "http", b"http", "stdio", b"stdio", "tool_policy", b"tool_policy", "transport", b"transport"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...

@@ -19,6 +19,30 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Summarization:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SummarizationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Summarization.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SUMMARIZATION_UNSPECIFIED: _Summarization.ValueType  # 0
+    """same as ON"""
+    SUMMARIZATION_ON: _Summarization.ValueType  # 1
+    """Older turns are summarized by a model call before the next call."""
+    SUMMARIZATION_OFF: _Summarization.ValueType  # 2
+    """The execution fails before a call that would not fit."""
+
+class Summarization(_Summarization, metaclass=_SummarizationEnumTypeWrapper):
+    """What happens when a conversation grows past the model's context window."""
+
+SUMMARIZATION_UNSPECIFIED: Summarization.ValueType  # 0
+"""same as ON"""
+SUMMARIZATION_ON: Summarization.ValueType  # 1
+"""Older turns are summarized by a model call before the next call."""
+SUMMARIZATION_OFF: Summarization.ValueType  # 2
+"""The execution fails before a call that would not fit."""
+Global___Summarization: _TypeAlias = Summarization  # noqa: Y015
+
 class _ApprovalTimeoutAction:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -37,6 +61,54 @@ APPROVAL_TIMEOUT_ACTION_UNSPECIFIED: ApprovalTimeoutAction.ValueType  # 0
 APPROVAL_TIMEOUT_ACTION_SKIP: ApprovalTimeoutAction.ValueType  # 1
 APPROVAL_TIMEOUT_ACTION_REJECT: ApprovalTimeoutAction.ValueType  # 2
 Global___ApprovalTimeoutAction: _TypeAlias = ApprovalTimeoutAction  # noqa: Y015
+
+@_typing.final
+class RunConfig(_message.Message):
+    """What an execution may spend and how it calls the model. Set on the agent
+    (spec.run_config), on the execution (spec.run_config) and as the server's
+    profile (the config file's `run:` section); resolved once when the
+    execution is created and recorded in its status.run_config. Choices come
+    from the most specific layer that sets them; limits are the smallest
+    positive value across the layers, so a run can lower an agent's cap but
+    never raise it. 0 (or unset) means "no limit from this layer".
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_COST_USD_FIELD_NUMBER: _builtins.int
+    MAX_TOOL_ROUNDS_FIELD_NUMBER: _builtins.int
+    MAX_TOOL_RESULT_CHARS_FIELD_NUMBER: _builtins.int
+    TEMPERATURE_FIELD_NUMBER: _builtins.int
+    MAX_TOKENS_FIELD_NUMBER: _builtins.int
+    SUMMARIZATION_FIELD_NUMBER: _builtins.int
+    max_cost_usd: _builtins.float
+    """The model calls' cost, from the price table, in US dollars."""
+    max_tool_rounds: _builtins.int
+    """Model turns that asked for tools."""
+    max_tool_result_chars: _builtins.int
+    """A longer tool result is cut, with a marker saying how much was cut."""
+    temperature: _builtins.float
+    max_tokens: _builtins.int
+    summarization: Global___Summarization.ValueType
+    def __init__(
+        self,
+        *,
+        max_cost_usd: _builtins.float = ...,
+        max_tool_rounds: _builtins.int = ...,
+        max_tool_result_chars: _builtins.int = ...,
+        temperature: _builtins.float | None = ...,
+        max_tokens: _builtins.int = ...,
+        summarization: Global___Summarization.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "temperature", b"temperature"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "max_cost_usd", b"max_cost_usd", "max_tokens", b"max_tokens", "max_tool_result_chars", b"max_tool_result_chars", "max_tool_rounds", b"max_tool_rounds", "summarization", b"summarization", "temperature", b"temperature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
+    _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
+
+Global___RunConfig: _TypeAlias = RunConfig  # noqa: Y015
 
 @_typing.final
 class ToolPolicy(_message.Message):
