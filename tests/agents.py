@@ -32,3 +32,25 @@ spec:
         command: {sys.executable}
         args: ["-m", "stigmer.testing.mcp_server"]{env_block}
 """
+
+
+def gated_tools_agent(
+    *, ask: tuple[str, ...] = ("calc/add",), deny: tuple[str, ...] = (), extra: str = ""
+) -> str:
+    """The MCP test server's agent with a tool policy: the `ask` patterns wait
+    for a person, the `deny` ones are never offered."""
+    rules = f"\n    ask: {list(ask)}" + (f"\n    deny: {list(deny)}" if deny else "")
+    return f"""\
+apiVersion: agentic.stigmer.ai/v1
+kind: Agent
+metadata:
+  name: Careful
+spec:
+  instructions: You add numbers with the add tool and answer with the sum.
+  tool_policy:{rules}{extra}
+  mcp_servers:
+    - name: calc
+      stdio:
+        command: {sys.executable}
+        args: ["-m", "stigmer.testing.mcp_server"]
+"""
