@@ -4,6 +4,9 @@ tools come from the real MCP test server over stdio."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+import stigmer
 
 PLAIN_AGENT = """\
 apiVersion: agentic.stigmer.ai/v1
@@ -40,6 +43,8 @@ def gated_tools_agent(
     """The MCP test server's agent with a tool policy: the `ask` patterns wait
     for a person, the `deny` ones are never offered."""
     rules = f"\n    ask: {list(ask)}" + (f"\n    deny: {list(deny)}" if deny else "")
+    # The tool server runs this checkout's code (its annotated `discard` tool).
+    source = Path(stigmer.__file__).resolve().parents[1]
     return f"""\
 apiVersion: agentic.stigmer.ai/v1
 kind: Agent
@@ -53,4 +58,6 @@ spec:
       stdio:
         command: {sys.executable}
         args: ["-m", "stigmer.testing.mcp_server"]
+        env:
+          PYTHONPATH: {source}
 """
