@@ -85,3 +85,13 @@ def asked_call_ids(request: Mapping[str, Any]) -> list[str]:
         if message.get("role") == "assistant"
         for call in message.get("tool_calls") or []
     ]
+
+
+def create_execution(
+    address: str, execution: execution_pb2.AgentExecution
+) -> execution_pb2.AgentExecution:
+    """Create through the generated stub: for the spec fields `Client.run` has no option for."""
+    with grpc.insecure_channel(address) as channel:
+        stub = execution_pb2_grpc.AgentExecutionCommandControllerStub(channel)
+        created: execution_pb2.AgentExecution = stub.Create(execution, timeout=30)
+        return created
