@@ -37,7 +37,12 @@ APPROVAL_ACTIONS = {
     "reject": execution_pb2.APPROVAL_ACTION_REJECT,
     "edit": execution_pb2.APPROVAL_ACTION_EDIT,
 }
-LIFECYCLE_ACTIONS = {"pause": "Pause", "resume": "Resume", "terminate": "Terminate", "recover": "Recover"}
+LIFECYCLE_ACTIONS = {
+    "pause": "Pause",
+    "resume": "Resume",
+    "terminate": "Terminate",
+    "recover": "Recover",
+}
 MAX_REASON_CHARS = 1024
 MAX_COMMENT_CHARS = 65536
 
@@ -83,7 +88,9 @@ async def cancel(request: Request) -> Response:
     except Unauthenticated:
         raise
     except StigmerError as error:
-        return redirect_with_notice(_execution_url(execution_id), f"cancel: {describe_error(error)}")
+        return redirect_with_notice(
+            _execution_url(execution_id), f"cancel: {describe_error(error)}"
+        )
     return redirect_with_notice(_execution_url(execution_id), "cancel requested")
 
 
@@ -107,7 +114,9 @@ async def submit_approval(request: Request) -> Response:
     client = client_of(request)
     try:
         if action_name not in APPROVAL_ACTIONS:
-            raise InvalidArgument.for_field("action", f"must be one of {', '.join(APPROVAL_ACTIONS)}")
+            raise InvalidArgument.for_field(
+                "action", f"must be one of {', '.join(APPROVAL_ACTIONS)}"
+            )
         approval = execution_pb2.SubmitApprovalRequest(
             execution_id=execution_id,
             tool_call_id=request.path_params["call_id"],
@@ -116,9 +125,7 @@ async def submit_approval(request: Request) -> Response:
         )
         if action_name == "edit":
             approval.edited_args.CopyFrom(_edited_args(str(form.get("edited_args", ""))))
-        await _called(
-            client, _commands(client).SubmitApproval(approval, timeout=client.timeout)
-        )
+        await _called(client, _commands(client).SubmitApproval(approval, timeout=client.timeout))
     except Unauthenticated:
         raise
     except StigmerError as error:

@@ -93,7 +93,9 @@ def redirect_with_notice(url: str, notice: str) -> RedirectResponse:
     """A 303 back to a page that shows `notice` once (after a form's POST)."""
     response = RedirectResponse(url, status_code=303)
     if notice:
-        response.set_cookie(NOTICE_COOKIE, notice[:1000], path="/", httponly=True, samesite="strict")
+        response.set_cookie(
+            NOTICE_COOKIE, notice[:1000], path="/", httponly=True, samesite="strict"
+        )
     return response
 
 

@@ -96,4 +96,3 @@ class _SameOriginPosts:
 
 def same_origin_posts() -> Middleware:
     return Middleware(_SameOriginPosts)
-

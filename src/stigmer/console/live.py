@@ -33,7 +33,7 @@ from starlette.responses import Response, StreamingResponse
 from stigmer.api.v1 import execution_pb2
 from stigmer.console.app import client_of
 from stigmer.console.execution_view import message_view, tool_call_owners, tool_call_view
-from stigmer.console.pages import execution_filters, agents_by_id, execution_context, execution_row
+from stigmer.console.pages import agents_by_id, execution_context, execution_filters, execution_row
 from stigmer.errors import StigmerError
 from stigmer.resources.execution_events import apply_event
 
@@ -62,7 +62,7 @@ class ExecutionFragments:
     """Renders the parts of the execution page one update changed."""
 
     def __init__(self, environment: Environment) -> None:
-        self.parts = environment.get_template(PARTS_TEMPLATE).module
+        self.parts: Any = environment.get_template(PARTS_TEMPLATE).module
 
     def _part(self, name: str, context: dict[str, Any]) -> str:
         return str(getattr(self.parts, name)(context))
@@ -199,8 +199,13 @@ async def executions_events(request: Request) -> Response:
                         agents.update(await agents_by_id(client))
                     html = str(rows.row(execution_row(execution, agents)))
                     operations = [
-                        {"op": "upsert", "id": row_id, "parent": "execution-rows", "html": html,
-                         "at": "start"}
+                        {
+                            "op": "upsert",
+                            "id": row_id,
+                            "parent": "execution-rows",
+                            "html": html,
+                            "at": "start",
+                        }
                     ]
                 yield sse_event("ops", operations, change.resource_version)
         except StigmerError as error:

@@ -31,9 +31,9 @@ from stigmer.console.execution_view import (
     message_view,
     moment,
     pending_approval_views,
-    tool_call_owners,
     seconds_text,
     timeline_view,
+    tool_call_owners,
     tool_call_view,
 )
 from stigmer.errors import InvalidArgument, StigmerError
