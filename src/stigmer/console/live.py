@@ -113,21 +113,27 @@ async def _until_stopped(request: Request, stream: AsyncIterator[str]) -> AsyncI
     stopping: asyncio.Event = request.app.state.stopping
     stopped = asyncio.ensure_future(stopping.wait())
     iterator = aiter(stream)
+    following: asyncio.Future[str] | None = None
     try:
         while True:
             following = asyncio.ensure_future(anext(iterator))
             done, _ = await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if following not in done:
-                following.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await following
                 return
             try:
-                yield following.result()
+                item = following.result()
             except StopAsyncIteration:
                 return
+            following = None
+            yield item
     finally:
+        # The person left, or the console stops: the stream's generator may
+        # be suspended in a call, and is closed only once that is cancelled.
         stopped.cancel()
+        if following is not None and not following.done():
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await following
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             await aclose()
