@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import logging
 import os
@@ -23,11 +24,18 @@ from typing import Any
 from stigmer.api.v1 import execution_pb2
 from stigmer.domain.execution.inputs import gather_inputs
 from stigmer.domain.registry import Domains
+from stigmer.engine.continuation import has_run, recorded_conversation
 from stigmer.engine.options import EngineOptions
 from stigmer.engine.recording import RecordingSink
 from stigmer.engine.run_requests import build_run_request
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError
-from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED, phase_event
+from stigmer.resources.execution_events import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    WAITING_FOR_APPROVAL,
+    phase_event,
+)
 from stigmer.resources.secret_logs import install_log_masking, known_secrets
 from stigmer.resources.secrets import SecretMasker
 from stigmer.runtime.contract import ModelError, RunRequest, RunSink, ToolServerError
@@ -147,20 +155,30 @@ class EmbeddedEngine:
                         await self._wakeup.wait()
                 continue
             execution_id = execution.metadata.id
+            # An execution continued right after it stopped to wait may still
+            # be closing its tool servers here: the new run starts after that.
+            previous = self._running.get(execution_id)
             self._running[execution_id] = asyncio.create_task(
-                self._run_in_slot(execution, slots), name=f"stigmer-execution-{execution_id}"
+                self._run_in_slot(execution, slots, previous),
+                name=f"stigmer-execution-{execution_id}",
             )
 
     async def _run_in_slot(
-        self, execution: execution_pb2.AgentExecution, slots: asyncio.Semaphore
+        self,
+        execution: execution_pb2.AgentExecution,
+        slots: asyncio.Semaphore,
+        previous: asyncio.Task[None] | None,
     ) -> None:
         execution_id = execution.metadata.id
         try:
+            if previous is not None:
+                await asyncio.wait([previous])
             await self._run(execution)
         finally:
-            self._running.pop(execution_id, None)
-            self._cancel_reasons.pop(execution_id, None)
-            self._stopped_by_server.discard(execution_id)
+            if self._running.get(execution_id) is asyncio.current_task():
+                self._running.pop(execution_id, None)
+                self._cancel_reasons.pop(execution_id, None)
+                self._stopped_by_server.discard(execution_id)
             slots.release()
             # Another PENDING execution may be waiting behind this one's session.
             self._wakeup.set()
@@ -178,11 +196,19 @@ class EmbeddedEngine:
         execution_id = execution.metadata.id
         executions = self.domains.executions
         renewer = guarded_task(f"stigmer-lease-{execution_id}", lambda: self._renew(execution_id))
+        is_stopped: list[bool] = []
 
         async def record(
             events: Sequence[execution_pb2.ExecutionEvent],
         ) -> execution_pb2.AgentExecution:
-            return await executions.record_events(execution_id, events)
+            recorded = await executions.record_events(execution_id, events)
+            if recorded.status.phase == WAITING_FOR_APPROVAL and not is_stopped:
+                # Recording the wait dropped the lease: nothing may renew it
+                # or release it now, a decision may already have re-queued
+                # the execution and someone else claimed it.
+                is_stopped.append(True)
+                renewer.cancel()
+            return recorded
 
         sink = RecordingSink(record, SecretMasker(()), len(execution.status.messages))
         try:
@@ -193,15 +219,25 @@ class EmbeddedEngine:
                 max_steps=self.options.max_steps,
                 max_tool_result_bytes=self.options.max_tool_result_bytes,
             )
+            if has_run(inputs.execution):
+                # It stopped between steps (it waited for a person): it goes
+                # on from its recorded conversation.
+                continued = recorded_conversation(inputs.execution).continuation
+                request = dataclasses.replace(request, continuation=continued)
             known_secrets.remember(execution_id, environment.secrets)
             sink = RecordingSink(
                 record,
                 SecretMasker(environment.secrets),
                 len(inputs.execution.status.messages),
                 max_tool_result_bytes=self.options.max_tool_result_bytes,
+                known_calls=inputs.execution.status.tool_calls,
             )
             outcome = await self._agent_loop(request, sink)
             await sink.flush()
+            if getattr(outcome, "is_waiting", False):
+                # The sink recorded WAITING_FOR_APPROVAL: the slot and the
+                # lease go; a decision puts the execution back in the queue.
+                return
             events = [phase_event(COMPLETED)]
             if getattr(outcome, "is_step_limit_reached", False):
                 text = f"stopped after {request.max_steps} model calls (the step limit)"
@@ -219,7 +255,8 @@ class EmbeddedEngine:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-            await self.domains.execution_queue.release_lease(execution_id, self.owner)
+            if not is_stopped:
+                await self.domains.execution_queue.release_lease(execution_id, self.owner)
             known_secrets.forget(execution_id)
 
     async def _end_cancelled(self, execution_id: str, sink: RecordingSink) -> None:

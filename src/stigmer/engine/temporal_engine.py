@@ -35,6 +35,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from stigmer.api.v1 import execution_pb2
 from stigmer.domain.registry import Domains
 from stigmer.engine.lease_owners import TEMPORAL_LEASE_OWNER
 from stigmer.engine.options import EngineOptions
@@ -42,6 +43,7 @@ from stigmer.engine.temporal_connection import connect
 from stigmer.engine.temporal_dev_server import TemporalDevServer
 from stigmer.engine.temporal_workflow import (
     CANCEL_REASON_SIGNAL,
+    CONTINUE_SIGNAL,
     DEFAULT_TASK_QUEUE,
     WORKFLOW_NAME,
     WorkflowInput,
@@ -169,7 +171,7 @@ class TemporalEngine:
                     logger.warning("cannot claim executions: %s", error)
                     execution = None
                 is_started = execution is None or await self._start_workflow_or_abandon(
-                    execution.metadata.id
+                    execution.metadata.id, _last_turn(execution)
                 )
             if execution is None:
                 with contextlib.suppress(TimeoutError):
@@ -188,9 +190,12 @@ class TemporalEngine:
             heartbeat_seconds=self.temporal.heartbeat_seconds,
         )
 
-    async def start_or_find_workflow(self, execution_id: str) -> str:
+    async def start_or_find_workflow(self, execution_id: str, turn: int = -1) -> str:
         """Starts the execution's workflow, or finds the one already running;
-        returns the run id.
+        returns the run id. Either way it gets the CONTINUE signal for `turn`
+        (the AI message whose calls were all decided; -1 when none was): a
+        workflow waiting for those decisions goes on, atomically with the
+        claim's outcome being acted on.
 
         Raises:
             RPCError: Temporal cannot be reached or refused the start.
@@ -206,14 +211,16 @@ class TemporalEngine:
             # A workflow that failed or was terminated without ending its
             # execution may be started again once the execution is re-queued.
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            start_signal=CONTINUE_SIGNAL,
+            start_signal_args=[turn],
         )
         return handle.result_run_id or ""
 
-    async def _start_workflow_or_abandon(self, execution_id: str) -> bool:
+    async def _start_workflow_or_abandon(self, execution_id: str, turn: int) -> bool:
         """Starts (or finds) the workflow; when that fails, ends the execution
         as abandoned and returns False."""
         try:
-            await self.start_or_find_workflow(execution_id)
+            await self.start_or_find_workflow(execution_id, turn)
             return True
         except (RPCError, WorkflowAlreadyStartedError) as error:
             logger.warning("cannot start the workflow of %s: %s", execution_id, error)
@@ -307,6 +314,15 @@ class TemporalEngine:
             await queue.end_abandoned(
                 execution_id, "worker lost: the execution was running without a lease"
             )
+
+
+def _last_turn(execution: execution_pb2.AgentExecution) -> int:
+    """The index of the execution's last AI message, -1 before any."""
+    messages = execution.status.messages
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].type == execution_pb2.MESSAGE_TYPE_AI:
+            return index
+    return -1
 
 
 def _is_temporal(lease: Lease) -> bool:

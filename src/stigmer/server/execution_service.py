@@ -62,14 +62,14 @@ class ExecutionCommandService(execution_pb2_grpc.AgentExecutionCommandController
         check_reported_events(request.id, request.events)
         return _shown(await self.executions.record_events(request.id, list(request.events)))
 
-    # Approvals and the lifecycle of a running execution are not served yet:
-    # each answers UNIMPLEMENTED until its pipeline exists.
-
     async def SubmitApproval(  # noqa: N802
         self, request: execution_pb2.SubmitApprovalRequest, context: Any
     ) -> execution_pb2.AgentExecution:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "SubmitApproval is not served yet")
-        raise AssertionError("abort returned")
+        validate_message(request)
+        return _shown(await self.executions.submit_approval(request))
+
+    # The lifecycle of a running execution is not served yet: each answers
+    # UNIMPLEMENTED until its pipeline exists.
 
     async def Pause(  # noqa: N802
         self, request: execution_pb2.ExecutionLifecycleRequest, context: Any
