@@ -54,7 +54,8 @@ def run_console(
             ConsoleOptions(address, tls_ca=tls_ca), host=host, port=chosen_port
         )
         await web_console.start()
-        console.print(f"Stigmer console for {address}: {web_console.url}")
+        console.print(f"Stigmer console of the server at {address}")
+        console.print(f"  console: {web_console.url}")
         try:
             await stopping.wait()
         finally:
