@@ -47,7 +47,8 @@ run: setup
 	$(BIN)/stigmer apply -f examples/quickstart.yaml
 	$(BIN)/stigmer run date-helper "$(QUESTION)"
 
-# The whole suite, slow crash/concurrency tests included. pytest's exit code
+# The whole suite, slow crash/concurrency tests and the console's browser
+# tests (Debian's chromium, installed when missing) included. pytest's exit code
 # 5 ("no tests ran") is a failure here, never a silent pass.
 # Two test processes: most of a test's time is waiting on the servers it
 # starts, so two keep both cores busy (the suite takes about half as long).
@@ -56,6 +57,7 @@ TEST_WORKERS ?= 2
 # The fuzzers' seeds and counts are collected in .fuzz-report and printed.
 test: setup
 	bash scripts/install_postgres.sh
+	bash scripts/install_chromium.sh
 	rm -f .fuzz-report
 	STIGMER_FUZZ_REPORT=$(CURDIR)/.fuzz-report $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS); code=$$?; \
 	if [ -f .fuzz-report ]; then echo "fuzzers:"; cat .fuzz-report; fi; \

@@ -30,6 +30,11 @@ HEAVY_PACKAGES = (
     "psycopg",
     "httpx2",
     "xllamacpp",
+    # The web console's stack: loaded by `stigmer server` and `stigmer console` only.
+    "stigmer.console.app",
+    "starlette",
+    "uvicorn",
+    "jinja2",
 )
 # What `stigmer worker` imports before it polls Temporal (stigmer.cli.worker
 # and stigmer.worker.process), and what it imports later: the model SDKs

@@ -37,6 +37,7 @@ from stigmer.errors import InvalidArgument
 from stigmer.server_record import live_server_record, server_record_path
 
 DEFAULT_PORT = 7234
+DEFAULT_CONSOLE_PORT = 7235
 PROVIDERS = ("openai", "anthropic", "ollama", "local")
 ENGINES = ("embedded", "temporal")
 AUTH_MODES = ("none", "token")
@@ -104,6 +105,9 @@ ADDRESS = Rule(_is_address, "HOST:PORT, the port from 1 to 65535")
 PORT = Rule(
     lambda text: _is_whole_number(text, 0, 65535), "a port from 0 to 65535 (0: any free port)"
 )
+CONSOLE_PORT = Rule(
+    lambda text: _is_whole_number(text, 0, 65535), "a port from 0 to 65535 (0: no console)"
+)
 POSITIVE_WHOLE = Rule(lambda text: _is_whole_number(text, 1), "a whole number, 1 or more")
 WHOLE = Rule(lambda text: _is_whole_number(text, 0), "a whole number, 0 or more")
 SECONDS = Rule(lambda text: _is_number(text, is_zero_allowed=False), "a number of seconds above 0")
@@ -145,6 +149,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("host", "STIGMER_HOST", "127.0.0.1", "address the server listens on", rule=NAME),
     Setting("port", "STIGMER_PORT", str(DEFAULT_PORT), "port the server listens on", rule=PORT),
+    Setting(
+        "console_port",
+        "STIGMER_CONSOLE_PORT",
+        str(DEFAULT_CONSOLE_PORT),
+        "port of the web console `stigmer server` starts on 127.0.0.1 (0: none)",
+        rule=CONSOLE_PORT,
+    ),
     Setting(
         "store",
         "STIGMER_STORE",

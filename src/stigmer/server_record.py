@@ -37,6 +37,7 @@ class ServerRecord:
     store: str  # the store's path or URL, without its password
     engine: str  # embedded or temporal
     started_at: str  # ISO 8601, UTC
+    console_url: str = ""  # the web console's URL; empty when it is off
 
 
 def server_record_path(home: Path) -> Path:
@@ -60,6 +61,7 @@ def read_server_record(home: Path) -> ServerRecord | None:
             store=str(loaded.get("store", "")),
             engine=str(loaded.get("engine", "")),
             started_at=str(loaded.get("started_at", "")),
+            console_url=str(loaded.get("console_url", "")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

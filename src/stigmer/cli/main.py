@@ -41,6 +41,7 @@ from stigmer.cli import (
     settings,
     tokens,
     validate,
+    web_console,
     worker,
 )
 from stigmer.cli.output import error_console, print_error
@@ -122,6 +123,7 @@ worker.register(app)
 completion.register(app)
 explain.register(app)
 describe.register(app)
+web_console.register(app)
 
 
 @app.command()

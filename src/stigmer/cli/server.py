@@ -42,6 +42,7 @@ from stigmer.server_record import (
 
 if TYPE_CHECKING:
     from stigmer.api.v1 import server_pb2
+    from stigmer.console.serving import ConsoleServer
     from stigmer.engine.temporal_engine import TemporalOptions
     from stigmer.server.tls import TlsFiles
 
@@ -51,6 +52,13 @@ HostOption = Annotated[
     str | None, typer.Option("--host", help="Listen address [env: STIGMER_HOST]")
 ]
 PortOption = Annotated[int | None, typer.Option("--port", help="Port [env: STIGMER_PORT]")]
+ConsolePortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--console-port",
+        help="Web console port on 127.0.0.1; 0: none [env: STIGMER_CONSOLE_PORT]",
+    ),
+]
 StoreOption = Annotated[
     str | None, typer.Option("--store", help="SQLite path or store URL [env: STIGMER_STORE]")
 ]
@@ -140,8 +148,9 @@ def serve(
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
     tls_client_ca: TlsClientCaOption = None,
+    console_port: ConsolePortOption = None,
 ) -> None:
-    """Run the server in the foreground until SIGINT/SIGTERM."""
+    """Run the server in the foreground until SIGINT/SIGTERM (and its web console)."""
     if context.invoked_subcommand is not None:
         return
     from stigmer.server.app import ServerOptions, StigmerServer
@@ -162,6 +171,7 @@ def serve(
         admin_token_path=config.stigmer_home() / ADMIN_TOKEN_FILE,
         tls=tls_files(tls_cert, tls_key, tls_client_ca),
     )
+    chosen_console_port = int(config.checked_value("console_port", console_port))
     logging.basicConfig(
         level=os.environ.get("STIGMER_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -175,23 +185,52 @@ def serve(
             loop.add_signal_handler(signum, stopping.set)
         server = StigmerServer(options)
         await server.start()
+        address = client_address(options.host, server.port)
+        web_console = await start_console(address, chosen_console_port, options.tls)
         record = ServerRecord(
-            address=client_address(options.host, server.port),
+            address=address,
             pid=os.getpid(),
             version=__version__,
             store=server.store.url,
             engine="temporal" if is_temporal else "embedded",
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            console_url=web_console.url if web_console is not None else "",
         )
         write_server_record(home, record)
+        console.print(f"Stigmer server on {address}")
+        if web_console is not None:
+            console.print(f"  console: {web_console.url}")
         try:
             await stopping.wait()
         finally:
             # Gone from the record first: while it drains, clients no longer pick it.
             remove_server_record(home, record.pid)
+            if web_console is not None:
+                await web_console.stop()
             await server.stop()
 
     asyncio.run(run())
+
+
+async def start_console(address: str, port: int, tls: TlsFiles | None) -> ConsoleServer | None:
+    """The web console on 127.0.0.1:`port`, a client of the server at
+    `address`; None when `port` is 0 or cannot be bound (the server still
+    serves, and says why there is no console)."""
+    if port == 0:
+        return None
+    from stigmer.console.app import ConsoleOptions
+    from stigmer.console.serving import ConsoleServer
+
+    # Over TLS the console verifies the server as any client would: with the
+    # configured CA, else with the server's own (self-signed) certificate.
+    tls_ca = (config.value("tls.ca") or str(tls.cert)) if tls is not None else None
+    web_console = ConsoleServer(ConsoleOptions(address, tls_ca=tls_ca), port=port)
+    try:
+        await web_console.start()
+    except FailedPrecondition as error:
+        print(f"warning: no web console: {error.message}", file=sys.stderr)
+        return None
+    return web_console
 
 
 def tls_files(cert: str | None, key: str | None, client_ca: str | None) -> TlsFiles | None:
@@ -283,8 +322,9 @@ def start(
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
     tls_client_ca: TlsClientCaOption = None,
+    console_port: ConsolePortOption = None,
 ) -> None:
-    """Start the server in the background and wait until it serves."""
+    """Start the server (and its web console) in the background and wait until it serves."""
     home = config.stigmer_home()
     _remove_stale_files(home)
     record = read_server_record(home)
@@ -300,6 +340,7 @@ def start(
         "--host", config.checked_value("host", host),
         "--port", config.checked_value("port", port),
         "--store", config.checked_value("store", store), "--engine", _engine(engine),
+        "--console-port", config.checked_value("console_port", console_port),
     ]  # fmt: skip
     for flag, given in (
         ("--temporal-address", temporal_address),
@@ -333,6 +374,8 @@ def start(
                 if client.is_serving(wait_seconds=0.5):
                     console.print(f"Stigmer server started on {record.address} (pid {process.pid})")
                     console.print(f"  logs: {log_file()}")
+                    if record.console_url:
+                        console.print(f"  console: {record.console_url}")
                     return
         time.sleep(0.1)
     raise Unavailable(

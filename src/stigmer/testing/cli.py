@@ -35,11 +35,15 @@ def isolated_environment(
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """`base` (this process's environment by default) without any STIGMER_*
-    variable, then STIGMER_HOME=`home` and the `settings` given without
-    their prefix ({"SERVER": "127.0.0.1:7"} is STIGMER_SERVER)."""
+    variable, then STIGMER_HOME=`home`, STIGMER_CONSOLE_PORT=0 and the
+    `settings` given without their prefix ({"SERVER": "127.0.0.1:7"} is
+    STIGMER_SERVER)."""
     inherited = os.environ if base is None else base
     environment = {k: v for k, v in inherited.items() if not k.startswith("STIGMER_")}
     environment["STIGMER_HOME"] = str(home)
+    # `stigmer server` starts the web console on a fixed port by default; tests
+    # run many servers at once, so theirs is off unless a test asks for one.
+    environment["STIGMER_CONSOLE_PORT"] = "0"
     environment.update({f"STIGMER_{key}": value for key, value in (settings or {}).items()})
     return environment
 

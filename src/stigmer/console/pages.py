@@ -1,0 +1,274 @@
+"""The console's pages, each at a URL a person can share.
+
+    /                    what runs now, what waits for approval, recent failures, the checker
+    /agents              every agent
+    /agents/<slug>       its manifest, instances, sessions, executions, a box to run it
+    /executions          filterable by ?phase= and ?agent=, updating live
+    /executions/<id>     the conversation as it streams, tool calls, timeline, buttons
+    /usage               tokens per day and per agent
+
+Each handler reads through the SDK and renders a template; nothing is kept
+between requests.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from stigmer.api.v1 import execution_pb2
+from stigmer.client.aio import AsyncClient
+from stigmer.console.app import client_of, describe_error, render
+from stigmer.console.execution_view import (
+    clock_text,
+    execution_view,
+    is_waiting_for_approval,
+    message_view,
+    moment,
+    pending_approval_views,
+    seconds_text,
+    timeline_view,
+    tool_call_owners,
+    tool_call_view,
+)
+from stigmer.errors import InvalidArgument, StigmerError
+from stigmer.resources.execution_events import (
+    ACTIVE_PHASES,
+    FAILED,
+    phase_name,
+)
+from stigmer.resources.manifests import dump_yaml, to_manifest_dict
+
+PHASE_CHOICES = (
+    "pending",
+    "in_progress",
+    "waiting_for_approval",
+    "paused",
+    "completed",
+    "failed",
+    "cancelled",
+    "terminated",
+)
+RECENT_LIMIT = 20
+LIST_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class ExecutionRow:
+    id: str
+    agent: str
+    agent_slug: str
+    phase: str
+    created_at: str
+    duration: str
+    tokens: int
+    message: str
+
+
+def execution_row(execution: execution_pb2.AgentExecution, agents: dict[str, Any]) -> ExecutionRow:
+    status = execution.status
+    agent = agents.get(status.agent_id or execution.spec.agent_id)
+    started, completed = moment(status.started_at), moment(status.completed_at)
+    duration = (completed - started).total_seconds() if started and completed else None
+    text = execution.spec.message
+    return ExecutionRow(
+        id=execution.metadata.id,
+        agent=agent.metadata.name if agent else (status.agent_id or "?"),
+        agent_slug=agent.metadata.slug if agent else "",
+        phase=phase_name(status.phase) if status.phase else "PENDING",
+        created_at=clock_text(status.audit.created_at),
+        duration=seconds_text(duration),
+        tokens=status.usage.input_tokens + status.usage.output_tokens,
+        message=text if len(text) <= 120 else text[:119] + "…",
+    )
+
+
+async def agents_by_id(client: AsyncClient) -> dict[str, Any]:
+    return {agent.metadata.id: agent for agent in await client.list("agent")}
+
+
+def _newest_first(
+    executions: list[execution_pb2.AgentExecution], limit: int
+) -> list[execution_pb2.AgentExecution]:
+    return list(reversed(executions))[:limit]
+
+
+async def home(request: Request) -> Response:
+    client = client_of(request)
+    agents = await agents_by_id(client)
+    executions = await client.list_executions()
+    active = [e for e in executions if e.status.phase in ACTIVE_PHASES]
+    waiting = [e for e in executions if is_waiting_for_approval(e)]
+    failed = [e for e in executions if e.status.phase == FAILED]
+    report: Any = None
+    report_problem = ""
+    try:
+        report = await client.last_report()
+    except StigmerError as error:
+        report_problem = describe_error(error)
+    return render(
+        request,
+        "home.html",
+        {
+            "title": "Overview",
+            "active": [execution_row(e, agents) for e in _newest_first(active, LIST_LIMIT)],
+            "waiting": [execution_row(e, agents) for e in _newest_first(waiting, LIST_LIMIT)],
+            "failed": [execution_row(e, agents) for e in _newest_first(failed, RECENT_LIMIT)],
+            "report": report,
+            "report_checked_at": clock_text(report.checked_at) if report is not None else "",
+            "report_problem": report_problem,
+            "agent_count": len(agents),
+            "execution_count": len(executions),
+        },
+    )
+
+
+async def agents(request: Request) -> Response:
+    listed = await client_of(request).list("agent")
+    return render(request, "agents.html", {"title": "Agents", "agents": listed})
+
+
+async def agent(request: Request) -> Response:
+    client = client_of(request)
+    found = await client.get("agent", request.path_params["slug"])
+    agent_id = found.metadata.id
+    instances = await client.list_instances_by_agent(agent_id)
+    sessions = await client.list_sessions_by_agent(agent_id)
+    executions = await client.list_executions(agent=agent_id)
+    rows = [execution_row(e, {agent_id: found}) for e in _newest_first(executions, RECENT_LIMIT)]
+    return render(
+        request,
+        "agent.html",
+        {
+            "title": found.metadata.name,
+            "agent": found,
+            "manifest": dump_yaml([to_manifest_dict(found)]),
+            "instances": instances,
+            "sessions": sessions,
+            "executions": rows,
+        },
+    )
+
+
+def execution_filters(request: Request) -> tuple[str, str]:
+    phase = request.query_params.get("phase", "").strip().lower()
+    if phase and phase not in PHASE_CHOICES:
+        raise InvalidArgument.for_field("phase", f"unknown phase {phase!r}")
+    return phase, request.query_params.get("agent", "").strip()
+
+
+async def executions(request: Request) -> Response:
+    client = client_of(request)
+    phase, agent_name = execution_filters(request)
+    agents = await agents_by_id(client)
+    listed = await client.list_executions(phase=phase, agent=agent_name)
+    rows = [execution_row(e, agents) for e in _newest_first(listed, LIST_LIMIT)]
+    return render(
+        request,
+        "executions.html",
+        {
+            "title": "Executions",
+            "rows": rows,
+            "phase": phase,
+            "agent_filter": agent_name,
+            "phases": PHASE_CHOICES,
+            "agents": sorted(agents.values(), key=lambda a: a.metadata.slug),
+            "total": len(listed),
+            "limit": LIST_LIMIT,
+        },
+    )
+
+
+def execution_context(execution: execution_pb2.AgentExecution) -> dict[str, Any]:
+    """What execution.html and its live fragments render."""
+    now = datetime.now(UTC)
+    messages = [message_view(i, m) for i, m in enumerate(execution.status.messages)]
+    calls_by_message: dict[int, list[Any]] = defaultdict(list)
+    unattached = []
+    owners = tool_call_owners(execution)
+    for call in execution.status.tool_calls:
+        owner = owners.get(call.id)
+        if owner is None:
+            unattached.append(tool_call_view(call))
+        else:
+            calls_by_message[owner].append(tool_call_view(call))
+    return {
+        "execution": execution,
+        "view": execution_view(execution, now),
+        "messages": messages,
+        "calls_by_message": calls_by_message,
+        "unattached_calls": unattached,
+        "approvals": pending_approval_views(execution),
+        "timeline": timeline_view(execution, now),
+        "sub_agents": [
+            (s.name, s.execution_id, phase_name(s.phase) if s.phase else "PENDING")
+            for s in execution.status.sub_agent_executions
+        ],
+        "todos": [(t.content, t.status) for t in execution.status.todos],
+    }
+
+
+async def execution(request: Request) -> Response:
+    client = client_of(request)
+    found = await client.get_execution(request.path_params["id"])
+    agents = await agents_by_id(client)
+    context = execution_context(found)
+    agent_of = agents.get(context["view"].agent_id)
+    context["c"] = dict(context)
+    context["title"] = f"Execution {found.metadata.id}"
+    context["refresh_seconds"] = 0 if context["view"].is_terminal else 5
+    context["agent_name"] = agent_of.metadata.name if agent_of else context["view"].agent_id
+    context["agent_slug"] = agent_of.metadata.slug if agent_of else ""
+    return render(request, "execution.html", context)
+
+
+@dataclass(frozen=True)
+class UsageBar:
+    label: str
+    input_tokens: int
+    output_tokens: int
+    percent: float
+    executions: int
+
+
+def _bars(totals: dict[str, list[int]]) -> list[UsageBar]:
+    largest = max((i + o for i, o, _ in totals.values()), default=0) or 1
+    return [
+        UsageBar(label, i, o, round(100 * (i + o) / largest, 2), count)
+        for label, (i, o, count) in totals.items()
+    ]
+
+
+async def usage(request: Request) -> Response:
+    client = client_of(request)
+    agents = await agents_by_id(client)
+    by_day: dict[str, list[int]] = {}
+    by_agent: dict[str, list[int]] = {}
+    listed = await client.list_executions()
+    for item in listed:
+        created = moment(item.status.audit.created_at)
+        day = created.strftime("%Y-%m-%d") if created else "unknown"
+        agent_of = agents.get(item.status.agent_id)
+        name = agent_of.metadata.name if agent_of else item.status.agent_id or "unknown"
+        for totals, key in ((by_day, day), (by_agent, name)):
+            entry = totals.setdefault(key, [0, 0, 0])
+            entry[0] += item.status.usage.input_tokens
+            entry[1] += item.status.usage.output_tokens
+            entry[2] += 1
+    return render(
+        request,
+        "usage.html",
+        {
+            "title": "Usage",
+            "by_day": _bars(dict(sorted(by_day.items()))),
+            "by_agent": _bars(dict(sorted(by_agent.items()))),
+            "input_tokens": sum(e.status.usage.input_tokens for e in listed),
+            "output_tokens": sum(e.status.usage.output_tokens for e in listed),
+            "executions": len(listed),
+        },
+    )
