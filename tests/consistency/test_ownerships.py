@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stigmer.consistency.checker import OWNERSHIPS
+from stigmer.consistency.invariants import OWNERSHIPS
 from stigmer.resources.kinds import KINDS
 
 

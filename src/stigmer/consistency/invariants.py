@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from stigmer.resources.kinds import AGENT, AGENT_EXECUTION, AGENT_INSTANCE, SESSION, KindInfo
+
 
 class Code(StrEnum):
     AGENT_WITHOUT_DEFAULT_INSTANCE = "AGENT_WITHOUT_DEFAULT_INSTANCE"
@@ -66,3 +68,42 @@ class Violation:
     def subject_id(self) -> str:
         """The id of the first resource involved (the one a repair acts on)."""
         return self.resources[0].split("/", 1)[1] if self.resources else ""
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """A kind whose every resource must have its owner: the owner's id is at
+    `owner_field` (a dotted path) of the child's message."""
+
+    child: KindInfo
+    owner_field: str
+    parent: KindInfo
+    code: Code
+    # How the violation's message names each side ("instance", "agent").
+    child_noun: str
+    parent_noun: str
+    is_child_named_by_slug: bool = False
+
+
+OWNERSHIPS = (
+    Ownership(
+        AGENT_INSTANCE,
+        "spec.agent_id",
+        AGENT,
+        Code.ORPHAN_INSTANCE,
+        "instance",
+        "agent",
+        is_child_named_by_slug=True,
+    ),
+    Ownership(
+        SESSION,
+        "spec.agent_instance_id",
+        AGENT_INSTANCE,
+        Code.ORPHAN_SESSION,
+        "session",
+        "instance",
+    ),
+    Ownership(
+        AGENT_EXECUTION, "status.session_id", SESSION, Code.ORPHAN_EXECUTION, "execution", "session"
+    ),
+)

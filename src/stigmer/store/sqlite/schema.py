@@ -106,4 +106,9 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    # -- the consistency checker's pages (consistency/checker.py) --------
+    # It walks a kind in id order: without this index SQLite read and
+    # sorted every row of the kind for each page. PostgreSQL has had the
+    # same index since its first migration.
+    (8, ("CREATE INDEX IF NOT EXISTS resources_kind_id ON resources (kind, id)",)),
 )
