@@ -29,6 +29,7 @@ def submit(
     *,
     comment: str = "",
     edited_args: Mapping[str, Any] | None = None,
+    token: str = "",
 ) -> execution_pb2.AgentExecution:
     """Raises grpc.RpcError with the server's status code."""
     request = execution_pb2.SubmitApprovalRequest(
@@ -43,7 +44,10 @@ def submit(
         request.edited_args.CopyFrom(edited)
     with grpc.insecure_channel(address) as channel:
         stub = execution_pb2_grpc.AgentExecutionCommandControllerStub(channel)
-        answer: execution_pb2.AgentExecution = stub.SubmitApproval(request, timeout=30)
+        metadata = [("authorization", f"Bearer {token}")] if token else None
+        answer: execution_pb2.AgentExecution = stub.SubmitApproval(
+            request, timeout=30, metadata=metadata
+        )
         return answer
 
 
