@@ -192,6 +192,7 @@ class EmbeddedEngine:
                 self.options.model,
                 max_steps=self.options.max_steps,
                 max_tool_result_bytes=self.options.max_tool_result_bytes,
+                context=self.options.context,
             )
             known_secrets.remember(execution_id, environment.secrets)
             sink = RecordingSink(

@@ -78,6 +78,40 @@ class HistoryMessage:
 
 
 @dataclass(frozen=True)
+class ContextSettings:
+    """How the conversation is kept inside the model's context window
+    (runtime/context_window.py).
+
+    window: tokens, overriding what the provider reports (0: ask the provider,
+    then the table of known models). The conversation is summarized once it
+    passes `trigger` of the window, down to `target`; `summary_model` writes the
+    summary (empty: the run's model). With `is_summarization_on` false a
+    conversation over the window fails the run before the call.
+    """
+
+    window: int = 0
+    trigger: float = 0.85
+    target: float = 0.60
+    summary_model: str = ""
+    is_summarization_on: bool = True
+
+
+@dataclass(frozen=True)
+class ContextSummaryReport:
+    """Older turns replaced by a summary before a model call (see ContextSummary in the API)."""
+
+    tokens_before: int
+    tokens_after: int
+    messages_before: int
+    messages_after: int
+    summary: str
+    model: str
+    kept_messages: int  # messages at the end of the conversation kept as they were
+    context_window: int
+    token_counter: str  # "estimate", or the tokenizer that counted
+
+
+@dataclass(frozen=True)
 class RunRequest:
     instructions: str  # the system prompt
     history: tuple[HistoryMessage, ...]
@@ -87,6 +121,7 @@ class RunRequest:
     max_steps: int = 16  # model calls before the loop gives up
     tool_call_timeout_seconds: float = 300.0  # for stdio servers (see ToolBox)
     max_tool_result_bytes: int = 64 * 1024  # see runtime/tool_results.py
+    context: ContextSettings = field(default_factory=ContextSettings)
 
 
 @dataclass(frozen=True)
@@ -124,6 +159,9 @@ class RunSink(Protocol):
     async def tool_call_finished(self, call_id: str, result: str, *, is_error: bool) -> None:
         """The tool's result (text), or its error message when is_error."""
 
+    async def context_summarized(self, report: ContextSummaryReport) -> None:
+        """Older turns were replaced by a summary before the next model call."""
+
 
 class ModelErrorKind(StrEnum):
     """What went wrong with the model, for callers that decide on it."""
@@ -136,6 +174,7 @@ class ModelErrorKind(StrEnum):
     MALFORMED = "malformed"  # the reply does not parse, or asks for something impossible
     CONFIG = "config"  # the settings name no usable provider (none, unknown, no key)
     LOCAL_MODEL = "local_model"  # llama.cpp is missing, or it cannot load the model file
+    CONTEXT_WINDOW = "context_window"  # the conversation does not fit the model's window
     OTHER = "other"  # an SDK failure none of the above describes
 
 
