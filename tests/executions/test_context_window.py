@@ -33,7 +33,8 @@ from tests.backends import HEARTBEAT_SECONDS, engine_options, model_settings
 pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 
 WINDOW = 2000  # tokens
-CONTEXT = ContextSettings(window=WINDOW)
+SUMMARY_MODEL = "summarizer"
+CONTEXT = ContextSettings(window=WINDOW, summary_model=SUMMARY_MODEL)
 SOURCE = str(Path(stigmer.__file__).resolve().parents[1])
 SUMMARY = "The user asked several times for a long text; the repeat tool produced each."
 TOOL_TEXT = "abcdefghij"
@@ -167,7 +168,7 @@ def test_a_session_past_the_window_completes_under_it_and_starts_from_the_summar
     assert summaries, "nothing was summarized"
     for summary in summaries:
         assert summary.summary == SUMMARY
-        assert summary.model == "scripted"
+        assert summary.model == SUMMARY_MODEL
         assert summary.context_window == WINDOW
         assert summary.token_counter == "estimate"
         assert summary.tokens_before > 0.85 * WINDOW
@@ -177,6 +178,11 @@ def test_a_session_past_the_window_completes_under_it_and_starts_from_the_summar
         assert summary.HasField("at")
     # A long transcript is summarized in parts, one request each.
     assert sum(1 for r in model.requests if _is_summary_request(r)) >= len(summaries)
+    assert {r["model"] for r in model.requests if _is_summary_request(r)} == {SUMMARY_MODEL}
+    assert {r["model"] for r in model.requests if not _is_summary_request(r)} == {"scripted"}
+    # Summary calls count in the executions' usage like every other model call.
+    reported = Reply().input_tokens * len(model.requests)
+    assert sum(e.status.usage.input_tokens for e in ended) == reported
     # The last execution's first model call starts from a summary, not from the first request.
     last_id = ended[-1].metadata.id
     agent_requests = [r for r in model.requests if not _is_summary_request(r)]

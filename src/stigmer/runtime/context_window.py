@@ -122,9 +122,13 @@ async def fit_context(
         raise _too_long(before.total, window, before.counter, "nothing older can be summarized")
     _, replaced = apply_cut(messages, cut, summary_message(""))
     async with _summarizer(settings, model, provider) as (summarizer, summary_model):
-        text = await summarize_messages(
+        summary = await summarize_messages(
             summarizer, replaced, input_tokens=target, summary_tokens=summary_tokens
         )
+    for input_tokens, output_tokens in summary.calls:
+        if input_tokens is not None or output_tokens is not None:
+            await sink.usage(input_tokens or 0, output_tokens or 0)
+    text = summary.text
     fitted, _ = apply_cut(messages, cut, summary_message(text))
     after = await measure(system, fitted, tools, counting)
     if after.total > window:

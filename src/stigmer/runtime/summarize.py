@@ -7,12 +7,14 @@ transcript longer than the summary call may send is summarized in parts that
 each fit, every part folding the summary so far into the next, so the
 summary call can never overflow the window either; a single message too long
 for a part is shortened in the transcript (it is being summarized anyway).
-No tools are offered: the summary is text.
+No tools are offered: the summary is text. Each call's tokens are returned,
+so that the execution's usage counts them like its other model calls.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from stigmer.runtime.contract import ChatProvider, ModelError, ModelErrorKind
 from stigmer.runtime.conversation import (
@@ -23,7 +25,13 @@ from stigmer.runtime.conversation import (
 )
 from stigmer.runtime.token_count import CHARS_PER_TOKEN, estimate_text, message_text
 
-__all__ = ["SUMMARY_INSTRUCTIONS", "SUMMARY_PREFIX", "summarize_messages", "summary_message"]
+__all__ = [
+    "SUMMARY_INSTRUCTIONS",
+    "SUMMARY_PREFIX",
+    "Summary",
+    "summarize_messages",
+    "summary_message",
+]
 
 SUMMARY_INSTRUCTIONS = (
     "You summarize the earlier part of a conversation between a user and an AI agent "
@@ -73,13 +81,19 @@ def _parts(messages: Sequence[Message], part_chars: int) -> list[str]:
     return parts
 
 
+@dataclass(frozen=True)
+class Summary:
+    text: str
+    calls: tuple[tuple[int | None, int | None], ...]  # each call's (input, output) tokens
+
+
 async def summarize_messages(
     provider: ChatProvider,
     messages: Sequence[Message],
     *,
     input_tokens: int,
     summary_tokens: int,
-) -> str:
+) -> Summary:
     """A summary of `messages`, of about `summary_tokens` tokens at most, by
     calls that each send at most `input_tokens` tokens.
 
@@ -92,6 +106,7 @@ async def summarize_messages(
     fixed = estimate_text(instructions) + summary_tokens + 32
     part_chars = max(200, (input_tokens - fixed) * CHARS_PER_TOKEN)
     summary = ""
+    calls: list[tuple[int | None, int | None]] = []
 
     async def ignore(_: str) -> None:
         return None
@@ -104,6 +119,7 @@ async def summarize_messages(
             tools=[],
             on_delta=ignore,
         )
+        calls.append((turn.input_tokens, turn.output_tokens))
         summary = turn.content.strip()
         if not summary:
             raise ModelError(
@@ -113,4 +129,4 @@ async def summarize_messages(
         limit = summary_tokens * CHARS_PER_TOKEN
         if len(summary) > limit:
             summary = summary[: max(0, limit - len(_SHORTENED))] + _SHORTENED
-    return summary
+    return Summary(summary, tuple(calls))
