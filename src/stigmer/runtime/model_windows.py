@@ -22,8 +22,6 @@ import logging
 import re
 from typing import Any
 
-import httpx2
-
 from stigmer.runtime.token_count import ESTIMATE
 
 __all__ = ["KNOWN_WINDOWS", "EndpointWindow", "known_window"]
@@ -105,6 +103,10 @@ class EndpointWindow:
 
     async def _request(self, method: str, path: str, body: Any = None) -> Any:
         """The endpoint's JSON answer, or None when it has no such route or no answer."""
+        # Imported here: the server's start reads the context settings through this
+        # package, and must not pay for the HTTP stack until a model is called.
+        import httpx2
+
         try:
             async with httpx2.AsyncClient(timeout=PROBE_SECONDS, trust_env=False) as client:
                 response = await client.request(
