@@ -59,7 +59,7 @@ class Settings:
     measure_calls: int
 
 
-FULL = Settings(runs=60, rounds=3, measure_calls=2000)
+FULL = Settings(runs=40, rounds=5, measure_calls=2000)
 QUICK = Settings(runs=10, rounds=1, measure_calls=200)
 
 

@@ -37,6 +37,7 @@ SUMMARY_MODEL = "summarizer"
 CONTEXT = ContextSettings(window=WINDOW, summary_model=SUMMARY_MODEL)
 SOURCE = str(Path(stigmer.__file__).resolve().parents[1])
 SUMMARY = "The user asked several times for a long text; the repeat tool produced each."
+INSTRUCTIONS = "You write long texts with the repeat tool."
 TOOL_TEXT = "abcdefghij"
 TOOL_TIMES = 400  # a 4,000-character result: ~1,000 tokens a turn
 
@@ -47,7 +48,7 @@ apiVersion: agentic.stigmer.ai/v1
 kind: Agent
 metadata: {{name: Writer}}
 spec:
-  instructions: You write long texts with the repeat tool.{run_config}
+  instructions: {INSTRUCTIONS}{run_config}
   mcp_servers:
     - name: tools
       stdio:
@@ -161,9 +162,24 @@ def test_a_session_past_the_window_completes_under_it_and_starts_from_the_summar
     )
     assert recorded / 4 > 1.5 * WINDOW
     assert model.requests, "the model was never called"
+    latest_humans = []
     for request in model.requests:
         assert _wire_tokens(request) <= WINDOW, request
         _assert_pairs_intact(request)
+        if not _is_summary_request(request):
+            # The system prompt and the latest human message are never summarized away.
+            assert request["messages"][0] == {"role": "system", "content": INSTRUCTIONS}
+            humans = [
+                m["content"]
+                for m in request["messages"]
+                if m["role"] == "user" and m["content"].startswith("Request number")
+            ]
+            assert humans, request
+            latest_humans.append(humans[-1])
+    assert sorted(set(latest_humans)) == [
+        f"Request number {n}: write me a long text, please." for n in range(1, 5)
+    ]
+    assert latest_humans == sorted(latest_humans)
     summaries = [summary for e in ended for summary in e.status.context]
     assert summaries, "nothing was summarized"
     for summary in summaries:
