@@ -20,6 +20,7 @@ provider's HTTP 400 after it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -169,7 +170,8 @@ async def _summarizer(
     # other users (the CLI reading settings) never need.
     from stigmer.runtime.providers import provider_for
 
-    other = provider_for(replace(model, model=settings.summary_model))
+    # Off the event loop: building an SDK client loads TLS certificates (tens of ms).
+    other = await asyncio.to_thread(provider_for, replace(model, model=settings.summary_model))
     try:
         yield other, settings.summary_model
     finally:
