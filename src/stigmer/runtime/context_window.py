@@ -75,13 +75,12 @@ def context_settings_from_config() -> ContextSettings:
 
 async def window_of(settings: ContextSettings, model: str, provider: ChatProvider) -> int | None:
     """The window in tokens: the setting, else the provider's, else the table's."""
+    # The provider is asked even when the setting decides: asking is what finds
+    # its tokenizer (once per provider; the local model's starts it).
+    provided = await provider.context_window() if isinstance(provider, TokenCounting) else None
     if settings.window > 0:
         return settings.window
-    if isinstance(provider, TokenCounting):
-        window = await provider.context_window()
-        if window:
-            return window
-    return known_window(model)
+    return provided or known_window(model)
 
 
 async def fit_context(
