@@ -25,6 +25,7 @@ from stigmer.engine.temporal_engine import TemporalOptions
 from stigmer.resources.execution_events import COMPLETED, FAILED
 from stigmer.runtime.contract import ContextSettings
 from stigmer.runtime.summarize import SUMMARY_PREFIX
+from stigmer.testing.cli import Cli
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerThread
 from stigmer.testing.worker import WorkerThread
@@ -140,7 +141,7 @@ def _assert_pairs_intact(request: dict[str, Any]) -> None:
 # Four executions, each with its tool server and (on Temporal) a workflow.
 @pytest.mark.timeout(360)
 def test_a_session_past_the_window_completes_under_it_and_starts_from_the_summary(
-    client: Client, model: ScriptedModel
+    client: Client, model: ScriptedModel, server: ServerThread, tmp_path: Path
 ) -> None:
     client.apply(_agent())
     model.reply_with(_writer)
@@ -213,6 +214,16 @@ def test_a_session_past_the_window_completes_under_it_and_starts_from_the_summar
         if update.event.WhichOneof("change") == "context_summarized"
     ]
     assert [event.context_summarized for event in replayed] == list(ended[-1].status.context)
+    # People see them too: `stigmer describe` lists them, `stigmer logs` places them.
+    summarized = next(e for e in ended if e.status.context)
+    cli = Cli.isolated(tmp_path, {"SERVER": server.address}, cwd=tmp_path)
+    described = cli("describe", "execution", summarized.metadata.id)
+    assert described.exit_code == 0, described.stderr
+    assert f"Context Summaries ({len(summarized.status.context)})" in described.stdout
+    logs = cli("logs", summarized.metadata.id)
+    assert logs.exit_code == 0, logs.stderr
+    assert f"by {SUMMARY_MODEL}:" in logs.stdout
+    assert f"tokens of a {WINDOW}-token window" in logs.stdout
 
 
 def test_with_summarization_off_a_conversation_over_the_window_fails_before_the_call(
