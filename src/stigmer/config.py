@@ -126,6 +126,7 @@ STORE = _or_empty(
     Rule(_is_store_url, "a SQLite path, sqlite:///PATH or postgres://USER@HOST:PORT/DATABASE"),
     "empty (<home>/stigmer.db)",
 )
+PERCENT = Rule(lambda text: _is_whole_number(text, 1, 100), "a whole percentage from 1 to 100")
 HTTP_URL = _or_empty(Rule(_is_http_url, "an http:// or https:// URL"), "empty")
 
 
@@ -283,6 +284,34 @@ SETTINGS: tuple[Setting, ...] = (
         "8192",
         "local model context window in tokens (0: the model's own)",
         rule=_or_empty(WHOLE, "empty (automatic)"),
+    ),
+    # -- context that never overflows (runtime/context_window.py)
+    Setting(
+        "llm.context_window",
+        "STIGMER_LLM_CONTEXT_WINDOW",
+        "0",
+        "the model's context window in tokens (0: what the provider says, else known models)",
+        rule=_or_empty(WHOLE, "empty (from the provider)"),
+    ),
+    Setting(
+        "llm.context_trigger",
+        "STIGMER_LLM_CONTEXT_TRIGGER",
+        "85",
+        "percent of the window past which older turns are summarized before a model call",
+        rule=PERCENT,
+    ),
+    Setting(
+        "llm.context_target",
+        "STIGMER_LLM_CONTEXT_TARGET",
+        "60",
+        "percent of the window a summarized conversation is brought down to",
+        rule=PERCENT,
+    ),
+    Setting(
+        "llm.summary_model",
+        "STIGMER_LLM_SUMMARY_MODEL",
+        "",
+        "model that writes those summaries (empty: the execution's own model)",
     ),
 )
 _BY_KEY = {setting.key: setting for setting in SETTINGS}

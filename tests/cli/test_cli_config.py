@@ -109,6 +109,9 @@ def test_config_list_names_each_source_and_the_resolution_order(home_cli: Cli) -
         ("llm.base_url", "localhost:11434/v1", "http://localhost:11434/v1"),
         ("llm.threads", "-2", "3"),
         ("llm.context_size", "8k", "0"),
+        ("llm.context_window", "128k", "128000"),
+        ("llm.context_trigger", "0", "90"),
+        ("llm.context_target", "150", "50"),
     ],
 )
 def test_each_setting_takes_the_values_its_rule_allows(

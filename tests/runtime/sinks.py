@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stigmer.runtime.contract import ToolCallRequest
+from stigmer.runtime.contract import ContextSummaryReport, ToolCallRequest
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class CollectingSink:
     usages: list[tuple[int, int]] = field(default_factory=list)
     started_calls: list[ToolCallRequest] = field(default_factory=list)
     results: list[ToolCallResult] = field(default_factory=list)
+    summaries: list[ContextSummaryReport] = field(default_factory=list)
 
     async def ai_message_started(self) -> None:
         self.kinds.append("ai_message_started")
@@ -48,3 +49,7 @@ class CollectingSink:
     async def tool_call_finished(self, call_id: str, result: str, *, is_error: bool) -> None:
         self.kinds.append("tool_call_finished")
         self.results.append(ToolCallResult(call_id, result, is_error))
+
+    async def context_summarized(self, report: ContextSummaryReport) -> None:
+        self.kinds.append("context_summarized")
+        self.summaries.append(report)

@@ -149,6 +149,18 @@ class ConversationPrinter:
         elif call.status == execution_pb2.TOOL_CALL_STATUS_INTERRUPTED:
             self._line(Text.assemble(("  tool ", "red"), f"{call.name} interrupted"))
 
+    def context_summarized(self, summary: execution_pb2.ContextSummary) -> None:
+        # The summary itself is one of the messages after.
+        replaced = summary.messages_before - summary.messages_after + 1
+        self._line(
+            Text.assemble(
+                ("  context ", "blue"),
+                f"summarized {replaced} older messages by {summary.model}: "
+                f"{summary.tokens_before} → {summary.tokens_after} tokens of a "
+                f"{summary.context_window}-token window",
+            )
+        )
+
     def _phase_changed(self, phase: int) -> None:
         if phase not in TERMINAL_PHASES or phase == execution_pb2.EXECUTION_PHASE_COMPLETED:
             return
@@ -163,13 +175,18 @@ class ConversationPrinter:
 
     def snapshot(self, execution: execution_pb2.AgentExecution) -> None:
         calls = {call.id: call for call in execution.status.tool_calls}
-        for message in execution.status.messages:
+        summaries = sorted(execution.status.context, key=lambda s: s.message_index)
+        for index, message in enumerate(execution.status.messages):
+            while summaries and summaries[0].message_index <= index:
+                self.context_summarized(summaries.pop(0))
             if message.type == execution_pb2.MESSAGE_TYPE_TOOL:
                 call = calls.get(message.tool_call_id)
                 if call is not None:
                     self.tool_call(call)
             else:
                 self.message(message)
+        for summary in summaries:
+            self.context_summarized(summary)
         for call in execution.status.tool_calls:
             if call.id not in self._shown_tool_states:
                 self.tool_call(call)
@@ -186,6 +203,8 @@ class ConversationPrinter:
             self.tool_call(event.tool_call_updated)
         elif change == "phase_changed":
             self._phase_changed(event.phase_changed.phase)
+        elif change == "context_summarized":
+            self.context_summarized(event.context_summarized)
 
     def events(self, events: Iterable[Event]) -> None:
         for event in events:

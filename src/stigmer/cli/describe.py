@@ -309,6 +309,22 @@ def describe_execution(client: Client, execution: Any, out: Description) -> None
             ["NAME", "EXECUTION", "PHASE"],
             [[s.name, s.execution_id, phase_name(s.phase)] for s in status.sub_agent_executions],
         )
+    if status.context:
+        out.heading(f"Context Summaries ({len(status.context)})")
+        out.table(
+            ["AT", "TOKENS", "MESSAGES", "WINDOW", "MODEL", "SUMMARY"],
+            [
+                [
+                    format_time(c.at, time_only=True),
+                    f"{c.tokens_before} -> {c.tokens_after}",
+                    f"{c.messages_before} -> {c.messages_after}",
+                    str(c.context_window),
+                    c.model,
+                    first_line(c.summary, 48),
+                ]
+                for c in status.context
+            ],
+        )
     if status.todos:
         out.heading(f"Todos ({len(status.todos)})")
         out.table(["STATUS", "TODO"], [[t.status, first_line(t.content)] for t in status.todos])

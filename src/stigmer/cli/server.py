@@ -263,6 +263,7 @@ def engine_options() -> EngineOptions:
     Without llm.provider the model is resolved from what the machine has
     (Ollama, an API key, the local model); `stigmer doctor` says which and why.
     """
+    from stigmer.runtime.context_window import context_settings_from_config
     from stigmer.runtime.model_resolution import resolve_model
 
     for key in ("llm.provider", "llm.base_url"):  # a typo here would fail every run
@@ -273,6 +274,7 @@ def engine_options() -> EngineOptions:
         lease_seconds=float(config.checked_value("lease_seconds")),
         max_tool_result_bytes=int(config.checked_value("tool_result_max_bytes")),
         model=choice.settings,
+        context=context_settings_from_config(),
         model_provider=choice.provider,
         model_reason=choice.reason,
     )

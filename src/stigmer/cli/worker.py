@@ -53,6 +53,7 @@ def worker(
         )
     # The worker's code (the model, MCP and Temporal SDKs) is imported only
     # once the flags are known to be good.
+    from stigmer.runtime.context_window import context_settings_from_config
     from stigmer.worker.process import WorkerOptions, run_worker
 
     options = WorkerOptions(
@@ -64,6 +65,7 @@ def worker(
         max_concurrent_activities=concurrency,
         tls_ca=config.value("tls.ca", tls_ca) or None,
         max_tool_result_bytes=int(config.checked_value("tool_result_max_bytes")),
+        context=context_settings_from_config(),
     )
     logging.basicConfig(
         level=os.environ.get("STIGMER_LOG_LEVEL", "INFO"),

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from google.protobuf import json_format
 
 from stigmer.api.v1 import execution_pb2
-from stigmer.engine.run_requests import tool_result_of
+from stigmer.engine.context_history import tool_result_of
 from stigmer.runtime.contract import (
     Continuation,
     HistoryMessage,

@@ -218,6 +218,7 @@ class EmbeddedEngine:
                 self.options.model,
                 max_steps=self.options.max_steps,
                 max_tool_result_bytes=self.options.max_tool_result_bytes,
+                context=self.options.context,
             )
             if has_run(inputs.execution):
                 # It stopped between steps (it waited for a person): it goes

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stigmer.runtime.contract import ModelSettings
+from stigmer.runtime.contract import ContextSettings, ModelSettings
 from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES
 
 
@@ -23,6 +23,8 @@ class EngineOptions:
     # A tool result is cut to this many bytes when recorded (runtime/tool_results.py).
     max_tool_result_bytes: int = DEFAULT_MAX_BYTES
     model: ModelSettings = field(default_factory=lambda: ModelSettings("openai", ""))
+    # The context window and its summaries (runtime/context_window.py).
+    context: ContextSettings = field(default_factory=ContextSettings)
     # How the user names the model's provider (ollama and openai both speak
     # the "openai" protocol) and why it is in effect: what the server reports
     # about itself, never used to run anything.

@@ -31,6 +31,7 @@ from stigmer.api.v1 import execution_pb2
 from stigmer.resources.execution_events import (
     WAITING_FOR_APPROVAL,
     approval_requested_event,
+    context_summarized_event,
     message_delta_event,
     message_event,
     phase_event,
@@ -38,7 +39,7 @@ from stigmer.resources.execution_events import (
     usage_event,
 )
 from stigmer.resources.secrets import MaskedStream, SecretMasker
-from stigmer.runtime.contract import ToolCallRequest
+from stigmer.runtime.contract import ContextSummaryReport, ToolCallRequest
 from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES, cap_tool_result
 
 Event = execution_pb2.ExecutionEvent
@@ -189,6 +190,22 @@ class RecordingSink:
 
     async def usage(self, input_tokens: int, output_tokens: int) -> None:
         await self._emit(usage_event(input_tokens, output_tokens))
+
+    async def context_summarized(self, report: ContextSummaryReport) -> None:
+        # The summary retells the conversation, tool results and all: masked like them.
+        summary = execution_pb2.ContextSummary(
+            tokens_before=report.tokens_before,
+            tokens_after=report.tokens_after,
+            messages_before=report.messages_before,
+            messages_after=report.messages_after,
+            summary=self._masker.mask(report.summary),
+            model=report.model,
+            message_index=self._message_count,
+            kept_messages=report.kept_messages,
+            context_window=report.context_window,
+            token_counter=report.token_counter,
+        )
+        await self._emit(context_summarized_event(summary))
 
     async def tool_call_started(self, call: ToolCallRequest) -> None:
         running = self._tool_call(call, execution_pb2.TOOL_CALL_STATUS_RUNNING)

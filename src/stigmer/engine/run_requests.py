@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from google.protobuf import json_format
-
-from stigmer.api.v1 import execution_pb2, mcpserver_pb2, meta_pb2, worker_pb2
+from stigmer.api.v1 import execution_pb2, mcpserver_pb2, meta_pb2, run_policy_pb2, worker_pb2
+from stigmer.engine.context_history import conversation_history
 from stigmer.engine.tool_policies import grants_of, tool_policy_of
 from stigmer.errors import FailedPrecondition
 from stigmer.resources.secrets import secret_values
 from stigmer.runtime.contract import (
+    ContextSettings,
     HistoryMessage,
-    HistoryToolCall,
     HttpServer,
     ModelSettings,
     RunRequest,
@@ -146,47 +145,24 @@ def tool_servers(
 def history_messages(
     executions: Iterable[execution_pb2.AgentExecution],
 ) -> tuple[HistoryMessage, ...]:
-    """The earlier exchanges of the session, as the model saw them.
-
-    An AI message's tool calls are the TOOL messages that follow it.
-    """
-    history: list[HistoryMessage] = []
-    for execution in executions:
-        calls = {call.id: call for call in execution.status.tool_calls}
-        messages = list(execution.status.messages)
-        for index, message in enumerate(messages):
-            if message.type == execution_pb2.MESSAGE_TYPE_HUMAN:
-                history.append(HistoryMessage("user", message.content))
-            elif message.type == execution_pb2.MESSAGE_TYPE_AI:
-                asked = []
-                for following in messages[index + 1 :]:
-                    if following.type != execution_pb2.MESSAGE_TYPE_TOOL:
-                        break
-                    call = calls.get(following.tool_call_id)
-                    if call is not None:
-                        arguments = json_format.MessageToDict(call.args)
-                        asked.append(HistoryToolCall(call.id, call.name, arguments))
-                history.append(HistoryMessage("assistant", message.content, tuple(asked)))
-            elif message.type == execution_pb2.MESSAGE_TYPE_TOOL:
-                history.append(
-                    HistoryMessage(
-                        "tool", tool_result_of(message, calls), tool_call_id=message.tool_call_id
-                    )
-                )
-    return tuple(history)
+    """The earlier exchanges of the session, as the model last saw them
+    (summaries applied: engine/context_history.py)."""
+    return conversation_history(executions)
 
 
-def tool_result_of(
-    message: execution_pb2.ExecutionMessage, calls: Mapping[str, execution_pb2.ToolCall]
-) -> str:
-    """A TOOL message's text: kept once, in its tool call (result or error);
-    executions recorded before that kept it in the message itself."""
-    if message.content:
-        return message.content
-    call = calls.get(message.tool_call_id)
-    if call is None:
-        return ""
-    return call.result or call.error
+def context_settings(
+    inputs: worker_pb2.ExecutionRunInputs, defaults: ContextSettings
+) -> ContextSettings:
+    """The server's context settings, with summarization as the execution's run
+    settings say: status.run_config once resolved, else the execution's
+    spec.run_config, else the agent's."""
+    layers = (
+        inputs.execution.status.run_config,
+        inputs.execution.spec.run_config,
+        inputs.agent.spec.run_config,
+    )
+    chosen = next((layer.summarization for layer in layers if layer.summarization), 0)
+    return replace(defaults, is_summarization_on=chosen != run_policy_pb2.SUMMARIZATION_OFF)
 
 
 def model_settings(inputs: worker_pb2.ExecutionRunInputs, defaults: ModelSettings) -> ModelSettings:
@@ -217,6 +193,7 @@ def build_run_request(
     *,
     max_steps: int,
     max_tool_result_bytes: int = RunRequest.max_tool_result_bytes,
+    context: ContextSettings | None = None,
 ) -> tuple[RunRequest, MergedEnvironment]:
     environment = merge_environment(inputs)
     tool_deadline = inputs.agent.spec.deadlines.tool_call_seconds
@@ -233,5 +210,6 @@ def build_run_request(
         max_tool_result_bytes=max_tool_result_bytes,
         tool_policy=tool_policy_of(inputs),
         grants=grants_of(inputs.execution),
+        context=context_settings(inputs, context or ContextSettings()),
     )
     return request, environment

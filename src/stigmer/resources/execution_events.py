@@ -87,6 +87,12 @@ def usage_event(input_tokens: int, output_tokens: int) -> Event:
     return _stamped(Event(usage_added=usage))
 
 
+def context_summarized_event(summary: execution_pb2.ContextSummary) -> Event:
+    event = _stamped(Event(context_summarized=summary))
+    event.context_summarized.at.CopyFrom(event.at)
+    return event
+
+
 def cancel_requested_event(reason: str) -> Event:
     return _stamped(Event(cancel_requested=Event.CancelRequested(reason=reason)))
 
@@ -137,6 +143,8 @@ def apply_event(execution: execution_pb2.AgentExecution, event: Event, sequence:
         _add_pending_approval(status, event.approval_requested)
     elif change == "approval_decided":
         _decide(status, event.approval_decided)
+    elif change == "context_summarized":
+        status.context.append(event.context_summarized)
     status.last_sequence = max(status.last_sequence, sequence)
 
 

@@ -101,6 +101,26 @@ def _check_event(execution_id: str, event: execution_pb2.ExecutionEvent, path: s
         usage = event.usage_added
         if usage.input_tokens < 0 or usage.output_tokens < 0:
             raise InvalidArgument.for_field(where, "token counts must be 0 or more")
+    elif change == "context_summarized":
+        _check_context_summary(event.context_summarized, where)
+
+
+def _check_context_summary(summary: execution_pb2.ContextSummary, path: str) -> None:
+    counts = {
+        "tokens_before": summary.tokens_before,
+        "tokens_after": summary.tokens_after,
+        "messages_before": summary.messages_before,
+        "messages_after": summary.messages_after,
+        "message_index": summary.message_index,
+        "kept_messages": summary.kept_messages,
+        "context_window": summary.context_window,
+    }
+    for name, count in counts.items():
+        if count < 0:
+            raise InvalidArgument.for_field(f"{path}.{name}", "must be 0 or more")
+    if summary.kept_messages > summary.messages_before:
+        raise InvalidArgument.for_field(f"{path}.kept_messages", "cannot exceed messages_before")
+    _check_timestamps_in(summary, path)
 
 
 def _check_timestamps_in(message: Message, path: str) -> None:

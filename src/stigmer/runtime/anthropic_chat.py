@@ -37,6 +37,8 @@ from stigmer.runtime.conversation import (
     new_call_id,
 )
 from stigmer.runtime.model_errors import SDK_FAILURES, model_error_from
+from stigmer.runtime.model_windows import known_window
+from stigmer.runtime.token_count import ESTIMATE
 
 __all__ = ["AnthropicChatProvider", "anthropic_messages", "anthropic_tools", "anthropic_turn"]
 
@@ -129,6 +131,17 @@ class AnthropicChatProvider:
             timeout=settings.timeout_seconds,
         )
         self.endpoint = str(self._client.base_url).rstrip("/")
+
+    async def context_window(self) -> int | None:
+        return known_window(self._model)
+
+    async def count_tokens(self, text: str) -> int | None:
+        # Anthropic counts tokens only through a paid API call: the estimate serves.
+        return None
+
+    @property
+    def token_counter(self) -> str:
+        return ESTIMATE
 
     async def stream_turn(
         self,

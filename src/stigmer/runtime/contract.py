@@ -118,6 +118,40 @@ class Continuation:
 
 
 @dataclass(frozen=True)
+class ContextSettings:
+    """How the conversation is kept inside the model's context window
+    (runtime/context_window.py).
+
+    window: tokens, overriding what the provider reports (0: ask the provider,
+    then the table of known models). The conversation is summarized once it
+    passes `trigger` of the window, down to `target`; `summary_model` writes the
+    summary (empty: the run's model). With `is_summarization_on` false a
+    conversation over the window fails the run before the call.
+    """
+
+    window: int = 0
+    trigger: float = 0.85
+    target: float = 0.60
+    summary_model: str = ""
+    is_summarization_on: bool = True
+
+
+@dataclass(frozen=True)
+class ContextSummaryReport:
+    """Older turns replaced by a summary before a model call (see ContextSummary in the API)."""
+
+    tokens_before: int
+    tokens_after: int
+    messages_before: int
+    messages_after: int
+    summary: str
+    model: str
+    kept_messages: int  # messages at the end of the conversation kept as they were
+    context_window: int
+    token_counter: str  # "estimate", or the tokenizer that counted
+
+
+@dataclass(frozen=True)
 class RunRequest:
     instructions: str  # the system prompt
     history: tuple[HistoryMessage, ...]
@@ -131,6 +165,7 @@ class RunRequest:
     grants: ApprovalGrants = field(default_factory=ApprovalGrants)
     # Set when the execution already ran: `message` is then in it.
     continuation: Continuation | None = None
+    context: ContextSettings = field(default_factory=ContextSettings)
 
 
 class RunSink(Protocol):
@@ -170,6 +205,9 @@ class RunSink(Protocol):
         """The calls wait for a person; the run stops here and continues
         (from its recorded conversation) once every one is decided."""
 
+    async def context_summarized(self, report: ContextSummaryReport) -> None:
+        """Older turns were replaced by a summary before the next model call."""
+
 
 class ModelErrorKind(StrEnum):
     """What went wrong with the model, for callers that decide on it."""
@@ -182,6 +220,7 @@ class ModelErrorKind(StrEnum):
     MALFORMED = "malformed"  # the reply does not parse, or asks for something impossible
     CONFIG = "config"  # the settings name no usable provider (none, unknown, no key)
     LOCAL_MODEL = "local_model"  # llama.cpp is missing, or it cannot load the model file
+    CONTEXT_WINDOW = "context_window"  # the conversation does not fit the model's window
     OTHER = "other"  # an SDK failure none of the above describes
 
 

@@ -309,6 +309,17 @@ class LocalChatProvider:
         self.endpoint = base_url
         return self._inner
 
+    async def context_window(self) -> int | None:
+        """llama.cpp's context per request slot, as its server reports it."""
+        return await (await self._provider()).context_window()
+
+    async def count_tokens(self, text: str) -> int | None:
+        return await (await self._provider()).count_tokens(text)
+
+    @property
+    def token_counter(self) -> str:
+        return self._inner.token_counter if self._inner is not None else "estimate"
+
     async def stream_turn(
         self,
         *,

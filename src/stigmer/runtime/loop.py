@@ -4,7 +4,9 @@ One run is one user message. The conversation starts from the system prompt
 (the agent's instructions), the session's earlier messages and the new
 message; each model turn and each tool result is appended, and the model is
 called again until it replies without tool calls or `max_steps` model calls
-have been made. The tools of that last turn still run, so every tool call the
+have been made. Before each call the conversation is fitted into the model's
+context window (context_window.py: older turns summarized when it grows past
+the trigger). The tools of that last turn still run, so every tool call the
 model asked for has a recorded result.
 
 Everything is reported to the `RunSink` as it happens and awaited before the
@@ -26,6 +28,7 @@ the model asked for has exactly one result before the model is called again.
 
 from __future__ import annotations
 
+from stigmer.runtime.context_window import fit_context
 from stigmer.runtime.contract import (
     ChatProvider,
     Continuation,
@@ -150,6 +153,15 @@ async def _converse(
 ) -> RunOutcome:
     content = ""
     for step in range(1, request.max_steps + 1):
+        messages[:] = await fit_context(
+            request.context,
+            request.model,
+            provider,
+            system=request.instructions,
+            messages=messages,
+            tools=toolbox.tools,
+            sink=sink,
+        )
         await sink.ai_message_started()
         turn = await provider.stream_turn(
             system=request.instructions,

@@ -38,6 +38,7 @@ from stigmer.runtime.conversation import (
     tool_arguments_from_json,
 )
 from stigmer.runtime.model_errors import SDK_FAILURES, model_error_from
+from stigmer.runtime.model_windows import EndpointWindow
 
 __all__ = ["OpenAIChatProvider", "openai_messages", "openai_tools"]
 
@@ -112,6 +113,17 @@ class OpenAIChatProvider:
             timeout=settings.timeout_seconds,
         )
         self.endpoint = str(self._client.base_url).rstrip("/")
+        self._window = EndpointWindow(self.endpoint, settings.model, settings.api_key)
+
+    async def context_window(self) -> int | None:
+        return await self._window.context_window()
+
+    async def count_tokens(self, text: str) -> int | None:
+        return await self._window.count_tokens(text)
+
+    @property
+    def token_counter(self) -> str:
+        return self._window.token_counter
 
     async def stream_turn(
         self,

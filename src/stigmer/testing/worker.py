@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Self
 
 from stigmer.engine.temporal_workflow import DEFAULT_TASK_QUEUE
-from stigmer.runtime.contract import ModelSettings
+from stigmer.runtime.contract import ContextSettings, ModelSettings
 from stigmer.testing.server import START_TIMEOUT_SECONDS, StigmerProcess
 from stigmer.worker.process import WorkerOptions, run_worker
 
@@ -35,6 +35,7 @@ class WorkerThread:
         *,
         task_queue: str = DEFAULT_TASK_QUEUE,
         namespace: str = "default",
+        context: ContextSettings | None = None,
     ) -> None:
         self.identity = f"test-worker-{next(_worker_numbers)}"
         self.options = WorkerOptions(
@@ -44,6 +45,7 @@ class WorkerThread:
             task_queue=task_queue,
             model=model,
             identity=self.identity,
+            context=context or ContextSettings(),
         )
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None

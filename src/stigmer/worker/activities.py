@@ -29,9 +29,10 @@ from temporalio.exceptions import ApplicationError
 
 from stigmer.api.v1 import execution_pb2, worker_pb2
 from stigmer.engine import temporal_workflow as flow
+from stigmer.engine.context_history import conversation_history
 from stigmer.engine.continuation import has_run, recorded_conversation
 from stigmer.engine.recording import RecordingSink
-from stigmer.engine.run_requests import build_run_request, history_messages
+from stigmer.engine.run_requests import build_run_request
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError, Unavailable
 from stigmer.resources.execution_events import (
     CANCELLED,
@@ -43,7 +44,9 @@ from stigmer.resources.execution_events import (
 from stigmer.resources.secret_logs import install_log_masking, known_secrets
 from stigmer.resources.secrets import SecretMasker
 from stigmer.resources.tool_policy import ToolDecision
+from stigmer.runtime.context_window import fit_context
 from stigmer.runtime.contract import (
+    ContextSettings,
     ModelError,
     ModelSettings,
     RunRequest,
@@ -120,9 +123,11 @@ class ExecutionActivities:
         model: ModelSettings,
         *,
         max_tool_result_bytes: int = DEFAULT_MAX_BYTES,
+        context: ContextSettings | None = None,
     ) -> None:
         self.server = server
         self.model = model
+        self.context = context or ContextSettings()
         self.max_tool_result_bytes = max_tool_result_bytes
         self.tool_boxes = ToolBoxes()
         self._providers = ProviderPool()
@@ -149,7 +154,11 @@ class ExecutionActivities:
     ) -> tuple[worker_pb2.ExecutionRunInputs, RunRequest, SecretMasker]:
         inputs = await self.server.run_inputs(execution_id)
         request, environment = build_run_request(
-            inputs, self.model, max_steps=1, max_tool_result_bytes=self.max_tool_result_bytes
+            inputs,
+            self.model,
+            max_steps=1,
+            max_tool_result_bytes=self.max_tool_result_bytes,
+            context=self.context,
         )
         # Until the execution ends here (END), or later executions push it out:
         # its tool servers stay open between activities and may log meanwhile.
@@ -210,24 +219,29 @@ class ExecutionActivities:
         with _as_activity_errors():
             async with _heartbeating(_heartbeat_interval()):
                 inputs, request, masker = await self._prepared(call.execution_id)
-                current = execution_pb2.AgentExecution()
-                current.CopyFrom(inputs.execution)
-                del current.status.messages[:]
-                messages = inputs.execution.status.messages
-                current.status.messages.extend(
-                    messages[i] for i in call.included if i < len(messages)
+                conversation = messages_from_history(
+                    conversation_history(
+                        [*inputs.history, inputs.execution], included_in_last=set(call.included)
+                    )
                 )
-                conversation = messages_from_history(request.history + history_messages([current]))
                 sink = self._sink(call.execution_id, inputs, masker)
                 provider = await self._providers.get(request.model)
+                tools = [ToolSpec(t.name, t.description, t.input_schema) for t in call.tools]
+                # The summary call, when one is needed, runs here, in this activity.
+                conversation = await fit_context(
+                    request.context,
+                    request.model,
+                    provider,
+                    system=request.instructions,
+                    messages=conversation,
+                    tools=tools,
+                    sink=sink,
+                )
                 await sink.ai_message_started()
                 turn = await provider.stream_turn(
                     system=request.instructions,
                     messages=conversation,
-                    tools=[
-                        ToolSpec(tool.name, tool.description, tool.input_schema)
-                        for tool in call.tools
-                    ],
+                    tools=tools,
                     on_delta=sink.ai_content_delta,
                 )
                 gated = _gated_calls(

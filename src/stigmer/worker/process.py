@@ -26,7 +26,7 @@ from stigmer.client import AsyncClient
 from stigmer.engine.temporal_connection import connect
 from stigmer.engine.temporal_workflow import AgentExecutionWorkflow
 from stigmer.errors import InvalidArgument, PermissionDenied
-from stigmer.runtime.contract import ModelSettings
+from stigmer.runtime.contract import ContextSettings, ModelSettings
 from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES
 from stigmer.tasks import cancel_tasks, guarded_task
 from stigmer.worker.activities import ExecutionActivities
@@ -46,6 +46,8 @@ class WorkerOptions:
     # The CA that verifies the server (TLS); None: the configured one, if any.
     tls_ca: str | None = None
     max_tool_result_bytes: int = DEFAULT_MAX_BYTES  # see runtime/tool_results.py
+    # The context window and its summaries (runtime/context_window.py).
+    context: ContextSettings = field(default_factory=ContextSettings)
     # What Temporal records as the worker of each activity it runs.
     identity: str = field(
         default_factory=lambda: f"stigmer-worker/{socket.gethostname()}/{os.getpid()}"
@@ -83,6 +85,7 @@ async def run_worker(
             WorkerApiClient(server),
             options.model,
             max_tool_result_bytes=options.max_tool_result_bytes,
+            context=options.context,
         )
         worker = Worker(
             temporal,

@@ -600,6 +600,7 @@ class AgentExecutionStatus(_message.Message):
     IS_PAUSE_REQUESTED_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     RUN_CONFIG_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
     phase: Global___ExecutionPhase.ValueType
     error: _builtins.str
     agent_instance_id: _builtins.str
@@ -641,6 +642,12 @@ class AgentExecutionStatus(_message.Message):
         execution layers when the execution was created.
         """
 
+    @_builtins.property
+    def context(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContextSummary]:
+        """Each time older turns were summarized to fit the model's context
+        window, oldest first (see ContextSummary).
+        """
+
     def __init__(
         self,
         *,
@@ -664,14 +671,81 @@ class AgentExecutionStatus(_message.Message):
         is_pause_requested: _builtins.bool = ...,
         attempts: _abc.Iterable[Global___ExecutionAttempt] | None = ...,
         run_config: _run_policy_pb2.RunConfig | None = ...,
+        context: _abc.Iterable[Global___ContextSummary] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["audit", b"audit", "completed_at", b"completed_at", "run_config", b"run_config", "started_at", b"started_at", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "attempts", b"attempts", "audit", b"audit", "completed_at", b"completed_at", "error", b"error", "is_cancel_requested", b"is_cancel_requested", "is_pause_requested", b"is_pause_requested", "last_sequence", b"last_sequence", "messages", b"messages", "model_name", b"model_name", "pending_approvals", b"pending_approvals", "phase", b"phase", "run_config", b"run_config", "session_id", b"session_id", "started_at", b"started_at", "sub_agent_executions", b"sub_agent_executions", "todos", b"todos", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "attempts", b"attempts", "audit", b"audit", "completed_at", b"completed_at", "context", b"context", "error", b"error", "is_cancel_requested", b"is_cancel_requested", "is_pause_requested", b"is_pause_requested", "last_sequence", b"last_sequence", "messages", b"messages", "model_name", b"model_name", "pending_approvals", b"pending_approvals", "phase", b"phase", "run_config", b"run_config", "session_id", b"session_id", "started_at", b"started_at", "sub_agent_executions", b"sub_agent_executions", "todos", b"todos", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AgentExecutionStatus: _TypeAlias = AgentExecutionStatus  # noqa: Y015
+
+@_typing.final
+class ContextSummary(_message.Message):
+    """Older turns of the conversation replaced by a summary before a model call
+    because the conversation passed the trigger share of the model's context
+    window. The conversation the model saw from then on is the summary, the
+    latest human message when it came before the cut, and the last
+    kept_messages messages of the conversation before the summary; later
+    executions of the session start from it too.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKENS_BEFORE_FIELD_NUMBER: _builtins.int
+    TOKENS_AFTER_FIELD_NUMBER: _builtins.int
+    MESSAGES_BEFORE_FIELD_NUMBER: _builtins.int
+    MESSAGES_AFTER_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    MESSAGE_INDEX_FIELD_NUMBER: _builtins.int
+    KEPT_MESSAGES_FIELD_NUMBER: _builtins.int
+    CONTEXT_WINDOW_FIELD_NUMBER: _builtins.int
+    TOKEN_COUNTER_FIELD_NUMBER: _builtins.int
+    tokens_before: _builtins.int
+    tokens_after: _builtins.int
+    messages_before: _builtins.int
+    messages_after: _builtins.int
+    summary: _builtins.str
+    model: _builtins.str
+    """The model that wrote the summary."""
+    message_index: _builtins.int
+    """The execution's message count when it was made: the summary replaces
+    what came before its messages from this index on.
+    """
+    kept_messages: _builtins.int
+    """How many messages at the end of the conversation were kept as they were."""
+    context_window: _builtins.int
+    """The context window (tokens) it was fitted to, and how it was counted
+    ("estimate", "llama.cpp tokenizer").
+    """
+    token_counter: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        tokens_before: _builtins.int = ...,
+        tokens_after: _builtins.int = ...,
+        messages_before: _builtins.int = ...,
+        messages_after: _builtins.int = ...,
+        summary: _builtins.str = ...,
+        model: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        message_index: _builtins.int = ...,
+        kept_messages: _builtins.int = ...,
+        context_window: _builtins.int = ...,
+        token_counter: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "context_window", b"context_window", "kept_messages", b"kept_messages", "message_index", b"message_index", "messages_after", b"messages_after", "messages_before", b"messages_before", "model", b"model", "summary", b"summary", "token_counter", b"token_counter", "tokens_after", b"tokens_after", "tokens_before", b"tokens_before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContextSummary: _TypeAlias = ContextSummary  # noqa: Y015
 
 @_typing.final
 class ExecutionAttempt(_message.Message):
@@ -901,6 +975,7 @@ class ExecutionEvent(_message.Message):
     APPROVAL_DECIDED_FIELD_NUMBER: _builtins.int
     PAUSE_REQUESTED_FIELD_NUMBER: _builtins.int
     RECOVERED_FIELD_NUMBER: _builtins.int
+    CONTEXT_SUMMARIZED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -925,6 +1000,8 @@ class ExecutionEvent(_message.Message):
     def pause_requested(self) -> Global___ExecutionEvent.PauseRequested: ...
     @_builtins.property
     def recovered(self) -> Global___ExecutionAttempt: ...
+    @_builtins.property
+    def context_summarized(self) -> Global___ContextSummary: ...
     def __init__(
         self,
         *,
@@ -940,12 +1017,13 @@ class ExecutionEvent(_message.Message):
         approval_decided: Global___ExecutionEvent.ApprovalDecided | None = ...,
         pause_requested: Global___ExecutionEvent.PauseRequested | None = ...,
         recovered: Global___ExecutionAttempt | None = ...,
+        context_summarized: Global___ContextSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "context_summarized", b"context_summarized", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "context_summarized", b"context_summarized", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["snapshot", "phase_changed", "message_added", "message_delta", "tool_call_updated", "usage_added", "cancel_requested", "approval_requested", "approval_decided", "pause_requested", "recovered"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["snapshot", "phase_changed", "message_added", "message_delta", "tool_call_updated", "usage_added", "cancel_requested", "approval_requested", "approval_decided", "pause_requested", "recovered", "context_summarized"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
