@@ -30,13 +30,33 @@ from stigmer.errors import FailedPrecondition, NotFound, StigmerError
 from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED, phase_event
 from stigmer.resources.secret_logs import install_log_masking, known_secrets
 from stigmer.resources.secrets import SecretMasker
-from stigmer.runtime.contract import ModelError, RunRequest, RunSink, ToolServerError
+from stigmer.runtime.contract import (
+    ModelError,
+    RunRequest,
+    RunSink,
+    SkillInfo,
+    ToolServerError,
+)
 from stigmer.runtime.provider_pool import ProviderPool
 from stigmer.store.base import Lease
 from stigmer.tasks import cancel_tasks, guarded_task
 
 logger = logging.getLogger(__name__)
 AgentLoop = Callable[[RunRequest, RunSink], Awaitable[Any]]
+
+
+class StoreSkillSource:
+    """Skill archives read from the server's own store."""
+
+    def __init__(self, domains: Domains) -> None:
+        self.domains = domains
+
+    async def archive(self, skill: SkillInfo) -> bytes:
+        async with self.domains.store.transaction(write=False) as transaction:
+            data = await self.domains.skills.archive(skill.skill_id, skill.hash, transaction)
+        if data is None:
+            raise ToolServerError(f"skill {skill.slug!r} version {skill.hash[:12]} was deleted")
+        return data
 
 
 class EmbeddedEngine:
@@ -52,6 +72,7 @@ class EmbeddedEngine:
         self.owner = f"embedded/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self._agent_loop: AgentLoop = agent_loop or self._run_with_shared_provider
         self._providers = ProviderPool()
+        self._skill_source = StoreSkillSource(domains)
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -172,7 +193,7 @@ class EmbeddedEngine:
         from stigmer.runtime.loop import run_agent
 
         provider = await self._providers.get(request.model)
-        return await run_agent(request, sink, provider=provider)
+        return await run_agent(request, sink, provider=provider, skill_source=self._skill_source)
 
     async def _run(self, execution: execution_pb2.AgentExecution) -> None:
         execution_id = execution.metadata.id

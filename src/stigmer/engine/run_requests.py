@@ -27,9 +27,11 @@ from stigmer.runtime.contract import (
     HttpServer,
     ModelSettings,
     RunRequest,
+    SkillInfo,
     StdioServer,
     ToolServer,
 )
+from stigmer.runtime.skill_prompts import with_skills
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -210,6 +212,20 @@ def model_settings(inputs: worker_pb2.ExecutionRunInputs, defaults: ModelSetting
     )
 
 
+def run_skills(inputs: worker_pb2.ExecutionRunInputs) -> tuple[SkillInfo, ...]:
+    """The skill versions the execution resolved when it was created."""
+    return tuple(
+        SkillInfo(
+            name=skill.name,
+            description=skill.description,
+            slug=skill.slug,
+            hash=skill.hash,
+            skill_id=skill.skill_id,
+        )
+        for skill in inputs.execution.status.skills
+    )
+
+
 def build_run_request(
     inputs: worker_pb2.ExecutionRunInputs,
     defaults: ModelSettings,
@@ -219,8 +235,9 @@ def build_run_request(
 ) -> tuple[RunRequest, MergedEnvironment]:
     environment = merge_environment(inputs)
     tool_deadline = inputs.agent.spec.deadlines.tool_call_seconds
+    skills = run_skills(inputs)
     request = RunRequest(
-        instructions=inputs.agent.spec.instructions,
+        instructions=with_skills(inputs.agent.spec.instructions, skills),
         history=history_messages(inputs.history),
         message=inputs.execution.spec.message,
         model=model_settings(inputs, defaults),
@@ -230,5 +247,6 @@ def build_run_request(
             float(tool_deadline) if tool_deadline else RunRequest.tool_call_timeout_seconds
         ),
         max_tool_result_bytes=max_tool_result_bytes,
+        skills=skills,
     )
     return request, environment

@@ -78,8 +78,28 @@ class HistoryMessage:
 
 
 @dataclass(frozen=True)
+class SkillInfo:
+    """A skill version an execution uses (resolved when it was created)."""
+
+    name: str  # from SKILL.md; what read_skill takes
+    description: str
+    slug: str
+    hash: str
+    skill_id: str
+
+
+class SkillSource(Protocol):
+    """Where a run gets a skill version's archive (a zip of its folder): the
+    store in the server, the server's worker API in a worker."""
+
+    async def archive(self, skill: SkillInfo) -> bytes:
+        """Raises: ToolServerError: the archive cannot be had (the skill was deleted)."""
+        ...
+
+
+@dataclass(frozen=True)
 class RunRequest:
-    instructions: str  # the system prompt
+    instructions: str  # the system prompt (with the skills' names and descriptions)
     history: tuple[HistoryMessage, ...]
     message: str  # the new user message
     model: ModelSettings
@@ -87,6 +107,7 @@ class RunRequest:
     max_steps: int = 16  # model calls before the loop gives up
     tool_call_timeout_seconds: float = 300.0  # for stdio servers (see ToolBox)
     max_tool_result_bytes: int = 64 * 1024  # see runtime/tool_results.py
+    skills: tuple[SkillInfo, ...] = ()  # offered through the read_skill tool
 
 
 @dataclass(frozen=True)

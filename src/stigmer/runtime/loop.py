@@ -17,11 +17,13 @@ interrupts a model stream or a tool call at once and closes every tool server.
 
 from __future__ import annotations
 
+from stigmer.runtime.builtin_tools import BUILTIN_SERVER, BuiltinTools
 from stigmer.runtime.contract import (
     ChatProvider,
     RunOutcome,
     RunRequest,
     RunSink,
+    SkillSource,
     ToolCallRequest,
 )
 from stigmer.runtime.conversation import (
@@ -39,12 +41,16 @@ __all__ = ["run_agent"]
 
 
 async def run_agent(
-    request: RunRequest, sink: RunSink, *, provider: ChatProvider | None = None
+    request: RunRequest,
+    sink: RunSink,
+    *,
+    provider: ChatProvider | None = None,
+    skill_source: SkillSource | None = None,
 ) -> RunOutcome:
     """Runs the agent on `request.message`, reporting every step to `sink`.
 
     `provider` overrides the one `request.model` names (the caller then owns it
-    and closes it).
+    and closes it). `skill_source` gives `read_skill` the request's skills.
 
     Raises:
         ModelError: the model could not answer.
@@ -62,26 +68,29 @@ async def run_agent(
         async with ToolBox(
             request.tool_servers, call_timeout_seconds=request.tool_call_timeout_seconds
         ) as toolbox:
-            return await _converse(request, sink, chat, toolbox, messages)
+            builtins = BuiltinTools(request.skills, skill_source)
+            return await _converse(request, sink, chat, toolbox, builtins, messages)
     finally:
         if provider is None:
             await chat.aclose()
 
 
-async def _converse(
+async def _converse(  # noqa: PLR0917
     request: RunRequest,
     sink: RunSink,
     provider: ChatProvider,
     toolbox: ToolBox,
+    builtins: BuiltinTools,
     messages: list[Message],
 ) -> RunOutcome:
     content = ""
+    tools = builtins.offered_with(toolbox.tools)
     for step in range(1, request.max_steps + 1):
         await sink.ai_message_started()
         turn = await provider.stream_turn(
             system=request.instructions,
             messages=messages,
-            tools=toolbox.tools,
+            tools=tools,
             on_delta=sink.ai_content_delta,
         )
         content = turn.content
@@ -89,7 +98,9 @@ async def _converse(
             ToolCallRequest(
                 id=call.id,
                 name=call.name,
-                server=toolbox.server_of(call.name) or "",
+                server=BUILTIN_SERVER
+                if builtins.offers(call.name)
+                else toolbox.server_of(call.name) or "",
                 arguments=call.arguments,
             )
             for call in turn.tool_calls
@@ -102,7 +113,10 @@ async def _converse(
             return RunOutcome(final_answer=content, steps=step)
         for call in calls:
             await sink.tool_call_started(call)
-            result = await toolbox.call(call.name, call.arguments)
+            if builtins.offers(call.name):
+                result = await builtins.call(call.name, call.arguments)
+            else:
+                result = await toolbox.call(call.name, call.arguments)
             # The model reads what the execution records: the result, capped.
             text = cap_tool_result(result.text, request.max_tool_result_bytes)
             await sink.tool_call_finished(call.id, text, is_error=result.is_error)

@@ -106,4 +106,19 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    # -- artifacts (store/sqlite/artifacts.py): skill archives -------------
+    (
+        6,
+        (
+            """
+            CREATE TABLE artifacts (
+                owner_id TEXT NOT NULL,
+                hash TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                data BLOB NOT NULL,
+                PRIMARY KEY (owner_id, hash)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
