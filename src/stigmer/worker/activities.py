@@ -41,17 +41,19 @@ from stigmer.resources.execution_events import (
 )
 from stigmer.resources.secret_logs import install_log_masking, known_secrets
 from stigmer.resources.secrets import SecretMasker
+from stigmer.runtime.builtin_tools import BUILTIN_SERVER, BuiltinTools
 from stigmer.runtime.contract import (
     ModelError,
     ModelSettings,
     RunRequest,
+    SkillInfo,
     ToolCallRequest,
     ToolServerError,
 )
 from stigmer.runtime.conversation import ToolCall, ToolSpec, messages_from_history
 from stigmer.runtime.provider_pool import ProviderPool
 from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES
-from stigmer.runtime.tools import ToolBox
+from stigmer.runtime.tools import ToolBox, ToolResult
 from stigmer.tasks import cancel_tasks, guarded_task
 from stigmer.worker.server_api import WorkerApiClient
 from stigmer.worker.toolboxes import ToolBoxes
@@ -107,6 +109,20 @@ async def _heartbeating(interval: float) -> AsyncIterator[None]:
 def _heartbeat_interval() -> float:
     timeout = activity.info().heartbeat_timeout
     return max(0.2, timeout.total_seconds() / 4) if timeout else 5.0
+
+
+class ServerSkillSource:
+    """Skill archives fetched through the server's worker API, for one execution."""
+
+    def __init__(self, server: WorkerApiClient, execution_id: str) -> None:
+        self.server = server
+        self.execution_id = execution_id
+
+    async def archive(self, skill: SkillInfo) -> bytes:
+        try:
+            return await self.server.skill_archive(self.execution_id, skill.hash)
+        except NotFound as error:
+            raise ToolServerError(f"skill {skill.slug!r}: {error.message}") from None
 
 
 class ExecutionActivities:
@@ -169,16 +185,21 @@ class ExecutionActivities:
         with _as_activity_errors():
             async with _heartbeating(_heartbeat_interval()):
                 inputs, request, _ = await self._prepared(execution_id)
+                builtins = BuiltinTools(
+                    request.skills, ServerSkillSource(self.server, execution_id)
+                )
                 async with ToolBox(request.tool_servers) as toolbox:
                     tools = [
                         flow.OfferedTool(
                             name=spec.name,
                             description=spec.description,
                             input_schema=dict(spec.input_schema),
-                            server=toolbox.server_of(spec.name) or "",
+                            server=BUILTIN_SERVER
+                            if builtins.offers(spec.name)
+                            else toolbox.server_of(spec.name) or "",
                             tool=toolbox.tool_of(spec.name) or spec.name,
                         )
-                        for spec in toolbox.tools
+                        for spec in builtins.offered_with(toolbox.tools)
                     ]
         # Only the user's message: an execution re-queued after its worker
         # was lost before the model said anything keeps that empty AI message.
@@ -235,7 +256,15 @@ class ExecutionActivities:
                 asked = ToolCallRequest(call.id, call.name, call.server, call.arguments)
                 await sink.tool_call_started(asked)
                 servers = [s for s in request.tool_servers if s.name == call.server]
-                if not servers:
+                if call.server == BUILTIN_SERVER:
+                    source = ServerSkillSource(self.server, given.execution_id)
+                    builtins = BuiltinTools(request.skills, source)
+                    if builtins.offers(call.tool):
+                        result = await builtins.call(call.tool, call.arguments)
+                    else:
+                        result = ToolResult(f"unknown tool {call.name!r}", is_error=True)
+                    await sink.tool_call_finished(call.id, result.text, is_error=result.is_error)
+                elif not servers:
                     # The model named a tool nobody offers: an error result it can read.
                     offered = sorted({server.name for server in request.tool_servers})
                     text = f"unknown tool {call.name!r}; the tool servers are: {offered}"
