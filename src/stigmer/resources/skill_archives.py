@@ -89,13 +89,18 @@ def check_path(name: str) -> str:
     return cleaned
 
 
+def _file_type(info: zipfile.ZipInfo) -> int:
+    """The entry's Unix file type bits; 0 when its zip says none (most
+    tools write only permission bits for a plain file)."""
+    return stat.S_IFMT(info.external_attr >> 16)
+
+
 def _is_symlink(info: zipfile.ZipInfo) -> bool:
-    return stat.S_ISLNK(info.external_attr >> 16)
+    return _file_type(info) == stat.S_IFLNK
 
 
 def _is_irregular(info: zipfile.ZipInfo) -> bool:
-    mode = info.external_attr >> 16
-    return bool(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+    return _file_type(info) not in {0, stat.S_IFREG, stat.S_IFDIR}
 
 
 def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
