@@ -82,7 +82,9 @@ def test_the_hash_is_of_the_content_not_of_the_zip(client: Client, tmp_path: Pat
     assert response.hash == content.hash
 
 
-def test_dry_run_reports_the_hash_and_writes_nothing(cli: Cli, client: Client, tmp_path: Path) -> None:
+def test_dry_run_reports_the_hash_and_writes_nothing(
+    cli: Cli, client: Client, tmp_path: Path
+) -> None:
     folder = write_skill(tmp_path / "notes")
     result = cli("skill", "push", str(folder), "--dry-run")
     assert result.exit_code == 0, result.stderr
@@ -132,7 +134,9 @@ def test_an_agent_naming_a_missing_skill_or_version_is_not_found(
     assert "spec.skill_refs[0].slug" in missing.value.message
     client.push_skill(read_folder(write_skill(tmp_path / "notes")))
     with pytest.raises(NotFound) as no_tag:
-        client.apply(AGENT_WITH_SKILL.replace("[release-notes]", "[{slug: release-notes, version: v9}]"))
+        client.apply(
+            AGENT_WITH_SKILL.replace("[release-notes]", "[{slug: release-notes, version: v9}]")
+        )
     assert "spec.skill_refs[0].version" in no_tag.value.message
     assert client.list("agent") == []
 
