@@ -124,6 +124,10 @@ def test_delete_is_refused_while_an_agent_refers_to_the_skill_unless_forced(
     assert forced.exit_code == 0, forced.stderr
     with pytest.raises(NotFound):
         client.get("skill", "release-notes")
+    (violation,) = client.check().violations
+    assert "spec.skill_refs[0] names Skill 'release-notes', which does not exist" in (
+        violation.message
+    )
 
 
 def test_an_agent_naming_a_missing_skill_or_version_is_not_found(

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from stigmer.api.v1 import agent_pb2, agentinstance_pb2, execution_pb2
+from stigmer.api.v1 import agent_pb2, agentinstance_pb2, execution_pb2, skill_pb2
 from stigmer.consistency.invariants import Code, Violation
+from stigmer.domain.skill.versions import requested_version, resolve_version
 from stigmer.pipeline.envelope import decode
 from stigmer.resources.execution_events import IN_PROGRESS, phase_name
 from stigmer.resources.kinds import (
@@ -27,6 +28,7 @@ from stigmer.resources.kinds import (
     KINDS,
     MCP_SERVER,
     SESSION,
+    SKILL,
     KindInfo,
 )
 from stigmer.resources.slugs import default_instance_slug
@@ -228,6 +230,7 @@ def _references(snapshot: Snapshot) -> Iterator[Violation]:
                     f"agent {record.slug}: spec.mcp_servers[{index}].ref names McpServer "
                     f"{usage.ref!r}, which does not exist",
                 )
+    yield from _skill_references(snapshot)
     for instance_id, record in snapshot.of(AGENT_INSTANCE.name).items():
         instance = agentinstance_pb2.AgentInstance.FromString(record.data)
         for index, slug in enumerate(instance.spec.environment_refs):
@@ -238,6 +241,32 @@ def _references(snapshot: Snapshot) -> Iterator[Violation]:
                     f"instance {record.slug}: spec.environment_refs[{index}] names Environment "
                     f"{slug!r}, which does not exist",
                 )
+
+
+def _skill_references(snapshot: Snapshot) -> Iterator[Violation]:
+    """An agent's skill ref that resolves to no version: its runs would fail
+    (a skill deleted with --force, or a tag that was never pushed)."""
+    skills = {
+        (r.org, r.slug): skill_pb2.Skill.FromString(r.data)
+        for r in snapshot.of(SKILL.name).values()
+    }
+    for agent_id, record in snapshot.of(AGENT.name).items():
+        agent = decode(AGENT, record)
+        for index, ref in enumerate(agent.spec.skill_refs):
+            skill = skills.get((record.org, ref.slug))
+            if skill is not None and resolve_version(skill, ref.version) is not None:
+                continue
+            what = (
+                f"Skill {ref.slug!r}, which does not exist"
+                if skill is None
+                else f"version {requested_version(ref.version)!r} of Skill {ref.slug!r}, "
+                "which it does not have"
+            )
+            yield Violation(
+                Code.DANGLING_REFERENCE,
+                (_ref(AGENT.name, agent_id),),
+                f"agent {record.slug}: spec.skill_refs[{index}] names {what}",
+            )
 
 
 def find_violations(snapshot: Snapshot) -> list[Violation]:
