@@ -4,6 +4,7 @@ from the system prompt and reads them with read_skill."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,44 @@ def test_read_skill_of_an_unknown_file_is_an_error_result_the_model_reads(
     (call,) = final.status.tool_calls
     assert call.error or call.result
     assert "climbs out of the folder" in _tool_results(model.requests[1])[0]
+
+
+def test_tool_servers_get_the_unpacked_skill_folder_and_it_is_removed_after(
+    client: Client, model: ScriptedModel, tmp_path: Path
+) -> None:
+    client.push_skill(read_folder(write_skill(tmp_path / "notes")))
+    client.apply(
+        f"""\
+apiVersion: agentic.stigmer.ai/v1
+kind: Agent
+metadata: {{name: renderer}}
+spec:
+  instructions: Render release notes with your tools and skills.
+  skill_refs: [release-notes]
+  mcp_servers:
+    - name: files
+      stdio:
+        command: {sys.executable}
+        args: ["-m", "stigmer.testing.mcp_server"]
+"""
+    )
+    seen: list[bool] = []
+
+    def turns(request: dict[str, Any]) -> Reply:
+        results = _tool_results(request)
+        if not results:
+            return Reply(tool_calls=(ToolCallStep("read_env", {"name": "STIGMER_SKILLS_DIR"}),))
+        # While the run goes on, its tool servers see the skill's files.
+        seen.append(
+            (Path(results[0]) / "release-notes" / "template.md").read_text() == "## Added\n"
+        )
+        return Reply(content=results[0])
+
+    model.reply_with(turns)
+    final = wait_for_end(client, client.run("renderer", "Render the notes").metadata.id)
+
+    assert final.status.phase == COMPLETED, final.status.error
+    assert seen == [True]
+    folder = Path(final.status.tool_calls[0].result)
+    assert folder.name == final.metadata.id
+    wait_until(lambda: not folder.exists(), what="the skill folder removed")

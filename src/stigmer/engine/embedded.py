@@ -20,12 +20,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from stigmer import config
 from stigmer.api.v1 import execution_pb2
 from stigmer.domain.execution.inputs import gather_inputs
 from stigmer.domain.registry import Domains
 from stigmer.engine.options import EngineOptions
 from stigmer.engine.recording import RecordingSink
-from stigmer.engine.run_requests import build_run_request
+from stigmer.engine.run_requests import build_run_request, needs_skill_folder, run_skills
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError
 from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED, phase_event
 from stigmer.resources.secret_logs import install_log_masking, known_secrets
@@ -38,6 +39,7 @@ from stigmer.runtime.contract import (
     ToolServerError,
 )
 from stigmer.runtime.provider_pool import ProviderPool
+from stigmer.runtime.skill_folders import remove_skills, unpack_skills
 from stigmer.store.base import Lease
 from stigmer.tasks import cancel_tasks, guarded_task
 
@@ -73,6 +75,7 @@ class EmbeddedEngine:
         self._agent_loop: AgentLoop = agent_loop or self._run_with_shared_provider
         self._providers = ProviderPool()
         self._skill_source = StoreSkillSource(domains)
+        self._work_dir = options.work_dir or config.stigmer_home() / "work"
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -206,13 +209,18 @@ class EmbeddedEngine:
             return await executions.record_events(execution_id, events)
 
         sink = RecordingSink(record, SecretMasker(()), len(execution.status.messages))
+        skills_dir = self._work_dir / execution_id
         try:
             inputs = await gather_inputs(self.domains, execution_id)
+            has_folder = needs_skill_folder(inputs)
+            if has_folder:
+                await unpack_skills(skills_dir, run_skills(inputs), self._skill_source)
             request, environment = build_run_request(
                 inputs,
                 self.options.model,
                 max_steps=self.options.max_steps,
                 max_tool_result_bytes=self.options.max_tool_result_bytes,
+                skills_dir=str(skills_dir) if has_folder else "",
             )
             known_secrets.remember(execution_id, environment.secrets)
             sink = RecordingSink(
@@ -242,6 +250,7 @@ class EmbeddedEngine:
                 await renewer
             await self.domains.execution_queue.release_lease(execution_id, self.owner)
             known_secrets.forget(execution_id)
+            await asyncio.to_thread(remove_skills, skills_dir)
 
     async def _end_cancelled(self, execution_id: str, sink: RecordingSink) -> None:
         reason = self._cancel_reasons.get(execution_id, "cancelled")

@@ -31,6 +31,7 @@ from stigmer.runtime.contract import (
     StdioServer,
     ToolServer,
 )
+from stigmer.runtime.skill_folders import SKILLS_DIR_VARIABLE
 from stigmer.runtime.skill_prompts import with_skills
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -91,7 +92,9 @@ def _transport(
                 resolve_placeholders(a, environment, f"{where}.stdio.args[{i}]")
                 for i, a in enumerate(stdio.args)
             ),
-            working_dir=stdio.working_dir,
+            working_dir=resolve_placeholders(
+                stdio.working_dir, environment, f"{where}.stdio.working_dir"
+            ),
             env={**environment, **_resolved(stdio.env, environment, f"{where}.stdio.env")},
         )
     assert http is not None
@@ -212,6 +215,11 @@ def model_settings(inputs: worker_pb2.ExecutionRunInputs, defaults: ModelSetting
     )
 
 
+def needs_skill_folder(inputs: worker_pb2.ExecutionRunInputs) -> bool:
+    """Whether the execution's tool servers get its skills unpacked."""
+    return bool(inputs.execution.status.skills and inputs.agent.spec.mcp_servers)
+
+
 def run_skills(inputs: worker_pb2.ExecutionRunInputs) -> tuple[SkillInfo, ...]:
     """The skill versions the execution resolved when it was created."""
     return tuple(
@@ -232,8 +240,13 @@ def build_run_request(
     *,
     max_steps: int,
     max_tool_result_bytes: int = RunRequest.max_tool_result_bytes,
+    skills_dir: str = "",
 ) -> tuple[RunRequest, MergedEnvironment]:
+    """`skills_dir`: where the execution's skills are unpacked, given to its
+    tool servers as STIGMER_SKILLS_DIR (runtime/skill_folders.py)."""
     environment = merge_environment(inputs)
+    if skills_dir:
+        environment.values[SKILLS_DIR_VARIABLE] = skills_dir
     tool_deadline = inputs.agent.spec.deadlines.tool_call_seconds
     skills = run_skills(inputs)
     request = RunRequest(

@@ -21,16 +21,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from stigmer import config
 from stigmer.api.v1 import execution_pb2, worker_pb2
 from stigmer.engine import temporal_workflow as flow
 from stigmer.engine.recording import RecordingSink
-from stigmer.engine.run_requests import build_run_request, history_messages
+from stigmer.engine.run_requests import (
+    build_run_request,
+    history_messages,
+    needs_skill_folder,
+    run_skills,
+)
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError, Unavailable
 from stigmer.resources.execution_events import (
     CANCELLED,
@@ -52,6 +61,7 @@ from stigmer.runtime.contract import (
 )
 from stigmer.runtime.conversation import ToolCall, ToolSpec, messages_from_history
 from stigmer.runtime.provider_pool import ProviderPool
+from stigmer.runtime.skill_folders import remove_skills, unpack_skills
 from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES
 from stigmer.runtime.tools import ToolBox, ToolResult
 from stigmer.tasks import cancel_tasks, guarded_task
@@ -134,10 +144,14 @@ class ExecutionActivities:
         model: ModelSettings,
         *,
         max_tool_result_bytes: int = DEFAULT_MAX_BYTES,
+        work_dir: Path | None = None,
     ) -> None:
         self.server = server
         self.model = model
         self.max_tool_result_bytes = max_tool_result_bytes
+        # This worker's own: several workers on one machine never share a folder.
+        base = work_dir or config.stigmer_home() / "work"
+        self.work_dir = base / f"worker-{socket.gethostname()}-{os.getpid()}"
         self.tool_boxes = ToolBoxes()
         self._providers = ProviderPool()
         install_log_masking()
@@ -147,6 +161,7 @@ class ExecutionActivities:
 
     async def aclose(self) -> None:
         await self.tool_boxes.aclose()
+        await asyncio.to_thread(remove_skills, self.work_dir)
         # The local model is shared by the worker's activities and lives as long as it.
         await self._providers.aclose()
 
@@ -154,8 +169,20 @@ class ExecutionActivities:
         self, execution_id: str
     ) -> tuple[worker_pb2.ExecutionRunInputs, RunRequest, SecretMasker]:
         inputs = await self.server.run_inputs(execution_id)
+        skills_dir = ""
+        if needs_skill_folder(inputs):
+            # Kept between the execution's activities on this worker (its tool
+            # servers stay open too), removed by END or when the worker stops.
+            folder = self.work_dir / execution_id
+            source = ServerSkillSource(self.server, execution_id)
+            await unpack_skills(folder, run_skills(inputs), source)
+            skills_dir = str(folder)
         request, environment = build_run_request(
-            inputs, self.model, max_steps=1, max_tool_result_bytes=self.max_tool_result_bytes
+            inputs,
+            self.model,
+            max_steps=1,
+            max_tool_result_bytes=self.max_tool_result_bytes,
+            skills_dir=skills_dir,
         )
         # Until the execution ends here (END), or later executions push it out:
         # its tool servers stay open between activities and may log meanwhile.
@@ -308,6 +335,7 @@ class ExecutionActivities:
         events.append(phase_event(PHASES[ending.phase], mask(ending.reason)))
         await self.tool_boxes.close_execution(ending.execution_id)
         known_secrets.forget(ending.execution_id)
+        await asyncio.to_thread(remove_skills, self.work_dir / ending.execution_id)
         with _as_activity_errors():
             try:
                 await self.server.record_events(ending.execution_id, events)
