@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from stigmer.errors import InvalidArgument
+from stigmer.errors import FieldViolation, InvalidArgument
 from stigmer.resources.manifest_yaml import compose_manifest
 
 SKILL_FILE = "SKILL.md"
@@ -38,7 +38,13 @@ class SkillDocument:
 
 
 def _problem(line: int, message: str) -> InvalidArgument:
-    return InvalidArgument.for_field(SKILL_FILE, f"line {line}: {message}")
+    # The request field at fault is the archive; the facts say where in it.
+    text = f"{SKILL_FILE}: line {line}: {message}"
+    return InvalidArgument(
+        text,
+        violations=[FieldViolation("archive", text)],
+        facts={"field": "archive", "file": SKILL_FILE, "line": str(line)},
+    )
 
 
 def _text_field(mapping: yaml.MappingNode, key: str, limit: int, fence_line: int) -> str:

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 
 from stigmer.api.v1 import skill_pb2
 from stigmer.domain.skill.versions import LATEST
+from stigmer.errors import InvalidArgument
 from stigmer.pipeline.context import PipelineContext
 from stigmer.pipeline.envelope import Relations, as_envelope, encode, now, touch_audit
 from stigmer.resources.ids import new_id
 from stigmer.resources.kinds import API_VERSION, DEFAULT_ORG, SKILL
 from stigmer.resources.principals import current_principal
-from stigmer.resources.skill_archives import SkillContent, read_archive
+from stigmer.resources.skill_archives import MAX_ARCHIVE_BYTES, SkillContent, read_archive
 from stigmer.resources.slugs import resolve_slug
 from stigmer.resources.validation import validate_message
 from stigmer.store.base import Record, Transaction
@@ -33,6 +34,8 @@ class PushContext(PipelineContext):
     transaction: Transaction
     request: skill_pb2.PushSkillRequest
     content: SkillContent | None = None
+    # The archive as stored: the content's canonical zip, compressed.
+    archive: bytes = b""
     slug: str = ""
     name: str = ""
     existing_record: Record | None = None
@@ -58,6 +61,15 @@ class ReadArchiveStep:
     async def run(self, context: PushContext) -> None:
         validate_message(context.request)
         context.content = read_archive(context.request.archive)
+        context.archive = context.content.canonical_zip()
+        # What a worker fetches must fit in one message too, whatever
+        # compression the sender used.
+        if len(context.archive) > MAX_ARCHIVE_BYTES:
+            raise InvalidArgument.for_field(
+                "archive",
+                f"the content takes {len(context.archive)} bytes compressed as stored "
+                f"(at most {MAX_ARCHIVE_BYTES} bytes)",
+            )
 
 
 @dataclass(frozen=True)
@@ -141,5 +153,5 @@ class StoreArchiveStep:
             return
         content = context.require_content()
         await context.transaction.put_artifact(
-            context.require_state().metadata.id, content.hash, content.canonical_zip()
+            context.require_state().metadata.id, content.hash, context.archive
         )
