@@ -210,6 +210,7 @@ class EmbeddedEngine:
 
         sink = RecordingSink(record, SecretMasker(()), len(execution.status.messages))
         skills_dir = self._work_dir / execution_id
+        has_folder = False
         try:
             inputs = await gather_inputs(self.domains, execution_id)
             has_folder = needs_skill_folder(inputs)
@@ -250,7 +251,8 @@ class EmbeddedEngine:
                 await renewer
             await self.domains.execution_queue.release_lease(execution_id, self.owner)
             known_secrets.forget(execution_id)
-            await asyncio.to_thread(remove_skills, skills_dir)
+            if has_folder:
+                await asyncio.to_thread(remove_skills, skills_dir)
 
     async def _end_cancelled(self, execution_id: str, sink: RecordingSink) -> None:
         reason = self._cancel_reasons.get(execution_id, "cancelled")
