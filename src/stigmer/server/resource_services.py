@@ -51,10 +51,12 @@ class ResourceServices:
     """The gRPC handlers of one kind's command and query services."""
 
     def __init__(
-        self, controller: ResourceController, extra_behaviours: Mapping[str, Behaviour] = {}
+        self,
+        controller: ResourceController,
+        extra_behaviours: Mapping[str, Behaviour] | None = None,
     ) -> None:
         self.controller = controller
-        self.extra_behaviours = dict(extra_behaviours)
+        self.extra_behaviours = dict(extra_behaviours or {})
         self.command = controller.kind.command_service
         self.query = controller.kind.query_service
         self.list_class = GetMessageClass(self.query.methods_by_name["List"].output_type)

@@ -6,7 +6,7 @@ what it reads)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from stigmer.api.v1 import execution_pb2, skill_pb2
 from stigmer.domain.clients import ResourceReader
@@ -32,8 +32,7 @@ async def resolve_refs(
         found = await skills.require_slug(
             agent.metadata.org, ref.slug, transaction, field=f"{where}.slug"
         )
-        skill = skill_pb2.Skill()
-        skill.CopyFrom(found)  # type: ignore[arg-type]
+        skill = cast(skill_pb2.Skill, found)
         version = resolve_version(skill, ref.version)
         if version is None:
             wanted = requested_version(ref.version)
@@ -95,6 +94,3 @@ class ResolveExecutionSkillsStep:
                 facts={"field": error.facts.get("field", ""), "agent": agent.metadata.slug},
             ) from None
         state.status.skills.extend(resolved)
-
-
-__all__ = ["RequireSkillRefsStep", "ResolveExecutionSkillsStep", "resolve_refs"]
