@@ -86,8 +86,9 @@ def test_dry_run_reports_the_hash_and_writes_nothing(
     cli: Cli, client: Client, tmp_path: Path
 ) -> None:
     folder = write_skill(tmp_path / "notes")
-    result = cli("skill", "push", str(folder), "--dry-run")
+    result = cli("skill", "push", str(folder), "--dry-run", "--name", "Changelog Writer")
     assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("skill/changelog-writer ")
     assert read_folder(folder).hash[:12] in result.stdout
     assert "(dry run)" in result.stdout
     assert client.list("skill") == []
