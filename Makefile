@@ -87,6 +87,7 @@ bench: setup
 	$(BIN)/python bench/controlplane.py --store both
 	$(BIN)/python bench/runs.py --store both --engine both
 	$(BIN)/python bench/context.py
+	$(BIN)/python bench/skills.py --store both
 	$(BIN)/python bench/local_model.py
 
 clean:

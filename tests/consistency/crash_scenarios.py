@@ -34,6 +34,7 @@ from stigmer.resources.execution_events import (
     TERMINAL_PHASES,
     WAITING_FOR_APPROVAL,
 )
+from stigmer.resources.skill_archives import content_of
 from stigmer.store.base import Lease, Transaction
 from stigmer.store.sqlite import SqliteStore
 from stigmer.testing.scripted_model import Reply, ToolCallStep
@@ -213,6 +214,11 @@ class Scenario:
     responder: Responder | None = None
 
 
+def _push_skill(client: Client) -> None:
+    files = {"SKILL.md": b"---\nname: notes\ndescription: Writes notes.\n---\nWrite notes.\n"}
+    client.push_skill(content_of(files))
+
+
 def _created(kind: str, name: str) -> Action:
     return lambda client: client.get(kind, name)
 
@@ -344,6 +350,12 @@ SCENARIOS: dict[str, Scenario] = {
         _reviewer_with_finished_run,
         lambda c: c.delete_execution(c.list_executions()[0].metadata.id),
         lambda c: _expect(c.list_executions() == []),
+    ),
+    "skill.push": Scenario(_nothing, _push_skill, _created("skill", "notes")),
+    "skill.delete": Scenario(
+        _push_skill,
+        lambda c: c.delete("skill", "notes"),
+        lambda c: _expect(c.list("skill") == []),
     ),
     # A commit of any write, here an agent's.
     "store": Scenario(_nothing, _reviewer, _created("agentinstance", "reviewer-default")),

@@ -390,14 +390,14 @@ def test_a_nul_inside_a_manifest_resource_names_the_resource_and_field(
     channel: grpc.Channel,
 ) -> None:
     given = agent("Tool User")
-    given.spec.skill_refs.append("skill\x00")
+    given.spec.skill_refs.add(slug="skill", version="v1\x00")
     packed = any_pb2.Any()
     packed.Pack(given)
     request = manifest_pb2.ApplyManifestRequest(resources=[packed])
     # The NUL sits inside the Any's bytes: found once the resource is unpacked.
     error = refused(manifest_pb2_grpc.ManifestControllerStub(channel).Apply, request)
     assert code(error) == grpc.StatusCode.INVALID_ARGUMENT
-    assert fields_at_fault(error) == ["resources[0].spec.skill_refs[0]"]
+    assert fields_at_fault(error) == ["resources[0].spec.skill_refs[0].version"]
 
 
 def test_a_label_selector_key_outside_the_label_rules_is_invalid_argument(

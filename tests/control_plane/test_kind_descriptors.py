@@ -9,7 +9,7 @@ from stigmer.api.v1 import agent_pb2, execution_pb2, session_pb2
 from stigmer.client import Client
 from stigmer.client.stubs import KIND_STUBS
 from stigmer.errors import InvalidArgument
-from stigmer.resources.kinds import AGENT_EXECUTION, KINDS, KindInfo, kind_by_type_name
+from stigmer.resources.kinds import AGENT_EXECUTION, KINDS, SKILL, KindInfo, kind_by_type_name
 
 USER_WRITTEN = [kind for kind in KINDS if kind.is_user_written]
 
@@ -30,8 +30,15 @@ def test_executions_are_not_user_written_and_have_services_of_their_own() -> Non
     assert "Cancel" in AGENT_EXECUTION.command_service.methods_by_name
 
 
-def test_client_stubs_exist_for_exactly_the_user_written_kinds() -> None:
-    assert list(KIND_STUBS) == [kind.name for kind in USER_WRITTEN]
+def test_skills_are_pushed_not_applied_and_read_through_the_generic_services() -> None:
+    assert not SKILL.is_user_written and SKILL.has_generic_services
+    assert {m.name for m in SKILL.command_service.methods} == {"Push", "Delete"}
+    assert KIND_STUBS["Skill"].apply_request is None
+
+
+def test_client_stubs_exist_for_exactly_the_generically_served_kinds() -> None:
+    assert list(KIND_STUBS) == [kind.name for kind in KINDS if kind.has_generic_services]
+    assert set(KIND_STUBS) == {kind.name for kind in USER_WRITTEN} | {"Skill"}
     assert KIND_STUBS["Agent"].apply_request is agent_pb2.ApplyAgentRequest
     assert KIND_STUBS["Session"].apply_request is session_pb2.ApplySessionRequest
 

@@ -142,7 +142,6 @@ kind: Agent
 metadata: {name: planner}
 spec:
   instructions: Plan the work and hand parts to helpers.
-  skillRefs: [planning]
   subAgents:
     - {name: writer, agentRef: writer}
     - {name: checker, instructions: Check the plan.}
@@ -158,12 +157,10 @@ spec:
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert warnings == [
         "warning: agent/planner: spec.sub_agents is accepted but not used yet",
-        "warning: agent/planner: spec.skill_refs is accepted but not used yet",
     ]
     assert result.stdout.split() == ["agent/planner", "created", "agent/plain", "created"]
     stored = client.get("agent", "planner")
     assert [sub.name for sub in stored.spec.sub_agents] == ["writer", "checker"]
-    assert list(stored.spec.skill_refs) == ["planning"]
 
 
 # -- reading, no server -------------------------------------------------------
@@ -221,7 +218,7 @@ def _fill(message: Any, descriptor: Any, depth: int) -> None:
         message.name = "Sample Name"
 
 
-APPLIED_KINDS = [kind for kind in KINDS if kind.name != "AgentExecution"]
+APPLIED_KINDS = [kind for kind in KINDS if kind.is_user_written]
 
 
 @pytest.mark.parametrize("is_camel_case", [True, False], ids=["camelCase", "snake_case"])
@@ -301,7 +298,10 @@ spec:
             "subAgents:",
             "spec.sub_agents: expected a list of SubAgent entries, got a mapping",
         ),
-        ("skillRefs:", "spec.skill_refs: expected a list of strings, got a string"),
+        (
+            "skillRefs:",
+            "spec.skill_refs: expected a list of SkillRef entries, got a string",
+        ),
         ("temperature:", "unknown field 'spec.temperature' (AgentSpec has: description,"),
     ],
     ids=[

@@ -84,15 +84,18 @@ def every_rpc() -> list[Rpc]:
 
 
 def without_orphaning(body: bytes) -> bytes:
-    """The delete, cascading: a delete that orphans on purpose leaves what the
-    checker rightly reports (ORPHAN_*), which is no fault of the server."""
+    """The delete, cascading and unforced: a delete that orphans on purpose
+    (or forces a skill away from the agents using it) leaves what the checker
+    rightly reports (ORPHAN_*, DANGLING_REFERENCE), which is no fault of the
+    server."""
     try:
         request = meta_pb2.DeleteRequest.FromString(body)
     except DecodeError:
         return body
-    if request.cascade != meta_pb2.CASCADE_POLICY_ORPHAN:
+    if request.cascade != meta_pb2.CASCADE_POLICY_ORPHAN and not request.force:
         return body
     request.cascade = meta_pb2.CASCADE_POLICY_BACKGROUND
+    request.force = False
     return request.SerializeToString()
 
 

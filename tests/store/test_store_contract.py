@@ -944,3 +944,59 @@ def test_delete_that_finds_no_record_leaves_events_and_lease_of_that_id(
     assert run(fetch(store, record)) == record
     assert run(events_of(store, record.id)) == [(1, b"one")]
     assert run(lease_of(store, record.id)) == Lease(record.id, "worker-a", 10.0)
+
+
+# --- artifacts (skill archives) ------------------------------------------------------------
+
+
+def test_artifact_is_stored_once_per_owner_and_hash_and_read_back(store: Store, run: Run) -> None:
+    data = bytes(range(256)) * 64  # binary, NULs included
+
+    async def put_twice() -> list[bool]:
+        async with store.transaction() as tx:
+            first = await tx.put_artifact("skl-1", "a" * 64, data)
+            second = await tx.put_artifact("skl-1", "a" * 64, b"other bytes")
+        return [first, second]
+
+    async def read(owner: str, digest: str) -> bytes | None:
+        async with store.transaction(write=False) as tx:
+            return await tx.get_artifact(owner, digest)
+
+    assert run(put_twice()) == [True, False]
+    assert run(read("skl-1", "a" * 64)) == data
+    assert run(read("skl-2", "a" * 64)) is None
+    assert run(read("skl-1", "b" * 64)) is None
+
+
+def test_delete_artifacts_removes_only_the_owners(store: Store, run: Run) -> None:
+    async def put_and_delete() -> int:
+        async with store.transaction() as tx:
+            for owner, digest in (("skl-1", "a"), ("skl-1", "b"), ("skl-2", "a")):
+                await tx.put_artifact(owner, digest * 64, digest.encode())
+        async with store.transaction() as tx:
+            return await tx.delete_artifacts("skl-1")
+
+    async def remaining() -> list[bytes | None]:
+        async with store.transaction(write=False) as tx:
+            return [
+                await tx.get_artifact("skl-1", "a" * 64),
+                await tx.get_artifact("skl-2", "a" * 64),
+            ]
+
+    assert run(put_and_delete()) == 2
+    assert run(remaining()) == [None, b"a"]
+
+
+def test_artifact_written_in_a_failed_transaction_is_gone(store: Store, run: Run) -> None:
+    async def failing() -> None:
+        async with store.transaction() as tx:
+            await tx.put_artifact("skl-1", "c" * 64, b"half")
+            raise RuntimeError("boom")
+
+    async def read() -> bytes | None:
+        async with store.transaction(write=False) as tx:
+            return await tx.get_artifact("skl-1", "c" * 64)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run(failing())
+    assert run(read()) is None

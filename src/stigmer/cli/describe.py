@@ -140,7 +140,7 @@ def describe_agent(client: Client, agent: Any, out: Description) -> None:
         [
             ("Description", spec.description),
             ("Model", spec.model or "<server default>"),
-            ("Skills", ", ".join(spec.skill_refs)),
+            ("Skills", ", ".join(f"{r.slug}@{r.version or 'latest'}" for r in spec.skill_refs)),
         ]
     )
     out.heading("Instructions")
@@ -382,6 +382,37 @@ def describe_mcp_server(client: Client, server: Any, out: Description) -> None:
     out.pairs([("Used By Agents", users)])
 
 
+def describe_skill(client: Client, skill: Any, out: Description) -> None:
+    status = skill.status
+    out.pairs([("Description", skill.spec.description)])
+    tags_of: dict[str, list[str]] = {}
+    for tag, digest in sorted(status.tags.items()):
+        tags_of.setdefault(digest, []).append(tag)
+    out.heading(f"Versions ({len(status.versions)})")
+    out.table(
+        ["HASH", "TAGS", "FILES", "SIZE", "PUSHED", "DESCRIPTION"],
+        [
+            [
+                v.hash[:12],
+                ", ".join(tags_of.get(v.hash, [])),
+                str(v.file_count),
+                str(v.size_bytes),
+                format_age(v.pushed_at),
+                first_line(v.description, 48),
+            ]
+            for v in reversed(status.versions)
+        ],
+    )
+    slug = skill.metadata.slug
+    users = [
+        f"{agent.metadata.slug} ({ref.version or 'latest'})"
+        for agent in client.list("agent", org=skill.metadata.org)
+        for ref in agent.spec.skill_refs
+        if ref.slug == slug
+    ]
+    out.pairs([("Used By Agents", users)])
+
+
 Describer = Callable[[Client, Any, Description], None]
 DESCRIBERS: dict[str, Describer] = {
     "Agent": describe_agent,
@@ -390,6 +421,7 @@ DESCRIBERS: dict[str, Describer] = {
     "AgentExecution": describe_execution,
     "Environment": describe_environment,
     "McpServer": describe_mcp_server,
+    "Skill": describe_skill,
 }
 
 
@@ -397,7 +429,7 @@ def describe(
     kind: Annotated[
         str,
         typer.Argument(
-            help="agent, agentinstance, session, execution, environment, mcpserver",
+            help="agent, agentinstance, session, execution, environment, mcpserver, skill",
             autocompletion=kinds,
         ),
     ],

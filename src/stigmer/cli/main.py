@@ -39,6 +39,7 @@ from stigmer.cli import (
     resources,
     server,
     settings,
+    skills,
     tokens,
     validate,
     web_console,
@@ -119,6 +120,7 @@ app.add_typer(settings.app, name="config")
 doctor.register(app)
 app.add_typer(models.app, name="model")
 app.add_typer(tokens.app, name="token")
+app.add_typer(skills.app, name="skill")
 worker.register(app)
 completion.register(app)
 explain.register(app)

@@ -63,6 +63,12 @@ KIND_COLUMNS: dict[str, list[Column]] = {
     ],
     "Environment": [("VARIABLES", lambda r: str(len(r.spec.data)), False)],
     "McpServer": [("TRANSPORT", _transport, False)],
+    "Skill": [
+        ("LATEST", lambda r: r.status.tags.get("latest", "")[:12] or "-", False),
+        ("VERSIONS", lambda r: str(len(r.status.versions)), False),
+        ("TAGS", lambda r: ",".join(sorted(r.status.tags)), True),
+        ("DESCRIPTION", lambda r: r.spec.description[:60], True),
+    ],
     "AgentExecution": [
         ("AGENT", lambda r: r.status.agent_id, False),
         ("PHASE", lambda r: phase_name(r.status.phase), False),

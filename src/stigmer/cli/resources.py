@@ -92,7 +92,7 @@ def get(
     kind: Annotated[
         str | None,
         typer.Argument(
-            help="all, agent, agentinstance, session, environment, mcpserver, execution",
+            help="all, agent, agentinstance, session, environment, mcpserver, execution, skill",
             autocompletion=kinds,
         ),
     ] = None,
@@ -225,6 +225,9 @@ def delete(
     ignore_not_found: Annotated[
         bool, typer.Option("--ignore-not-found", help="A missing resource is no error")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Delete a skill even while agents refer to it")
+    ] = False,
     server: ServerOption = None,
 ) -> None:
     """Delete a resource (and what it owns, unless --cascade=orphan)."""
@@ -244,7 +247,7 @@ def delete(
                 if info is AGENT_EXECUTION:
                     deleted = client.delete_execution(target)
                 else:
-                    deleted = client.delete(info, target, cascade=cascade)
+                    deleted = client.delete(info, target, cascade=cascade, force=force)
             except StigmerError as error:
                 if ignore_not_found and isinstance(error, NotFound):
                     continue

@@ -32,6 +32,7 @@ from stigmer.api.v1 import (
     meta_pb2,
     server_pb2,
     server_pb2_grpc,
+    skill_pb2,
     token_pb2,
     token_pb2_grpc,
     watch_pb2,
@@ -45,6 +46,7 @@ from stigmer.message_limits import MAX_MESSAGE_BYTES, describe_bytes
 from stigmer.resources.execution_events import apply_event
 from stigmer.resources.kinds import KindInfo, kind_by_alias, kind_by_name
 from stigmer.resources.manifests import ManifestDocument, in_apply_order, parse_manifest
+from stigmer.resources.skill_archives import SkillContent
 from stigmer.resources.slugs import VALID_SLUG, slugify
 
 T = TypeVar("T")
@@ -343,18 +345,21 @@ class AsyncClient:
         cascade: str = "background",
         org: str = "",
         version: int = 0,
+        force: bool = False,
     ) -> Any:
         """Deletes a resource and, unless cascade="orphan", what it owns.
+        `force` deletes a skill that agents still refer to.
 
         Raises:
             NotFound: no such resource.
             Conflict: `version` is given and stale.
+            FailedPrecondition: a skill agents refer to, without `force`.
         """
         info = _kind(kind)
         if cascade not in CASCADES:
             raise InvalidArgument.for_field("cascade", f"must be one of {', '.join(CASCADES)}")
         command, _, _ = self._kind_stubs(info)
-        request = meta_pb2.DeleteRequest(cascade=CASCADES[cascade], version=version)
+        request = meta_pb2.DeleteRequest(cascade=CASCADES[cascade], version=version, force=force)
         if _is_id_of(info.prefix, name_or_id):
             request.id = name_or_id
             try:
@@ -365,6 +370,27 @@ class AsyncClient:
                 # Sessions from before readable slugs have id-shaped slugs.
         request.ref.CopyFrom(meta_pb2.ResourceReference(org=org, slug=_slug_of(name_or_id)))
         return await self._call(command.Delete(request, timeout=self.timeout))
+
+    # -- skills -----------------------------------------------------------
+
+    async def push_skill(
+        self, content: SkillContent, *, name: str = "", tag: str = "", dry_run: bool = False
+    ) -> skill_pb2.PushSkillResponse:
+        """Pushes a skill folder's content (stigmer.resources.skill_archives.read_folder)
+        as a version of the skill `name` (SKILL.md's name when empty); `tag`
+        (else `latest`) moves to it.
+
+        Raises:
+            InvalidArgument: the server refused the archive or its SKILL.md.
+        """
+        command, _, _ = self._kind_stubs(kind_by_name("Skill"))
+        request = skill_pb2.PushSkillRequest(
+            name=name, tag=tag, archive=content.canonical_zip(), dry_run=dry_run
+        )
+        response: skill_pb2.PushSkillResponse = await self._call(
+            command.Push(request, timeout=self.timeout)
+        )
+        return response
 
     # -- executions -------------------------------------------------------
 

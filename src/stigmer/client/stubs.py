@@ -1,4 +1,5 @@
-"""The gRPC stubs and apply request type of each user-written kind, by kind name.
+"""The gRPC stubs and apply request type of each kind the generic resource
+services serve, by kind name (a kind that is not applied has no apply request).
 
 They are built from the service descriptors `KindInfo` leads to, as the
 server builds its handlers, so a new kind needs no entry here. A stub made
@@ -44,13 +45,14 @@ class KindStubs:
     @classmethod
     def of(cls, kind: KindInfo) -> KindStubs:
         command, query = kind.command_service, kind.query_service
+        apply = command.methods_by_name.get("Apply")
         return cls(
             command=lambda channel: ServiceStub(channel, command),
             query=lambda channel: ServiceStub(channel, query),
-            apply_request=GetMessageClass(command.methods_by_name["Apply"].input_type),
+            apply_request=GetMessageClass(apply.input_type) if apply is not None else None,
         )
 
 
 KIND_STUBS: dict[str, KindStubs] = {
-    kind.name: KindStubs.of(kind) for kind in KINDS if kind.is_user_written
+    kind.name: KindStubs.of(kind) for kind in KINDS if kind.has_generic_services
 }

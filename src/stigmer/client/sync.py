@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from stigmer.api.v1 import consistency_pb2, execution_pb2, server_pb2, token_pb2
+from stigmer.api.v1 import consistency_pb2, execution_pb2, server_pb2, skill_pb2, token_pb2
 from stigmer.client.aio import PAGE_SIZE, ApplyResult, AsyncClient, ResourceEvent
 from stigmer.resources.kinds import KindInfo
 from stigmer.resources.manifests import ManifestDocument
+from stigmer.resources.skill_archives import SkillContent
 
 T = TypeVar("T")
 
@@ -155,11 +156,20 @@ class Client:
         cascade: str = "background",
         org: str = "",
         version: int = 0,
+        force: bool = False,
     ) -> Any:
         """See AsyncClient.delete."""
         return self._run(
-            self._async.delete(kind, name_or_id, cascade=cascade, org=org, version=version)
+            self._async.delete(
+                kind, name_or_id, cascade=cascade, org=org, version=version, force=force
+            )
         )
+
+    def push_skill(
+        self, content: SkillContent, *, name: str = "", tag: str = "", dry_run: bool = False
+    ) -> skill_pb2.PushSkillResponse:
+        """See AsyncClient.push_skill."""
+        return self._run(self._async.push_skill(content, name=name, tag=tag, dry_run=dry_run))
 
     # -- executions -------------------------------------------------------
 

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stigmer.api.v1 import agent_pb2, agentinstance_pb2, execution_pb2
+from stigmer.api.v1 import agent_pb2, agentinstance_pb2, execution_pb2, skill_pb2
 from stigmer.consistency.invariants import OWNERSHIPS, Code, Ownership, Violation
+from stigmer.domain.skill.versions import requested_version, resolve_version
 from stigmer.resources.execution_events import IN_PROGRESS, phase_name
 from stigmer.resources.kinds import (
     AGENT,
@@ -29,6 +30,7 @@ from stigmer.resources.kinds import (
     AGENT_INSTANCE,
     ENVIRONMENT,
     MCP_SERVER,
+    SKILL,
     KindInfo,
 )
 from stigmer.resources.slugs import default_instance_slug
@@ -104,6 +106,7 @@ async def check_page(
         if kind is AGENT:
             await _check_default_instance(record, message, lookups, findings)
             await _check_mcp_references(record, message, lookups, findings)
+            await _check_skill_references(record, message, lookups, findings)
         elif kind is AGENT_INSTANCE:
             await _check_environment_references(record, message, lookups, findings)
         elif kind is AGENT_EXECUTION:
@@ -244,6 +247,31 @@ async def _check_mcp_references(
                     f"{usage.ref!r}, which does not exist",
                 )
             )
+
+
+async def _check_skill_references(
+    record: Record, agent: agent_pb2.Agent, lookups: _Lookups, findings: Findings
+) -> None:
+    """An agent's skill ref that resolves to no version: its runs would fail
+    (a skill deleted with --force, or a tag that was never pushed)."""
+    for index, ref in enumerate(agent.spec.skill_refs):
+        found = await lookups.get_by_slug(SKILL, record.org, ref.slug)
+        skill = None if found is None else skill_pb2.Skill.FromString(found.data)
+        if skill is not None and resolve_version(skill, ref.version) is not None:
+            continue
+        what = (
+            f"Skill {ref.slug!r}, which does not exist"
+            if skill is None
+            else f"version {requested_version(ref.version)!r} of Skill {ref.slug!r}, "
+            "which it does not have"
+        )
+        findings.references.append(
+            Violation(
+                Code.DANGLING_REFERENCE,
+                (_ref(AGENT.name, record.id),),
+                f"agent {record.slug}: spec.skill_refs[{index}] names {what}",
+            )
+        )
 
 
 async def _check_environment_references(

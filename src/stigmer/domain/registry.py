@@ -25,14 +25,16 @@ from stigmer.domain.resource_controller import ResourceController, WritableResou
 from stigmer.domain.resource_watch import ResourceWatcher
 from stigmer.domain.session.client import SessionClient
 from stigmer.domain.session.controller import SessionController
+from stigmer.domain.skill.controller import SkillController
 from stigmer.errors import InvalidArgument
 from stigmer.pipeline.framework import Pipeline
-from stigmer.resources.kinds import AGENT, AGENT_EXECUTION, AGENT_INSTANCE, KindInfo
+from stigmer.resources.kinds import AGENT, AGENT_EXECUTION, AGENT_INSTANCE, SKILL, KindInfo
 from stigmer.store.base import Store
 
 # Kinds only the system writes, and how users make one instead.
 _NOT_WRITTEN = {
-    AGENT_EXECUTION.name: "executions are not applied from manifests; start one with `stigmer run`"
+    AGENT_EXECUTION.name: "executions are not applied from manifests; start one with `stigmer run`",
+    SKILL.name: "skills are pushed, not applied: stigmer skill push DIR",
 }
 
 
@@ -45,12 +47,17 @@ class Domains:
         self.environment_client = ResourceClient(self.environments)
         self.mcp_servers = McpServerController(store)
         self.mcp_server_client = ResourceClient(self.mcp_servers)
+        self.skills = SkillController(store)
+        self.skill_client = ResourceClient(self.skills)
         self.agent_instances = AgentInstanceController(
             store, agents=ResourceReader(AGENT), environments=self.environment_client
         )
         self.agent_instance_client = AgentInstanceClient(self.agent_instances)
         self.agents = AgentController(
-            store, mcp_servers=self.mcp_server_client, instances=self.agent_instance_client
+            store,
+            mcp_servers=self.mcp_server_client,
+            skills=self.skill_client,
+            instances=self.agent_instance_client,
         )
         self.agent_client = AgentClient(self.agents)
         self.sessions = SessionController(store, instances=self.agent_instance_client)
@@ -61,6 +68,7 @@ class Domains:
             agents=self.agent_client,
             instances=ResourceReader(AGENT_INSTANCE),
             sessions=self.session_client,
+            skills=self.skill_client,
         )
         self.execution_client = ResourceClient(self.executions)
         self.execution_queue = ExecutionQueue(store, self.executions.broker, signals)
@@ -80,6 +88,7 @@ class Domains:
         self.controllers: dict[str, ResourceController] = {
             **self.writable,
             self.executions.kind.name: self.executions,
+            self.skills.kind.name: self.skills,
         }
         self.watcher = ResourceWatcher(store)
 

@@ -21,13 +21,14 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from stigmer import config
 from stigmer.api.v1 import execution_pb2
 from stigmer.domain.execution.inputs import gather_inputs
 from stigmer.domain.registry import Domains
 from stigmer.engine.continuation import has_run, recorded_conversation
 from stigmer.engine.options import EngineOptions
 from stigmer.engine.recording import RecordingSink
-from stigmer.engine.run_requests import build_run_request
+from stigmer.engine.run_requests import build_run_request, needs_skill_folder, run_skills
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError
 from stigmer.resources.execution_events import (
     CANCELLED,
@@ -38,13 +39,34 @@ from stigmer.resources.execution_events import (
 )
 from stigmer.resources.secret_logs import install_log_masking, known_secrets
 from stigmer.resources.secrets import SecretMasker
-from stigmer.runtime.contract import ModelError, RunRequest, RunSink, ToolServerError
+from stigmer.runtime.contract import (
+    ModelError,
+    RunRequest,
+    RunSink,
+    SkillInfo,
+    ToolServerError,
+)
 from stigmer.runtime.provider_pool import ProviderPool
+from stigmer.runtime.skill_folders import remove_skills, unpack_skills
 from stigmer.store.base import Lease
 from stigmer.tasks import cancel_tasks, guarded_task
 
 logger = logging.getLogger(__name__)
 AgentLoop = Callable[[RunRequest, RunSink], Awaitable[Any]]
+
+
+class StoreSkillSource:
+    """Skill archives read from the server's own store."""
+
+    def __init__(self, domains: Domains) -> None:
+        self.domains = domains
+
+    async def archive(self, skill: SkillInfo) -> bytes:
+        async with self.domains.store.transaction(write=False) as transaction:
+            data = await self.domains.skills.archive(skill.skill_id, skill.hash, transaction)
+        if data is None:
+            raise ToolServerError(f"skill {skill.slug!r} version {skill.hash[:12]} was deleted")
+        return data
 
 
 class EmbeddedEngine:
@@ -60,6 +82,8 @@ class EmbeddedEngine:
         self.owner = f"embedded/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self._agent_loop: AgentLoop = agent_loop or self._run_with_shared_provider
         self._providers = ProviderPool()
+        self._skill_source = StoreSkillSource(domains)
+        self._work_dir = options.work_dir or config.stigmer_home() / "work"
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -190,7 +214,7 @@ class EmbeddedEngine:
         from stigmer.runtime.loop import run_agent
 
         provider = await self._providers.get(request.model)
-        return await run_agent(request, sink, provider=provider)
+        return await run_agent(request, sink, provider=provider, skill_source=self._skill_source)
 
     async def _run(self, execution: execution_pb2.AgentExecution) -> None:
         execution_id = execution.metadata.id
@@ -211,14 +235,20 @@ class EmbeddedEngine:
             return recorded
 
         sink = RecordingSink(record, SecretMasker(()), len(execution.status.messages))
+        skills_dir = self._work_dir / execution_id
+        has_folder = False
         try:
             inputs = await gather_inputs(self.domains, execution_id)
+            has_folder = needs_skill_folder(inputs)
+            if has_folder:
+                await unpack_skills(skills_dir, run_skills(inputs), self._skill_source)
             request, environment = build_run_request(
                 inputs,
                 self.options.model,
                 max_steps=self.options.max_steps,
                 max_tool_result_bytes=self.options.max_tool_result_bytes,
                 context=self.options.context,
+                skills_dir=str(skills_dir) if has_folder else "",
             )
             if has_run(inputs.execution):
                 # It stopped between steps (it waited for a person): it goes
@@ -259,6 +289,8 @@ class EmbeddedEngine:
             if not is_stopped:
                 await self.domains.execution_queue.release_lease(execution_id, self.owner)
             known_secrets.forget(execution_id)
+            if has_folder:
+                await asyncio.to_thread(remove_skills, skills_dir)
 
     async def _end_cancelled(self, execution_id: str, sink: RecordingSink) -> None:
         reason = self._cancel_reasons.get(execution_id, "cancelled")

@@ -9,6 +9,7 @@ and through it the domain and the store.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from stigmer.runtime.contract import ContextSettings, ModelSettings
 from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES
@@ -30,3 +31,6 @@ class EngineOptions:
     # about itself, never used to run anything.
     model_provider: str = ""
     model_reason: str = ""
+    # Where executions' skills are unpacked for their tool servers; None:
+    # `<STIGMER_HOME>/work`.
+    work_dir: Path | None = None

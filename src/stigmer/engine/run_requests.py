@@ -27,9 +27,12 @@ from stigmer.runtime.contract import (
     HttpServer,
     ModelSettings,
     RunRequest,
+    SkillInfo,
     StdioServer,
     ToolServer,
 )
+from stigmer.runtime.skill_folders import SKILLS_DIR_VARIABLE
+from stigmer.runtime.skill_prompts import with_skills
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -89,7 +92,9 @@ def _transport(
                 resolve_placeholders(a, environment, f"{where}.stdio.args[{i}]")
                 for i, a in enumerate(stdio.args)
             ),
-            working_dir=stdio.working_dir,
+            working_dir=resolve_placeholders(
+                stdio.working_dir, environment, f"{where}.stdio.working_dir"
+            ),
             env={**environment, **_resolved(stdio.env, environment, f"{where}.stdio.env")},
         )
     assert http is not None
@@ -187,6 +192,25 @@ def model_settings(inputs: worker_pb2.ExecutionRunInputs, defaults: ModelSetting
     )
 
 
+def needs_skill_folder(inputs: worker_pb2.ExecutionRunInputs) -> bool:
+    """Whether the execution's tool servers get its skills unpacked."""
+    return bool(inputs.execution.status.skills and inputs.agent.spec.mcp_servers)
+
+
+def run_skills(inputs: worker_pb2.ExecutionRunInputs) -> tuple[SkillInfo, ...]:
+    """The skill versions the execution resolved when it was created."""
+    return tuple(
+        SkillInfo(
+            name=skill.name,
+            description=skill.description,
+            slug=skill.slug,
+            hash=skill.hash,
+            skill_id=skill.skill_id,
+        )
+        for skill in inputs.execution.status.skills
+    )
+
+
 def build_run_request(
     inputs: worker_pb2.ExecutionRunInputs,
     defaults: ModelSettings,
@@ -194,11 +218,17 @@ def build_run_request(
     max_steps: int,
     max_tool_result_bytes: int = RunRequest.max_tool_result_bytes,
     context: ContextSettings | None = None,
+    skills_dir: str = "",
 ) -> tuple[RunRequest, MergedEnvironment]:
+    """`skills_dir`: where the execution's skills are unpacked, given to its
+    tool servers as STIGMER_SKILLS_DIR (runtime/skill_folders.py)."""
     environment = merge_environment(inputs)
+    if skills_dir:
+        environment.values[SKILLS_DIR_VARIABLE] = skills_dir
     tool_deadline = inputs.agent.spec.deadlines.tool_call_seconds
+    skills = run_skills(inputs)
     request = RunRequest(
-        instructions=inputs.agent.spec.instructions,
+        instructions=with_skills(inputs.agent.spec.instructions, skills),
         history=history_messages(inputs.history),
         message=inputs.execution.spec.message,
         model=model_settings(inputs, defaults),
@@ -211,5 +241,6 @@ def build_run_request(
         tool_policy=tool_policy_of(inputs),
         grants=grants_of(inputs.execution),
         context=context_settings(inputs, context or ContextSettings()),
+        skills=skills,
     )
     return request, environment

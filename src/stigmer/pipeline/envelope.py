@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from google.protobuf.message import Message
 
 from stigmer.api.v1 import meta_pb2
-from stigmer.resources.kinds import KindInfo
+from stigmer.resources.kinds import AGENT, KindInfo
+from stigmer.resources.legacy_fields import upgrade_agent
 from stigmer.resources.principals import current_principal
 from stigmer.store.base import Record
 
@@ -58,6 +59,8 @@ def as_envelope(message: Message) -> Envelope:
 def decode(kind: KindInfo, record: Record) -> Envelope:
     message = kind.new_message()
     message.ParseFromString(record.data)
+    if kind is AGENT:
+        upgrade_agent(message)
     return as_envelope(message)
 
 

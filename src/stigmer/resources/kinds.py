@@ -27,6 +27,7 @@ from stigmer.api.v1 import (
     execution_pb2,
     mcpserver_pb2,
     session_pb2,
+    skill_pb2,
 )
 from stigmer.errors import InvalidArgument
 
@@ -47,6 +48,11 @@ class KindInfo:
     # resource services. Executions are started and recorded by the server
     # instead, and their file declares services of their own.
     is_user_written: bool = True
+    # Its get, list and delete are the generic resource services (every kind
+    # but executions, whose file declares services of their own). A kind not
+    # user-written but served so (Skill: pushed, not applied) declares its
+    # own writes beside them in its command service.
+    has_generic_services: bool = True
 
     @property
     def plural(self) -> str:
@@ -93,7 +99,10 @@ AGENT_EXECUTION = KindInfo(
     "Session",
     5,
     is_user_written=False,
+    has_generic_services=False,
 )
+# Pushed from a folder (`stigmer skill push`), never applied from a manifest.
+SKILL = KindInfo("Skill", skill_pb2.Skill, "skl", ("skill", "skl"), None, 6, is_user_written=False)
 
 KINDS: tuple[KindInfo, ...] = (
     ENVIRONMENT,
@@ -102,6 +111,7 @@ KINDS: tuple[KindInfo, ...] = (
     AGENT_INSTANCE,
     SESSION,
     AGENT_EXECUTION,
+    SKILL,
 )
 _BY_NAME = {kind.name: kind for kind in KINDS}
 _BY_TYPE = {kind.message.DESCRIPTOR.full_name: kind for kind in KINDS}

@@ -88,6 +88,10 @@ _SHORTHANDS = {
     "stigmer.agentic.v1.McpServerUsage": _Shorthand(
         "ref", "a mapping (an inline MCP server or {ref: NAME}) or an McpServer name"
     ),
+    # `skillRefs: [planning]`: the latest version of the Skill `planning`.
+    "stigmer.agentic.v1.SkillRef": _Shorthand(
+        "slug", "a mapping {slug: NAME, version: latest|TAG|HASH} or a Skill name"
+    ),
 }
 
 

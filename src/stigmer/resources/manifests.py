@@ -54,7 +54,8 @@ _INT64_TYPES = {
 }
 # Kinds the server creates only through their own commands.
 _NOT_APPLIED = {
-    "AgentExecution": "executions are not applied from manifests; start one with `stigmer run`"
+    "AgentExecution": "executions are not applied from manifests; start one with `stigmer run`",
+    "Skill": "skills are not applied from manifests; push a folder with `stigmer skill push DIR`",
 }
 _KINDS_BY_NAME = {kind.name: kind for kind in KINDS}
 _KIND_NAMES = ", ".join(kind.name for kind in KINDS if kind.name not in _NOT_APPLIED)

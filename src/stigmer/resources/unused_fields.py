@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 # kind → the dotted paths of its accepted-but-unused fields
 UNUSED_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "Agent": ("spec.sub_agents", "spec.skill_refs"),
+    "Agent": ("spec.sub_agents",),
 }
 
 

@@ -152,8 +152,28 @@ class ContextSummaryReport:
 
 
 @dataclass(frozen=True)
+class SkillInfo:
+    """A skill version an execution uses (resolved when it was created)."""
+
+    name: str  # from SKILL.md; what read_skill takes
+    description: str
+    slug: str
+    hash: str
+    skill_id: str
+
+
+class SkillSource(Protocol):
+    """Where a run gets a skill version's archive (a zip of its folder): the
+    store in the server, the server's worker API in a worker."""
+
+    async def archive(self, skill: SkillInfo) -> bytes:
+        """Raises: ToolServerError: the archive cannot be had (the skill was deleted)."""
+        ...
+
+
+@dataclass(frozen=True)
 class RunRequest:
-    instructions: str  # the system prompt
+    instructions: str  # the system prompt (with the skills' names and descriptions)
     history: tuple[HistoryMessage, ...]
     message: str  # the new user message
     model: ModelSettings
@@ -166,6 +186,7 @@ class RunRequest:
     # Set when the execution already ran: `message` is then in it.
     continuation: Continuation | None = None
     context: ContextSettings = field(default_factory=ContextSettings)
+    skills: tuple[SkillInfo, ...] = ()  # offered through the read_skill tool
 
 
 class RunSink(Protocol):

@@ -28,6 +28,7 @@ the model asked for has exactly one result before the model is called again.
 
 from __future__ import annotations
 
+from stigmer.runtime.builtin_tools import BUILTIN_SERVER, BuiltinTools
 from stigmer.runtime.context_window import fit_context
 from stigmer.runtime.contract import (
     ChatProvider,
@@ -37,6 +38,7 @@ from stigmer.runtime.contract import (
     RunOutcome,
     RunRequest,
     RunSink,
+    SkillSource,
     ToolCallRequest,
 )
 from stigmer.runtime.conversation import (
@@ -55,12 +57,16 @@ __all__ = ["run_agent"]
 
 
 async def run_agent(
-    request: RunRequest, sink: RunSink, *, provider: ChatProvider | None = None
+    request: RunRequest,
+    sink: RunSink,
+    *,
+    provider: ChatProvider | None = None,
+    skill_source: SkillSource | None = None,
 ) -> RunOutcome:
     """Runs the agent on `request.message`, reporting every step to `sink`.
 
     `provider` overrides the one `request.model` names (the caller then owns it
-    and closes it).
+    and closes it). `skill_source` gives `read_skill` the request's skills.
 
     Raises:
         ModelError: the model could not answer.
@@ -83,10 +89,11 @@ async def run_agent(
             call_timeout_seconds=request.tool_call_timeout_seconds,
             policy=request.tool_policy,
         ) as toolbox:
+            builtins = BuiltinTools(request.skills, skill_source)
             if request.continuation is not None:
                 for open_call in request.continuation.open_calls:
-                    messages.append(await _settle(request, sink, toolbox, open_call))
-            return await _converse(request, sink, chat, toolbox, messages)
+                    messages.append(await _settle(request, sink, toolbox, builtins, open_call))
+            return await _converse(request, sink, chat, toolbox, builtins, messages)
     finally:
         if provider is None:
             await chat.aclose()
@@ -107,11 +114,15 @@ def continued_messages(
 
 
 async def _settle(
-    request: RunRequest, sink: RunSink, toolbox: ToolBox, open_call: OpenToolCall
+    request: RunRequest,
+    sink: RunSink,
+    toolbox: ToolBox,
+    builtins: BuiltinTools,
+    open_call: OpenToolCall,
 ) -> ToolResultMessage:
     call = open_call.call
     if open_call.result is None:
-        return await _run_call(request, sink, toolbox, call)
+        return await _run_call(request, sink, toolbox, builtins, call)
     if open_call.is_recorded:
         await sink.tool_result_added(call.id)
     else:
@@ -120,18 +131,32 @@ async def _settle(
 
 
 async def _run_call(
-    request: RunRequest, sink: RunSink, toolbox: ToolBox, call: ToolCallRequest
+    request: RunRequest,
+    sink: RunSink,
+    toolbox: ToolBox,
+    builtins: BuiltinTools,
+    call: ToolCallRequest,
 ) -> ToolResultMessage:
     await sink.tool_call_started(call)
-    result = await toolbox.call(call.name, call.arguments)
+    if builtins.offers(call.name):
+        result = await builtins.call(call.name, call.arguments)
+    else:
+        result = await toolbox.call(call.name, call.arguments)
     # The model reads what the execution records: the result, capped.
     text = cap_tool_result(result.text, request.max_tool_result_bytes)
     await sink.tool_call_finished(call.id, text, is_error=result.is_error)
     return ToolResultMessage(call.id, text, result.is_error)
 
 
-def _requested(request: RunRequest, toolbox: ToolBox, call: ToolCall) -> ToolCallRequest:
-    """The model's call with its server and its gate (see the module docstring)."""
+def _requested(
+    request: RunRequest, toolbox: ToolBox, builtins: BuiltinTools, call: ToolCall
+) -> ToolCallRequest:
+    """The model's call with its server and its gate (see the module docstring).
+    Built-in tools only read what the execution already holds: never asked."""
+    if builtins.offers(call.name):
+        return ToolCallRequest(
+            id=call.id, name=call.name, server=BUILTIN_SERVER, arguments=call.arguments
+        )
     server = toolbox.server_of(call.name) or ""
     gate = request.grants.gate(toolbox.decision_of(call.name), server, call.name)
     return ToolCallRequest(
@@ -144,14 +169,16 @@ def _requested(request: RunRequest, toolbox: ToolBox, call: ToolCall) -> ToolCal
     )
 
 
-async def _converse(
+async def _converse(  # noqa: PLR0917
     request: RunRequest,
     sink: RunSink,
     provider: ChatProvider,
     toolbox: ToolBox,
+    builtins: BuiltinTools,
     messages: list[Message],
 ) -> RunOutcome:
     content = ""
+    tools = builtins.offered_with(toolbox.tools)
     for step in range(1, request.max_steps + 1):
         messages[:] = await fit_context(
             request.context,
@@ -159,18 +186,18 @@ async def _converse(
             provider,
             system=request.instructions,
             messages=messages,
-            tools=toolbox.tools,
+            tools=tools,
             sink=sink,
         )
         await sink.ai_message_started()
         turn = await provider.stream_turn(
             system=request.instructions,
             messages=messages,
-            tools=toolbox.tools,
+            tools=tools,
             on_delta=sink.ai_content_delta,
         )
         content = turn.content
-        calls = tuple(_requested(request, toolbox, call) for call in turn.tool_calls)
+        calls = tuple(_requested(request, toolbox, builtins, call) for call in turn.tool_calls)
         await sink.ai_message_finished(turn.content, calls)
         if turn.input_tokens is not None or turn.output_tokens is not None:
             await sink.usage(turn.input_tokens or 0, turn.output_tokens or 0)
@@ -180,7 +207,7 @@ async def _converse(
         asked = tuple(call for call in calls if call.gate.is_asked)
         for call in calls:
             if not call.gate.is_asked:
-                messages.append(await _run_call(request, sink, toolbox, call))
+                messages.append(await _run_call(request, sink, toolbox, builtins, call))
         if asked:
             await sink.approvals_requested(asked, turn.content)
             return RunOutcome(final_answer=content, steps=step, is_waiting=True)

@@ -3,7 +3,7 @@ interceptor that enforces it when the server runs with `auth: token`.
 
     viewer     reads (every Get, List, Subscribe, Watch, Check; secrets masked)
     developer  + apply, create, update, delete, run and cancel
-    worker     only the worker API (GetRunInputs, RecordEvents), and only for
+    worker     only the worker API (GetRunInputs, GetSkillArtifact, RecordEvents), and only for
                executions the Temporal engine holds (engine/lease_owners.py)
     admin      everything, tokens and repair included
 
@@ -42,13 +42,14 @@ READ = frozenset({VIEWER, DEVELOPER, ADMIN})
 WRITE = frozenset({DEVELOPER, ADMIN})
 WORKER_API = frozenset({WORKER, ADMIN})
 ADMIN_ONLY = frozenset({ADMIN})
-RESOURCE_KINDS = ("Environment", "McpServer", "Agent", "AgentInstance", "Session")
+RESOURCE_KINDS = ("Environment", "McpServer", "Agent", "AgentInstance", "Session", "Skill")
 
 
 def _kind_methods(kind: str) -> dict[str, frozenset[str]]:
     command = f"/{PACKAGE}.{kind}CommandController/"
     query = f"/{PACKAGE}.{kind}QueryController/"
-    methods = {command + name: WRITE for name in ("Create", "Update", "Apply", "Delete")}
+    written = ("Push", "Delete") if kind == "Skill" else ("Create", "Update", "Apply", "Delete")
+    methods = {command + name: WRITE for name in written}
     methods |= {query + name: READ for name in ("Get", "GetByReference", "List")}
     if kind == "AgentInstance":
         methods[query + "ListByAgent"] = READ
@@ -75,6 +76,7 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"/{PACKAGE}.AgentExecutionQueryController/ListBySession": READ,
     f"/{PACKAGE}.AgentExecutionQueryController/Subscribe": READ,
     f"/{PACKAGE}.ExecutionWorkerController/GetRunInputs": WORKER_API,
+    f"/{PACKAGE}.ExecutionWorkerController/GetSkillArtifact": WORKER_API,
     f"/{PACKAGE}.ResourceWatchQueryController/Watch": READ,
     f"/{PACKAGE}.ConsistencyController/Check": READ,
     f"/{PACKAGE}.ConsistencyController/GetLastReport": READ,

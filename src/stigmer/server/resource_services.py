@@ -1,13 +1,15 @@
-"""The command and query services of every user-written resource kind,
+"""The command and query services of every resource kind but executions,
 built from the service descriptors in the generated code (`KindInfo`'s
 `command_service` and `query_service`) and served by the kind's controller.
 One generic implementation keeps every kind's RPCs identical in validation,
-error mapping and secret redaction.
+error mapping and secret redaction. A kind that is not user-written (Skill)
+serves its own writes beside the generic delete, get and list
+(`extra_behaviours`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -17,10 +19,14 @@ from google.protobuf.message_factory import GetMessageClass
 
 from stigmer.api.v1 import meta_pb2
 from stigmer.domain.registry import Domains
-from stigmer.domain.resource_controller import Page, WritableResourceController
+from stigmer.domain.resource_controller import (
+    Page,
+    ResourceController,
+    WritableResourceController,
+)
 from stigmer.errors import InvalidArgument
 from stigmer.pipeline.envelope import Envelope, as_envelope
-from stigmer.resources.kinds import DEFAULT_ORG, KINDS
+from stigmer.resources.kinds import DEFAULT_ORG, KINDS, SKILL
 from stigmer.resources.secrets import redact
 from stigmer.resources.selectors import parse_selector
 from stigmer.resources.validation import validate_message
@@ -44,14 +50,26 @@ def _page_size(size: int) -> int:
 class ResourceServices:
     """The gRPC handlers of one kind's command and query services."""
 
-    def __init__(self, controller: WritableResourceController) -> None:
+    def __init__(
+        self,
+        controller: ResourceController,
+        extra_behaviours: Mapping[str, Behaviour] | None = None,
+    ) -> None:
         self.controller = controller
+        self.extra_behaviours = dict(extra_behaviours or {})
         self.command = controller.kind.command_service
         self.query = controller.kind.query_service
         self.list_class = GetMessageClass(self.query.methods_by_name["List"].output_type)
-        self.apply_response_class = GetMessageClass(
-            self.command.methods_by_name["Apply"].output_type
-        )
+        apply = self.command.methods_by_name.get("Apply")
+        self.apply_response_class = GetMessageClass(apply.output_type) if apply else None
+
+    @property
+    def writable(self) -> WritableResourceController:
+        if not isinstance(self.controller, WritableResourceController):
+            raise InvalidArgument.for_field(
+                "kind", f"{self.controller.kind.name} is not written so"
+            )
+        return self.controller
 
     def generic_handlers(self) -> list[grpc.GenericRpcHandler]:
         handlers = []
@@ -76,6 +94,7 @@ class ResourceServices:
             "Get": self._get,
             "GetByReference": self._get_by_reference,
             "List": self._list,
+            **self.extra_behaviours,
         }
         if method.name in PARENT_COLUMNS:
             column = PARENT_COLUMNS[method.name]
@@ -104,17 +123,18 @@ class ResourceServices:
         return message
 
     async def _create(self, request: Message, _: Any) -> Message:
-        return _shown(await self.controller.create(as_envelope(request)))
+        return _shown(await self.writable.create(as_envelope(request)))
 
     async def _update(self, request: Message, _: Any) -> Message:
-        return _shown(await self.controller.update(as_envelope(request)))
+        return _shown(await self.writable.update(as_envelope(request)))
 
     async def _apply(self, request: Any, _: Any) -> Message:
         if not request.HasField("resource"):
             raise InvalidArgument.for_field("resource", "is required")
-        resource, outcome = await self.controller.apply(
+        resource, outcome = await self.writable.apply(
             as_envelope(request.resource), is_dry_run=request.dry_run
         )
+        assert self.apply_response_class is not None
         response: Message = self.apply_response_class(resource=_shown(resource), outcome=outcome)
         return response
 
@@ -145,9 +165,19 @@ class ResourceServices:
         return self._list_message(page)
 
 
+def _skill_behaviours(domains: Domains) -> dict[str, Behaviour]:
+    async def push(request: Any, _: Any) -> Message:
+        response: Message = await domains.skills.push(request)
+        return response
+
+    return {"Push": push}
+
+
 def resource_handlers(domains: Domains) -> list[grpc.GenericRpcHandler]:
     handlers: list[grpc.GenericRpcHandler] = []
     for kind in KINDS:
-        if kind.is_user_written:
-            handlers += ResourceServices(domains.writable[kind.name]).generic_handlers()
+        if kind.has_generic_services:
+            extra = _skill_behaviours(domains) if kind is SKILL else {}
+            services = ResourceServices(domains.controllers[kind.name], extra)
+            handlers += services.generic_handlers()
     return handlers

@@ -12,6 +12,7 @@ from typing import Any
 from stigmer.api.v1 import meta_pb2, worker_pb2, worker_pb2_grpc
 from stigmer.domain.execution.inputs import gather_inputs
 from stigmer.domain.registry import Domains
+from stigmer.errors import NotFound
 from stigmer.resources.validation import validate_message
 
 
@@ -24,3 +25,19 @@ class ExecutionWorkerService(worker_pb2_grpc.ExecutionWorkerControllerServicer):
     ) -> worker_pb2.ExecutionRunInputs:
         validate_message(request)
         return await gather_inputs(self.domains, request.id)
+
+    async def GetSkillArtifact(  # noqa: N802
+        self, request: worker_pb2.GetSkillArtifactRequest, context: Any
+    ) -> worker_pb2.SkillArtifact:
+        """A skill version the execution resolved; only those: a worker reads
+        what its executions use, not every skill of the server."""
+        validate_message(request)
+        execution = await self.domains.executions.get(request.id)
+        used = [s for s in execution.status.skills if s.hash == request.hash]
+        if not used:
+            raise NotFound("skill version", request.hash, field="hash")
+        async with self.domains.store.transaction(write=False) as transaction:
+            archive = await self.domains.skills.archive(used[0].skill_id, request.hash, transaction)
+        if archive is None:
+            raise NotFound("skill version", f"{used[0].slug}@{request.hash}", field="hash")
+        return worker_pb2.SkillArtifact(hash=request.hash, archive=archive)

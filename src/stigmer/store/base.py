@@ -236,6 +236,18 @@ class Transaction(Protocol):
         no token has that name."""
         ...
 
+    # -- artifacts (store/*/artifacts.py): bytes a resource owns, by hash ---
+
+    async def put_artifact(self, owner_id: str, digest: str, data: bytes) -> bool:
+        """Stores `data` under (owner, hash) unless it is there; True when stored now."""
+        ...
+
+    async def get_artifact(self, owner_id: str, digest: str) -> bytes | None: ...
+
+    async def delete_artifacts(self, owner_id: str) -> int:
+        """Deletes every artifact of the owner; returns how many."""
+        ...
+
 
 class Store(Protocol):
     """A transactional resource store. Open it before use and close it after."""

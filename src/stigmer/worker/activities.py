@@ -21,18 +21,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from stigmer import config
 from stigmer.api.v1 import execution_pb2, worker_pb2
 from stigmer.engine import temporal_workflow as flow
 from stigmer.engine.context_history import conversation_history
 from stigmer.engine.continuation import has_run, recorded_conversation
 from stigmer.engine.recording import RecordingSink
-from stigmer.engine.run_requests import build_run_request
+from stigmer.engine.run_requests import (
+    build_run_request,
+    needs_skill_folder,
+    run_skills,
+)
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError, Unavailable
 from stigmer.resources.execution_events import (
     CANCELLED,
@@ -44,19 +52,22 @@ from stigmer.resources.execution_events import (
 from stigmer.resources.secret_logs import install_log_masking, known_secrets
 from stigmer.resources.secrets import SecretMasker
 from stigmer.resources.tool_policy import ToolDecision
+from stigmer.runtime.builtin_tools import BUILTIN_SERVER, BuiltinTools
 from stigmer.runtime.context_window import fit_context
 from stigmer.runtime.contract import (
     ContextSettings,
     ModelError,
     ModelSettings,
     RunRequest,
+    SkillInfo,
     ToolCallRequest,
     ToolServerError,
 )
 from stigmer.runtime.conversation import ToolCall, ToolSpec, messages_from_history
 from stigmer.runtime.provider_pool import ProviderPool
+from stigmer.runtime.skill_folders import remove_skills, unpack_skills
 from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES
-from stigmer.runtime.tools import ToolBox
+from stigmer.runtime.tools import ToolBox, ToolResult
 from stigmer.tasks import cancel_tasks, guarded_task
 from stigmer.worker.server_api import WorkerApiClient
 from stigmer.worker.toolboxes import ToolBoxes
@@ -114,6 +125,20 @@ def _heartbeat_interval() -> float:
     return max(0.2, timeout.total_seconds() / 4) if timeout else 5.0
 
 
+class ServerSkillSource:
+    """Skill archives fetched through the server's worker API, for one execution."""
+
+    def __init__(self, server: WorkerApiClient, execution_id: str) -> None:
+        self.server = server
+        self.execution_id = execution_id
+
+    async def archive(self, skill: SkillInfo) -> bytes:
+        try:
+            return await self.server.skill_archive(self.execution_id, skill.hash)
+        except NotFound as error:
+            raise ToolServerError(f"skill {skill.slug!r}: {error.message}") from None
+
+
 class ExecutionActivities:
     """The activities, sharing one server client and one provider per model."""
 
@@ -124,11 +149,15 @@ class ExecutionActivities:
         *,
         max_tool_result_bytes: int = DEFAULT_MAX_BYTES,
         context: ContextSettings | None = None,
+        work_dir: Path | None = None,
     ) -> None:
         self.server = server
         self.model = model
         self.context = context or ContextSettings()
         self.max_tool_result_bytes = max_tool_result_bytes
+        # This worker's own: several workers on one machine never share a folder.
+        base = work_dir or config.stigmer_home() / "work"
+        self.work_dir = base / f"worker-{socket.gethostname()}-{os.getpid()}"
         self.tool_boxes = ToolBoxes()
         self._providers = ProviderPool()
         install_log_masking()
@@ -146,6 +175,7 @@ class ExecutionActivities:
 
     async def aclose(self) -> None:
         await self.tool_boxes.aclose()
+        await asyncio.to_thread(remove_skills, self.work_dir)
         # The local model is shared by the worker's activities and lives as long as it.
         await self._providers.aclose()
 
@@ -153,12 +183,21 @@ class ExecutionActivities:
         self, execution_id: str
     ) -> tuple[worker_pb2.ExecutionRunInputs, RunRequest, SecretMasker]:
         inputs = await self.server.run_inputs(execution_id)
+        skills_dir = ""
+        if needs_skill_folder(inputs):
+            # Kept between the execution's activities on this worker (its tool
+            # servers stay open too), removed by END or when the worker stops.
+            folder = self.work_dir / execution_id
+            source = ServerSkillSource(self.server, execution_id)
+            await unpack_skills(folder, run_skills(inputs), source)
+            skills_dir = str(folder)
         request, environment = build_run_request(
             inputs,
             self.model,
             max_steps=1,
             max_tool_result_bytes=self.max_tool_result_bytes,
             context=self.context,
+            skills_dir=skills_dir,
         )
         # Until the execution ends here (END), or later executions push it out:
         # its tool servers stay open between activities and may log meanwhile.
@@ -189,17 +228,22 @@ class ExecutionActivities:
         with _as_activity_errors():
             async with _heartbeating(_heartbeat_interval()):
                 inputs, request, _ = await self._prepared(execution_id)
+                builtins = BuiltinTools(
+                    request.skills, ServerSkillSource(self.server, execution_id)
+                )
                 async with ToolBox(request.tool_servers, policy=request.tool_policy) as toolbox:
                     tools = [
                         flow.OfferedTool(
                             name=spec.name,
                             description=spec.description,
                             input_schema=dict(spec.input_schema),
-                            server=toolbox.server_of(spec.name) or "",
+                            server=BUILTIN_SERVER
+                            if builtins.offers(spec.name)
+                            else toolbox.server_of(spec.name) or "",
                             tool=toolbox.tool_of(spec.name) or spec.name,
                             is_destructive=toolbox.is_destructive(spec.name),
                         )
-                        for spec in toolbox.tools
+                        for spec in builtins.offered_with(toolbox.tools)
                     ]
         if has_run(inputs.execution):
             # It stopped between steps: it goes on from its recorded conversation.
@@ -265,7 +309,15 @@ class ExecutionActivities:
                 asked = ToolCallRequest(call.id, call.name, call.server, call.arguments)
                 await sink.tool_call_started(asked)
                 servers = [s for s in request.tool_servers if s.name == call.server]
-                if not servers:
+                if call.server == BUILTIN_SERVER:
+                    source = ServerSkillSource(self.server, given.execution_id)
+                    builtins = BuiltinTools(request.skills, source)
+                    if builtins.offers(call.tool):
+                        result = await builtins.call(call.tool, call.arguments)
+                    else:
+                        result = ToolResult(f"unknown tool {call.name!r}", is_error=True)
+                    await sink.tool_call_finished(call.id, result.text, is_error=result.is_error)
+                elif not servers:
                     # The model named a tool nobody offers: an error result it can read.
                     offered = sorted({server.name for server in request.tool_servers})
                     text = f"unknown tool {call.name!r}; the tool servers are: {offered}"
@@ -369,6 +421,7 @@ class ExecutionActivities:
         events.append(phase_event(PHASES[ending.phase], mask(ending.reason)))
         await self.tool_boxes.close_execution(ending.execution_id)
         known_secrets.forget(ending.execution_id)
+        await asyncio.to_thread(remove_skills, self.work_dir / ending.execution_id)
         with _as_activity_errors():
             try:
                 await self.server.record_events(ending.execution_id, events)

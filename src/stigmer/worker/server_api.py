@@ -1,5 +1,5 @@
-"""The two calls a worker makes to the Stigmer server: read an execution's
-inputs, and record what it did.
+"""The calls a worker makes to the Stigmer server: read an execution's
+inputs (and the skill archives it uses), and record what it did.
 
 They are not on the public SDK client: GetRunInputs returns secret values
 unmasked (a worker hands them to the tool servers it starts), and recording
@@ -46,6 +46,18 @@ class WorkerApiClient:
         request = meta_pb2.GetRequest(id=execution_id)
         worker = worker_pb2_grpc.ExecutionWorkerControllerStub(self._client.channel)
         return await self._call(worker.GetRunInputs(request, timeout=self._timeout))
+
+    async def skill_archive(self, execution_id: str, digest: str) -> bytes:
+        """A skill version's archive, one the execution resolved.
+
+        Raises:
+            NotFound: the execution did not resolve that version, or the skill was deleted.
+            Unavailable: the server cannot be reached.
+        """
+        request = worker_pb2.GetSkillArtifactRequest(id=execution_id, hash=digest)
+        worker = worker_pb2_grpc.ExecutionWorkerControllerStub(self._client.channel)
+        artifact = await self._call(worker.GetSkillArtifact(request, timeout=self._timeout))
+        return artifact.archive
 
     async def record_events(
         self, execution_id: str, events: Iterable[execution_pb2.ExecutionEvent]

@@ -29,7 +29,7 @@ from stigmer.api.v1 import meta_pb2 as stigmer_dot_api_dot_v1_dot_meta__pb2
 from stigmer.api.v1 import run_policy_pb2 as stigmer_dot_api_dot_v1_dot_run__policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1astigmer/api/v1/agent.proto\x12\x12stigmer.agentic.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1estigmer/api/v1/mcpserver.proto\x1a\x19stigmer/api/v1/meta.proto\x1a\x1fstigmer/api/v1/run_policy.proto\"\xd3\x01\n\x05\x41gent\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x41\n\x08metadata\x18\x03 \x01(\x0b\x32\'.stigmer.agentic.v1.ApiResourceMetadataB\x06\xbaH\x03\xc8\x01\x01\x12\x33\n\x04spec\x18\x04 \x01(\x0b\x32\x1d.stigmer.agentic.v1.AgentSpecB\x06\xbaH\x03\xc8\x01\x01\x12/\n\x06status\x18\x05 \x01(\x0b\x32\x1f.stigmer.agentic.v1.AgentStatus\"\xd1\x01\n\x0eMcpServerUsage\x12\x15\n\x04name\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18?\x12\x18\n\x03ref\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18HH\x00\x12\x33\n\x05stdio\x18\x03 \x01(\x0b\x32\".stigmer.agentic.v1.StdioTransportH\x00\x12\x31\n\x04http\x18\x04 \x01(\x0b\x32!.stigmer.agentic.v1.HttpTransportH\x00\x12\x15\n\renabled_tools\x18\x05 \x03(\tB\x0f\n\x06source\x12\x05\xbaH\x02\x08\x01\"a\n\x08SubAgent\x12\x17\n\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18?\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x14\n\x0cinstructions\x18\x03 \x01(\t\x12\x11\n\tagent_ref\x18\x04 \x01(\t\"\xfa\x03\n\tAgentSpec\x12\x1d\n\x0b\x64\x65scription\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\x18\x80 \x12!\n\x0cinstructions\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x10\n\x18\xc0\x9a\x0c\x12\x17\n\x05model\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12\x37\n\x0bmcp_servers\x18\x04 \x03(\x0b\x32\".stigmer.agentic.v1.McpServerUsage\x12\x12\n\nskill_refs\x18\x05 \x03(\t\x12\x30\n\nsub_agents\x18\x06 \x03(\x0b\x32\x1c.stigmer.agentic.v1.SubAgent\x12\x35\n\x08\x65nv_spec\x18\x07 \x01(\x0b\x32#.stigmer.agentic.v1.EnvironmentSpec\x12\x35\n\tdeadlines\x18\x08 \x01(\x0b\x32\".stigmer.agentic.v1.AgentDeadlines\x12\x33\n\x0btool_policy\x18\t \x01(\x0b\x32\x1e.stigmer.agentic.v1.ToolPolicy\x12=\n\x10\x61pproval_timeout\x18\n \x01(\x0b\x32#.stigmer.agentic.v1.ApprovalTimeout\x12\x31\n\nrun_config\x18\x0b \x01(\x0b\x32\x1d.stigmer.agentic.v1.RunConfig\"_\n\x0e\x41gentDeadlines\x12&\n\x12model_call_seconds\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xd8\x04(\x00\x12%\n\x11tool_call_seconds\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\x84\x07(\x00\"T\n\x0b\x41gentStatus\x12\x1b\n\x13\x64\x65\x66\x61ult_instance_id\x18\x01 \x01(\t\x12(\n\x05\x61udit\x18\x02 \x01(\x0b\x32\x19.stigmer.agentic.v1.Audit\"N\n\tAgentList\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.stigmer.agentic.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x11\x41pplyAgentRequest\x12\x33\n\x08resource\x18\x01 \x01(\x0b\x32\x19.stigmer.agentic.v1.AgentB\x06\xbaH\x03\xc8\x01\x01\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"t\n\x12\x41pplyAgentResponse\x12+\n\x08resource\x18\x01 \x01(\x0b\x32\x19.stigmer.agentic.v1.Agent\x12\x31\n\x07outcome\x18\x02 \x01(\x0e\x32 .stigmer.agentic.v1.ApplyOutcome2\xb8\x02\n\x16\x41gentCommandController\x12>\n\x06\x43reate\x12\x19.stigmer.agentic.v1.Agent\x1a\x19.stigmer.agentic.v1.Agent\x12>\n\x06Update\x12\x19.stigmer.agentic.v1.Agent\x1a\x19.stigmer.agentic.v1.Agent\x12V\n\x05\x41pply\x12%.stigmer.agentic.v1.ApplyAgentRequest\x1a&.stigmer.agentic.v1.ApplyAgentResponse\x12\x46\n\x06\x44\x65lete\x12!.stigmer.agentic.v1.DeleteRequest\x1a\x19.stigmer.agentic.v1.Agent2\xf4\x01\n\x14\x41gentQueryController\x12@\n\x03Get\x12\x1e.stigmer.agentic.v1.GetRequest\x1a\x19.stigmer.agentic.v1.Agent\x12R\n\x0eGetByReference\x12%.stigmer.agentic.v1.ResourceReference\x1a\x19.stigmer.agentic.v1.Agent\x12\x46\n\x04List\x12\x1f.stigmer.agentic.v1.ListRequest\x1a\x1d.stigmer.agentic.v1.AgentListb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1astigmer/api/v1/agent.proto\x12\x12stigmer.agentic.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1estigmer/api/v1/mcpserver.proto\x1a\x19stigmer/api/v1/meta.proto\x1a\x1fstigmer/api/v1/run_policy.proto\"\xd3\x01\n\x05\x41gent\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x41\n\x08metadata\x18\x03 \x01(\x0b\x32\'.stigmer.agentic.v1.ApiResourceMetadataB\x06\xbaH\x03\xc8\x01\x01\x12\x33\n\x04spec\x18\x04 \x01(\x0b\x32\x1d.stigmer.agentic.v1.AgentSpecB\x06\xbaH\x03\xc8\x01\x01\x12/\n\x06status\x18\x05 \x01(\x0b\x32\x1f.stigmer.agentic.v1.AgentStatus\"\xd1\x01\n\x0eMcpServerUsage\x12\x15\n\x04name\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18?\x12\x18\n\x03ref\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18HH\x00\x12\x33\n\x05stdio\x18\x03 \x01(\x0b\x32\".stigmer.agentic.v1.StdioTransportH\x00\x12\x31\n\x04http\x18\x04 \x01(\x0b\x32!.stigmer.agentic.v1.HttpTransportH\x00\x12\x15\n\renabled_tools\x18\x05 \x03(\tB\x0f\n\x06source\x12\x05\xbaH\x02\x08\x01\"a\n\x08SubAgent\x12\x17\n\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18?\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x14\n\x0cinstructions\x18\x03 \x01(\t\x12\x11\n\tagent_ref\x18\x04 \x01(\t\"\x9e\x04\n\tAgentSpec\x12\x1d\n\x0b\x64\x65scription\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\x18\x80 \x12!\n\x0cinstructions\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x10\n\x18\xc0\x9a\x0c\x12\x17\n\x05model\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12\x37\n\x0bmcp_servers\x18\x04 \x03(\x0b\x32\".stigmer.agentic.v1.McpServerUsage\x12\x30\n\nsub_agents\x18\x06 \x03(\x0b\x32\x1c.stigmer.agentic.v1.SubAgent\x12\x35\n\x08\x65nv_spec\x18\x07 \x01(\x0b\x32#.stigmer.agentic.v1.EnvironmentSpec\x12\x35\n\tdeadlines\x18\x08 \x01(\x0b\x32\".stigmer.agentic.v1.AgentDeadlines\x12\x33\n\x0btool_policy\x18\t \x01(\x0b\x32\x1e.stigmer.agentic.v1.ToolPolicy\x12=\n\x10\x61pproval_timeout\x18\n \x01(\x0b\x32#.stigmer.agentic.v1.ApprovalTimeout\x12\x31\n\nrun_config\x18\x0b \x01(\x0b\x32\x1d.stigmer.agentic.v1.RunConfig\x12\x30\n\nskill_refs\x18\x0c \x03(\x0b\x32\x1c.stigmer.agentic.v1.SkillRefJ\x04\x08\x05\x10\x06\"\x7f\n\x08SkillRef\x12\x38\n\x04slug\x18\x01 \x01(\tB*\xbaH\'r%\x10\x01\x18H2\x1f^[a-z0-9]([a-z0-9-]*[a-z0-9])?$\x12\x39\n\x07version\x18\x02 \x01(\tB(\xbaH%r#\x18@2\x1f^([A-Za-z0-9][A-Za-z0-9._-]*)?$\"_\n\x0e\x41gentDeadlines\x12&\n\x12model_call_seconds\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xd8\x04(\x00\x12%\n\x11tool_call_seconds\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\x84\x07(\x00\"T\n\x0b\x41gentStatus\x12\x1b\n\x13\x64\x65\x66\x61ult_instance_id\x18\x01 \x01(\t\x12(\n\x05\x61udit\x18\x02 \x01(\x0b\x32\x19.stigmer.agentic.v1.Audit\"N\n\tAgentList\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.stigmer.agentic.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x11\x41pplyAgentRequest\x12\x33\n\x08resource\x18\x01 \x01(\x0b\x32\x19.stigmer.agentic.v1.AgentB\x06\xbaH\x03\xc8\x01\x01\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"t\n\x12\x41pplyAgentResponse\x12+\n\x08resource\x18\x01 \x01(\x0b\x32\x19.stigmer.agentic.v1.Agent\x12\x31\n\x07outcome\x18\x02 \x01(\x0e\x32 .stigmer.agentic.v1.ApplyOutcome2\xb8\x02\n\x16\x41gentCommandController\x12>\n\x06\x43reate\x12\x19.stigmer.agentic.v1.Agent\x1a\x19.stigmer.agentic.v1.Agent\x12>\n\x06Update\x12\x19.stigmer.agentic.v1.Agent\x1a\x19.stigmer.agentic.v1.Agent\x12V\n\x05\x41pply\x12%.stigmer.agentic.v1.ApplyAgentRequest\x1a&.stigmer.agentic.v1.ApplyAgentResponse\x12\x46\n\x06\x44\x65lete\x12!.stigmer.agentic.v1.DeleteRequest\x1a\x19.stigmer.agentic.v1.Agent2\xf4\x01\n\x14\x41gentQueryController\x12@\n\x03Get\x12\x1e.stigmer.agentic.v1.GetRequest\x1a\x19.stigmer.agentic.v1.Agent\x12R\n\x0eGetByReference\x12%.stigmer.agentic.v1.ResourceReference\x1a\x19.stigmer.agentic.v1.Agent\x12\x46\n\x04List\x12\x1f.stigmer.agentic.v1.ListRequest\x1a\x1d.stigmer.agentic.v1.AgentListb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,6 +54,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTSPEC'].fields_by_name['instructions']._serialized_options = b'\272H\010r\006\020\n\030\300\232\014'
   _globals['_AGENTSPEC'].fields_by_name['model']._loaded_options = None
   _globals['_AGENTSPEC'].fields_by_name['model']._serialized_options = b'\272H\005r\003\030\200\002'
+  _globals['_SKILLREF'].fields_by_name['slug']._loaded_options = None
+  _globals['_SKILLREF'].fields_by_name['slug']._serialized_options = b'\272H\'r%\020\001\030H2\037^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'
+  _globals['_SKILLREF'].fields_by_name['version']._loaded_options = None
+  _globals['_SKILLREF'].fields_by_name['version']._serialized_options = b'\272H%r#\030@2\037^([A-Za-z0-9][A-Za-z0-9._-]*)?$'
   _globals['_AGENTDEADLINES'].fields_by_name['model_call_seconds']._loaded_options = None
   _globals['_AGENTDEADLINES'].fields_by_name['model_call_seconds']._serialized_options = b'\272H\007\032\005\030\330\004(\000'
   _globals['_AGENTDEADLINES'].fields_by_name['tool_call_seconds']._loaded_options = None
@@ -67,19 +71,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBAGENT']._serialized_start=597
   _globals['_SUBAGENT']._serialized_end=694
   _globals['_AGENTSPEC']._serialized_start=697
-  _globals['_AGENTSPEC']._serialized_end=1203
-  _globals['_AGENTDEADLINES']._serialized_start=1205
-  _globals['_AGENTDEADLINES']._serialized_end=1300
-  _globals['_AGENTSTATUS']._serialized_start=1302
-  _globals['_AGENTSTATUS']._serialized_end=1386
-  _globals['_AGENTLIST']._serialized_start=1388
-  _globals['_AGENTLIST']._serialized_end=1466
-  _globals['_APPLYAGENTREQUEST']._serialized_start=1468
-  _globals['_APPLYAGENTREQUEST']._serialized_end=1557
-  _globals['_APPLYAGENTRESPONSE']._serialized_start=1559
-  _globals['_APPLYAGENTRESPONSE']._serialized_end=1675
-  _globals['_AGENTCOMMANDCONTROLLER']._serialized_start=1678
-  _globals['_AGENTCOMMANDCONTROLLER']._serialized_end=1990
-  _globals['_AGENTQUERYCONTROLLER']._serialized_start=1993
-  _globals['_AGENTQUERYCONTROLLER']._serialized_end=2237
+  _globals['_AGENTSPEC']._serialized_end=1239
+  _globals['_SKILLREF']._serialized_start=1241
+  _globals['_SKILLREF']._serialized_end=1368
+  _globals['_AGENTDEADLINES']._serialized_start=1370
+  _globals['_AGENTDEADLINES']._serialized_end=1465
+  _globals['_AGENTSTATUS']._serialized_start=1467
+  _globals['_AGENTSTATUS']._serialized_end=1551
+  _globals['_AGENTLIST']._serialized_start=1553
+  _globals['_AGENTLIST']._serialized_end=1631
+  _globals['_APPLYAGENTREQUEST']._serialized_start=1633
+  _globals['_APPLYAGENTREQUEST']._serialized_end=1722
+  _globals['_APPLYAGENTRESPONSE']._serialized_start=1724
+  _globals['_APPLYAGENTRESPONSE']._serialized_end=1840
+  _globals['_AGENTCOMMANDCONTROLLER']._serialized_start=1843
+  _globals['_AGENTCOMMANDCONTROLLER']._serialized_end=2155
+  _globals['_AGENTQUERYCONTROLLER']._serialized_start=2158
+  _globals['_AGENTQUERYCONTROLLER']._serialized_end=2402
 # @@protoc_insertion_point(module_scope)

@@ -138,13 +138,13 @@ class AgentSpec(_message.Message):
     INSTRUCTIONS_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     MCP_SERVERS_FIELD_NUMBER: _builtins.int
-    SKILL_REFS_FIELD_NUMBER: _builtins.int
     SUB_AGENTS_FIELD_NUMBER: _builtins.int
     ENV_SPEC_FIELD_NUMBER: _builtins.int
     DEADLINES_FIELD_NUMBER: _builtins.int
     TOOL_POLICY_FIELD_NUMBER: _builtins.int
     APPROVAL_TIMEOUT_FIELD_NUMBER: _builtins.int
     RUN_CONFIG_FIELD_NUMBER: _builtins.int
+    SKILL_REFS_FIELD_NUMBER: _builtins.int
     description: _builtins.str
     instructions: _builtins.str
     """The system prompt: what the agent is for and how it should work."""
@@ -154,8 +154,6 @@ class AgentSpec(_message.Message):
     def mcp_servers(self) -> _containers.RepeatedCompositeFieldContainer[Global___McpServerUsage]:
         """The tool servers the agent may call."""
 
-    @_builtins.property
-    def skill_refs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def sub_agents(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubAgent]: ...
     @_builtins.property
@@ -178,6 +176,12 @@ class AgentSpec(_message.Message):
     def run_config(self) -> _run_policy_pb2.RunConfig:
         """Budgets and model settings of this agent's executions (the defaults)."""
 
+    @_builtins.property
+    def skill_refs(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkillRef]:
+        """The skills the agent carries: each one's name and description go into
+        the system prompt, and the read_skill tool opens them.
+        """
+
     def __init__(
         self,
         *,
@@ -185,13 +189,13 @@ class AgentSpec(_message.Message):
         instructions: _builtins.str = ...,
         model: _builtins.str = ...,
         mcp_servers: _abc.Iterable[Global___McpServerUsage] | None = ...,
-        skill_refs: _abc.Iterable[_builtins.str] | None = ...,
         sub_agents: _abc.Iterable[Global___SubAgent] | None = ...,
         env_spec: _meta_pb2.EnvironmentSpec | None = ...,
         deadlines: Global___AgentDeadlines | None = ...,
         tool_policy: _run_policy_pb2.ToolPolicy | None = ...,
         approval_timeout: _run_policy_pb2.ApprovalTimeout | None = ...,
         run_config: _run_policy_pb2.RunConfig | None = ...,
+        skill_refs: _abc.Iterable[Global___SkillRef] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["approval_timeout", b"approval_timeout", "deadlines", b"deadlines", "env_spec", b"env_spec", "run_config", b"run_config", "tool_policy", b"tool_policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -200,6 +204,32 @@ class AgentSpec(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AgentSpec: _TypeAlias = AgentSpec  # noqa: Y015
+
+@_typing.final
+class SkillRef(_message.Message):
+    """A Skill by slug, at a version: `latest` (also when empty), a tag, or a
+    version hash (the full 64 hex digits, or a prefix of at least 12).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLUG_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    slug: _builtins.str
+    version: _builtins.str
+    def __init__(
+        self,
+        *,
+        slug: _builtins.str = ...,
+        version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["slug", b"slug", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SkillRef: _TypeAlias = SkillRef  # noqa: Y015
 
 @_typing.final
 class AgentDeadlines(_message.Message):

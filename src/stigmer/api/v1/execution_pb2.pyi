@@ -601,6 +601,7 @@ class AgentExecutionStatus(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     RUN_CONFIG_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
+    SKILLS_FIELD_NUMBER: _builtins.int
     phase: Global___ExecutionPhase.ValueType
     error: _builtins.str
     agent_instance_id: _builtins.str
@@ -648,6 +649,12 @@ class AgentExecutionStatus(_message.Message):
         window, oldest first (see ContextSummary).
         """
 
+    @_builtins.property
+    def skills(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResolvedSkill]:
+        """The agent's skill refs, resolved to versions when the execution was
+        created: a later push never changes what this execution reads.
+        """
+
     def __init__(
         self,
         *,
@@ -672,10 +679,11 @@ class AgentExecutionStatus(_message.Message):
         attempts: _abc.Iterable[Global___ExecutionAttempt] | None = ...,
         run_config: _run_policy_pb2.RunConfig | None = ...,
         context: _abc.Iterable[Global___ContextSummary] | None = ...,
+        skills: _abc.Iterable[Global___ResolvedSkill] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["audit", b"audit", "completed_at", b"completed_at", "run_config", b"run_config", "started_at", b"started_at", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "attempts", b"attempts", "audit", b"audit", "completed_at", b"completed_at", "context", b"context", "error", b"error", "is_cancel_requested", b"is_cancel_requested", "is_pause_requested", b"is_pause_requested", "last_sequence", b"last_sequence", "messages", b"messages", "model_name", b"model_name", "pending_approvals", b"pending_approvals", "phase", b"phase", "run_config", b"run_config", "session_id", b"session_id", "started_at", b"started_at", "sub_agent_executions", b"sub_agent_executions", "todos", b"todos", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "attempts", b"attempts", "audit", b"audit", "completed_at", b"completed_at", "context", b"context", "error", b"error", "is_cancel_requested", b"is_cancel_requested", "is_pause_requested", b"is_pause_requested", "last_sequence", b"last_sequence", "messages", b"messages", "model_name", b"model_name", "pending_approvals", b"pending_approvals", "phase", b"phase", "run_config", b"run_config", "session_id", b"session_id", "skills", b"skills", "started_at", b"started_at", "sub_agent_executions", b"sub_agent_executions", "todos", b"todos", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -746,6 +754,46 @@ class ContextSummary(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContextSummary: _TypeAlias = ContextSummary  # noqa: Y015
+
+@_typing.final
+class ResolvedSkill(_message.Message):
+    """A skill as one execution uses it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLUG_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    HASH_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    SKILL_ID_FIELD_NUMBER: _builtins.int
+    slug: _builtins.str
+    version: _builtins.str
+    """As the agent asked for it: `latest`, a tag or a hash."""
+    hash: _builtins.str
+    """The version it resolved to."""
+    name: _builtins.str
+    """From that version's SKILL.md."""
+    description: _builtins.str
+    skill_id: _builtins.str
+    """The Skill resource's id (its artifacts are stored under it)."""
+    def __init__(
+        self,
+        *,
+        slug: _builtins.str = ...,
+        version: _builtins.str = ...,
+        hash: _builtins.str = ...,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        skill_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "hash", b"hash", "name", b"name", "skill_id", b"skill_id", "slug", b"slug", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolvedSkill: _TypeAlias = ResolvedSkill  # noqa: Y015
 
 @_typing.final
 class ExecutionAttempt(_message.Message):

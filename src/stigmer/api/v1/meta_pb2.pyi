@@ -239,10 +239,13 @@ class DeleteRequest(_message.Message):
     REF_FIELD_NUMBER: _builtins.int
     CASCADE_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     cascade: Global___CascadePolicy.ValueType
     version: _builtins.int
     """When set, the delete only happens at this version (ABORTED otherwise)."""
+    force: _builtins.bool
+    """Delete even while other resources refer to it (a Skill agents use)."""
     @_builtins.property
     def ref(self) -> Global___ResourceReference: ...
     def __init__(
@@ -252,10 +255,11 @@ class DeleteRequest(_message.Message):
         ref: Global___ResourceReference | None = ...,
         cascade: Global___CascadePolicy.ValueType = ...,
         version: _builtins.int = ...,
+        force: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "ref", b"ref", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cascade", b"cascade", "id", b"id", "ref", b"ref", "target", b"target", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cascade", b"cascade", "force", b"force", "id", b"id", "ref", b"ref", "target", b"target", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["id", "ref"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015

@@ -23,6 +23,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from stigmer.api.buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from stigmer.api.v1 import agent_pb2 as stigmer_dot_api_dot_v1_dot_agent__pb2
 from stigmer.api.v1 import environment_pb2 as stigmer_dot_api_dot_v1_dot_environment__pb2
 from stigmer.api.v1 import execution_pb2 as stigmer_dot_api_dot_v1_dot_execution__pb2
@@ -30,7 +31,7 @@ from stigmer.api.v1 import mcpserver_pb2 as stigmer_dot_api_dot_v1_dot_mcpserver
 from stigmer.api.v1 import meta_pb2 as stigmer_dot_api_dot_v1_dot_meta__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstigmer/api/v1/worker.proto\x12\x12stigmer.agentic.v1\x1a\x1astigmer/api/v1/agent.proto\x1a stigmer/api/v1/environment.proto\x1a\x1estigmer/api/v1/execution.proto\x1a\x1estigmer/api/v1/mcpserver.proto\x1a\x19stigmer/api/v1/meta.proto\"\x80\x03\n\x12\x45xecutionRunInputs\x12\x35\n\texecution\x18\x01 \x01(\x0b\x32\".stigmer.agentic.v1.AgentExecution\x12(\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x19.stigmer.agentic.v1.Agent\x12\x35\n\x0c\x65nvironments\x18\x03 \x03(\x0b\x32\x1f.stigmer.agentic.v1.Environment\x12K\n\x0bmcp_servers\x18\x04 \x03(\x0b\x32\x36.stigmer.agentic.v1.ExecutionRunInputs.McpServersEntry\x12\x33\n\x07history\x18\x05 \x03(\x0b\x32\".stigmer.agentic.v1.AgentExecution\x1aP\n\x0fMcpServersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x1d.stigmer.agentic.v1.McpServer:\x02\x38\x01\x32s\n\x19\x45xecutionWorkerController\x12V\n\x0cGetRunInputs\x12\x1e.stigmer.agentic.v1.GetRequest\x1a&.stigmer.agentic.v1.ExecutionRunInputsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstigmer/api/v1/worker.proto\x12\x12stigmer.agentic.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1astigmer/api/v1/agent.proto\x1a stigmer/api/v1/environment.proto\x1a\x1estigmer/api/v1/execution.proto\x1a\x1estigmer/api/v1/mcpserver.proto\x1a\x19stigmer/api/v1/meta.proto\"\x80\x03\n\x12\x45xecutionRunInputs\x12\x35\n\texecution\x18\x01 \x01(\x0b\x32\".stigmer.agentic.v1.AgentExecution\x12(\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x19.stigmer.agentic.v1.Agent\x12\x35\n\x0c\x65nvironments\x18\x03 \x03(\x0b\x32\x1f.stigmer.agentic.v1.Environment\x12K\n\x0bmcp_servers\x18\x04 \x03(\x0b\x32\x36.stigmer.agentic.v1.ExecutionRunInputs.McpServersEntry\x12\x33\n\x07history\x18\x05 \x03(\x0b\x32\".stigmer.agentic.v1.AgentExecution\x1aP\n\x0fMcpServersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x1d.stigmer.agentic.v1.McpServer:\x02\x38\x01\"I\n\x17GetSkillArtifactRequest\x12\x15\n\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x17\n\x04hash\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10@\x18@\".\n\rSkillArtifact\x12\x0c\n\x04hash\x18\x01 \x01(\t\x12\x0f\n\x07\x61rchive\x18\x02 \x01(\x0c\x32\xd7\x01\n\x19\x45xecutionWorkerController\x12V\n\x0cGetRunInputs\x12\x1e.stigmer.agentic.v1.GetRequest\x1a&.stigmer.agentic.v1.ExecutionRunInputs\x12\x62\n\x10GetSkillArtifact\x12+.stigmer.agentic.v1.GetSkillArtifactRequest\x1a!.stigmer.agentic.v1.SkillArtifactb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,10 +40,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EXECUTIONRUNINPUTS_MCPSERVERSENTRY']._loaded_options = None
   _globals['_EXECUTIONRUNINPUTS_MCPSERVERSENTRY']._serialized_options = b'8\001'
-  _globals['_EXECUTIONRUNINPUTS']._serialized_start=205
-  _globals['_EXECUTIONRUNINPUTS']._serialized_end=589
-  _globals['_EXECUTIONRUNINPUTS_MCPSERVERSENTRY']._serialized_start=509
-  _globals['_EXECUTIONRUNINPUTS_MCPSERVERSENTRY']._serialized_end=589
-  _globals['_EXECUTIONWORKERCONTROLLER']._serialized_start=591
-  _globals['_EXECUTIONWORKERCONTROLLER']._serialized_end=706
+  _globals['_GETSKILLARTIFACTREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_GETSKILLARTIFACTREQUEST'].fields_by_name['id']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_GETSKILLARTIFACTREQUEST'].fields_by_name['hash']._loaded_options = None
+  _globals['_GETSKILLARTIFACTREQUEST'].fields_by_name['hash']._serialized_options = b'\272H\006r\004\020@\030@'
+  _globals['_EXECUTIONRUNINPUTS']._serialized_start=234
+  _globals['_EXECUTIONRUNINPUTS']._serialized_end=618
+  _globals['_EXECUTIONRUNINPUTS_MCPSERVERSENTRY']._serialized_start=538
+  _globals['_EXECUTIONRUNINPUTS_MCPSERVERSENTRY']._serialized_end=618
+  _globals['_GETSKILLARTIFACTREQUEST']._serialized_start=620
+  _globals['_GETSKILLARTIFACTREQUEST']._serialized_end=693
+  _globals['_SKILLARTIFACT']._serialized_start=695
+  _globals['_SKILLARTIFACT']._serialized_end=741
+  _globals['_EXECUTIONWORKERCONTROLLER']._serialized_start=744
+  _globals['_EXECUTIONWORKERCONTROLLER']._serialized_end=959
 # @@protoc_insertion_point(module_scope)

@@ -86,3 +86,50 @@ class ExecutionRunInputs(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExecutionRunInputs: _TypeAlias = ExecutionRunInputs  # noqa: Y015
+
+@_typing.final
+class GetSkillArtifactRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    HASH_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The execution whose status names the skill version."""
+    hash: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        hash: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hash", b"hash", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSkillArtifactRequest: _TypeAlias = GetSkillArtifactRequest  # noqa: Y015
+
+@_typing.final
+class SkillArtifact(_message.Message):
+    """One skill version's archive (a zip of its folder)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HASH_FIELD_NUMBER: _builtins.int
+    ARCHIVE_FIELD_NUMBER: _builtins.int
+    hash: _builtins.str
+    archive: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        hash: _builtins.str = ...,
+        archive: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive", b"archive", "hash", b"hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SkillArtifact: _TypeAlias = SkillArtifact  # noqa: Y015

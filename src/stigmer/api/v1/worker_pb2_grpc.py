@@ -43,6 +43,11 @@ class ExecutionWorkerControllerStub:
                 request_serializer=stigmer_dot_api_dot_v1_dot_meta__pb2.GetRequest.SerializeToString,
                 response_deserializer=stigmer_dot_api_dot_v1_dot_worker__pb2.ExecutionRunInputs.FromString,
                 _registered_method=True)
+        self.GetSkillArtifact = channel.unary_unary(
+                '/stigmer.agentic.v1.ExecutionWorkerController/GetSkillArtifact',
+                request_serializer=stigmer_dot_api_dot_v1_dot_worker__pb2.GetSkillArtifactRequest.SerializeToString,
+                response_deserializer=stigmer_dot_api_dot_v1_dot_worker__pb2.SkillArtifact.FromString,
+                _registered_method=True)
 
 
 class ExecutionWorkerControllerServicer:
@@ -57,6 +62,13 @@ class ExecutionWorkerControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSkillArtifact(self, request, context):
+        """A skill version the execution resolved (status.skills), for read_skill.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionWorkerControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -64,6 +76,11 @@ def add_ExecutionWorkerControllerServicer_to_server(servicer, server):
                     servicer.GetRunInputs,
                     request_deserializer=stigmer_dot_api_dot_v1_dot_meta__pb2.GetRequest.FromString,
                     response_serializer=stigmer_dot_api_dot_v1_dot_worker__pb2.ExecutionRunInputs.SerializeToString,
+            ),
+            'GetSkillArtifact': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSkillArtifact,
+                    request_deserializer=stigmer_dot_api_dot_v1_dot_worker__pb2.GetSkillArtifactRequest.FromString,
+                    response_serializer=stigmer_dot_api_dot_v1_dot_worker__pb2.SkillArtifact.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -95,6 +112,33 @@ class ExecutionWorkerController:
             '/stigmer.agentic.v1.ExecutionWorkerController/GetRunInputs',
             stigmer_dot_api_dot_v1_dot_meta__pb2.GetRequest.SerializeToString,
             stigmer_dot_api_dot_v1_dot_worker__pb2.ExecutionRunInputs.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSkillArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.agentic.v1.ExecutionWorkerController/GetSkillArtifact',
+            stigmer_dot_api_dot_v1_dot_worker__pb2.GetSkillArtifactRequest.SerializeToString,
+            stigmer_dot_api_dot_v1_dot_worker__pb2.SkillArtifact.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,8 @@ class ExecutionWorkerControllerStub:
     def __new__(cls, channel: _aio.Channel) -> ExecutionWorkerControllerAsyncStub: ...
     GetRunInputs: _grpc.UnaryUnaryMultiCallable[_meta_pb2.GetRequest, _worker_pb2.ExecutionRunInputs]
     """id is the execution's id."""
+    GetSkillArtifact: _grpc.UnaryUnaryMultiCallable[_worker_pb2.GetSkillArtifactRequest, _worker_pb2.SkillArtifact]
+    """A skill version the execution resolved (status.skills), for read_skill."""
 
 @_typing.type_check_only
 class ExecutionWorkerControllerAsyncStub(ExecutionWorkerControllerStub):
@@ -48,6 +50,8 @@ class ExecutionWorkerControllerAsyncStub(ExecutionWorkerControllerStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetRunInputs: _aio.UnaryUnaryMultiCallable[_meta_pb2.GetRequest, _worker_pb2.ExecutionRunInputs]  # type: ignore[assignment]
     """id is the execution's id."""
+    GetSkillArtifact: _aio.UnaryUnaryMultiCallable[_worker_pb2.GetSkillArtifactRequest, _worker_pb2.SkillArtifact]  # type: ignore[assignment]
+    """A skill version the execution resolved (status.skills), for read_skill."""
 
 class ExecutionWorkerControllerServicer(metaclass=_abc_1.ABCMeta):
     """The API of `stigmer worker` processes (the Temporal engine's activities).
@@ -61,5 +65,13 @@ class ExecutionWorkerControllerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_worker_pb2.ExecutionRunInputs, _abc.Awaitable[_worker_pb2.ExecutionRunInputs]]:
         """id is the execution's id."""
+
+    @_abc_1.abstractmethod
+    def GetSkillArtifact(
+        self,
+        request: _worker_pb2.GetSkillArtifactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_worker_pb2.SkillArtifact, _abc.Awaitable[_worker_pb2.SkillArtifact]]:
+        """A skill version the execution resolved (status.skills), for read_skill."""
 
 def add_ExecutionWorkerControllerServicer_to_server(servicer: ExecutionWorkerControllerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

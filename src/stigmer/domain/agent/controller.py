@@ -19,6 +19,7 @@ from stigmer.domain.agentinstance.client import AgentInstanceClient
 from stigmer.domain.clients import ResourceReader
 from stigmer.domain.reference_steps import RequireRefsStep
 from stigmer.domain.resource_controller import WritableResourceController
+from stigmer.domain.skill.references import RequireSkillRefsStep
 from stigmer.errors import NotFound
 from stigmer.pipeline.context import StateContext, TargetContext
 from stigmer.pipeline.envelope import Envelope, decode, encode
@@ -83,7 +84,12 @@ class AgentController(WritableResourceController):
     kind = AGENT
 
     def __init__(
-        self, store: Store, *, mcp_servers: ResourceReader, instances: AgentInstanceClient
+        self,
+        store: Store,
+        *,
+        mcp_servers: ResourceReader,
+        skills: ResourceReader,
+        instances: AgentInstanceClient,
     ) -> None:
         ensure_default = EnsureDefaultInstanceStep(instances)
         super().__init__(
@@ -95,6 +101,7 @@ class AgentController(WritableResourceController):
                     "spec.mcp_servers[{index}].ref",
                     _mcp_server_refs,
                 ),
+                RequireSkillRefsStep(skills),
             ),
             after_persist=(ensure_default,),
         )

@@ -46,6 +46,7 @@ from stigmer.domain.execution.updates import (
 )
 from stigmer.domain.resource_controller import ResourceController
 from stigmer.domain.session.client import SessionClient
+from stigmer.domain.skill.references import ResolveExecutionSkillsStep
 from stigmer.pipeline.context import DeleteContext
 from stigmer.pipeline.envelope import Envelope, Relations
 from stigmer.pipeline.framework import Pipeline
@@ -86,6 +87,7 @@ class ExecutionController(ResourceController):
         agents: AgentClient,
         instances: ResourceReader,
         sessions: SessionClient,
+        skills: ResourceReader,
     ) -> None:
         super().__init__(store, before_delete=(CancelBeforeDeleteStep(signals),))
         self.broker = ExecutionBroker()
@@ -99,6 +101,7 @@ class ExecutionController(ResourceController):
                 ResolveSessionStep(agents, instances, sessions),
                 BusySessionStep(),
                 BuildExecutionStep(),
+                ResolveExecutionSkillsStep(skills, agents),
                 PersistExecutionStep(),
             ],
         )

@@ -120,4 +120,19 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    # -- artifacts (store/postgres/artifacts.py): skill archives -----------
+    (
+        6,
+        (
+            """
+            CREATE TABLE artifacts (
+                owner_id TEXT COLLATE "C" NOT NULL,
+                hash TEXT COLLATE "C" NOT NULL,
+                size BIGINT NOT NULL,
+                data BYTEA NOT NULL,
+                PRIMARY KEY (owner_id, hash)
+            )
+            """,
+        ),
+    ),
 )

@@ -106,6 +106,21 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    # -- artifacts (store/sqlite/artifacts.py): skill archives -------------
+    (
+        6,
+        (
+            """
+            CREATE TABLE artifacts (
+                owner_id TEXT NOT NULL,
+                hash TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                data BLOB NOT NULL,
+                PRIMARY KEY (owner_id, hash)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
     # -- the consistency checker's pages (consistency/checker.py) --------
     # It walks a kind in id order: without this index SQLite read and
     # sorted every row of the kind for each page. PostgreSQL has had the

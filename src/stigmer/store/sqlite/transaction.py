@@ -29,6 +29,7 @@ from stigmer.store.rows import (
     updated_values,
 )
 from stigmer.store.sqlite.access_tokens import SqliteAccessTokens
+from stigmer.store.sqlite.artifacts import SqliteArtifacts
 from stigmer.store.sqlite.errors import DuplicateKey, translated
 
 _MARKS = ", ".join("?" * len(COLUMNS))
@@ -76,7 +77,7 @@ def _label_clause(requirement: Requirement) -> tuple[str, list[Any]]:
 # -- transactions -------------------------------------------------------------------------
 
 
-class SqliteTransaction(SqliteAccessTokens):
+class SqliteTransaction(SqliteAccessTokens, SqliteArtifacts):
     def __init__(self, connection: sqlite3.Connection, *, path: Path, changes_kept: int) -> None:
         self._connection = connection
         self._path = path

@@ -1,0 +1,1 @@
+"""Skills: versioned folders with a SKILL.md that agents carry."""
