@@ -46,7 +46,7 @@ def submit(
         request.edited_args.CopyFrom(edited)
     with grpc.insecure_channel(address) as channel:
         stub = execution_pb2_grpc.AgentExecutionCommandControllerStub(channel)
-        metadata = [("authorization", f"Bearer {token}")] if token else None
+        metadata = (("authorization", f"Bearer {token}"),) if token else None
         answer: execution_pb2.AgentExecution = stub.SubmitApproval(
             request, timeout=30, metadata=metadata
         )
@@ -54,7 +54,7 @@ def submit(
 
 
 def status_code_of(error: grpc.RpcError) -> grpc.StatusCode:
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
+    code: grpc.StatusCode = error.code()
     return code
 
 

@@ -171,7 +171,7 @@ def test_edit_runs_with_the_edited_arguments_and_bad_ones_are_invalid(
     with pytest.raises(grpc.RpcError) as refused:
         submit(server.address, execution_id, "c1", EDIT, edited_args={"a": "ten", "b": 1})
     assert status_code_of(refused.value) == grpc.StatusCode.INVALID_ARGUMENT
-    assert "edited_args.a" in str(refused.value.details())  # type: ignore[attr-defined]
+    assert "edited_args.a" in str(refused.value.details())
     with pytest.raises(grpc.RpcError) as missing:
         submit(server.address, execution_id, "c1", EDIT)
     assert status_code_of(missing.value) == grpc.StatusCode.INVALID_ARGUMENT
@@ -216,7 +216,7 @@ def test_decisions_are_idempotent_conflicts_fail_and_unknown_calls_are_invalid(
     with pytest.raises(grpc.RpcError) as unknown:
         submit(server.address, execution_id, "nope", APPROVE)
     assert status_code_of(unknown.value) == grpc.StatusCode.INVALID_ARGUMENT
-    assert "tool_call_id" in str(unknown.value.details())  # type: ignore[attr-defined]
+    assert "tool_call_id" in str(unknown.value.details())
     with pytest.raises(grpc.RpcError) as no_action:
         submit(server.address, execution_id, "second", 0)
     assert status_code_of(no_action.value) == grpc.StatusCode.INVALID_ARGUMENT
