@@ -402,3 +402,26 @@ spec:
     final = wait_for_end(client, started.metadata.id)
     assert final.status.phase == COMPLETED, final.status.error
     assert tool_results_of(model.requests[1]) == {"e1": "free", "a1": "2"}
+
+
+@SQLITE_ONLY
+def test_cancel_ends_a_waiting_execution_at_once_and_interrupts_its_waiting_calls(
+    server: ServerThread, client: Client, model: ScriptedModel
+) -> None:
+    client.apply(gated_tools_agent())
+    model.add(Reply(tool_calls=(ToolCallStep("add", {"a": 1, "b": 1}, id="c1"),)))
+    started = client.run("careful", "go")
+    wait_for_approvals(client, started.metadata.id)
+
+    cancelled = client.cancel(started.metadata.id, "changed my mind")
+
+    assert cancelled.status.phase == execution_pb2.EXECUTION_PHASE_CANCELLED
+    assert not cancelled.status.pending_approvals
+    assert call_of(cancelled, "c1").status == execution_pb2.TOOL_CALL_STATUS_INTERRUPTED
+    with pytest.raises(grpc.RpcError) as refused:
+        submit(server.address, started.metadata.id, "c1", APPROVE)
+    assert status_code_of(refused.value) == grpc.StatusCode.FAILED_PRECONDITION
+    # The engine does not take it up again (on Temporal its workflow ends).
+    final = wait_for_end(client, started.metadata.id)
+    assert final.status.phase == execution_pb2.EXECUTION_PHASE_CANCELLED
+    assert len(model.requests) == 1
