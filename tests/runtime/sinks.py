@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stigmer.runtime.contract import ToolCallRequest
+from stigmer.runtime.contract import ModelCallUsage, ToolCallRequest
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,16 @@ class CollectingSink:
         self.kinds.append("ai_message_finished")
         self.messages.append((content, tool_calls))
 
-    async def usage(self, input_tokens: int, output_tokens: int) -> None:
+    calls: list[ModelCallUsage] = field(default_factory=list)
+    note: str = ""
+
+    async def usage(self, usage: ModelCallUsage) -> None:
         self.kinds.append("usage")
-        self.usages.append((input_tokens, output_tokens))
+        self.usages.append((usage.input_tokens, usage.output_tokens))
+        self.calls.append(usage)
+
+    def model_note(self) -> str:
+        return self.note
 
     async def tool_call_started(self, call: ToolCallRequest) -> None:
         self.kinds.append("tool_call_started")

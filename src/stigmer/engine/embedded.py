@@ -27,7 +27,13 @@ from stigmer.engine.options import EngineOptions
 from stigmer.engine.recording import RecordingSink
 from stigmer.engine.run_requests import build_run_request
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError
-from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED, phase_event
+from stigmer.resources.execution_events import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    has_ended_elsewhere,
+    phase_event,
+)
 from stigmer.resources.secret_logs import install_log_masking, known_secrets
 from stigmer.resources.secrets import SecretMasker
 from stigmer.runtime.contract import ModelError, RunRequest, RunSink, ToolServerError
@@ -199,6 +205,8 @@ class EmbeddedEngine:
                 SecretMasker(environment.secrets),
                 len(inputs.execution.status.messages),
                 max_tool_result_bytes=self.options.max_tool_result_bytes,
+                max_tool_result_chars=request.max_tool_result_chars,
+                model_note=inputs.execution.status.cost_note,
             )
             outcome = await self._agent_loop(request, sink)
             await sink.flush()
@@ -210,7 +218,13 @@ class EmbeddedEngine:
         except asyncio.CancelledError:
             await self._end_cancelled(execution_id, sink)
             raise
-        except (ModelError, ToolServerError, StigmerError) as error:
+        except StigmerError as error:
+            if not has_ended_elsewhere(error.facts):
+                await self._end_failed(execution_id, sink, _describe(error))
+            else:
+                # The server ended it (a run limit): the work just stops.
+                logger.info("execution %s was ended by the server: %s", execution_id, error)
+        except (ModelError, ToolServerError) as error:
             await self._end_failed(execution_id, sink, _describe(error))
         except Exception as error:
             logger.exception("execution %s failed with an internal error", execution_id)

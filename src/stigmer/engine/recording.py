@@ -11,6 +11,12 @@ subscriber sees live or replays from any sequence, which are all that log.
 A tool's result is masked, then capped (runtime/tool_results.py), and kept
 once: in its tool call (`result`, or `error`); the TOOL message that places
 it in the conversation only names the call.
+
+A model call's usage is recorded in one report with the tool calls it asked
+for, so the server judges the call's cost and its tool round together (a
+limit that ends the execution then keeps the usage of the call that reached
+it). The execution each report returns carries the server's note for the
+model (status.cost_note), which `model_note` hands to the loop.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from stigmer.resources.execution_events import (
     usage_event,
 )
 from stigmer.resources.secrets import MaskedStream, SecretMasker
-from stigmer.runtime.contract import ToolCallRequest
+from stigmer.runtime.contract import ModelCallUsage, ToolCallRequest
 from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES, cap_tool_result
 
 Event = execution_pb2.ExecutionEvent
@@ -45,10 +51,15 @@ class RecordingSink:
         message_count: int,
         *,
         max_tool_result_bytes: int = DEFAULT_MAX_BYTES,
+        max_tool_result_chars: int = 0,
+        model_note: str = "",
     ) -> None:
         self._record = record
         self._masker = masker
         self._max_tool_result_bytes = max_tool_result_bytes
+        self._max_tool_result_chars = max_tool_result_chars
+        self._model_note = model_note
+        self._pending_usage: Event | None = None
         self._message_count = message_count
         self._ai_index = -1
         self._pending_text = ""
@@ -60,7 +71,16 @@ class RecordingSink:
 
     async def _emit(self, *events: Event) -> None:
         await self._flush()
-        await self._record(events)
+        await self._record_and_read(events)
+
+    async def _record_and_read(self, events: Sequence[Event]) -> None:
+        execution = await self._record(events)
+        self._model_note = execution.status.cost_note or self._model_note
+        # The server may add messages of its own (a budget's SYSTEM note).
+        self._message_count = max(self._message_count, len(execution.status.messages))
+
+    def model_note(self) -> str:
+        return self._model_note
 
     async def _flush(self, *, is_text_complete: bool = False, is_abandoned: bool = False) -> None:
         raw, self._pending_text = self._pending_text, ""
@@ -72,7 +92,7 @@ class RecordingSink:
         if not text:
             return
         self._last_flush = time.monotonic()
-        await self._record([message_delta_event(self._ai_index, text)])
+        await self._record_and_read([message_delta_event(self._ai_index, text)])
 
     def mask(self, text: str) -> str:
         """The text with this execution's secret values masked (for errors)."""
@@ -107,13 +127,15 @@ class RecordingSink:
             self._pending_text += content[len(self._streamed) :]
         await self._flush(is_text_complete=True)
         self.final_answer = content
-        if tool_calls:
-            await self._emit(
-                *(
-                    tool_call_event(self._tool_call(call, execution_pb2.TOOL_CALL_STATUS_PENDING))
-                    for call in tool_calls
-                )
-            )
+        usage, self._pending_usage = self._pending_usage, None
+        events = [
+            tool_call_event(self._tool_call(call, execution_pb2.TOOL_CALL_STATUS_PENDING))
+            for call in tool_calls
+        ]
+        if usage is not None:
+            events.insert(0, usage)
+        if events:
+            await self._emit(*events)
 
     def _tool_call(self, call: ToolCallRequest, status: int) -> execution_pb2.ToolCall:
         masked = struct_pb2.Struct()
@@ -126,8 +148,21 @@ class RecordingSink:
             status=status,  # type: ignore[arg-type]
         )
 
-    async def usage(self, input_tokens: int, output_tokens: int) -> None:
-        await self._emit(usage_event(input_tokens, output_tokens))
+    async def usage(self, usage: ModelCallUsage) -> None:
+        # Held until ai_message_finished, which reports it with the turn's tool calls.
+        self._pending_usage = usage_event(
+            execution_pb2.Usage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_tokens=usage.cached_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                model_calls=1,
+                call_id=usage.call_id,
+                provider=usage.provider,
+                model=usage.model,
+                duration_ms=round(usage.duration_seconds * 1000),
+            )
+        )
 
     async def tool_call_started(self, call: ToolCallRequest) -> None:
         running = self._tool_call(call, execution_pb2.TOOL_CALL_STATUS_RUNNING)
@@ -138,7 +173,9 @@ class RecordingSink:
     async def tool_call_finished(self, call_id: str, result: str, *, is_error: bool) -> None:
         finished = execution_pb2.ToolCall()
         finished.CopyFrom(self._open_calls.pop(call_id, execution_pb2.ToolCall(id=call_id)))
-        masked = cap_tool_result(self._masker.mask(result), self._max_tool_result_bytes)
+        masked = cap_tool_result(
+            self._masker.mask(result), self._max_tool_result_bytes, self._max_tool_result_chars
+        )
         if is_error:
             finished.status = execution_pb2.TOOL_CALL_STATUS_FAILED
             finished.error = masked
@@ -173,6 +210,9 @@ class RecordingSink:
         """Records the text still held back, as the end of a message that will
         not be finished (the run failed or was cancelled mid-answer)."""
         await self._flush(is_abandoned=True)
+        usage, self._pending_usage = self._pending_usage, None
+        if usage is not None:
+            await self._record_and_read([usage])
 
 
 def _mask_values(value: object, masker: SecretMasker) -> object:

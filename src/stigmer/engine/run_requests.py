@@ -27,6 +27,7 @@ from stigmer.runtime.contract import (
     HttpServer,
     ModelSettings,
     RunRequest,
+    Sampling,
     StdioServer,
     ToolServer,
 )
@@ -218,6 +219,8 @@ def build_run_request(
     max_tool_result_bytes: int = RunRequest.max_tool_result_bytes,
 ) -> tuple[RunRequest, MergedEnvironment]:
     environment = merge_environment(inputs)
+    # What status.run_config resolved when the execution was created.
+    run_config = inputs.execution.status.run_config
     tool_deadline = inputs.agent.spec.deadlines.tool_call_seconds
     request = RunRequest(
         instructions=inputs.agent.spec.instructions,
@@ -230,5 +233,10 @@ def build_run_request(
             float(tool_deadline) if tool_deadline else RunRequest.tool_call_timeout_seconds
         ),
         max_tool_result_bytes=max_tool_result_bytes,
+        max_tool_result_chars=run_config.max_tool_result_chars,
+        sampling=Sampling(
+            temperature=run_config.temperature if run_config.HasField("temperature") else None,
+            max_tokens=run_config.max_tokens or None,
+        ),
     )
     return request, environment

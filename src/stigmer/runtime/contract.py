@@ -78,6 +78,17 @@ class HistoryMessage:
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """How the model is asked to answer; None leaves the provider's default."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+NO_SAMPLING = Sampling()
+
+
+@dataclass(frozen=True)
 class RunRequest:
     instructions: str  # the system prompt
     history: tuple[HistoryMessage, ...]
@@ -87,6 +98,26 @@ class RunRequest:
     max_steps: int = 16  # model calls before the loop gives up
     tool_call_timeout_seconds: float = 300.0  # for stdio servers (see ToolBox)
     max_tool_result_bytes: int = 64 * 1024  # see runtime/tool_results.py
+    max_tool_result_chars: int = 0  # 0: no limit but the bytes (run_config)
+    sampling: Sampling = field(default_factory=Sampling)
+
+
+@dataclass(frozen=True)
+class ModelCallUsage:
+    """What one model call used, as its provider reported it.
+
+    input_tokens include the cached ones, output_tokens the reasoning ones;
+    call_id is unique within the run (a report sent twice counts once).
+    """
+
+    call_id: str
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    duration_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -116,13 +147,20 @@ class RunSink(Protocol):
     ) -> None:
         """The AI message is complete: its full text and the tools it asks for."""
 
-    async def usage(self, input_tokens: int, output_tokens: int) -> None:
-        """Tokens of one model call (called once per model call, when known)."""
+    async def usage(self, usage: ModelCallUsage) -> None:
+        """Tokens of one model call, when known: reported once per call,
+        after its text and before `ai_message_finished`."""
 
     async def tool_call_started(self, call: ToolCallRequest) -> None: ...
 
     async def tool_call_finished(self, call_id: str, result: str, *, is_error: bool) -> None:
         """The tool's result (text), or its error message when is_error."""
+
+    def model_note(self) -> str:
+        """A note for the model from whoever records the run (its cost budget
+        is nearly spent), added to the system prompt of every later call;
+        "" when there is none."""
+        ...
 
 
 class ModelErrorKind(StrEnum):
@@ -152,8 +190,11 @@ class ChatProvider(Protocol):
         messages: Sequence[Message],
         tools: Sequence[ToolSpec],
         on_delta: DeltaCallback,
+        sampling: Sampling = NO_SAMPLING,
     ) -> ModelTurn:
         """Sends the conversation, awaits `on_delta` for each text piece, returns the turn.
+
+        `sampling` (temperature, max_tokens) goes with the request when set.
 
         Raises:
             ModelError: the model could not answer (unreachable, timeout, HTTP error,

@@ -17,6 +17,8 @@ interrupts a model stream or a tool call at once and closes every tool server.
 
 from __future__ import annotations
 
+import time
+
 from stigmer.runtime.contract import (
     ChatProvider,
     RunOutcome,
@@ -31,6 +33,7 @@ from stigmer.runtime.conversation import (
     UserMessage,
     messages_from_history,
 )
+from stigmer.runtime.model_calls import new_model_call_id, system_prompt, usage_of
 from stigmer.runtime.providers import provider_for
 from stigmer.runtime.tool_results import cap_tool_result
 from stigmer.runtime.tools import ToolBox
@@ -78,11 +81,19 @@ async def _converse(
     content = ""
     for step in range(1, request.max_steps + 1):
         await sink.ai_message_started()
+        began = time.monotonic()
         turn = await provider.stream_turn(
-            system=request.instructions,
+            system=system_prompt(request.instructions, sink.model_note()),
             messages=messages,
             tools=toolbox.tools,
             on_delta=sink.ai_content_delta,
+            sampling=request.sampling,
+        )
+        usage = usage_of(
+            turn,
+            request.model,
+            call_id=new_model_call_id(),
+            duration_seconds=time.monotonic() - began,
         )
         content = turn.content
         calls = tuple(
@@ -94,9 +105,9 @@ async def _converse(
             )
             for call in turn.tool_calls
         )
+        if usage is not None:
+            await sink.usage(usage)
         await sink.ai_message_finished(turn.content, calls)
-        if turn.input_tokens is not None or turn.output_tokens is not None:
-            await sink.usage(turn.input_tokens or 0, turn.output_tokens or 0)
         messages.append(AssistantMessage(turn.content, turn.tool_calls))
         if not calls:
             return RunOutcome(final_answer=content, steps=step)
@@ -104,7 +115,9 @@ async def _converse(
             await sink.tool_call_started(call)
             result = await toolbox.call(call.name, call.arguments)
             # The model reads what the execution records: the result, capped.
-            text = cap_tool_result(result.text, request.max_tool_result_bytes)
+            text = cap_tool_result(
+                result.text, request.max_tool_result_bytes, request.max_tool_result_chars
+            )
             await sink.tool_call_finished(call.id, text, is_error=result.is_error)
             messages.append(ToolResultMessage(call.id, text, result.is_error))
     return RunOutcome(final_answer=content, steps=request.max_steps, is_step_limit_reached=True)

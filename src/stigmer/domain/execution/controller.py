@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stigmer.api.v1 import execution_pb2
+from stigmer.api.v1 import execution_pb2, run_policy_pb2
 from stigmer.domain.agent.client import AgentClient
 from stigmer.domain.clients import ResourceReader
 from stigmer.domain.execution.broker import ExecutionBroker
+from stigmer.domain.execution.budgets import EnforceBudgetsStep, RecordUsageStep
 from stigmer.domain.execution.context import ExecutionContext
 from stigmer.domain.execution.event_log import record_in
 from stigmer.domain.execution.sessions import ResolveSessionStep
@@ -28,6 +29,7 @@ from stigmer.domain.execution.steps import (
     BusySessionStep,
     IdempotencyStep,
     PersistExecutionStep,
+    ResolveRunConfigStep,
     ValidateExecutionStep,
     execution_relations,
 )
@@ -45,7 +47,9 @@ from stigmer.pipeline.context import DeleteContext
 from stigmer.pipeline.envelope import Envelope, Relations
 from stigmer.pipeline.framework import Pipeline
 from stigmer.resources.execution_events import ACTIVE_PHASES, IN_PROGRESS
-from stigmer.resources.kinds import AGENT_EXECUTION
+from stigmer.resources.kinds import AGENT, AGENT_EXECUTION
+from stigmer.resources.prices import PriceTable
+from stigmer.resources.run_configs import RunConfig
 from stigmer.store.base import Store
 
 Event = execution_pb2.ExecutionEvent
@@ -75,6 +79,8 @@ class ExecutionController(ResourceController):
         agents: AgentClient,
         instances: ResourceReader,
         sessions: SessionClient,
+        run_profile: run_policy_pb2.RunConfig | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         super().__init__(store, before_delete=(CancelBeforeDeleteStep(signals),))
         self.broker = ExecutionBroker()
@@ -87,13 +93,20 @@ class ExecutionController(ResourceController):
                 IdempotencyStep(),
                 ResolveSessionStep(agents, instances, sessions),
                 BusySessionStep(),
+                ResolveRunConfigStep(ResourceReader(AGENT), run_profile or RunConfig()),
                 BuildExecutionStep(),
                 PersistExecutionStep(),
             ],
         )
         self.record_events_pipeline = Pipeline[UpdateContext](
             "execution.record-events",
-            [LoadExecutionStep(), RefuseEndedStep(), RecordEventsStep(record_in)],
+            [
+                LoadExecutionStep(),
+                RefuseEndedStep(),
+                RecordUsageStep(prices or PriceTable.with_overrides({})),
+                EnforceBudgetsStep(),
+                RecordEventsStep(record_in),
+            ],
         )
         self.cancel_pipeline = Pipeline[UpdateContext](
             "execution.cancel",
@@ -143,7 +156,8 @@ class ExecutionController(ResourceController):
     async def record_events(
         self, execution_id: str, events: Sequence[Event]
     ) -> execution_pb2.AgentExecution:
-        """Records what a worker reports about a running execution.
+        """Records what a worker reports about a running execution; ends it
+        TERMINATED when the report reaches a run limit (budgets.py).
 
         Raises:
             NotFound: the execution is gone (deleted).
@@ -155,6 +169,9 @@ class ExecutionController(ResourceController):
             )
             await self.record_events_pipeline.run(context)
         self.broker.publish(execution_id, context.updates)
+        if context.limit_message:
+            # Ended at a run limit (budgets.py): the work stops too.
+            await self.signals.cancel_running(execution_id, context.limit_message)
         return context.require_execution()
 
     # -- cancel ----------------------------------------------------------

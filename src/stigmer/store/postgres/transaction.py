@@ -29,6 +29,7 @@ from stigmer.store.base import LOG_PAGE_SIZE, PAGE_SIZE, Change, Lease, ListQuer
 from stigmer.store.changes import ADDED, COMPACTION_EVERY, DELETED, MODIFIED, too_old
 from stigmer.store.postgres.access_tokens import PostgresAccessTokens
 from stigmer.store.postgres.errors import DuplicateKey, translate
+from stigmer.store.postgres.usage_records import PostgresUsageRecords
 from stigmer.store.rows import (
     COLUMN_LIST,
     COLUMNS,
@@ -99,7 +100,7 @@ def _limit(limit: int) -> int | None:
 # -- transactions -------------------------------------------------------------------------
 
 
-class PostgresTransaction(PostgresAccessTokens):
+class PostgresTransaction(PostgresAccessTokens, PostgresUsageRecords):
     """One transaction on one pooled connection: explicit BEGIN, then COMMIT or ROLLBACK
     (the connections are in autocommit mode, so psycopg opens no transaction of its own)."""
 
