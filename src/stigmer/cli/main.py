@@ -40,6 +40,7 @@ from stigmer.cli import (
     server,
     settings,
     tokens,
+    usage,
     validate,
     worker,
 )
@@ -122,6 +123,7 @@ worker.register(app)
 completion.register(app)
 explain.register(app)
 describe.register(app)
+usage.register(app)
 
 
 @app.command()

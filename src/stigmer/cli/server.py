@@ -144,6 +144,7 @@ def serve(
     """Run the server in the foreground until SIGINT/SIGTERM."""
     if context.invoked_subcommand is not None:
         return
+    from stigmer.cli.run_settings import price_table, run_profile
     from stigmer.server.app import ServerOptions, StigmerServer
 
     is_temporal = _engine(engine) == "temporal"
@@ -161,6 +162,8 @@ def serve(
         auth=config.checked_value("auth", auth),
         admin_token_path=config.stigmer_home() / ADMIN_TOKEN_FILE,
         tls=tls_files(tls_cert, tls_key, tls_client_ca),
+        run_profile=run_profile(),
+        prices=price_table(),
     )
     logging.basicConfig(
         level=os.environ.get("STIGMER_LOG_LEVEL", "INFO"),

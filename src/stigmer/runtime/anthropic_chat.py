@@ -231,5 +231,5 @@ def anthropic_turn(message: anthropic.types.Message) -> ModelTurn:
         tool_calls=tuple(calls),
         input_tokens=input_tokens,
         output_tokens=usage.output_tokens,
-        cached_tokens=usage.cache_read_input_tokens or 0,
+        cached_tokens=usage.cache_read_input_tokens,
     )
