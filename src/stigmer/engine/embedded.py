@@ -76,6 +76,11 @@ class EmbeddedEngine:
         if task is None:
             return False
         self._cancel_reasons.setdefault(execution_id, reason)
+        if task is asyncio.current_task():
+            # The execution's own report ended it (a run limit): its next
+            # report is refused and the run stops there, closing its tool
+            # servers on the way; a cancellation now would cut that short.
+            return True
         task.cancel()
         return True
 
