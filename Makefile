@@ -84,6 +84,7 @@ bench: setup
 	bash scripts/install_postgres.sh
 	$(BIN)/python bench/controlplane.py --store both
 	$(BIN)/python bench/runs.py --store both --engine both
+	$(BIN)/python bench/usage_recording.py
 	$(BIN)/python bench/local_model.py
 
 clean:

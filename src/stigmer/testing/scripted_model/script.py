@@ -61,6 +61,8 @@ class Reply:
     # of output_tokens, spent reasoning (omitted from the usage when 0).
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    # False: the reply carries no usage at all, as some servers answer.
+    is_usage_reported: bool = True
     is_cut: bool = False
 
     def __post_init__(self) -> None:

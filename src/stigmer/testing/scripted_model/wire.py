@@ -75,7 +75,7 @@ def completion(reply: Reply, ids: list[str], completion_id: str, model: str) -> 
                 "logprobs": None,
             }
         ],
-        "usage": _usage(reply),
+        "usage": _usage(reply) if reply.is_usage_reported else None,
     }
 
 
@@ -131,7 +131,7 @@ def chunks(
         for piece in _split(json.dumps(step.arguments), chunk_size):
             yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     yield chunk({}, _finish_reason(reply))
-    if include_usage:
+    if include_usage and reply.is_usage_reported:
         yield {
             "id": completion_id,
             "object": "chat.completion.chunk",
