@@ -36,7 +36,7 @@ def test_models_are_priced_by_name_then_longest_prefix_and_local_ones_are_free()
 
 @pytest.mark.parametrize("text", ["gpt=1", "=1/2", "gpt=a/b", "gpt=-1/2", "gpt=1/2/3/4"])
 def test_a_malformed_price_list_is_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="gpt|MODEL"):
+    with pytest.raises(ValueError, match=r"gpt|MODEL"):
         parse_prices(text)
 
 
