@@ -23,6 +23,7 @@ from stigmer.cli.output import console
 from stigmer.cli.resources import ServerOption
 from stigmer.client import Client
 from stigmer.errors import InvalidArgument
+from stigmer.resources.prices import format_dollars as dollars
 
 GROUPINGS = ("agent", "model", "day")
 CHART_WIDTH = 40
@@ -47,10 +48,6 @@ def since_moment(text: str, now: datetime) -> datetime | None:
         raise InvalidArgument.for_field(
             "--since", f"{text!r} is not a span (7d, 12h, 2w) or a date (YYYY-MM-DD)"
         ) from None
-
-
-def dollars(micros: int) -> str:
-    return f"${micros // 1_000_000}.{micros % 1_000_000:06d}"
 
 
 def _row(key: str, usage: execution_pb2.Usage, executions: int) -> list[str]:

@@ -112,6 +112,11 @@ def cost_micros(price: Price, usage: execution_pb2.Usage) -> int:
     return -(-numerator // TOKENS_PER_PRICE)
 
 
+def format_dollars(micros: int) -> str:
+    """Micro-dollars as exact dollars: 1234 is $0.001234."""
+    return f"${micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
 def parse_prices(text: str) -> dict[str, Price]:
     """`MODEL=IN/OUT[/CACHED],...` (dollars per million tokens) as prices.
 

@@ -39,17 +39,13 @@ from stigmer.resources.execution_events import (
     system_message_event,
 )
 from stigmer.resources.prices import PriceTable, cost_micros
+from stigmer.resources.prices import format_dollars as dollars
 from stigmer.resources.run_configs import COST_WARNING_SHARE, max_cost_micros
 from stigmer.store.usage_records import UsageRecord
 
 Event = execution_pb2.ExecutionEvent
 MAX_TOOL_ROUNDS = "max_tool_rounds"
 MAX_COST_USD = "max_cost_usd"
-
-
-def dollars(micros: int) -> str:
-    """Micro-dollars as exact dollars: 1234 is $0.001234."""
-    return f"${micros // 1_000_000}.{micros % 1_000_000:06d}"
 
 
 @dataclass(frozen=True)
