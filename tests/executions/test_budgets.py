@@ -126,3 +126,22 @@ def test_the_cost_cap_warns_the_model_at_80_percent_then_terminates_with_exact_f
     assert len(systems) == 5
     assert all("[SYSTEM NOTE]" not in system for system in systems[:4])
     assert systems[4].endswith(f"[SYSTEM NOTE] {note}")
+
+
+def test_a_tool_result_over_max_tool_result_chars_is_cut_and_the_model_reads_the_cut(
+    client: Client, model: ScriptedModel
+) -> None:
+    client.apply(stdio_tools_agent())
+    model.add(
+        Reply(tool_calls=(ToolCallStep("repeat", {"text": "abcde", "times": 100}),)),
+        Reply(content="Long."),
+    )
+
+    started = client.run(
+        "calculator", "Repeat", run_config=run_policy_pb2.RunConfig(max_tool_result_chars=50)
+    )
+    final = client.wait(started.metadata.id, timeout=120)
+
+    (call,) = final.status.tool_calls
+    assert call.result == "abcde" * 10 + "\n[result cut: 450 of 500 characters left out]"
+    assert model.requests[1]["messages"][-1]["content"] == call.result
