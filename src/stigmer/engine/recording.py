@@ -12,8 +12,8 @@ A tool's result is masked, then capped (runtime/tool_results.py), and kept
 once: in its tool call (`result`, or `error`); the TOOL message that places
 it in the conversation only names the call.
 
-A model call's usage is recorded in one report with the tool calls it asked
-for, so the server judges the call's cost and its tool round together (a
+A model call's usage is recorded in one report with the end of its text
+and the tool calls it asked for, so the server judges the call's cost and its tool round together (a
 limit that ends the execution then keeps the usage of the call that reached
 it). The execution each report returns carries the server's note for the
 model (status.cost_note), which `model_note` hands to the loop.
@@ -83,6 +83,12 @@ class RecordingSink:
         return self._model_note
 
     async def _flush(self, *, is_text_complete: bool = False, is_abandoned: bool = False) -> None:
+        delta = self._take_delta(is_text_complete=is_text_complete, is_abandoned=is_abandoned)
+        if delta is not None:
+            await self._record_and_read([delta])
+
+    def _take_delta(self, *, is_text_complete: bool, is_abandoned: bool) -> Event | None:
+        """The text held back so far, as one delta event (None: no text)."""
         raw, self._pending_text = self._pending_text, ""
         text = self._stream.push(raw)
         if is_text_complete:
@@ -90,9 +96,9 @@ class RecordingSink:
         elif is_abandoned:
             text += self._stream.abandon()
         if not text:
-            return
+            return None
         self._last_flush = time.monotonic()
-        await self._record_and_read([message_delta_event(self._ai_index, text)])
+        return message_delta_event(self._ai_index, text)
 
     def mask(self, text: str) -> str:
         """The text with this execution's secret values masked (for errors)."""
@@ -125,17 +131,18 @@ class RecordingSink:
         # A provider that does not stream reports the text only here.
         if content.startswith(self._streamed) and len(content) > len(self._streamed):
             self._pending_text += content[len(self._streamed) :]
-        await self._flush(is_text_complete=True)
         self.final_answer = content
+        # The end of the text, the call's usage and the tool calls it asks
+        # for: one report, one transaction.
+        delta = self._take_delta(is_text_complete=True, is_abandoned=False)
         usage, self._pending_usage = self._pending_usage, None
-        events = [
+        events = [event for event in (delta, usage) if event is not None]
+        events += [
             tool_call_event(self._tool_call(call, execution_pb2.TOOL_CALL_STATUS_PENDING))
             for call in tool_calls
         ]
-        if usage is not None:
-            events.insert(0, usage)
         if events:
-            await self._emit(*events)
+            await self._record_and_read(events)
 
     def _tool_call(self, call: ToolCallRequest, status: int) -> execution_pb2.ToolCall:
         masked = struct_pb2.Struct()
