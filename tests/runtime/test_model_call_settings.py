@@ -39,16 +39,19 @@ def test_openai_calls_carry_sampling_and_report_cached_and_reasoning_tokens() ->
     reply = Reply(
         content="hi", input_tokens=1200, output_tokens=300, cached_tokens=1000, reasoning_tokens=200
     )
-    with ScriptedModel([reply, Reply(content="again")]) as model:
+    silent = Reply(content="no usage", is_usage_reported=False)
+    with ScriptedModel([reply, Reply(content="again"), silent]) as model:
         settings = ModelSettings(provider="openai", model="gpt-4o", base_url=model.base_url)
         turn = _turn(OpenAIChatProvider(settings), Sampling(temperature=0.0, max_tokens=77))
         plain = _turn(OpenAIChatProvider(settings), Sampling())
+        unreported = _turn(OpenAIChatProvider(settings), Sampling())
     assert (turn.input_tokens, turn.output_tokens) == (1200, 300)
     assert (turn.cached_tokens, turn.reasoning_tokens) == (1000, 200)
     assert (model.requests[0]["temperature"], model.requests[0]["max_tokens"]) == (0.0, 77)
     assert "temperature" not in model.requests[1]
     assert "max_tokens" not in model.requests[1]
     assert (plain.cached_tokens, plain.reasoning_tokens) == (None, None)
+    assert (unreported.input_tokens, unreported.output_tokens) == (None, None)
 
 
 def test_anthropic_requests_carry_temperature_and_max_tokens() -> None:
