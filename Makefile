@@ -88,6 +88,7 @@ bench: setup
 	$(BIN)/python bench/runs.py --store both --engine both
 	$(BIN)/python bench/context.py
 	$(BIN)/python bench/skills.py --store both
+	$(BIN)/python bench/usage_recording.py
 	$(BIN)/python bench/local_model.py
 
 clean:

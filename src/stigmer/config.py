@@ -34,6 +34,7 @@ import yaml
 
 from stigmer.atomic_files import write_file_atomically
 from stigmer.errors import InvalidArgument
+from stigmer.resources.prices import is_price_list
 from stigmer.server_record import live_server_record, server_record_path
 
 DEFAULT_PORT = 7234
@@ -128,6 +129,22 @@ STORE = _or_empty(
 )
 PERCENT = Rule(lambda text: _is_whole_number(text, 1, 100), "a whole percentage from 1 to 100")
 HTTP_URL = _or_empty(Rule(_is_http_url, "an http:// or https:// URL"), "empty")
+DOLLARS = Rule(
+    lambda text: _is_number(text, is_zero_allowed=True) and float(text) <= 1_000_000,
+    "a number of dollars from 0 to 1000000 (0: no limit)",
+)
+TEMPERATURE = _or_empty(
+    Rule(
+        lambda text: _is_number(text, is_zero_allowed=True) and float(text) <= 2,
+        "a number from 0 to 2",
+    ),
+    "empty (the model's default)",
+)
+SUMMARIZATION = _or_empty(Rule(lambda text: text in ("on", "off"), "on or off"), "empty (on)")
+PRICES = _or_empty(
+    Rule(is_price_list, "MODEL=IN/OUT[/CACHED],... in dollars per million tokens"),
+    "empty (the shipped prices)",
+)
 
 
 @dataclass(frozen=True)
@@ -252,6 +269,57 @@ SETTINGS: tuple[Setting, ...] = (
         "30",
         "how long a worker may go silent before its activity counts as lost",
         rule=SECONDS,
+    ),
+    # -- the server's run profile: the first layer of every execution's run
+    # settings (resources/run_configs.py); 0 or empty sets nothing
+    Setting(
+        "run.max_cost_usd",
+        "STIGMER_RUN_MAX_COST_USD",
+        "0",
+        "server: an execution's model calls may cost at most this many dollars (0: no limit)",
+        rule=DOLLARS,
+    ),
+    Setting(
+        "run.max_tool_rounds",
+        "STIGMER_RUN_MAX_TOOL_ROUNDS",
+        "0",
+        "server: model turns that ask for tools an execution may take (0: no limit)",
+        rule=WHOLE,
+    ),
+    Setting(
+        "run.max_tool_result_chars",
+        "STIGMER_RUN_MAX_TOOL_RESULT_CHARS",
+        "0",
+        "server: a longer tool result is cut to this many characters (0: no limit)",
+        rule=WHOLE,
+    ),
+    Setting(
+        "run.temperature",
+        "STIGMER_RUN_TEMPERATURE",
+        "",
+        "server: sampling temperature of model calls (empty: the model's default)",
+        rule=TEMPERATURE,
+    ),
+    Setting(
+        "run.max_tokens",
+        "STIGMER_RUN_MAX_TOKENS",
+        "0",
+        "server: at most this many tokens per model answer (0: the provider's default)",
+        rule=WHOLE,
+    ),
+    Setting(
+        "run.summarization",
+        "STIGMER_RUN_SUMMARIZATION",
+        "",
+        "server: summarize a conversation that outgrows the model's window: on or off",
+        rule=SUMMARIZATION,
+    ),
+    Setting(
+        "prices",
+        "STIGMER_PRICES",
+        "",
+        "server: model prices over the shipped ones, MODEL=IN/OUT[/CACHED] $ per 1M tokens",
+        rule=PRICES,
     ),
     Setting(
         "llm.provider",

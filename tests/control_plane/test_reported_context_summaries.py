@@ -37,7 +37,13 @@ def test_impossible_summary_figures_are_invalid_naming_the_field(
     summary: execution_pb2.ContextSummary, field: str
 ) -> None:
     with pytest.raises(InvalidArgument) as refused:
-        check_reported_events("aex-1", [usage_event(1, 1), context_summarized_event(summary)])
+        check_reported_events(
+            "aex-1",
+            [
+                usage_event(execution_pb2.Usage(input_tokens=1, output_tokens=1)),
+                context_summarized_event(summary),
+            ],
+        )
     assert refused.value.facts["field"] == field
 
 

@@ -89,7 +89,7 @@ def server(
 
 def _is_summary_request(request: dict[str, Any]) -> bool:
     first = request["messages"][0]
-    return first["role"] == "system" and first["content"].startswith("You summarize")
+    return bool(first["role"] == "system" and first["content"].startswith("You summarize"))
 
 
 def _writer(request: dict[str, Any]) -> Reply:

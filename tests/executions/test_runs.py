@@ -38,7 +38,7 @@ def test_run_streams_the_answer_and_the_execution_records_everything(
     assert status["messages"][1]["content"] == "Hello there, nice to meet you!"
     assert all(m["timestamp"] for m in status["messages"])
     assert status["started_at"] and status["completed_at"]
-    assert status["usage"] == {"input_tokens": 12, "output_tokens": 7}
+    assert status["usage"] == {"input_tokens": 12, "output_tokens": 7, "model_calls": 1}
     listed = cli("get", "executions", "--phase", "completed")
     assert execution_id in listed.stdout
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stigmer.runtime.contract import ContextSummaryReport, ToolCallRequest
+from stigmer.runtime.contract import ContextSummaryReport, ModelCallUsage, ToolCallRequest
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class CollectingSink:
     started_calls: list[ToolCallRequest] = field(default_factory=list)
     results: list[ToolCallResult] = field(default_factory=list)
     summaries: list[ContextSummaryReport] = field(default_factory=list)
+    asked: list[tuple[ToolCallRequest, ...]] = field(default_factory=list)
 
     async def ai_message_started(self) -> None:
         self.kinds.append("ai_message_started")
@@ -38,9 +39,16 @@ class CollectingSink:
         self.kinds.append("ai_message_finished")
         self.messages.append((content, tool_calls))
 
-    async def usage(self, input_tokens: int, output_tokens: int) -> None:
+    calls: list[ModelCallUsage] = field(default_factory=list)
+    note: str = ""
+
+    async def usage(self, usage: ModelCallUsage) -> None:
         self.kinds.append("usage")
-        self.usages.append((input_tokens, output_tokens))
+        self.usages.append((usage.input_tokens, usage.output_tokens))
+        self.calls.append(usage)
+
+    def model_note(self) -> str:
+        return self.note
 
     async def tool_call_started(self, call: ToolCallRequest) -> None:
         self.kinds.append("tool_call_started")
@@ -53,3 +61,12 @@ class CollectingSink:
     async def context_summarized(self, report: ContextSummaryReport) -> None:
         self.kinds.append("context_summarized")
         self.summaries.append(report)
+
+    async def tool_result_added(self, call_id: str) -> None:
+        self.kinds.append("tool_result_added")
+
+    async def approvals_requested(
+        self, calls: tuple[ToolCallRequest, ...], model_text: str
+    ) -> None:
+        self.kinds.append("approvals_requested")
+        self.asked.append(calls)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stigmer import config
@@ -46,7 +48,7 @@ def test_settings_come_from_the_config_with_their_defaults(
         "STIGMER_LLM_SUMMARY_MODEL",
     ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(config, "config_path", lambda: config.Path("/nonexistent/config.yaml"))
+    monkeypatch.setattr(config, "config_path", lambda: Path("/nonexistent/config.yaml"))
     defaults = context_settings_from_config()
     assert (defaults.window, defaults.trigger, defaults.target, defaults.summary_model) == (
         0,
@@ -80,7 +82,7 @@ def test_settings_come_from_the_config_with_their_defaults(
 def test_bad_context_settings_are_invalid_naming_the_setting(
     monkeypatch: pytest.MonkeyPatch, key: str, value: str, field: str
 ) -> None:
-    monkeypatch.setattr(config, "config_path", lambda: config.Path("/nonexistent/config.yaml"))
+    monkeypatch.setattr(config, "config_path", lambda: Path("/nonexistent/config.yaml"))
     monkeypatch.setenv(key, value)
     with pytest.raises(InvalidArgument) as raised:
         context_settings_from_config()

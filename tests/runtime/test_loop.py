@@ -76,7 +76,7 @@ def test_plain_answer_streams_deltas_that_add_up_to_the_final_answer_and_reports
     assert outcome == RunOutcome(final_answer=answer, steps=1)
     assert len(sink.deltas) > 1
     assert "".join(sink.deltas) == answer
-    assert sink.kinds == ["ai_message_started", "ai_message_finished", "usage"]
+    assert sink.kinds == ["ai_message_started", "usage", "ai_message_finished"]
     assert sink.messages == [(answer, ())]
     assert sink.usages == [(21, 8)]
     body = model.requests[0]
@@ -93,13 +93,13 @@ def assert_add_round_trip(model: ScriptedModel, outcome: RunOutcome, sink: Colle
     assert outcome == RunOutcome(final_answer="2 + 3 = 5", steps=2)
     assert sink.kinds == [
         "ai_message_started",
-        "ai_message_finished",
         "usage",
+        "ai_message_finished",
         "tool_call_started",
         "tool_call_finished",
         "ai_message_started",
-        "ai_message_finished",
         "usage",
+        "ai_message_finished",
     ]
     [call] = sink.started_calls
     assert (call.id, call.name, call.server, dict(call.arguments)) == (

@@ -316,6 +316,7 @@ def test_an_anthropic_reply_becomes_text_tool_calls_and_usage() -> None:
         tool_calls=(ToolCall("toolu_1", "add", {"a": 2, "b": 3}),),
         input_tokens=112,
         output_tokens=7,
+        cached_tokens=100,
     )
 
 

@@ -219,6 +219,10 @@ class ConversationPrinter:
         details = (
             f"{execution.metadata.id}, tokens in/out {usage.input_tokens}/{usage.output_tokens}"
         )
+        if usage.cost_micros:
+            details += (
+                f", cost ${usage.cost_micros // 1_000_000}.{usage.cost_micros % 1_000_000:06d}"
+            )
         if status.started_at.seconds and status.completed_at.seconds:
             elapsed = status.completed_at.ToDatetime() - status.started_at.ToDatetime()
             details += f", {elapsed.total_seconds():.1f}s"

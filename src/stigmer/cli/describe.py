@@ -37,6 +37,7 @@ from stigmer.client import Client
 from stigmer.errors import NotFound
 from stigmer.resources.execution_events import phase_name
 from stigmer.resources.kinds import kind_by_alias
+from stigmer.resources.prices import format_dollars
 from stigmer.resources.secrets import MASK
 
 LAST_EXECUTIONS = 10
@@ -275,7 +276,12 @@ def describe_execution(client: Client, execution: Any, out: Description) -> None
             ),
             (
                 "Usage",
-                f"{status.usage.input_tokens} input / {status.usage.output_tokens} output tokens",
+                f"{status.usage.input_tokens} input / {status.usage.output_tokens} output tokens"
+                + (
+                    f", cost {format_dollars(status.usage.cost_micros)}"
+                    if status.usage.cost_micros
+                    else ""
+                ),
             ),
             ("Message", first_line(execution.spec.message)),
             (

@@ -14,6 +14,7 @@ from stigmer.cli.conversation import ConversationPrinter
 from stigmer.cli.live import WaitIndicator
 from stigmer.cli.output import console, error_console
 from stigmer.cli.resources import ServerOption
+from stigmer.cli.run_settings import execution_run_config
 from stigmer.cli.secret_options import secret_values
 from stigmer.client import Client
 from stigmer.errors import InvalidArgument
@@ -102,12 +103,37 @@ def run(
     idempotency_key: Annotated[
         str, typer.Option("--idempotency-key", help="Retries with this key return the same run")
     ] = "",
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", help="End the run TERMINATED once its model calls cost $X"),
+    ] = None,
+    max_tool_rounds: Annotated[
+        int | None,
+        typer.Option("--max-tool-rounds", help="End it once the model asks for tools N+1 times"),
+    ] = None,
+    max_tool_result_chars: Annotated[
+        int | None,
+        typer.Option("--max-tool-result-chars", help="Cut longer tool results (marked)"),
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="Sampling temperature, 0 to 2")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="At most N tokens per model answer")
+    ] = None,
     server: ServerOption = None,
 ) -> None:
     """Run an agent and stream its conversation. Exit code: 0 COMPLETED,
-    1 FAILED, 4 CANCELLED."""
+    1 FAILED (or TERMINATED at a run limit), 4 CANCELLED."""
     if output not in ("text", "json"):
         raise InvalidArgument.for_field("output", "use text or json")
+    run_config = execution_run_config(
+        max_cost=max_cost,
+        max_tool_rounds=max_tool_rounds,
+        max_tool_result_chars=max_tool_result_chars,
+        temperature=temperature,
+        max_tokens=max_tokens,
+    )
     secrets, has_read_stdin = secret_values(secret, sys.stdin.read)
     if message is None and has_read_stdin:
         raise InvalidArgument.for_field(
@@ -124,6 +150,7 @@ def run(
             secrets=secrets,
             model=model,
             idempotency_key=idempotency_key,
+            run_config=run_config,
         )
         execution_id = execution.metadata.id
         if no_follow:

@@ -41,6 +41,7 @@ from stigmer.cli import (
     settings,
     skills,
     tokens,
+    usage,
     validate,
     web_console,
     worker,
@@ -126,6 +127,7 @@ completion.register(app)
 explain.register(app)
 describe.register(app)
 web_console.register(app)
+usage.register(app)
 
 
 @app.command()

@@ -153,6 +153,7 @@ def serve(
     """Run the server in the foreground until SIGINT/SIGTERM (and its web console)."""
     if context.invoked_subcommand is not None:
         return
+    from stigmer.cli.run_settings import price_table, run_profile
     from stigmer.server.app import ServerOptions, StigmerServer
 
     is_temporal = _engine(engine) == "temporal"
@@ -170,6 +171,8 @@ def serve(
         auth=config.checked_value("auth", auth),
         admin_token_path=config.stigmer_home() / ADMIN_TOKEN_FILE,
         tls=tls_files(tls_cert, tls_key, tls_client_ca),
+        run_profile=run_profile(),
+        prices=price_table(),
     )
     chosen_console_port = int(config.checked_value("console_port", console_port))
     logging.basicConfig(

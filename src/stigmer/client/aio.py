@@ -15,6 +15,7 @@ import builtins
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -30,11 +31,14 @@ from stigmer.api.v1 import (
     manifest_pb2,
     manifest_pb2_grpc,
     meta_pb2,
+    run_policy_pb2,
     server_pb2,
     server_pb2_grpc,
     skill_pb2,
     token_pb2,
     token_pb2_grpc,
+    usage_pb2,
+    usage_pb2_grpc,
     watch_pb2,
     watch_pb2_grpc,
 )
@@ -416,8 +420,13 @@ class AsyncClient:
         model: str = "",
         idempotency_key: str = "",
         reject_if_busy: bool = False,
+        run_config: run_policy_pb2.RunConfig | None = None,
     ) -> execution_pb2.AgentExecution:
         """Starts an execution and returns it (PENDING); follow it with `watch`.
+
+        `run_config` is this execution's layer of the run settings (budgets,
+        temperature, max_tokens): it may lower the agent's and the server's
+        limits, never raise them.
 
         It runs in `session` (id or slug) when given, else in a new session
         on `instance` (id or slug), else in a new session on the agent's
@@ -442,6 +451,8 @@ class AsyncClient:
                 else execution_pb2.BUSY_SESSION_POLICY_QUEUE
             ),
         )
+        if run_config is not None:
+            spec.run_config.CopyFrom(run_config)
         if agent:
             is_id = _ID_PATTERN.match(agent) and agent.startswith("agt-")
             spec.agent_id = agent if is_id else (await self.get("agent", agent)).metadata.id
@@ -621,6 +632,48 @@ class AsyncClient:
             stub.GetInfo(server_pb2.GetServerInfoRequest(), timeout=self.timeout)
         )
         return info
+
+    # -- usage -------------------------------------------------------------
+
+    async def usage(
+        self,
+        *,
+        agent: str = "",
+        session: str = "",
+        since: datetime | None = None,
+        group_by: str = "day",
+        org: str = "",
+    ) -> usage_pb2.UsageReport:
+        """What model calls used and cost: the total, the breakdown by
+        `group_by` (agent, model or day) and the days; only `agent`'s
+        (name, slug or id), only `session`'s, only since `since` when given.
+
+        Raises:
+            InvalidArgument: an unknown grouping.
+            NotFound: no such agent.
+        """
+        groupings = {
+            "agent": usage_pb2.USAGE_GROUPING_AGENT,
+            "model": usage_pb2.USAGE_GROUPING_MODEL,
+            "day": usage_pb2.USAGE_GROUPING_DAY,
+        }
+        if group_by not in groupings:
+            raise InvalidArgument.for_field("group_by", "use agent, model or day")
+        request = usage_pb2.GetUsageRequest(
+            org=org, session_id=session, group_by=groupings[group_by]
+        )
+        if agent:
+            if _is_id_of("agt", agent):
+                request.agent_id = agent
+            else:
+                request.agent_ref = _slug_of(agent)
+        if since is not None:
+            request.since.FromDatetime(since)
+        stub = usage_pb2_grpc.UsageQueryControllerStub(self.channel)
+        report: usage_pb2.UsageReport = await self._call(
+            stub.GetUsage(request, timeout=self.timeout)
+        )
+        return report
 
     # -- access tokens (admin only) ----------------------------------------
 

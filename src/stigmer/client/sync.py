@@ -16,11 +16,20 @@ import asyncio
 import builtins
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Generator, Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from stigmer.api.v1 import consistency_pb2, execution_pb2, server_pb2, skill_pb2, token_pb2
+from stigmer.api.v1 import (
+    consistency_pb2,
+    execution_pb2,
+    run_policy_pb2,
+    server_pb2,
+    skill_pb2,
+    token_pb2,
+    usage_pb2,
+)
 from stigmer.client.aio import PAGE_SIZE, ApplyResult, AsyncClient, ResourceEvent
 from stigmer.resources.kinds import KindInfo
 from stigmer.resources.manifests import ManifestDocument
@@ -185,6 +194,7 @@ class Client:
         model: str = "",
         idempotency_key: str = "",
         reject_if_busy: bool = False,
+        run_config: run_policy_pb2.RunConfig | None = None,
     ) -> execution_pb2.AgentExecution:
         """See AsyncClient.run."""
         return self._run(
@@ -198,6 +208,7 @@ class Client:
                 model=model,
                 idempotency_key=idempotency_key,
                 reject_if_busy=reject_if_busy,
+                run_config=run_config,
             )
         )
 
@@ -278,6 +289,20 @@ class Client:
     def server_info(self) -> server_pb2.ServerInfo:
         """See AsyncClient.server_info."""
         return self._run(self._async.server_info())
+
+    def usage(
+        self,
+        *,
+        agent: str = "",
+        session: str = "",
+        since: datetime | None = None,
+        group_by: str = "day",
+        org: str = "",
+    ) -> usage_pb2.UsageReport:
+        """See AsyncClient.usage."""
+        return self._run(
+            self._async.usage(agent=agent, session=session, since=since, group_by=group_by, org=org)
+        )
 
     def create_token(self, name: str, role: str) -> token_pb2.CreatedToken:
         """See AsyncClient.create_token."""

@@ -20,6 +20,7 @@ from stigmer.domain.environment.controller import EnvironmentController
 from stigmer.domain.execution.controller import ExecutionController
 from stigmer.domain.execution.queue import ExecutionQueue
 from stigmer.domain.execution.signals import ExecutionSignals, NoEngine
+from stigmer.domain.execution.usage import UsageController
 from stigmer.domain.mcpserver.controller import McpServerController
 from stigmer.domain.resource_controller import ResourceController, WritableResourceController
 from stigmer.domain.resource_watch import ResourceWatcher
@@ -29,6 +30,8 @@ from stigmer.domain.skill.controller import SkillController
 from stigmer.errors import InvalidArgument
 from stigmer.pipeline.framework import Pipeline
 from stigmer.resources.kinds import AGENT, AGENT_EXECUTION, AGENT_INSTANCE, SKILL, KindInfo
+from stigmer.resources.prices import PriceTable
+from stigmer.resources.run_configs import RunConfig
 from stigmer.store.base import Store
 
 # Kinds only the system writes, and how users make one instead.
@@ -39,7 +42,14 @@ _NOT_WRITTEN = {
 
 
 class Domains:
-    def __init__(self, store: Store, signals: ExecutionSignals | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        signals: ExecutionSignals | None = None,
+        *,
+        run_profile: RunConfig | None = None,
+        prices: PriceTable | None = None,
+    ) -> None:
         self.store = store
         # No engine: executions stay PENDING (tools that only read or check).
         signals = signals if signals is not None else NoEngine()
@@ -69,7 +79,10 @@ class Domains:
             instances=ResourceReader(AGENT_INSTANCE),
             sessions=self.session_client,
             skills=self.skill_client,
+            run_profile=run_profile,
+            prices=prices,
         )
+        self.usage = UsageController(store, agents=ResourceReader(AGENT))
         self.execution_client = ResourceClient(self.executions)
         self.execution_queue = ExecutionQueue(store, self.executions.broker, signals)
         self.agents.owns(self.agent_instance_client)

@@ -35,6 +35,7 @@ from stigmer.resources.execution_events import (
     COMPLETED,
     FAILED,
     WAITING_FOR_APPROVAL,
+    has_ended_elsewhere,
     phase_event,
 )
 from stigmer.resources.secret_logs import install_log_masking, known_secrets
@@ -102,6 +103,11 @@ class EmbeddedEngine:
         if task is None:
             return False
         self._cancel_reasons.setdefault(execution_id, reason)
+        if task is asyncio.current_task():
+            # The execution's own report ended it (a run limit): its next
+            # report is refused and the run stops there, closing its tool
+            # servers on the way; a cancellation now would cut that short.
+            return True
         task.cancel()
         return True
 
@@ -216,7 +222,7 @@ class EmbeddedEngine:
         provider = await self._providers.get(request.model)
         return await run_agent(request, sink, provider=provider, skill_source=self._skill_source)
 
-    async def _run(self, execution: execution_pb2.AgentExecution) -> None:
+    async def _run(self, execution: execution_pb2.AgentExecution) -> None:  # noqa: PLR0915
         execution_id = execution.metadata.id
         executions = self.domains.executions
         renewer = guarded_task(f"stigmer-lease-{execution_id}", lambda: self._renew(execution_id))
@@ -262,6 +268,8 @@ class EmbeddedEngine:
                 len(inputs.execution.status.messages),
                 max_tool_result_bytes=self.options.max_tool_result_bytes,
                 known_calls=inputs.execution.status.tool_calls,
+                max_tool_result_chars=request.max_tool_result_chars,
+                model_note=inputs.execution.status.cost_note,
             )
             outcome = await self._agent_loop(request, sink)
             await sink.flush()
@@ -277,7 +285,13 @@ class EmbeddedEngine:
         except asyncio.CancelledError:
             await self._end_cancelled(execution_id, sink)
             raise
-        except (ModelError, ToolServerError, StigmerError) as error:
+        except StigmerError as error:
+            if not has_ended_elsewhere(error.facts):
+                await self._end_failed(execution_id, sink, _describe(error))
+            else:
+                # The server ended it (a run limit): the work just stops.
+                logger.info("execution %s was ended by the server: %s", execution_id, error)
+        except (ModelError, ToolServerError) as error:
             await self._end_failed(execution_id, sink, _describe(error))
         except Exception as error:
             logger.exception("execution %s failed with an internal error", execution_id)

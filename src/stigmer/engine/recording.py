@@ -17,6 +17,12 @@ model's turn; once the calls that need no one have run, each asked call
 becomes a PendingApproval (approval_requested) and the execution enters
 WAITING_FOR_APPROVAL. A sink continuing an execution is given its recorded
 calls (`known_calls`), so running an approved call keeps its decision.
+
+A model call's usage is recorded in one report with the end of its text
+and the tool calls it asked for, so the server judges the call's cost and its tool round together (a
+limit that ends the execution then keeps the usage of the call that reached
+it). The execution each report returns carries the server's note for the
+model (status.cost_note), which `model_note` hands to the loop.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from stigmer.resources.execution_events import (
     usage_event,
 )
 from stigmer.resources.secrets import MaskedStream, SecretMasker
-from stigmer.runtime.contract import ContextSummaryReport, ToolCallRequest
+from stigmer.runtime.contract import ContextSummaryReport, ModelCallUsage, ToolCallRequest
 from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES, cap_tool_result
 
 Event = execution_pb2.ExecutionEvent
@@ -56,11 +62,16 @@ class RecordingSink:
         *,
         max_tool_result_bytes: int = DEFAULT_MAX_BYTES,
         known_calls: Sequence[execution_pb2.ToolCall] = (),
+        max_tool_result_chars: int = 0,
+        model_note: str = "",
     ) -> None:
         self._record = record
         self._known_calls = {call.id: call for call in known_calls}
         self._masker = masker
         self._max_tool_result_bytes = max_tool_result_bytes
+        self._max_tool_result_chars = max_tool_result_chars
+        self._model_note = model_note
+        self._pending_usage: Event | None = None
         self._message_count = message_count
         self._ai_index = -1
         self._pending_text = ""
@@ -72,9 +83,27 @@ class RecordingSink:
 
     async def _emit(self, *events: Event) -> None:
         await self._flush()
-        await self._record(events)
+        # A usage still held here is an earlier call's (a summary written
+        # before this turn): it goes first, never dropped.
+        held, self._pending_usage = self._pending_usage, None
+        await self._record_and_read(events if held is None else (held, *events))
+
+    async def _record_and_read(self, events: Sequence[Event]) -> None:
+        execution = await self._record(events)
+        self._model_note = execution.status.cost_note or self._model_note
+        # The server may add messages of its own (a budget's SYSTEM note).
+        self._message_count = max(self._message_count, len(execution.status.messages))
+
+    def model_note(self) -> str:
+        return self._model_note
 
     async def _flush(self, *, is_text_complete: bool = False, is_abandoned: bool = False) -> None:
+        delta = self._take_delta(is_text_complete=is_text_complete, is_abandoned=is_abandoned)
+        if delta is not None:
+            await self._record_and_read([delta])
+
+    def _take_delta(self, *, is_text_complete: bool, is_abandoned: bool) -> Event | None:
+        """The text held back so far, as one delta event (None: no text)."""
         raw, self._pending_text = self._pending_text, ""
         text = self._stream.push(raw)
         if is_text_complete:
@@ -82,9 +111,9 @@ class RecordingSink:
         elif is_abandoned:
             text += self._stream.abandon()
         if not text:
-            return
+            return None
         self._last_flush = time.monotonic()
-        await self._record([message_delta_event(self._ai_index, text)])
+        return message_delta_event(self._ai_index, text)
 
     def mask(self, text: str) -> str:
         """The text with this execution's secret values masked (for errors)."""
@@ -117,22 +146,25 @@ class RecordingSink:
         # A provider that does not stream reports the text only here.
         if content.startswith(self._streamed) and len(content) > len(self._streamed):
             self._pending_text += content[len(self._streamed) :]
-        await self._flush(is_text_complete=True)
         self.final_answer = content
-        if tool_calls:
-            await self._emit(
-                *(
-                    tool_call_event(
-                        self._tool_call(
-                            call,
-                            execution_pb2.TOOL_CALL_STATUS_WAITING_APPROVAL
-                            if call.gate.is_asked
-                            else execution_pb2.TOOL_CALL_STATUS_PENDING,
-                        )
-                    )
-                    for call in tool_calls
+        # The end of the text, the call's usage and the tool calls it asks
+        # for: one report, one transaction.
+        delta = self._take_delta(is_text_complete=True, is_abandoned=False)
+        usage, self._pending_usage = self._pending_usage, None
+        events = [event for event in (delta, usage) if event is not None]
+        events += [
+            tool_call_event(
+                self._tool_call(
+                    call,
+                    execution_pb2.TOOL_CALL_STATUS_WAITING_APPROVAL
+                    if call.gate.is_asked
+                    else execution_pb2.TOOL_CALL_STATUS_PENDING,
                 )
             )
+            for call in tool_calls
+        ]
+        if events:
+            await self._record_and_read(events)
 
     def _masked_args(self, call: ToolCallRequest) -> struct_pb2.Struct:
         masked = struct_pb2.Struct()
@@ -188,8 +220,25 @@ class RecordingSink:
     async def tool_result_added(self, call_id: str) -> None:
         await self._emit(self._message(execution_pb2.MESSAGE_TYPE_TOOL, "", tool_call_id=call_id))
 
-    async def usage(self, input_tokens: int, output_tokens: int) -> None:
-        await self._emit(usage_event(input_tokens, output_tokens))
+    async def usage(self, usage: ModelCallUsage) -> None:
+        # Held until ai_message_finished, which reports it with the turn's
+        # tool calls; one held already is an earlier call's and goes now.
+        held, self._pending_usage = self._pending_usage, None
+        if held is not None:
+            await self._record_and_read([held])
+        self._pending_usage = usage_event(
+            execution_pb2.Usage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_tokens=usage.cached_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                model_calls=1,
+                call_id=usage.call_id,
+                provider=usage.provider,
+                model=usage.model,
+                duration_ms=round(usage.duration_seconds * 1000),
+            )
+        )
 
     async def context_summarized(self, report: ContextSummaryReport) -> None:
         # The summary retells the conversation, tool results and all: masked like them.
@@ -217,7 +266,9 @@ class RecordingSink:
         finished = execution_pb2.ToolCall()
         opened = self._open_calls.pop(call_id, None) or self._known_calls.get(call_id)
         finished.CopyFrom(opened or execution_pb2.ToolCall(id=call_id))
-        masked = cap_tool_result(self._masker.mask(result), self._max_tool_result_bytes)
+        masked = cap_tool_result(
+            self._masker.mask(result), self._max_tool_result_bytes, self._max_tool_result_chars
+        )
         if is_error:
             finished.status = execution_pb2.TOOL_CALL_STATUS_FAILED
             finished.error = masked
@@ -252,6 +303,9 @@ class RecordingSink:
         """Records the text still held back, as the end of a message that will
         not be finished (the run failed or was cancelled mid-answer)."""
         await self._flush(is_abandoned=True)
+        usage, self._pending_usage = self._pending_usage, None
+        if usage is not None:
+            await self._record_and_read([usage])
 
 
 def _mask_values(value: object, masker: SecretMasker) -> object:

@@ -27,6 +27,7 @@ from stigmer.runtime.contract import (
     HttpServer,
     ModelSettings,
     RunRequest,
+    Sampling,
     SkillInfo,
     StdioServer,
     ToolServer,
@@ -225,6 +226,8 @@ def build_run_request(
     environment = merge_environment(inputs)
     if skills_dir:
         environment.values[SKILLS_DIR_VARIABLE] = skills_dir
+    # What status.run_config resolved when the execution was created.
+    run_config = inputs.execution.status.run_config
     tool_deadline = inputs.agent.spec.deadlines.tool_call_seconds
     skills = run_skills(inputs)
     request = RunRequest(
@@ -242,5 +245,10 @@ def build_run_request(
         grants=grants_of(inputs.execution),
         context=context_settings(inputs, context or ContextSettings()),
         skills=skills,
+        max_tool_result_chars=run_config.max_tool_result_chars,
+        sampling=Sampling(
+            temperature=run_config.temperature if run_config.HasField("temperature") else None,
+            max_tokens=run_config.max_tokens or None,
+        ),
     )
     return request, environment

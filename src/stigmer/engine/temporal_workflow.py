@@ -79,6 +79,11 @@ END = "stigmer-end"
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
 CANCELLED = "CANCELLED"
+# Not a phase: the server had ended the execution already (at a run limit,
+# say) and refused a report; END then only releases the worker's resources.
+ENDED = "ENDED"
+# The type of the ApplicationError an activity raises for such a refusal.
+EXECUTION_ENDED = "ExecutionEnded"
 
 
 @dataclass
@@ -165,7 +170,7 @@ class ToolCallDone:
 @dataclass
 class Ending:
     execution_id: str
-    phase: str  # COMPLETED, FAILED or CANCELLED
+    phase: str  # COMPLETED, FAILED, CANCELLED, or ENDED (ended by the server)
     reason: str = ""
     note: str = ""  # a SYSTEM message recorded before the phase, when set
 
@@ -179,7 +184,7 @@ MODEL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=MODEL_ATTEMPTS,
-    non_retryable_error_types=["ModelError", "ToolServerError", "StigmerError"],
+    non_retryable_error_types=["ModelError", "ToolServerError", "StigmerError", EXECUTION_ENDED],
 )
 TOOL_RETRY = RetryPolicy(maximum_attempts=1)
 
@@ -192,6 +197,11 @@ def reason_of(error: BaseException) -> str:
     if isinstance(cause, ApplicationError):
         return cause.message
     return str(cause or error)
+
+
+def _is_ended_elsewhere(error: ActivityError) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, ApplicationError) and cause.type == EXECUTION_ENDED
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -225,7 +235,10 @@ class AgentExecutionWorkflow:
                 await self._end(given, self._cancelled(given))
                 raise asyncio.CancelledError() from error
             reason = reason_of(error)
-            ending = Ending(given.execution_id, FAILED, reason, note=reason)
+            if _is_ended_elsewhere(error):
+                ending = Ending(given.execution_id, ENDED, reason)
+            else:
+                ending = Ending(given.execution_id, FAILED, reason, note=reason)
         await self._end(given, ending)
         return ending.phase
 

@@ -42,6 +42,18 @@ SKIPPED_RESULT = "a person skipped this tool call: it was not run"
 REJECTED_RESULT = "a person rejected this tool call: it was not run"
 
 
+# The fact a refused report carries when its execution has ended (see
+# domain/execution/updates.py RefuseEndedStep): the engines take it as the
+# normal end of their work (the server ended the execution, e.g. at a run
+# limit), not as a failure.
+ENDED_PHASE_FACT = "ended_phase"
+
+
+def has_ended_elsewhere(facts: dict[str, str]) -> bool:
+    """Whether an error's facts say its execution had already ended."""
+    return bool(facts.get(ENDED_PHASE_FACT))
+
+
 def phase_name(phase: int) -> str:
     return execution_pb2.ExecutionPhase.Name(phase).removeprefix("EXECUTION_PHASE_")  # type: ignore[arg-type]
 
@@ -82,8 +94,7 @@ def tool_call_event(call: execution_pb2.ToolCall) -> Event:
     return _stamped(Event(tool_call_updated=call))
 
 
-def usage_event(input_tokens: int, output_tokens: int) -> Event:
-    usage = execution_pb2.Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+def usage_event(usage: execution_pb2.Usage) -> Event:
     return _stamped(Event(usage_added=usage))
 
 
@@ -91,6 +102,25 @@ def context_summarized_event(summary: execution_pb2.ContextSummary) -> Event:
     event = _stamped(Event(context_summarized=summary))
     event.context_summarized.at.CopyFrom(event.at)
     return event
+
+
+def budget_changed_event(
+    *, tool_rounds: int = 0, cost_note: str = "", limit_reached: str = ""
+) -> Event:
+    change = Event.BudgetChanged(
+        tool_rounds=tool_rounds, cost_note=cost_note, limit_reached=limit_reached
+    )
+    return _stamped(Event(budget_changed=change))
+
+
+def add_usage(total: execution_pb2.Usage, call: execution_pb2.Usage) -> None:
+    """Adds one call's (or one sum's) tokens, cost and calls to a sum."""
+    total.input_tokens += call.input_tokens
+    total.output_tokens += call.output_tokens
+    total.cached_tokens += call.cached_tokens
+    total.reasoning_tokens += call.reasoning_tokens
+    total.cost_micros += call.cost_micros
+    total.model_calls += call.model_calls
 
 
 def cancel_requested_event(reason: str) -> Event:
@@ -135,8 +165,15 @@ def apply_event(execution: execution_pb2.AgentExecution, event: Event, sequence:
     elif change == "tool_call_updated":
         _upsert_tool_call(status, event.tool_call_updated)
     elif change == "usage_added":
-        status.usage.input_tokens += event.usage_added.input_tokens
-        status.usage.output_tokens += event.usage_added.output_tokens
+        add_usage(status.usage, event.usage_added)
+    elif change == "budget_changed":
+        budget = event.budget_changed
+        if budget.tool_rounds:
+            status.tool_rounds = budget.tool_rounds
+        if budget.cost_note:
+            status.cost_note = budget.cost_note
+        if budget.limit_reached:
+            status.limit_reached = budget.limit_reached
     elif change == "cancel_requested":
         status.is_cancel_requested = True
     elif change == "approval_requested":

@@ -7,7 +7,8 @@ snapshot (a snapshot replaces the whole execution, spec included; only the
 server writes those), never puts an execution back to PENDING (requeueing is
 the server's decision) and never leaves a phase, a message type or a tool
 call status outside its enum: an execution in an unknown phase would never
-be claimed, reaped or reported by `stigmer check`.
+be claimed, reaped or reported by `stigmer check`. Nor does it send a budget
+change: the server prices the calls and counts the rounds.
 """
 
 from __future__ import annotations
@@ -99,10 +100,20 @@ def _check_event(execution_id: str, event: execution_pb2.ExecutionEvent, path: s
         _check_timestamps_in(call, where)
     elif change == "usage_added":
         usage = event.usage_added
-        if usage.input_tokens < 0 or usage.output_tokens < 0:
+        counts = (
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cached_tokens,
+            usage.reasoning_tokens,
+            usage.duration_ms,
+        )
+        if min(counts) < 0:
             raise InvalidArgument.for_field(where, "token counts must be 0 or more")
     elif change == "context_summarized":
         _check_context_summary(event.context_summarized, where)
+    elif change == "budget_changed":
+        # Budgets are the server's to count (domain/execution/budgets.py).
+        raise InvalidArgument.for_field(where, "budget changes are recorded by the server only")
 
 
 def _check_context_summary(summary: execution_pb2.ContextSummary, path: str) -> None:

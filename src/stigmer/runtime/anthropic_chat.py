@@ -25,7 +25,14 @@ from anthropic.types import (
     ToolUseBlockParam,
 )
 
-from stigmer.runtime.contract import DeltaCallback, ModelError, ModelErrorKind, ModelSettings
+from stigmer.runtime.contract import (
+    NO_SAMPLING,
+    DeltaCallback,
+    ModelError,
+    ModelErrorKind,
+    ModelSettings,
+    Sampling,
+)
 from stigmer.runtime.conversation import (
     AssistantMessage,
     Message,
@@ -150,8 +157,11 @@ class AnthropicChatProvider:
         messages: Sequence[Message],
         tools: Sequence[ToolSpec],
         on_delta: DeltaCallback,
+        sampling: Sampling = NO_SAMPLING,
     ) -> ModelTurn:
-        events = self._events(system, anthropic_messages(messages), anthropic_tools(tools))
+        events = self._events(
+            system, anthropic_messages(messages), anthropic_tools(tools), sampling
+        )
         final: anthropic.types.Message | None = None
         async with aclosing(events):
             async for event in events:
@@ -167,13 +177,23 @@ class AnthropicChatProvider:
         return anthropic_turn(final)
 
     async def _events(
-        self, system: str, messages: list[MessageParam], tools: list[ToolParam]
+        self,
+        system: str,
+        messages: list[MessageParam],
+        tools: list[ToolParam],
+        sampling: Sampling,
     ) -> AsyncGenerator[str | anthropic.types.Message, None]:
         """Text deltas, then the complete message; SDK failures mapped on the way."""
         try:
             async with self._client.messages.stream(
                 model=self._model,
-                max_tokens=ANTHROPIC_MAX_TOKENS,
+                max_tokens=sampling.max_tokens or ANTHROPIC_MAX_TOKENS,
+                # This SDK's stream() has no temperature parameter; the API takes one.
+                extra_body=(
+                    {"temperature": sampling.temperature}
+                    if sampling.temperature is not None
+                    else None
+                ),
                 system=system if system else anthropic.omit,
                 messages=messages,
                 tools=tools if tools else anthropic.omit,
@@ -224,4 +244,5 @@ def anthropic_turn(message: anthropic.types.Message) -> ModelTurn:
         tool_calls=tuple(calls),
         input_tokens=input_tokens,
         output_tokens=usage.output_tokens,
+        cached_tokens=usage.cache_read_input_tokens,
     )

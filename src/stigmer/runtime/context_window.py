@@ -33,12 +33,14 @@ from stigmer.runtime.contract import (
     ChatProvider,
     ContextSettings,
     ContextSummaryReport,
+    ModelCallUsage,
     ModelError,
     ModelErrorKind,
     ModelSettings,
     RunSink,
 )
 from stigmer.runtime.conversation import Message, ToolSpec
+from stigmer.runtime.model_calls import new_model_call_id
 from stigmer.runtime.model_windows import known_window
 from stigmer.runtime.summarize import summarize_messages, summary_message
 from stigmer.runtime.token_count import MESSAGE_OVERHEAD, TokenCounting, measure
@@ -127,7 +129,15 @@ async def fit_context(
         )
     for input_tokens, output_tokens in summary.calls:
         if input_tokens is not None or output_tokens is not None:
-            await sink.usage(input_tokens or 0, output_tokens or 0)
+            await sink.usage(
+                ModelCallUsage(
+                    call_id=new_model_call_id(),
+                    provider=model.provider,
+                    model=summary_model,
+                    input_tokens=input_tokens or 0,
+                    output_tokens=output_tokens or 0,
+                )
+            )
     text = summary.text
     fitted, _ = apply_cut(messages, cut, summary_message(text))
     after = await measure(system, fitted, tools, counting)

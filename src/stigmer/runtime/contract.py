@@ -172,6 +172,17 @@ class SkillSource(Protocol):
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """How the model is asked to answer; None leaves the provider's default."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+NO_SAMPLING = Sampling()
+
+
+@dataclass(frozen=True)
 class RunRequest:
     instructions: str  # the system prompt (with the skills' names and descriptions)
     history: tuple[HistoryMessage, ...]
@@ -187,6 +198,26 @@ class RunRequest:
     continuation: Continuation | None = None
     context: ContextSettings = field(default_factory=ContextSettings)
     skills: tuple[SkillInfo, ...] = ()  # offered through the read_skill tool
+    max_tool_result_chars: int = 0  # 0: no limit but the bytes (run_config)
+    sampling: Sampling = field(default_factory=Sampling)
+
+
+@dataclass(frozen=True)
+class ModelCallUsage:
+    """What one model call used, as its provider reported it.
+
+    input_tokens include the cached ones, output_tokens the reasoning ones;
+    call_id is unique within the run (a report sent twice counts once).
+    """
+
+    call_id: str
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    duration_seconds: float = 0.0
 
 
 class RunSink(Protocol):
@@ -208,8 +239,9 @@ class RunSink(Protocol):
     ) -> None:
         """The AI message is complete: its full text and the tools it asks for."""
 
-    async def usage(self, input_tokens: int, output_tokens: int) -> None:
-        """Tokens of one model call (called once per model call, when known)."""
+    async def usage(self, usage: ModelCallUsage) -> None:
+        """Tokens of one model call, when known: reported once per call,
+        after its text and before `ai_message_finished`."""
 
     async def tool_call_started(self, call: ToolCallRequest) -> None: ...
 
@@ -228,6 +260,12 @@ class RunSink(Protocol):
 
     async def context_summarized(self, report: ContextSummaryReport) -> None:
         """Older turns were replaced by a summary before the next model call."""
+
+    def model_note(self) -> str:
+        """A note for the model from whoever records the run (its cost budget
+        is nearly spent), added to the system prompt of every later call;
+        "" when there is none."""
+        ...
 
 
 class ModelErrorKind(StrEnum):
@@ -258,8 +296,11 @@ class ChatProvider(Protocol):
         messages: Sequence[Message],
         tools: Sequence[ToolSpec],
         on_delta: DeltaCallback,
+        sampling: Sampling = NO_SAMPLING,
     ) -> ModelTurn:
         """Sends the conversation, awaits `on_delta` for each text piece, returns the turn.
+
+        `sampling` (temperature, max_tokens) goes with the request when set.
 
         Raises:
             ModelError: the model could not answer (unreachable, timeout, HTTP error,

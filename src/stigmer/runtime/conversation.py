@@ -72,12 +72,18 @@ class ToolSpec:
 
 @dataclass(frozen=True)
 class ModelTurn:
-    """One complete model reply; `input_tokens`/`output_tokens` are None when not reported."""
+    """One complete model reply; token counts are None when not reported.
+
+    `input_tokens` include `cached_tokens` (read from the provider's prompt
+    cache); `output_tokens` include `reasoning_tokens`.
+    """
 
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 def messages_from_history(history: Iterable[HistoryMessage]) -> list[Message]:

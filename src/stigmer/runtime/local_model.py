@@ -37,7 +37,14 @@ from typing import TYPE_CHECKING, Any
 from stigmer import config
 from stigmer.errors import InvalidArgument
 from stigmer.runtime.chat_templates import chat_template_for
-from stigmer.runtime.contract import DeltaCallback, ModelError, ModelErrorKind, ModelSettings
+from stigmer.runtime.contract import (
+    NO_SAMPLING,
+    DeltaCallback,
+    ModelError,
+    ModelErrorKind,
+    ModelSettings,
+    Sampling,
+)
 from stigmer.runtime.conversation import Message, ModelTurn, ToolResultMessage, ToolSpec
 from stigmer.runtime.model_files import (
     DEFAULT_MODEL,
@@ -327,6 +334,7 @@ class LocalChatProvider:
         messages: Sequence[Message],
         tools: Sequence[ToolSpec],
         on_delta: DeltaCallback,
+        sampling: Sampling = NO_SAMPLING,
     ) -> ModelTurn:
         provider = await self._provider()
         is_streaming = False
@@ -338,7 +346,7 @@ class LocalChatProvider:
 
         try:
             return await provider.stream_turn(
-                system=system, messages=messages, tools=tools, on_delta=forward
+                system=system, messages=messages, tools=tools, on_delta=forward, sampling=sampling
             )
         except ModelError as error:
             # llama.cpp answers 500 when its tool-call parser rejects what the model
@@ -362,6 +370,7 @@ class LocalChatProvider:
                 messages=messages,
                 tools=tools,
                 on_delta=on_delta,
+                sampling=sampling,
                 tool_choice=choice,
             )
 

@@ -28,6 +28,8 @@ the model asked for has exactly one result before the model is called again.
 
 from __future__ import annotations
 
+import time
+
 from stigmer.runtime.builtin_tools import BUILTIN_SERVER, BuiltinTools
 from stigmer.runtime.context_window import fit_context
 from stigmer.runtime.contract import (
@@ -49,6 +51,7 @@ from stigmer.runtime.conversation import (
     UserMessage,
     messages_from_history,
 )
+from stigmer.runtime.model_calls import new_model_call_id, system_prompt, usage_of
 from stigmer.runtime.providers import provider_for
 from stigmer.runtime.tool_results import cap_tool_result
 from stigmer.runtime.tools import ToolBox
@@ -143,7 +146,9 @@ async def _run_call(
     else:
         result = await toolbox.call(call.name, call.arguments)
     # The model reads what the execution records: the result, capped.
-    text = cap_tool_result(result.text, request.max_tool_result_bytes)
+    text = cap_tool_result(
+        result.text, request.max_tool_result_bytes, request.max_tool_result_chars
+    )
     await sink.tool_call_finished(call.id, text, is_error=result.is_error)
     return ToolResultMessage(call.id, text, result.is_error)
 
@@ -190,17 +195,25 @@ async def _converse(  # noqa: PLR0917
             sink=sink,
         )
         await sink.ai_message_started()
+        began = time.monotonic()
         turn = await provider.stream_turn(
-            system=request.instructions,
+            system=system_prompt(request.instructions, sink.model_note()),
             messages=messages,
             tools=tools,
             on_delta=sink.ai_content_delta,
+            sampling=request.sampling,
+        )
+        usage = usage_of(
+            turn,
+            request.model,
+            call_id=new_model_call_id(),
+            duration_seconds=time.monotonic() - began,
         )
         content = turn.content
         calls = tuple(_requested(request, toolbox, builtins, call) for call in turn.tool_calls)
+        if usage is not None:
+            await sink.usage(usage)
         await sink.ai_message_finished(turn.content, calls)
-        if turn.input_tokens is not None or turn.output_tokens is not None:
-            await sink.usage(turn.input_tokens or 0, turn.output_tokens or 0)
         messages.append(AssistantMessage(turn.content, turn.tool_calls))
         if not calls:
             return RunOutcome(final_answer=content, steps=step)

@@ -25,7 +25,14 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
 )
 
-from stigmer.runtime.contract import DeltaCallback, ModelError, ModelErrorKind, ModelSettings
+from stigmer.runtime.contract import (
+    NO_SAMPLING,
+    DeltaCallback,
+    ModelError,
+    ModelErrorKind,
+    ModelSettings,
+    Sampling,
+)
 from stigmer.runtime.conversation import (
     AssistantMessage,
     Message,
@@ -132,19 +139,30 @@ class OpenAIChatProvider:
         messages: Sequence[Message],
         tools: Sequence[ToolSpec],
         on_delta: DeltaCallback,
+        sampling: Sampling = NO_SAMPLING,
         tool_choice: ToolChoice = "auto",
     ) -> ModelTurn:
         content: list[str] = []
         partial_calls: dict[int, _PartialCall] = {}
         input_tokens: int | None = None
         output_tokens: int | None = None
+        cached_tokens: int | None = None
+        reasoning_tokens: int | None = None
         finish_reason: str | None = None
-        chunks = self._chunks(openai_messages(system, messages), openai_tools(tools), tool_choice)
+        chunks = self._chunks(
+            openai_messages(system, messages), openai_tools(tools), tool_choice, sampling
+        )
         async with aclosing(chunks):
             async for chunk in chunks:
                 if chunk.usage is not None:
                     input_tokens = chunk.usage.prompt_tokens
                     output_tokens = chunk.usage.completion_tokens
+                    prompt_details = chunk.usage.prompt_tokens_details
+                    if prompt_details is not None:
+                        cached_tokens = prompt_details.cached_tokens
+                    completion_details = chunk.usage.completion_tokens_details
+                    if completion_details is not None:
+                        reasoning_tokens = completion_details.reasoning_tokens
                 for choice in chunk.choices:
                     if choice.index != 0:
                         continue
@@ -170,6 +188,8 @@ class OpenAIChatProvider:
             tool_calls=tuple(_finish_call(partial_calls[index]) for index in sorted(partial_calls)),
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            cached_tokens=cached_tokens,
+            reasoning_tokens=reasoning_tokens,
         )
 
     async def _chunks(
@@ -177,6 +197,7 @@ class OpenAIChatProvider:
         messages: list[ChatCompletionMessageParam],
         tools: list[ChatCompletionFunctionToolParam],
         tool_choice: ToolChoice,
+        sampling: Sampling,
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
         """The SDK's stream with its failures mapped; the caller's own errors never pass here."""
         try:
@@ -186,6 +207,10 @@ class OpenAIChatProvider:
                 # Some servers reject an empty tool list, so offer tools only when there are some.
                 tools=tools if tools else openai.omit,
                 tool_choice=tool_choice if tools and tool_choice != "auto" else openai.omit,
+                temperature=(
+                    sampling.temperature if sampling.temperature is not None else openai.omit
+                ),
+                max_tokens=sampling.max_tokens or openai.omit,
                 stream=True,
                 stream_options={"include_usage": True},
             )

@@ -24,6 +24,7 @@ from stigmer.api.v1 import (
     manifest_pb2_grpc,
     server_pb2_grpc,
     token_pb2_grpc,
+    usage_pb2_grpc,
     watch_pb2_grpc,
     worker_pb2_grpc,
 )
@@ -35,6 +36,8 @@ from stigmer.engine.embedded import EmbeddedEngine
 from stigmer.engine.options import EngineOptions
 from stigmer.errors import Unavailable
 from stigmer.message_limits import CHANNEL_OPTIONS
+from stigmer.resources.prices import PriceTable
+from stigmer.resources.run_configs import RunConfig
 from stigmer.server.authentication import check_exposure, ensure_admin_token
 from stigmer.server.authorization import AuthInterceptor
 from stigmer.server.consistency_service import ConsistencyService
@@ -45,6 +48,7 @@ from stigmer.server.resource_services import resource_handlers
 from stigmer.server.server_info_service import ServerInfoService
 from stigmer.server.tls import TlsFiles, server_credentials
 from stigmer.server.token_service import TokenService
+from stigmer.server.usage_service import UsageService
 from stigmer.server.watch_service import ResourceWatchService
 from stigmer.server.worker_service import ExecutionWorkerService
 from stigmer.store.base import Store
@@ -74,6 +78,12 @@ class ServerOptions:
     admin_token_path: Path | None = None
     # None: plaintext gRPC.
     tls: TlsFiles | None = None
+    # The server's layer of every execution's run settings (the config
+    # file's `run:` section; resources/run_configs.py).
+    run_profile: RunConfig = field(default_factory=RunConfig)
+    # What model calls cost (resources/prices.py): the shipped table and
+    # the `prices` setting's overrides.
+    prices: PriceTable = field(default_factory=lambda: PriceTable.with_overrides({}))
 
 
 class _EngineSignals:
@@ -97,7 +107,12 @@ class StigmerServer:
     def __init__(self, options: ServerOptions) -> None:
         self.options = options
         self.store: Store = store_from_url(options.store_url)
-        self.domains = Domains(self.store, _EngineSignals(self))
+        self.domains = Domains(
+            self.store,
+            _EngineSignals(self),
+            run_profile=options.run_profile,
+            prices=options.prices,
+        )
         self.engine: Engine = self._build_engine(options)
         self.checker = PeriodicChecker(self.domains, options.check_interval_seconds)
         self.approval_timeouts = ApprovalTimeouts(
@@ -160,6 +175,9 @@ class StigmerServer:
             ServerInfoService(self), server
         )
         token_pb2_grpc.add_TokenControllerServicer_to_server(TokenService(self.store), server)
+        usage_pb2_grpc.add_UsageQueryControllerServicer_to_server(
+            UsageService(self.domains.usage), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         # The servicer answers SERVING for the whole server ("") from the
         # start: not before the engine is up (a managed Temporal dev server

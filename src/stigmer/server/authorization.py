@@ -82,6 +82,7 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"/{PACKAGE}.ConsistencyController/GetLastReport": READ,
     f"/{PACKAGE}.ConsistencyController/Repair": ADMIN_ONLY,
     f"/{PACKAGE}.ServerInfoQueryController/GetInfo": READ,
+    f"/{PACKAGE}.UsageQueryController/GetUsage": READ,
     f"/{PACKAGE}.TokenController/Create": ADMIN_ONLY,
     f"/{PACKAGE}.TokenController/List": ADMIN_ONLY,
     f"/{PACKAGE}.TokenController/Revoke": ADMIN_ONLY,

@@ -24,6 +24,7 @@ from typing import Protocol
 
 from stigmer.resources.selectors import Requirement, requirements_from_labels
 from stigmer.store.changes import ChangeSignal
+from stigmer.store.usage_records import Grouping, UsageQuery, UsageRecord, UsageSum
 
 # The records of one page of a list, and the leases of one read of the
 # expired ones, unless the caller asks for another number.
@@ -246,6 +247,19 @@ class Transaction(Protocol):
 
     async def delete_artifacts(self, owner_id: str) -> int:
         """Deletes every artifact of the owner; returns how many."""
+
+    # -- usage records (store/usage_records.py): one per model call --------
+
+    async def insert_usage(self, record: UsageRecord) -> bool:
+        """Inserts the record; False (and nothing written) when its
+        (execution_id, call_id) is recorded already."""
+        ...
+
+    async def sum_usage(
+        self, query: UsageQuery, group_by: Grouping | None
+    ) -> builtins.list[UsageSum]:
+        """The query's records summed: one row (key "") without `group_by`,
+        else one per value of that column, in its order."""
         ...
 
 

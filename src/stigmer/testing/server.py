@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from stigmer.client import Client
 from stigmer.engine.options import EngineOptions
 from stigmer.local_ports import free_local_port
+from stigmer.resources.prices import PriceTable
+from stigmer.resources.run_configs import RunConfig
 from stigmer.server.app import ServerOptions, StigmerServer
 from stigmer.server.tls import TlsFiles
 from stigmer.testing.cli import Cli
@@ -50,6 +52,8 @@ class ServerThread:
         auth: str = "none",
         admin_token_path: Path | None = None,
         tls: TlsFiles | None = None,
+        run_profile: RunConfig | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         self.options = ServerOptions(
             store_url=store_url,
@@ -62,6 +66,8 @@ class ServerThread:
             engine=engine or EngineOptions(),
             temporal=temporal,
             check_interval_seconds=check_interval_seconds,
+            run_profile=run_profile or RunConfig(),
+            prices=prices or PriceTable.with_overrides({}),
         )
         self._server: StigmerServer | None = None
         self._loop = asyncio.new_event_loop()

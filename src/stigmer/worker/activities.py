@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from stigmer.resources.execution_events import (
     CANCELLED,
     COMPLETED,
     FAILED,
+    has_ended_elsewhere,
     phase_event,
     system_message_event,
 )
@@ -64,6 +66,7 @@ from stigmer.runtime.contract import (
     ToolServerError,
 )
 from stigmer.runtime.conversation import ToolCall, ToolSpec, messages_from_history
+from stigmer.runtime.model_calls import system_prompt, usage_of
 from stigmer.runtime.provider_pool import ProviderPool
 from stigmer.runtime.skill_folders import remove_skills, unpack_skills
 from stigmer.runtime.tool_results import DEFAULT_MAX_BYTES
@@ -98,6 +101,14 @@ def _as_activity_errors() -> Iterator[None]:
         ) from None
     except Unavailable as error:
         raise ApplicationError(mask(str(error)), type="Unavailable") from None
+    except FailedPrecondition as error:
+        if has_ended_elsewhere(error.facts):
+            # The server ended the execution (a run limit, a cancel): the
+            # workflow stops without recording an end of its own.
+            raise ApplicationError(
+                mask(str(error)), type=flow.EXECUTION_ENDED, non_retryable=True
+            ) from None
+        raise ApplicationError(mask(str(error)), type="StigmerError", non_retryable=True) from None
     except StigmerError as error:
         raise ApplicationError(mask(str(error)), type="StigmerError", non_retryable=True) from None
 
@@ -218,6 +229,8 @@ class ExecutionActivities:
             len(inputs.execution.status.messages),
             max_tool_result_bytes=self.max_tool_result_bytes,
             known_calls=inputs.execution.status.tool_calls,
+            max_tool_result_chars=inputs.execution.status.run_config.max_tool_result_chars,
+            model_note=inputs.execution.status.cost_note,
         )
 
     # -- the activities -----------------------------------------------------
@@ -282,19 +295,27 @@ class ExecutionActivities:
                     sink=sink,
                 )
                 await sink.ai_message_started()
+                began = time.monotonic()
                 turn = await provider.stream_turn(
-                    system=request.instructions,
+                    system=system_prompt(request.instructions, sink.model_note()),
                     messages=conversation,
                     tools=tools,
                     on_delta=sink.ai_content_delta,
+                    sampling=request.sampling,
                 )
+                usage = usage_of(
+                    turn,
+                    request.model,
+                    call_id=_model_call_id(),
+                    duration_seconds=time.monotonic() - began,
+                )
+                if usage is not None:
+                    await sink.usage(usage)
                 gated = _gated_calls(
                     _requested_calls(turn.tool_calls, call.tools), call.tools, request
                 )
                 await sink.ai_message_finished(turn.content, tuple(c for _, c in gated))
                 requested = [asked for asked, _ in gated]
-                if turn.input_tokens is not None or turn.output_tokens is not None:
-                    await sink.usage(turn.input_tokens or 0, turn.output_tokens or 0)
         return flow.ModelAnswer(sink.ai_message_index, requested)
 
     @activity.defn(name=flow.CALL_TOOL)
@@ -416,6 +437,13 @@ class ExecutionActivities:
         elsewhere is left as it is."""
         mask = known_secrets.mask
         events = []
+        if ending.phase == flow.ENDED:
+            await self.tool_boxes.close_execution(ending.execution_id)
+            known_secrets.forget(ending.execution_id)
+            logger.info(
+                "execution %s was ended by the server: %s", ending.execution_id, ending.reason
+            )
+            return
         if ending.note:
             events.append(system_message_event(mask(ending.note)))
         events.append(phase_event(PHASES[ending.phase], mask(ending.reason)))
@@ -461,6 +489,13 @@ def _gated_calls(
             )
         )
     return gated
+
+
+def _model_call_id() -> str:
+    """The same for every report of one attempt of the activity: a report
+    the worker sends again counts once; a retried attempt is another call."""
+    info = activity.info()
+    return f"{info.workflow_id}/{info.activity_id}/{info.attempt}"
 
 
 def _requested_calls(

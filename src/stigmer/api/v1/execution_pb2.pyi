@@ -556,25 +556,104 @@ Global___Todo: _TypeAlias = Todo  # noqa: Y015
 
 @_typing.final
 class Usage(_message.Message):
+    """Tokens and cost: of one model call (an ExecutionEvent's usage_added), or
+    summed over an execution's calls (status.usage) or over many (the usage
+    report). Token counts are as the provider reports them; input_tokens
+    includes the cached ones and output_tokens the reasoning ones.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INPUT_TOKENS_FIELD_NUMBER: _builtins.int
     OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHED_TOKENS_FIELD_NUMBER: _builtins.int
+    REASONING_TOKENS_FIELD_NUMBER: _builtins.int
+    COST_MICROS_FIELD_NUMBER: _builtins.int
+    MODEL_CALLS_FIELD_NUMBER: _builtins.int
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    SUB_AGENT_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
     input_tokens: _builtins.int
     output_tokens: _builtins.int
+    cached_tokens: _builtins.int
+    """Of input_tokens, those read from the provider's prompt cache."""
+    reasoning_tokens: _builtins.int
+    """Of output_tokens, those the model spent reasoning."""
+    cost_micros: _builtins.int
+    """From the server's price table, in micro-dollars (1 USD = 1,000,000),
+    rounded up per call. Set by the server; a worker's value is replaced.
+    """
+    model_calls: _builtins.int
+    """1 for one call; the number of calls in a sum."""
+    call_id: _builtins.str
+    """The rest describe one call (usage_added only).
+    Unique within the execution: a call recorded twice counts once.
+    """
+    provider: _builtins.str
+    model: _builtins.str
+    duration_ms: _builtins.int
+    sub_agent: _builtins.str
+    """The sub-agent that made the call; empty for the execution's own agent."""
+    @_builtins.property
+    def price(self) -> Global___ModelPrice:
+        """The price the cost was computed with (set by the server)."""
+
     def __init__(
         self,
         *,
         input_tokens: _builtins.int = ...,
         output_tokens: _builtins.int = ...,
+        cached_tokens: _builtins.int = ...,
+        reasoning_tokens: _builtins.int = ...,
+        cost_micros: _builtins.int = ...,
+        model_calls: _builtins.int = ...,
+        call_id: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        model: _builtins.str = ...,
+        duration_ms: _builtins.int = ...,
+        sub_agent: _builtins.str = ...,
+        price: Global___ModelPrice | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["input_tokens", b"input_tokens", "output_tokens", b"output_tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_tokens", b"cached_tokens", "call_id", b"call_id", "cost_micros", b"cost_micros", "duration_ms", b"duration_ms", "input_tokens", b"input_tokens", "model", b"model", "model_calls", b"model_calls", "output_tokens", b"output_tokens", "price", b"price", "provider", b"provider", "reasoning_tokens", b"reasoning_tokens", "sub_agent", b"sub_agent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Usage: _TypeAlias = Usage  # noqa: Y015
+
+@_typing.final
+class ModelPrice(_message.Message):
+    """What a model's tokens cost, in micro-dollars per million tokens
+    ($2.50 per million input tokens is input_micros 2500000).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_MICROS_FIELD_NUMBER: _builtins.int
+    OUTPUT_MICROS_FIELD_NUMBER: _builtins.int
+    CACHED_MICROS_FIELD_NUMBER: _builtins.int
+    input_micros: _builtins.int
+    output_micros: _builtins.int
+    cached_micros: _builtins.int
+    """For input tokens read from the prompt cache."""
+    def __init__(
+        self,
+        *,
+        input_micros: _builtins.int = ...,
+        output_micros: _builtins.int = ...,
+        cached_micros: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_micros", b"cached_micros", "input_micros", b"input_micros", "output_micros", b"output_micros"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelPrice: _TypeAlias = ModelPrice  # noqa: Y015
 
 @_typing.final
 class AgentExecutionStatus(_message.Message):
@@ -602,6 +681,9 @@ class AgentExecutionStatus(_message.Message):
     RUN_CONFIG_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
     SKILLS_FIELD_NUMBER: _builtins.int
+    TOOL_ROUNDS_FIELD_NUMBER: _builtins.int
+    COST_NOTE_FIELD_NUMBER: _builtins.int
+    LIMIT_REACHED_FIELD_NUMBER: _builtins.int
     phase: Global___ExecutionPhase.ValueType
     error: _builtins.str
     agent_instance_id: _builtins.str
@@ -613,6 +695,16 @@ class AgentExecutionStatus(_message.Message):
     """The sequence number of the last update applied (see Subscribe)."""
     is_cancel_requested: _builtins.bool
     is_pause_requested: _builtins.bool
+    tool_rounds: _builtins.int
+    """Model turns that asked for tools (counted against run_config.max_tool_rounds)."""
+    cost_note: _builtins.str
+    """The note the model was given once the cost passed 80% of
+    run_config.max_cost_usd; later model calls carry it in their system prompt.
+    """
+    limit_reached: _builtins.str
+    """The run limit that ended the execution TERMINATED: max_tool_rounds or
+    max_cost_usd (empty when none did).
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionMessage]: ...
     @_builtins.property
@@ -680,10 +772,13 @@ class AgentExecutionStatus(_message.Message):
         run_config: _run_policy_pb2.RunConfig | None = ...,
         context: _abc.Iterable[Global___ContextSummary] | None = ...,
         skills: _abc.Iterable[Global___ResolvedSkill] | None = ...,
+        tool_rounds: _builtins.int = ...,
+        cost_note: _builtins.str = ...,
+        limit_reached: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["audit", b"audit", "completed_at", b"completed_at", "run_config", b"run_config", "started_at", b"started_at", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "attempts", b"attempts", "audit", b"audit", "completed_at", b"completed_at", "context", b"context", "error", b"error", "is_cancel_requested", b"is_cancel_requested", "is_pause_requested", b"is_pause_requested", "last_sequence", b"last_sequence", "messages", b"messages", "model_name", b"model_name", "pending_approvals", b"pending_approvals", "phase", b"phase", "run_config", b"run_config", "session_id", b"session_id", "skills", b"skills", "started_at", b"started_at", "sub_agent_executions", b"sub_agent_executions", "todos", b"todos", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_instance_id", b"agent_instance_id", "attempts", b"attempts", "audit", b"audit", "completed_at", b"completed_at", "context", b"context", "cost_note", b"cost_note", "error", b"error", "is_cancel_requested", b"is_cancel_requested", "is_pause_requested", b"is_pause_requested", "last_sequence", b"last_sequence", "limit_reached", b"limit_reached", "messages", b"messages", "model_name", b"model_name", "pending_approvals", b"pending_approvals", "phase", b"phase", "run_config", b"run_config", "session_id", b"session_id", "skills", b"skills", "started_at", b"started_at", "sub_agent_executions", b"sub_agent_executions", "todos", b"todos", "tool_calls", b"tool_calls", "tool_rounds", b"tool_rounds", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1011,6 +1106,33 @@ class ExecutionEvent(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class BudgetChanged(_message.Message):
+        """The server's budget bookkeeping (never reported by a worker): each set
+        field replaces the status field of the same name.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        TOOL_ROUNDS_FIELD_NUMBER: _builtins.int
+        COST_NOTE_FIELD_NUMBER: _builtins.int
+        LIMIT_REACHED_FIELD_NUMBER: _builtins.int
+        tool_rounds: _builtins.int
+        cost_note: _builtins.str
+        limit_reached: _builtins.str
+        def __init__(
+            self,
+            *,
+            tool_rounds: _builtins.int = ...,
+            cost_note: _builtins.str = ...,
+            limit_reached: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_note", b"cost_note", "limit_reached", b"limit_reached", "tool_rounds", b"tool_rounds"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     AT_FIELD_NUMBER: _builtins.int
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     PHASE_CHANGED_FIELD_NUMBER: _builtins.int
@@ -1024,6 +1146,7 @@ class ExecutionEvent(_message.Message):
     PAUSE_REQUESTED_FIELD_NUMBER: _builtins.int
     RECOVERED_FIELD_NUMBER: _builtins.int
     CONTEXT_SUMMARIZED_FIELD_NUMBER: _builtins.int
+    BUDGET_CHANGED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -1050,6 +1173,8 @@ class ExecutionEvent(_message.Message):
     def recovered(self) -> Global___ExecutionAttempt: ...
     @_builtins.property
     def context_summarized(self) -> Global___ContextSummary: ...
+    @_builtins.property
+    def budget_changed(self) -> Global___ExecutionEvent.BudgetChanged: ...
     def __init__(
         self,
         *,
@@ -1066,12 +1191,13 @@ class ExecutionEvent(_message.Message):
         pause_requested: Global___ExecutionEvent.PauseRequested | None = ...,
         recovered: Global___ExecutionAttempt | None = ...,
         context_summarized: Global___ContextSummary | None = ...,
+        budget_changed: Global___ExecutionEvent.BudgetChanged | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "context_summarized", b"context_summarized", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "budget_changed", b"budget_changed", "cancel_requested", b"cancel_requested", "change", b"change", "context_summarized", b"context_summarized", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "context_summarized", b"context_summarized", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "budget_changed", b"budget_changed", "cancel_requested", b"cancel_requested", "change", b"change", "context_summarized", b"context_summarized", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["snapshot", "phase_changed", "message_added", "message_delta", "tool_call_updated", "usage_added", "cancel_requested", "approval_requested", "approval_decided", "pause_requested", "recovered", "context_summarized"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["snapshot", "phase_changed", "message_added", "message_delta", "tool_call_updated", "usage_added", "cancel_requested", "approval_requested", "approval_decided", "pause_requested", "recovered", "context_summarized", "budget_changed"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 

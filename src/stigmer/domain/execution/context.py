@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from stigmer.api.v1 import execution_pb2
+from stigmer.api.v1 import execution_pb2, run_policy_pb2
 from stigmer.pipeline.context import PipelineContext
 from stigmer.pipeline.envelope import Envelope
 from stigmer.store.base import Transaction
@@ -23,6 +23,7 @@ class ExecutionContext(PipelineContext):
     session: Envelope | None = None
     agent_id: str = ""
     instance_id: str = ""
+    run_config: run_policy_pb2.RunConfig = field(default_factory=run_policy_pb2.RunConfig)
     state: execution_pb2.AgentExecution | None = None
 
     def require_session(self) -> Envelope:

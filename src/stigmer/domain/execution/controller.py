@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stigmer.api.v1 import execution_pb2
+from stigmer.api.v1 import execution_pb2, run_policy_pb2
 from stigmer.domain.agent.client import AgentClient
 from stigmer.domain.clients import ResourceReader
 from stigmer.domain.execution.approvals import (
@@ -24,6 +24,7 @@ from stigmer.domain.execution.approvals import (
     DecideApprovalStep,
 )
 from stigmer.domain.execution.broker import ExecutionBroker
+from stigmer.domain.execution.budgets import EnforceBudgetsStep, RecordUsageStep
 from stigmer.domain.execution.context import ExecutionContext
 from stigmer.domain.execution.event_log import record_in
 from stigmer.domain.execution.sessions import ResolveSessionStep
@@ -33,6 +34,7 @@ from stigmer.domain.execution.steps import (
     BusySessionStep,
     IdempotencyStep,
     PersistExecutionStep,
+    ResolveRunConfigStep,
     ValidateExecutionStep,
     execution_relations,
 )
@@ -56,8 +58,10 @@ from stigmer.resources.execution_events import (
     PENDING,
     WAITING_FOR_APPROVAL,
 )
-from stigmer.resources.kinds import AGENT_EXECUTION
+from stigmer.resources.kinds import AGENT, AGENT_EXECUTION
+from stigmer.resources.prices import PriceTable
 from stigmer.resources.principals import current_principal
+from stigmer.resources.run_configs import RunConfig
 from stigmer.store.base import Store
 
 Event = execution_pb2.ExecutionEvent
@@ -88,6 +92,8 @@ class ExecutionController(ResourceController):
         instances: ResourceReader,
         sessions: SessionClient,
         skills: ResourceReader,
+        run_profile: run_policy_pb2.RunConfig | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         super().__init__(store, before_delete=(CancelBeforeDeleteStep(signals),))
         self.broker = ExecutionBroker()
@@ -100,6 +106,7 @@ class ExecutionController(ResourceController):
                 IdempotencyStep(),
                 ResolveSessionStep(agents, instances, sessions),
                 BusySessionStep(),
+                ResolveRunConfigStep(ResourceReader(AGENT), run_profile or RunConfig()),
                 BuildExecutionStep(),
                 ResolveExecutionSkillsStep(skills, agents),
                 PersistExecutionStep(),
@@ -107,7 +114,13 @@ class ExecutionController(ResourceController):
         )
         self.record_events_pipeline = Pipeline[UpdateContext](
             "execution.record-events",
-            [LoadExecutionStep(), RefuseEndedStep(), RecordEventsStep(record_in)],
+            [
+                LoadExecutionStep(),
+                RefuseEndedStep(),
+                RecordUsageStep(prices or PriceTable.with_overrides({})),
+                EnforceBudgetsStep(),
+                RecordEventsStep(record_in),
+            ],
         )
         self.cancel_pipeline = Pipeline[UpdateContext](
             "execution.cancel",
@@ -162,7 +175,8 @@ class ExecutionController(ResourceController):
     async def record_events(
         self, execution_id: str, events: Sequence[Event]
     ) -> execution_pb2.AgentExecution:
-        """Records what a worker reports about a running execution.
+        """Records what a worker reports about a running execution; ends it
+        TERMINATED when the report reaches a run limit (budgets.py).
 
         Raises:
             NotFound: the execution is gone (deleted).
@@ -174,6 +188,9 @@ class ExecutionController(ResourceController):
             )
             await self.record_events_pipeline.run(context)
         self.broker.publish(execution_id, context.updates)
+        if context.limit_message:
+            # Ended at a run limit (budgets.py): the work stops too.
+            await self.signals.cancel_running(execution_id, context.limit_message)
         return context.require_execution()
 
     # -- cancel ----------------------------------------------------------

@@ -2,9 +2,10 @@
 
 validate → idempotency → resolve session (sessions.py: the session given,
 or a new one on the instance given or on the agent's default instance,
-ensured on the way) → busy-session policy → build (PENDING, the HUMAN
-message) → persist. All in one transaction: a failure anywhere leaves no
-instance, session or execution.
+ensured on the way) → busy-session policy → resolve the run settings →
+build (PENDING, the HUMAN message, status.run_config) → persist. All in
+one transaction: a failure anywhere leaves no instance, session or
+execution.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from stigmer.api.v1 import execution_pb2
+from stigmer.api.v1 import execution_pb2, run_policy_pb2
+from stigmer.domain.clients import ResourceReader
 from stigmer.domain.execution.context import ExecutionContext
 from stigmer.domain.execution.sessions import validate_placement
 from stigmer.errors import AlreadyExists, FailedPrecondition, InvalidArgument
@@ -21,6 +23,7 @@ from stigmer.pipeline.envelope import Envelope, Relations, as_envelope, encode, 
 from stigmer.resources.execution_events import PENDING, SESSION_OCCUPYING_PHASES, phase_name
 from stigmer.resources.ids import new_id
 from stigmer.resources.kinds import AGENT_EXECUTION, API_VERSION, DEFAULT_ORG
+from stigmer.resources.run_configs import resolve_run_config
 from stigmer.resources.validation import validate_message
 from stigmer.store.base import ListQuery
 
@@ -117,6 +120,24 @@ class BusySessionStep:
 
 
 @dataclass(frozen=True)
+class ResolveRunConfigStep:
+    """The run settings that apply (resources/run_configs.py): the server's
+    profile, then the agent's spec.run_config, then the execution's."""
+
+    agents: ResourceReader
+    profile: run_policy_pb2.RunConfig
+    name: str = "resolve-run-config"
+
+    async def run(self, context: ExecutionContext) -> None:
+        agent = await self.agents.require_id(
+            context.agent_id, context.transaction, field="spec.agent_id"
+        )
+        context.run_config = resolve_run_config(
+            self.profile, agent.spec.run_config, context.given.spec.run_config
+        )
+
+
+@dataclass(frozen=True)
 class BuildExecutionStep:
     name: str = "build-state"
 
@@ -145,6 +166,7 @@ class BuildExecutionStep:
         status.session_id = session.metadata.id
         status.agent_id = context.agent_id
         status.agent_instance_id = context.instance_id
+        status.run_config.CopyFrom(context.run_config)
         human = status.messages.add(
             type=execution_pb2.MESSAGE_TYPE_HUMAN, content=state.spec.message
         )

@@ -12,6 +12,7 @@ from stigmer.errors import FailedPrecondition, NotFound
 from stigmer.pipeline.context import PipelineContext
 from stigmer.resources.execution_events import (
     CANCELLED,
+    ENDED_PHASE_FACT,
     IN_PROGRESS,
     PENDING,
     TERMINAL_PHASES,
@@ -39,6 +40,9 @@ class UpdateContext(PipelineContext):
     execution: execution_pb2.AgentExecution | None = None
     phase_before: int = 0
     updates: list[Update] = field(default_factory=list)
+    # Set when the server ended the execution at a run limit (budgets.py):
+    # its engine is then told to stop the work.
+    limit_message: str = ""
 
     def require_execution(self) -> execution_pb2.AgentExecution:
         if self.execution is None:
@@ -69,7 +73,7 @@ class RefuseEndedStep:
         if phase in TERMINAL_PHASES:
             raise FailedPrecondition(
                 f"execution {context.execution_id} already ended ({phase_name(phase)})",
-                facts={"execution_id": context.execution_id},
+                facts={"execution_id": context.execution_id, ENDED_PHASE_FACT: phase_name(phase)},
             )
 
 

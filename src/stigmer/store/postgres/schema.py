@@ -120,6 +120,41 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    # -- usage records (store/usage_records.py): one row per model call ----
+    (
+        5,
+        (
+            """
+            CREATE TABLE usage_records (
+                execution_id TEXT COLLATE "C" NOT NULL,
+                call_id TEXT COLLATE "C" NOT NULL,
+                org TEXT COLLATE "C" NOT NULL,
+                agent_id TEXT COLLATE "C" NOT NULL,
+                session_id TEXT COLLATE "C" NOT NULL,
+                sub_agent TEXT COLLATE "C" NOT NULL,
+                provider TEXT COLLATE "C" NOT NULL,
+                model TEXT COLLATE "C" NOT NULL,
+                day TEXT COLLATE "C" NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                input_tokens BIGINT NOT NULL,
+                output_tokens BIGINT NOT NULL,
+                cached_tokens BIGINT NOT NULL,
+                reasoning_tokens BIGINT NOT NULL,
+                duration_ms BIGINT NOT NULL,
+                cost_micros BIGINT NOT NULL,
+                price_input_micros BIGINT NOT NULL,
+                price_output_micros BIGINT NOT NULL,
+                price_cached_micros BIGINT NOT NULL,
+                PRIMARY KEY (execution_id, call_id)
+            )
+            """,
+            "CREATE INDEX usage_records_agent ON usage_records (org, agent_id, at)",
+            "CREATE INDEX usage_records_session ON usage_records (org, session_id, at)",
+            "CREATE INDEX usage_records_model ON usage_records (org, model, at)",
+            "CREATE INDEX usage_records_day ON usage_records (org, day)",
+            "CREATE INDEX usage_records_at ON usage_records (org, at)",
+        ),
+    ),
     # -- artifacts (store/postgres/artifacts.py): skill archives -----------
     (
         6,

@@ -30,6 +30,7 @@ from stigmer.store.changes import ADDED, COMPACTION_EVERY, DELETED, MODIFIED, to
 from stigmer.store.postgres.access_tokens import PostgresAccessTokens
 from stigmer.store.postgres.artifacts import PostgresArtifacts
 from stigmer.store.postgres.errors import DuplicateKey, translate
+from stigmer.store.postgres.usage_records import PostgresUsageRecords
 from stigmer.store.rows import (
     COLUMN_LIST,
     COLUMNS,
@@ -100,7 +101,7 @@ def _limit(limit: int) -> int | None:
 # -- transactions -------------------------------------------------------------------------
 
 
-class PostgresTransaction(PostgresAccessTokens, PostgresArtifacts):
+class PostgresTransaction(PostgresAccessTokens, PostgresArtifacts, PostgresUsageRecords):
     """One transaction on one pooled connection: explicit BEGIN, then COMMIT or ROLLBACK
     (the connections are in autocommit mode, so psycopg opens no transaction of its own)."""
 

@@ -106,6 +106,41 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    # -- usage records (store/usage_records.py): one row per model call ----
+    (
+        5,
+        (
+            """
+            CREATE TABLE usage_records (
+                execution_id TEXT NOT NULL,
+                call_id TEXT NOT NULL,
+                org TEXT NOT NULL,
+                agent_id TEXT NOT NULL,
+                session_id TEXT NOT NULL,
+                sub_agent TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                day TEXT NOT NULL,
+                at REAL NOT NULL,
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                cached_tokens INTEGER NOT NULL,
+                reasoning_tokens INTEGER NOT NULL,
+                duration_ms INTEGER NOT NULL,
+                cost_micros INTEGER NOT NULL,
+                price_input_micros INTEGER NOT NULL,
+                price_output_micros INTEGER NOT NULL,
+                price_cached_micros INTEGER NOT NULL,
+                PRIMARY KEY (execution_id, call_id)
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX usage_records_agent ON usage_records (org, agent_id, at)",
+            "CREATE INDEX usage_records_session ON usage_records (org, session_id, at)",
+            "CREATE INDEX usage_records_model ON usage_records (org, model, at)",
+            "CREATE INDEX usage_records_day ON usage_records (org, day)",
+            "CREATE INDEX usage_records_at ON usage_records (org, at)",
+        ),
+    ),
     # -- artifacts (store/sqlite/artifacts.py): skill archives -------------
     (
         6,

@@ -31,6 +31,7 @@ from stigmer.store.rows import (
 from stigmer.store.sqlite.access_tokens import SqliteAccessTokens
 from stigmer.store.sqlite.artifacts import SqliteArtifacts
 from stigmer.store.sqlite.errors import DuplicateKey, translated
+from stigmer.store.sqlite.usage_records import SqliteUsageRecords
 
 _MARKS = ", ".join("?" * len(COLUMNS))
 _SET_COLUMNS = ", ".join(f"{column} = ?" for column in UPDATED_COLUMNS)
@@ -77,7 +78,7 @@ def _label_clause(requirement: Requirement) -> tuple[str, list[Any]]:
 # -- transactions -------------------------------------------------------------------------
 
 
-class SqliteTransaction(SqliteAccessTokens, SqliteArtifacts):
+class SqliteTransaction(SqliteAccessTokens, SqliteArtifacts, SqliteUsageRecords):
     def __init__(self, connection: sqlite3.Connection, *, path: Path, changes_kept: int) -> None:
         self._connection = connection
         self._path = path

@@ -48,6 +48,7 @@ class Reply:
     `status` other than 200 it is the error message instead. `delay_seconds` makes the model
     slow; `stop()` interrupts the wait. `is_cut` ends a streamed reply after its text, without
     the finish_reason chunk, the usage or `[DONE]`, as when a connection drops mid-answer.
+    `cached_tokens` and `reasoning_tokens` are reported in the usage's details, as OpenAI does.
     """
 
     content: str = ""
@@ -56,6 +57,12 @@ class Reply:
     delay_seconds: float = 0.0
     input_tokens: int = 10
     output_tokens: int = 5
+    # Reported as OpenAI does: of input_tokens, read from the prompt cache;
+    # of output_tokens, spent reasoning (omitted from the usage when 0).
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    # False: the reply carries no usage at all, as some servers answer.
+    is_usage_reported: bool = True
     is_cut: bool = False
 
     def __post_init__(self) -> None:

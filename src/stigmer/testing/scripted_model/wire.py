@@ -29,12 +29,17 @@ def error_body(status: int, message: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
 
-def _usage(reply: Reply) -> dict[str, int]:
-    return {
+def _usage(reply: Reply) -> dict[str, Any]:
+    usage: dict[str, Any] = {
         "prompt_tokens": reply.input_tokens,
         "completion_tokens": reply.output_tokens,
         "total_tokens": reply.input_tokens + reply.output_tokens,
     }
+    if reply.cached_tokens:
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
+    if reply.reasoning_tokens:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
+    return usage
 
 
 def _finish_reason(reply: Reply) -> str:
@@ -70,7 +75,7 @@ def completion(reply: Reply, ids: list[str], completion_id: str, model: str) -> 
                 "logprobs": None,
             }
         ],
-        "usage": _usage(reply),
+        "usage": _usage(reply) if reply.is_usage_reported else None,
     }
 
 
@@ -126,7 +131,7 @@ def chunks(
         for piece in _split(json.dumps(step.arguments), chunk_size):
             yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     yield chunk({}, _finish_reason(reply))
-    if include_usage:
+    if include_usage and reply.is_usage_reported:
         yield {
             "id": completion_id,
             "object": "chat.completion.chunk",
