@@ -11,7 +11,9 @@ from google.protobuf import struct_pb2
 
 from stigmer.api.v1 import execution_pb2, execution_pb2_grpc
 from stigmer.client import Client
+from stigmer.engine.embedded import EmbeddedEngine
 from stigmer.resources.execution_events import WAITING_FOR_APPROVAL
+from stigmer.testing.server import ServerThread
 from tests.waiting import wait_until
 
 APPROVE = execution_pb2.APPROVAL_ACTION_APPROVE
@@ -44,7 +46,7 @@ def submit(
         request.edited_args.CopyFrom(edited)
     with grpc.insecure_channel(address) as channel:
         stub = execution_pb2_grpc.AgentExecutionCommandControllerStub(channel)
-        metadata = [("authorization", f"Bearer {token}")] if token else None
+        metadata = (("authorization", f"Bearer {token}"),) if token else None
         answer: execution_pb2.AgentExecution = stub.SubmitApproval(
             request, timeout=30, metadata=metadata
         )
@@ -52,7 +54,7 @@ def submit(
 
 
 def status_code_of(error: grpc.RpcError) -> grpc.StatusCode:
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
+    code: grpc.StatusCode = error.code()
     return code
 
 
@@ -99,3 +101,15 @@ def create_execution(
         stub = execution_pb2_grpc.AgentExecutionCommandControllerStub(channel)
         created: execution_pb2.AgentExecution = stub.Create(execution, timeout=30)
         return created
+
+
+def holds_nothing(server: ServerThread, execution_id: str) -> bool:
+    """No lease on the execution, and on the embedded engine no worker slot."""
+
+    async def lease_of() -> object:
+        async with server.server.store.transaction(write=False) as transaction:
+            return await transaction.get_lease(execution_id)
+
+    engine = server.server.engine
+    is_slot_free = not isinstance(engine, EmbeddedEngine) or engine.running_count == 0
+    return server.run(lease_of()) is None and is_slot_free

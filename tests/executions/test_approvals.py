@@ -6,9 +6,13 @@ recorded requests."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import grpc
 import pytest
 
+import stigmer
 from stigmer.api.v1 import execution_pb2, run_policy_pb2
 from stigmer.client import Client
 from stigmer.resources.execution_events import COMPLETED, WAITING_FOR_APPROVAL
@@ -23,6 +27,7 @@ from tests.executions.approvals import (
     SKIP,
     asked_call_ids,
     create_execution,
+    holds_nothing,
     status_code_of,
     submit,
     tool_results_of,
@@ -56,6 +61,10 @@ def test_reject_with_a_comment_is_the_tool_result_the_model_reads(
     assert call_of(waiting, "c1").status == execution_pb2.TOOL_CALL_STATUS_WAITING_APPROVAL
     assert call_of(waiting, "c1").requires_approval
     assert len(model.requests) == 1
+    wait_until(
+        lambda: holds_nothing(server, started.metadata.id),
+        what="the waiting execution to hold no lease and no worker slot",
+    )
 
     decided = submit(server.address, started.metadata.id, "c1", REJECT, comment="not now")
     assert call_of(decided, "c1").status == execution_pb2.TOOL_CALL_STATUS_REJECTED
@@ -162,7 +171,7 @@ def test_edit_runs_with_the_edited_arguments_and_bad_ones_are_invalid(
     with pytest.raises(grpc.RpcError) as refused:
         submit(server.address, execution_id, "c1", EDIT, edited_args={"a": "ten", "b": 1})
     assert status_code_of(refused.value) == grpc.StatusCode.INVALID_ARGUMENT
-    assert "edited_args.a" in str(refused.value.details())  # type: ignore[attr-defined]
+    assert "edited_args.a" in str(refused.value.details())
     with pytest.raises(grpc.RpcError) as missing:
         submit(server.address, execution_id, "c1", EDIT)
     assert status_code_of(missing.value) == grpc.StatusCode.INVALID_ARGUMENT
@@ -207,7 +216,7 @@ def test_decisions_are_idempotent_conflicts_fail_and_unknown_calls_are_invalid(
     with pytest.raises(grpc.RpcError) as unknown:
         submit(server.address, execution_id, "nope", APPROVE)
     assert status_code_of(unknown.value) == grpc.StatusCode.INVALID_ARGUMENT
-    assert "tool_call_id" in str(unknown.value.details())  # type: ignore[attr-defined]
+    assert "tool_call_id" in str(unknown.value.details())
     with pytest.raises(grpc.RpcError) as no_action:
         submit(server.address, execution_id, "second", 0)
     assert status_code_of(no_action.value) == grpc.StatusCode.INVALID_ARGUMENT
@@ -344,3 +353,75 @@ def test_auto_approve_runs_asked_calls_and_the_executions_timeout_overrides_the_
     assert call.status == execution_pb2.TOOL_CALL_STATUS_REJECTED
     assert call.approval.decided_by == "timeout"
     assert "approval_timeout" in tool_results_of(model.requests[3])["c2"]
+
+
+@SQLITE_ONLY
+def test_an_mcp_servers_policy_is_the_default_its_agents_rules_override(
+    server: ServerThread, client: Client, model: ScriptedModel
+) -> None:
+    source = Path(stigmer.__file__).resolve().parents[1]
+    client.apply(
+        f"""\
+apiVersion: agentic.stigmer.ai/v1
+kind: McpServer
+metadata: {{name: calc}}
+spec:
+  stdio:
+    command: {sys.executable}
+    args: ["-m", "stigmer.testing.mcp_server"]
+    env: {{PYTHONPATH: {source}}}
+  tool_policy:
+    ask: ["calc/*"]
+---
+apiVersion: agentic.stigmer.ai/v1
+kind: Agent
+metadata: {{name: Referring}}
+spec:
+  instructions: You add numbers with the add tool and answer with the sum.
+  tool_policy:
+    allow: ["calc/echo"]
+  mcp_servers:
+    - ref: calc
+"""
+    )
+    model.add(
+        Reply(
+            tool_calls=(
+                ToolCallStep("echo", {"text": "free"}, id="e1"),
+                ToolCallStep("add", {"a": 1, "b": 1}, id="a1"),
+            )
+        ),
+        Reply(content="2"),
+    )
+    started = client.run("referring", "go")
+    waiting = wait_for_approvals(client, started.metadata.id)
+
+    assert [a.tool_call_id for a in waiting.status.pending_approvals] == ["a1"]
+    assert call_of(waiting, "e1").result == "free"
+    submit(server.address, started.metadata.id, "a1", APPROVE)
+    final = wait_for_end(client, started.metadata.id)
+    assert final.status.phase == COMPLETED, final.status.error
+    assert tool_results_of(model.requests[1]) == {"e1": "free", "a1": "2"}
+
+
+@SQLITE_ONLY
+def test_cancel_ends_a_waiting_execution_at_once_and_interrupts_its_waiting_calls(
+    server: ServerThread, client: Client, model: ScriptedModel
+) -> None:
+    client.apply(gated_tools_agent())
+    model.add(Reply(tool_calls=(ToolCallStep("add", {"a": 1, "b": 1}, id="c1"),)))
+    started = client.run("careful", "go")
+    wait_for_approvals(client, started.metadata.id)
+
+    cancelled = client.cancel(started.metadata.id, "changed my mind")
+
+    assert cancelled.status.phase == execution_pb2.EXECUTION_PHASE_CANCELLED
+    assert not cancelled.status.pending_approvals
+    assert call_of(cancelled, "c1").status == execution_pb2.TOOL_CALL_STATUS_INTERRUPTED
+    with pytest.raises(grpc.RpcError) as refused:
+        submit(server.address, started.metadata.id, "c1", APPROVE)
+    assert status_code_of(refused.value) == grpc.StatusCode.FAILED_PRECONDITION
+    # The engine does not take it up again (on Temporal its workflow ends).
+    final = wait_for_end(client, started.metadata.id)
+    assert final.status.phase == execution_pb2.EXECUTION_PHASE_CANCELLED
+    assert len(model.requests) == 1

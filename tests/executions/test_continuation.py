@@ -30,7 +30,7 @@ def message(kind: int, content: str = "", call_id: str = "") -> execution_pb2.Ex
     )
 
 
-def call(call_id: str, status: int, **args: object) -> execution_pb2.ExecutionEvent:
+def call(call_id: str, status: int, **args: float) -> execution_pb2.ExecutionEvent:
     arguments = struct_pb2.Struct()
     arguments.update(args)
     return tool_call_event(
@@ -45,7 +45,7 @@ def call(call_id: str, status: int, **args: object) -> execution_pb2.ExecutionEv
     )
 
 
-def decision(call_id: str, action: int, **edited: object) -> execution_pb2.ExecutionEvent:
+def decision(call_id: str, action: int, **edited: float) -> execution_pb2.ExecutionEvent:
     approval = execution_pb2.ToolApproval(action=action, decided_by="ana", comment="not now")  # type: ignore[arg-type]
     if edited:
         approval.edited_args.update(edited)
