@@ -51,3 +51,11 @@ class CollectingSink:
 
     def is_pause_requested(self) -> bool:
         return False
+
+    async def tool_result_added(self, call_id: str) -> None:
+        self.kinds.append("tool_result_added")
+
+    async def approvals_requested(
+        self, calls: tuple[ToolCallRequest, ...], model_text: str
+    ) -> None:
+        self.kinds.append("approvals_requested")
