@@ -18,6 +18,7 @@ import grpc
 from stigmer.api.v1 import (
     agentinstance_pb2,
     environment_pb2,
+    execution_pb2,
     mcpserver_pb2,
     meta_pb2,
     session_pb2,
@@ -31,7 +32,10 @@ from stigmer.resources.execution_events import (
     COMPLETED,
     FAILED,
     IN_PROGRESS,
+    PAUSED,
+    PENDING,
     TERMINAL_PHASES,
+    TERMINATED,
     WAITING_FOR_APPROVAL,
 )
 from stigmer.resources.skill_archives import content_of
@@ -43,6 +47,7 @@ from tests.consistency.broken_states import _insert_execution, _insert_session
 from tests.control_plane.manifests import agent
 from tests.control_plane.seeding import in_store
 from tests.executions.approvals import APPROVE, submit
+from tests.lifecycle_calls import lifecycle
 from tests.waiting import wait_until
 
 Action = Callable[[Client], object]
@@ -168,6 +173,71 @@ def _abandon_a_run(client: Client, store_url: str) -> None:
     in_store(store_url, lease)
 
 
+def _slow_run_and_one_queued(client: Client) -> None:
+    """A running execution, and one queued behind it in its session (PENDING
+    for as long as the first runs: the model is slow all along)."""
+    _start_slow_run(client)
+    (first,) = client.list_executions()
+    client.run(None, "queued", session=first.status.session_id)
+
+
+def _queued_id(client: Client) -> str:
+    (queued,) = [e for e in client.list_executions() if e.spec.message == "queued"]
+    return queued.metadata.id
+
+
+def _slow_run_and_one_paused(client: Client) -> None:
+    _slow_run_and_one_queued(client)
+    lifecycle(client.address, "Pause", _queued_id(client))
+
+
+def _failed_run(client: Client) -> None:
+    _reviewer(client)
+    client.run("reviewer", "hi")
+    wait_for_executions(client, phase=FAILED)
+
+
+def _only_id(client: Client) -> str:
+    (execution,) = client.list_executions()
+    return execution.metadata.id
+
+
+def _expect_queued_phase(phase: int) -> Action:
+    def verify(client: Client) -> None:
+        queued = client.get_execution(_queued_id(client))
+        assert queued.status.phase == phase, queued.status.phase
+        assert not queued.status.is_pause_requested
+
+    return verify
+
+
+def _expect_recovered(client: Client) -> None:
+    execution = client.get_execution(_only_id(client))
+    assert execution.status.attempts
+    assert execution.status.phase in (PENDING, IN_PROGRESS), execution.status.phase
+
+
+def _seed_open_tool_call_and_repair(client: Client, store_url: str) -> object:
+    reviewer = client.get("agent", "reviewer")
+    session_id = _insert_session(
+        store_url, reviewer.status.default_instance_id, reviewer.metadata.id
+    )
+    _insert_execution(
+        store_url,
+        session_id,
+        TERMINATED,
+        reviewer.metadata.id,
+        tool_call_status=execution_pb2.TOOL_CALL_STATUS_RUNNING,
+    )
+    return client.repair()
+
+
+def _expect_tool_calls_settled(client: Client) -> None:
+    (execution,) = client.list_executions()
+    (call,) = execution.status.tool_calls
+    assert call.status == execution_pb2.TOOL_CALL_STATUS_INTERRUPTED
+
+
 def _gated_add(request: dict[str, Any]) -> Reply:
     """Asks for the gated tool until its result is in the conversation."""
     if any(message.get("role") == "tool" for message in request["messages"]):
@@ -210,6 +280,14 @@ class Scenario:
     is_model_slow: bool = False
     # Set: the request is this, given the store's URL, instead of `request`.
     store_request: StoreAction | None = None
+    # What the model answers while the setup runs, when not as during the crash.
+    setup_answer: Reply | None = None
+    # The model stays slow on the clean server too: what the request acts on
+    # (a running or queued execution) must not end before it is retried.
+    is_model_slow_after_crash: bool = False
+    # Codes of the broken state the request repairs: a crash before its
+    # commit leaves them, and the retry clears them.
+    repairs: frozenset[str] = frozenset()
     # Set: the scripted model answers with this (else plain text).
     responder: Responder | None = None
 
@@ -356,6 +434,55 @@ SCENARIOS: dict[str, Scenario] = {
         _push_skill,
         lambda c: c.delete("skill", "notes"),
         lambda c: _expect(c.list("skill") == []),
+    ),
+    "execution.renew-lease": Scenario(
+        _reviewer,
+        lambda c: c.run("reviewer", "slow please"),
+        wait_for_executions,
+        is_asynchronous=True,
+        is_model_slow=True,
+    ),
+    "execution.release-lease": Scenario(
+        _reviewer,
+        lambda c: c.run("reviewer", "hello"),
+        wait_for_executions,
+        is_asynchronous=True,
+    ),
+    "execution.pause": Scenario(
+        _slow_run_and_one_queued,
+        lambda c: lifecycle(c.address, "Pause", _queued_id(c)),
+        _expect_queued_phase(PAUSED),
+        is_model_slow=True,
+        is_model_slow_after_crash=True,
+    ),
+    "execution.resume": Scenario(
+        _slow_run_and_one_paused,
+        lambda c: lifecycle(c.address, "Resume", _queued_id(c)),
+        _expect_queued_phase(PENDING),
+        is_model_slow=True,
+        is_model_slow_after_crash=True,
+    ),
+    "execution.terminate": Scenario(
+        _start_slow_run,
+        lambda c: lifecycle(c.address, "Terminate", _only_id(c), "enough"),
+        lambda c: _expect(c.get_execution(_only_id(c)).status.phase == TERMINATED),
+        is_model_slow=True,
+        is_model_slow_after_crash=True,
+    ),
+    "execution.recover": Scenario(
+        _failed_run,
+        lambda c: lifecycle(c.address, "Recover", _only_id(c)),
+        _expect_recovered,
+        is_model_slow=True,
+        is_model_slow_after_crash=True,
+        setup_answer=Reply(status=400, content="refused"),
+    ),
+    "execution.settle-open-tool-calls": Scenario(
+        _reviewer,
+        lambda c: c.repair(),
+        _expect_tool_calls_settled,
+        store_request=_seed_open_tool_call_and_repair,
+        repairs=frozenset({"ENDED_EXECUTION_WITH_OPEN_TOOL_CALL"}),
     ),
     # A commit of any write, here an agent's.
     "store": Scenario(_nothing, _reviewer, _created("agentinstance", "reviewer-default")),

@@ -179,7 +179,7 @@ def _sample(field: FieldDescriptor) -> Any:
     if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
         return True
     if field.cpp_type == FieldDescriptor.CPPTYPE_STRING:
-        if field.containing_type.name == "ToolPolicy":
+        if field.containing_type is not None and field.containing_type.name == "ToolPolicy":
             return "sample/tool_*"  # a pattern names a server and a tool
         return "sample-1234567890"
     if field.cpp_type in (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE):

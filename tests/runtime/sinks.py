@@ -62,6 +62,9 @@ class CollectingSink:
         self.kinds.append("context_summarized")
         self.summaries.append(report)
 
+    def is_pause_requested(self) -> bool:
+        return False
+
     async def tool_result_added(self, call_id: str) -> None:
         self.kinds.append("tool_result_added")
 

@@ -23,7 +23,12 @@ from typing import Any
 from stigmer.api.v1 import agent_pb2, agentinstance_pb2, execution_pb2, skill_pb2
 from stigmer.consistency.invariants import OWNERSHIPS, Code, Ownership, Violation
 from stigmer.domain.skill.versions import requested_version, resolve_version
-from stigmer.resources.execution_events import IN_PROGRESS, phase_name
+from stigmer.resources.execution_events import (
+    IN_PROGRESS,
+    OPEN_TOOL_CALL_STATES,
+    TERMINAL_PHASES,
+    phase_name,
+)
 from stigmer.resources.kinds import (
     AGENT,
     AGENT_EXECUTION,
@@ -48,6 +53,7 @@ class Findings:
     default_instances: list[Violation] = field(default_factory=list)
     orphans: list[Violation] = field(default_factory=list)
     leases: list[Violation] = field(default_factory=list)
+    open_tool_calls: list[Violation] = field(default_factory=list)
     references: list[Violation] = field(default_factory=list)
 
     def all(self) -> tuple[Violation, ...]:
@@ -56,6 +62,7 @@ class Findings:
             *self.default_instances,
             *self.orphans,
             *self.leases,
+            *self.open_tool_calls,
             *self.references,
         )
 
@@ -111,6 +118,7 @@ async def check_page(
             await _check_environment_references(record, message, lookups, findings)
         elif kind is AGENT_EXECUTION:
             await _check_lease(record, message, transaction, findings)
+            _check_open_tool_calls(record, message, findings)
 
 
 def _check_index(kind: KindInfo, record: Record, message: Any, findings: Findings) -> None:
@@ -232,6 +240,30 @@ async def _check_lease(
             f"execution {record.id} is IN_PROGRESS but no worker holds a live lease on it",
         )
     )
+
+
+def _check_open_tool_calls(
+    record: Record, execution: execution_pb2.AgentExecution, findings: Findings
+) -> None:
+    """An ended execution's tool calls have ended too (INTERRUPTED at worst)."""
+    if execution.status.phase not in TERMINAL_PHASES:
+        return
+    open_calls = [c for c in execution.status.tool_calls if c.status in OPEN_TOOL_CALL_STATES]
+    if not open_calls:
+        return
+    named = ", ".join(f"{c.id} ({_tool_call_status_name(c.status)})" for c in open_calls)
+    findings.open_tool_calls.append(
+        Violation(
+            Code.ENDED_EXECUTION_WITH_OPEN_TOOL_CALL,
+            (_ref(AGENT_EXECUTION.name, record.id),),
+            f"execution {record.id} is {phase_name(execution.status.phase)} but its "
+            f"tool calls {named} never ended",
+        )
+    )
+
+
+def _tool_call_status_name(status: int) -> str:
+    return execution_pb2.ToolCallStatus.Name(status).removeprefix("TOOL_CALL_STATUS_")  # type: ignore[arg-type]
 
 
 async def _check_mcp_references(

@@ -5,7 +5,14 @@ durable queue: the executions themselves, indexed by phase), each under a
 lease its worker renews. A reaper, at start-up and every lease period,
 re-queues or fails executions whose lease expired: their worker crashed or
 the server was killed. Cancel cancels the execution's task, wherever it is
-awaiting (a model stream, a tool call), and the execution ends CANCELLED.
+awaiting (a model stream, a tool call), and the execution ends CANCELLED;
+terminate cancels it the same way, after the execution was recorded
+TERMINATED, so what the task still reports is refused.
+
+A pause is honoured by the agent loop at its next point between steps: the
+task records PAUSED and ends, freeing its slot. Resume and Recover put the
+execution back in the queue, and the task that claims it continues from the
+recorded conversation (continuation.py).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from stigmer.resources.execution_events import (
     CANCELLED,
     COMPLETED,
     FAILED,
+    PAUSED,
     WAITING_FOR_APPROVAL,
     has_ended_elsewhere,
     phase_event,
@@ -110,6 +118,11 @@ class EmbeddedEngine:
             return True
         task.cancel()
         return True
+
+    async def terminate_running(self, execution_id: str, reason: str) -> bool:
+        # Not awaited: the execution is TERMINATED already, and its task's
+        # last reports (CANCELLED) are refused as ended.
+        return await self.cancel_running(execution_id, reason)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -232,8 +245,8 @@ class EmbeddedEngine:
             events: Sequence[execution_pb2.ExecutionEvent],
         ) -> execution_pb2.AgentExecution:
             recorded = await executions.record_events(execution_id, events)
-            if recorded.status.phase == WAITING_FOR_APPROVAL and not is_stopped:
-                # Recording the wait dropped the lease: nothing may renew it
+            if recorded.status.phase in (WAITING_FOR_APPROVAL, PAUSED) and not is_stopped:
+                # Recording the wait (or the pause) dropped the lease: nothing may renew it
                 # or release it now, a decision may already have re-queued
                 # the execution and someone else claimed it.
                 is_stopped.append(True)
@@ -244,44 +257,53 @@ class EmbeddedEngine:
         skills_dir = self._work_dir / execution_id
         has_folder = False
         try:
-            inputs = await gather_inputs(self.domains, execution_id)
-            has_folder = needs_skill_folder(inputs)
-            if has_folder:
-                await unpack_skills(skills_dir, run_skills(inputs), self._skill_source)
-            request, environment = build_run_request(
-                inputs,
-                self.options.model,
-                max_steps=self.options.max_steps,
-                max_tool_result_bytes=self.options.max_tool_result_bytes,
-                context=self.options.context,
-                skills_dir=str(skills_dir) if has_folder else "",
-            )
-            if has_run(inputs.execution):
-                # It stopped between steps (it waited for a person): it goes
-                # on from its recorded conversation.
-                continued = recorded_conversation(inputs.execution).continuation
-                request = dataclasses.replace(request, continuation=continued)
-            known_secrets.remember(execution_id, environment.secrets)
-            sink = RecordingSink(
-                record,
-                SecretMasker(environment.secrets),
-                len(inputs.execution.status.messages),
-                max_tool_result_bytes=self.options.max_tool_result_bytes,
-                known_calls=inputs.execution.status.tool_calls,
-                max_tool_result_chars=request.max_tool_result_chars,
-                model_note=inputs.execution.status.cost_note,
-            )
-            outcome = await self._agent_loop(request, sink)
-            await sink.flush()
-            if getattr(outcome, "is_waiting", False):
-                # The sink recorded WAITING_FOR_APPROVAL: the slot and the
-                # lease go; a decision puts the execution back in the queue.
+            while True:
+                inputs = await gather_inputs(self.domains, execution_id)
+                if not has_folder and needs_skill_folder(inputs):
+                    has_folder = True
+                    await unpack_skills(skills_dir, run_skills(inputs), self._skill_source)
+                request, environment = build_run_request(
+                    inputs,
+                    self.options.model,
+                    max_steps=self.options.max_steps,
+                    max_tool_result_bytes=self.options.max_tool_result_bytes,
+                    context=self.options.context,
+                    skills_dir=str(skills_dir) if has_folder else "",
+                )
+                if has_run(inputs.execution):
+                    # It stopped between steps (it waited for a person, was
+                    # paused, or failed and was recovered): it goes on from
+                    # its recorded conversation.
+                    continued = recorded_conversation(inputs.execution).continuation
+                    request = dataclasses.replace(request, continuation=continued)
+                known_secrets.remember(execution_id, environment.secrets)
+                sink = RecordingSink(
+                    record,
+                    SecretMasker(environment.secrets),
+                    len(inputs.execution.status.messages),
+                    max_tool_result_bytes=self.options.max_tool_result_bytes,
+                    known_calls=inputs.execution.status.tool_calls,
+                    max_tool_result_chars=request.max_tool_result_chars,
+                    model_note=inputs.execution.status.cost_note,
+                )
+                outcome = await self._agent_loop(request, sink)
+                await sink.flush()
+                if getattr(outcome, "is_waiting", False):
+                    # The sink recorded WAITING_FOR_APPROVAL: the slot and the
+                    # lease go; a decision puts the execution back in the queue.
+                    return
+                if getattr(outcome, "is_paused", False):
+                    paused = await record([phase_event(PAUSED)])
+                    if paused.status.phase == PAUSED:
+                        logger.info("execution %s paused", execution_id)
+                        return
+                    continue  # the pause was withdrawn meanwhile: go on
+                events = [phase_event(COMPLETED)]
+                if getattr(outcome, "is_step_limit_reached", False):
+                    text = f"stopped after {request.max_steps} model calls (the step limit)"
+                    events = [sink.system_message(text), phase_event(COMPLETED)]
+                await record(events)
                 return
-            events = [phase_event(COMPLETED)]
-            if getattr(outcome, "is_step_limit_reached", False):
-                text = f"stopped after {request.max_steps} model calls (the step limit)"
-                events = [sink.system_message(text), phase_event(COMPLETED)]
-            await record(events)
         except asyncio.CancelledError:
             await self._end_cancelled(execution_id, sink)
             raise

@@ -80,6 +80,9 @@ class RecordingSink:
         self._streamed = ""
         self._open_calls: dict[str, execution_pb2.ToolCall] = {}
         self.final_answer = ""
+        # What the server answered to the last report: a pause asked of the
+        # execution shows there, and the loop stops at the next step.
+        self.last_recorded: execution_pb2.AgentExecution | None = None
 
     async def _emit(self, *events: Event) -> None:
         await self._flush()
@@ -90,12 +93,17 @@ class RecordingSink:
 
     async def _record_and_read(self, events: Sequence[Event]) -> None:
         execution = await self._record(events)
+        self.last_recorded = execution
         self._model_note = execution.status.cost_note or self._model_note
         # The server may add messages of its own (a budget's SYSTEM note).
         self._message_count = max(self._message_count, len(execution.status.messages))
 
     def model_note(self) -> str:
         return self._model_note
+
+    def is_pause_requested(self) -> bool:
+        last = self.last_recorded
+        return last is not None and last.status.is_pause_requested
 
     async def _flush(self, *, is_text_complete: bool = False, is_abandoned: bool = False) -> None:
         delta = self._take_delta(is_text_complete=is_text_complete, is_abandoned=is_abandoned)

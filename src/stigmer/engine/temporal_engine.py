@@ -14,7 +14,15 @@ stays IN_PROGRESS forever. Stopping the server stops none of this: the
 workflows go on, and the next server adopts their leases.
 
 Cancel signals the reason to the workflow and cancels it; the workflow's
-running activity gets the cancellation in its next heartbeat.
+running activity gets the cancellation in its next heartbeat. Terminate
+cancels it the same way without waiting (the execution is TERMINATED in the
+store already, so the workflow's last reports are refused).
+
+A paused execution's workflow waits for a CONTINUE signal with no activity
+running. A claim of an execution that continues (resumed or recovered)
+starts its workflow with the CONTINUE signal (signal-with-start): a waiting
+workflow goes on from where it stopped, and a closed one (a recovered
+execution's) runs again from the recorded conversation.
 """
 
 from __future__ import annotations
@@ -109,6 +117,11 @@ class TemporalEngine:
             return False
         return True
 
+    async def terminate_running(self, execution_id: str, reason: str) -> bool:
+        # Cancelled rather than terminated in Temporal: the workflow's end
+        # then closes the execution's tool servers on the workers.
+        return await self.cancel_running(execution_id, reason)
+
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
@@ -133,6 +146,7 @@ class TemporalEngine:
                 wait_seconds=self.temporal.connect_timeout_seconds,
             )
             await self._keep_once()
+            await self._wake_running()
         except BaseException:
             await self._stop_dev_server()
             raise
@@ -170,9 +184,7 @@ class TemporalEngine:
                     # The store is briefly unreachable: executions wait in it.
                     logger.warning("cannot claim executions: %s", error)
                     execution = None
-                is_started = execution is None or await self._start_workflow_or_abandon(
-                    execution.metadata.id, _last_turn(execution)
-                )
+                is_started = execution is None or await self._start_workflow_or_abandon(execution)
             if execution is None:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.options.poll_seconds):
@@ -190,12 +202,15 @@ class TemporalEngine:
             heartbeat_seconds=self.temporal.heartbeat_seconds,
         )
 
-    async def start_or_find_workflow(self, execution_id: str, turn: int = -1) -> str:
+    async def start_or_find_workflow(
+        self, execution_id: str, turn: int = -1, *, is_recovered: bool = False
+    ) -> str:
         """Starts the execution's workflow, or finds the one already running;
         returns the run id. Either way it gets the CONTINUE signal for `turn`
         (the AI message whose calls were all decided; -1 when none was): a
-        workflow waiting for those decisions goes on, atomically with the
-        claim's outcome being acted on.
+        workflow waiting for those decisions, or paused, goes on, atomically
+        with the claim's outcome being acted on. `is_recovered`: the
+        execution failed and was recovered; its closed workflow runs again.
 
         Raises:
             RPCError: Temporal cannot be reached or refused the start.
@@ -209,18 +224,26 @@ class TemporalEngine:
             task_queue=self.temporal.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             # A workflow that failed or was terminated without ending its
-            # execution may be started again once the execution is re-queued.
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            # execution may be started again once the execution is re-queued;
+            # a recovered one's ended FAILED and runs again.
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                if is_recovered
+                else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+            ),
             start_signal=CONTINUE_SIGNAL,
             start_signal_args=[turn],
         )
         return handle.result_run_id or ""
 
-    async def _start_workflow_or_abandon(self, execution_id: str, turn: int) -> bool:
+    async def _start_workflow_or_abandon(self, execution: execution_pb2.AgentExecution) -> bool:
         """Starts (or finds) the workflow; when that fails, ends the execution
         as abandoned and returns False."""
+        execution_id = execution.metadata.id
         try:
-            await self.start_or_find_workflow(execution_id, turn)
+            await self.start_or_find_workflow(
+                execution_id, _last_turn(execution), is_recovered=bool(execution.status.attempts)
+            )
             return True
         except (RPCError, WorkflowAlreadyStartedError) as error:
             logger.warning("cannot start the workflow of %s: %s", execution_id, error)
@@ -228,6 +251,16 @@ class TemporalEngine:
                 execution_id, f"its Temporal workflow could not be started: {error}"
             )
             return False
+
+    async def _wake_running(self) -> None:
+        """Signals the workflow of every execution this engine runs: a server
+        stopped between claiming a resumed execution and signalling its
+        waiting workflow left it waiting (a signal too many costs one look)."""
+        for execution_id, lease in await self.domains.execution_queue.list_active_leases():
+            if lease is None or lease.owner != OWNER:
+                continue
+            with contextlib.suppress(RPCError):
+                await self.client.get_workflow_handle(execution_id).signal(CONTINUE_SIGNAL, -1)
 
     # -- keeping leases ----------------------------------------------------
 

@@ -36,6 +36,15 @@ and rejected calls' results and says which approved calls to run. A
 workflow started for an execution that already ran begins the same way,
 from its recorded conversation (engine/continuation.py).
 
+Pause: each activity answers whether a pause was asked of the execution
+(the server says so in its answer to the activity's reports). At the next
+point between steps (not inside a turn whose calls wait for a person) the
+workflow records PAUSED (an activity) and waits, with no activity running,
+for a CONTINUE signal, which the server sends when it claims the resumed
+execution; on each one it asks whether the execution is IN_PROGRESS again,
+and goes on from where it stopped. A recovered execution's workflow runs
+again from the recorded conversation, as one that waited for a person.
+
 Cancelling the workflow cancels the running activity (workers heartbeat, and
 the cancellation reaches them in the heartbeat's answer); the execution then
 ends CANCELLED with the reason the server signalled before cancelling.
@@ -68,6 +77,8 @@ RECORD_LOST_TOOL_CALL = "stigmer-record-lost-tool-call"
 REQUEST_APPROVALS = "stigmer-request-approvals"
 SETTLE = "stigmer-settle"
 END = "stigmer-end"
+PAUSE = "stigmer-pause"
+IS_RESUMED = "stigmer-is-resumed"
 
 # The phases an execution ends in, by name: a deliberate copy of those in
 # stigmer.resources.execution_events. Workflow code runs in Temporal's
@@ -107,10 +118,13 @@ class OfferedTool:
 
 @dataclass
 class Begun:
-    included: list[int]  # the execution's messages so far (its HUMAN message)
+    # The execution's messages so far: its HUMAN message, and for a run
+    # that continues an earlier one, the conversation it recorded.
+    included: list[int]
     tools: list[OfferedTool]
     # It already ran (it waited for a person): settle its open calls first.
     is_continuing: bool = False
+    is_pause_requested: bool = False
 
 
 @dataclass
@@ -153,6 +167,7 @@ class Settled:
 class ModelAnswer:
     message_index: int
     tool_calls: list[RequestedToolCall] = field(default_factory=list)
+    is_pause_requested: bool = False
 
 
 @dataclass
@@ -165,6 +180,7 @@ class ToolCallInput:
 @dataclass
 class ToolCallDone:
     message_index: int  # the TOOL message holding the result
+    is_pause_requested: bool = False
 
 
 @dataclass
@@ -208,6 +224,7 @@ def _is_ended_elsewhere(error: ActivityError) -> bool:
 class AgentExecutionWorkflow:
     def __init__(self) -> None:
         self._cancel_reason = ""
+        self._wakes = 0
         self._continued: set[int] = set()
 
     @workflow.signal(name=CANCEL_REASON_SIGNAL)
@@ -218,6 +235,8 @@ class AgentExecutionWorkflow:
     def continue_turn(self, message_index: int) -> None:
         """Every call of the turn of AI message `message_index` is decided."""
         self._continued.add(message_index)
+        # A paused workflow looks whether its execution runs again.
+        self._wakes += 1
 
     def _is_continued(self, turn: int) -> Callable[[], bool]:
         return lambda: turn in self._continued
@@ -258,6 +277,7 @@ class AgentExecutionWorkflow:
         included = list(begun.included)
         if begun.is_continuing:
             included = await self._settle(given, begun.tools)
+        await self._pause_point(given, is_requested=begun.is_pause_requested)
         for _ in range(given.max_steps):
             answer: ModelAnswer = await workflow.execute_activity(
                 CALL_MODEL,
@@ -271,10 +291,15 @@ class AgentExecutionWorkflow:
             included.append(answer.message_index)
             if not answer.tool_calls:
                 return Ending(given.execution_id, COMPLETED)
+            is_gated = any(call.is_asked for call in answer.tool_calls)
+            if not is_gated:
+                await self._pause_point(given, is_requested=answer.is_pause_requested)
             for call in answer.tool_calls:
                 if not call.is_asked:
                     done = await self._call_tool(given, call)
                     included.append(done.message_index)
+                    if not is_gated:
+                        await self._pause_point(given, is_requested=done.is_pause_requested)
             asked = [call for call in answer.tool_calls if call.is_asked]
             if asked:
                 await workflow.execute_activity(
@@ -287,6 +312,33 @@ class AgentExecutionWorkflow:
                 included = await self._settle(given, begun.tools)
         note = f"stopped after {given.max_steps} model calls (the step limit)"
         return Ending(given.execution_id, COMPLETED, note=note)
+
+    async def _pause_point(self, given: WorkflowInput, *, is_requested: bool) -> None:
+        """Between steps: when a pause was asked, records PAUSED and waits,
+        with no activity running, until the execution runs again."""
+        if not is_requested:
+            return
+        is_paused: bool = await workflow.execute_activity(
+            PAUSE,
+            given.execution_id,
+            result_type=bool,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=SAFE_TO_REPEAT,
+        )
+        if not is_paused:
+            return  # the pause was withdrawn before it was honoured
+        while True:
+            await workflow.wait_condition(lambda: self._wakes > 0)
+            self._wakes = 0
+            is_resumed: bool = await workflow.execute_activity(
+                IS_RESUMED,
+                given.execution_id,
+                result_type=bool,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=SAFE_TO_REPEAT,
+            )
+            if is_resumed:
+                return
 
     async def _settle(self, given: WorkflowInput, tools: list[OfferedTool]) -> list[int]:
         """The open calls of the turn the execution stopped in, each given

@@ -248,6 +248,10 @@ class RunSink(Protocol):
     async def tool_call_finished(self, call_id: str, result: str, *, is_error: bool) -> None:
         """The tool's result (text), or its error message when is_error."""
 
+    def is_pause_requested(self) -> bool:
+        """Asked at each point between a model call and a tool call: True
+        stops the run there (RunOutcome.is_paused), to be continued later."""
+
     async def tool_result_added(self, call_id: str) -> None:
         """A call decided without running (skipped, rejected) takes its
         place in the conversation with the result its decision stored."""
@@ -341,4 +345,5 @@ class RunOutcome:
     final_answer: str
     steps: int
     is_step_limit_reached: bool = False
+    is_paused: bool = False  # stopped between steps because a pause was asked
     is_waiting: bool = False  # stopped for approvals (see RunSink.approvals_requested)

@@ -24,6 +24,12 @@ later from its recorded conversation (`RunRequest.continuation`): the loop
 then settles the open calls of that turn, running approved ones and giving
 skipped or rejected ones their decided text as the result, so every call
 the model asked for has exactly one result before the model is called again.
+
+Pause: at each point between a model call and a tool call the loop asks the
+sink whether a pause was requested, and if so returns there (`is_paused`)
+with every step so far recorded; the calls of the turn not run yet stay
+open, and the continuation runs them. A turn with calls the policy asks
+about is not paused in the middle: its calls go to the person first.
 """
 
 from __future__ import annotations
@@ -95,6 +101,8 @@ async def run_agent(
             builtins = BuiltinTools(request.skills, skill_source)
             if request.continuation is not None:
                 for open_call in request.continuation.open_calls:
+                    if sink.is_pause_requested():
+                        return RunOutcome(final_answer="", steps=0, is_paused=True)
                     messages.append(await _settle(request, sink, toolbox, builtins, open_call))
             return await _converse(request, sink, chat, toolbox, builtins, messages)
     finally:
@@ -185,6 +193,8 @@ async def _converse(  # noqa: PLR0917
     content = ""
     tools = builtins.offered_with(toolbox.tools)
     for step in range(1, request.max_steps + 1):
+        if sink.is_pause_requested():
+            return RunOutcome(final_answer=content, steps=step - 1, is_paused=True)
         messages[:] = await fit_context(
             request.context,
             request.model,
@@ -219,6 +229,8 @@ async def _converse(  # noqa: PLR0917
             return RunOutcome(final_answer=content, steps=step)
         asked = tuple(call for call in calls if call.gate.is_asked)
         for call in calls:
+            if not asked and sink.is_pause_requested():
+                return RunOutcome(final_answer=content, steps=step, is_paused=True)
             if not call.gate.is_asked:
                 messages.append(await _run_call(request, sink, toolbox, builtins, call))
         if asked:

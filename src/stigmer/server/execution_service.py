@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
-
 from stigmer.api.v1 import execution_pb2, execution_pb2_grpc, meta_pb2
 from stigmer.domain.execution.controller import ExecutionController
 from stigmer.resources.execution_events import phase_name
@@ -74,26 +72,26 @@ class ExecutionCommandService(execution_pb2_grpc.AgentExecutionCommandController
     async def Pause(  # noqa: N802
         self, request: execution_pb2.ExecutionLifecycleRequest, context: Any
     ) -> execution_pb2.AgentExecution:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Pause is not served yet")
-        raise AssertionError("abort returned")
+        validate_message(request)
+        return _shown(await self.executions.lifecycle.pause(request.id, request.reason))
 
     async def Resume(  # noqa: N802
         self, request: execution_pb2.ExecutionLifecycleRequest, context: Any
     ) -> execution_pb2.AgentExecution:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Resume is not served yet")
-        raise AssertionError("abort returned")
+        validate_message(request)
+        return _shown(await self.executions.lifecycle.resume(request.id, request.reason))
 
     async def Terminate(  # noqa: N802
         self, request: execution_pb2.ExecutionLifecycleRequest, context: Any
     ) -> execution_pb2.AgentExecution:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Terminate is not served yet")
-        raise AssertionError("abort returned")
+        validate_message(request)
+        return _shown(await self.executions.lifecycle.terminate(request.id, request.reason))
 
     async def Recover(  # noqa: N802
         self, request: execution_pb2.ExecutionLifecycleRequest, context: Any
     ) -> execution_pb2.AgentExecution:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Recover is not served yet")
-        raise AssertionError("abort returned")
+        validate_message(request)
+        return _shown(await self.executions.lifecycle.recover(request.id, request.reason))
 
 
 class ExecutionQueryService(execution_pb2_grpc.AgentExecutionQueryControllerServicer):

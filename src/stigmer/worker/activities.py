@@ -47,6 +47,8 @@ from stigmer.resources.execution_events import (
     CANCELLED,
     COMPLETED,
     FAILED,
+    IN_PROGRESS,
+    PAUSED,
     has_ended_elsewhere,
     phase_event,
     system_message_event,
@@ -182,6 +184,8 @@ class ExecutionActivities:
             self.request_approvals,
             self.settle,
             self.end,
+            self.pause,
+            self.is_resumed,
         )
 
     async def aclose(self) -> None:
@@ -261,7 +265,12 @@ class ExecutionActivities:
         if has_run(inputs.execution):
             # It stopped between steps: it goes on from its recorded conversation.
             recorded = recorded_conversation(inputs.execution)
-            return flow.Begun(list(recorded.included), tools, is_continuing=True)
+            return flow.Begun(
+                list(recorded.included),
+                tools,
+                is_continuing=True,
+                is_pause_requested=inputs.execution.status.is_pause_requested,
+            )
         # Only the user's message: an execution re-queued after its worker
         # was lost before the model said anything keeps that empty AI message.
         messages = inputs.execution.status.messages
@@ -316,7 +325,9 @@ class ExecutionActivities:
                 )
                 await sink.ai_message_finished(turn.content, tuple(c for _, c in gated))
                 requested = [asked for asked, _ in gated]
-        return flow.ModelAnswer(sink.ai_message_index, requested)
+        return flow.ModelAnswer(
+            sink.ai_message_index, requested, is_pause_requested=sink.is_pause_requested()
+        )
 
     @activity.defn(name=flow.CALL_TOOL)
     async def call_tool(self, given: flow.ToolCallInput) -> flow.ToolCallDone:
@@ -352,7 +363,9 @@ class ExecutionActivities:
                         call_timeout_seconds=request.tool_call_timeout_seconds,
                     )
                     await sink.tool_call_finished(call.id, result.text, is_error=result.is_error)
-        return flow.ToolCallDone(sink.message_count - 1)
+        return flow.ToolCallDone(
+            sink.message_count - 1, is_pause_requested=sink.is_pause_requested()
+        )
 
     @activity.defn(name=flow.RECORD_LOST_TOOL_CALL)
     async def record_lost_tool_call(self, given: flow.ToolCallInput) -> flow.ToolCallDone:
@@ -430,6 +443,25 @@ class ExecutionActivities:
             current = await self.server.run_inputs(given.execution_id)
         included = recorded_conversation(current.execution).included
         return flow.Settled(list(included), to_run)
+
+    @activity.defn(name=flow.PAUSE)
+    async def pause(self, execution_id: str) -> bool:
+        """Records PAUSED; False when the pause was withdrawn meanwhile (the
+        server then does not record it, and the run goes on)."""
+        with _as_activity_errors():
+            recorded = await self.server.record_events(execution_id, [phase_event(PAUSED)])
+        if recorded.status.phase == PAUSED:
+            # Its tool servers are not kept open for a pause that may last days.
+            await self.tool_boxes.close_execution(execution_id)
+            return True
+        return False
+
+    @activity.defn(name=flow.IS_RESUMED)
+    async def is_resumed(self, execution_id: str) -> bool:
+        """Whether the paused execution runs again (claimed after Resume)."""
+        with _as_activity_errors():
+            inputs = await self.server.run_inputs(execution_id)
+        return inputs.execution.status.phase == IN_PROGRESS
 
     @activity.defn(name=flow.END)
     async def end(self, ending: flow.Ending) -> None:

@@ -5,8 +5,9 @@ only through events: the engine records each thing the agent does as an
 ExecutionEvent with the next sequence number, applied to the stored
 execution and appended to its event log in one transaction (event_log.py),
 then published to live subscribers. This controller creates, records and
-cancels; `stream` (stream.py) replays the log to subscribers, and the work
-queue with its leases is queue.py.
+cancels; `stream` (stream.py) replays the log to subscribers, `lifecycle`
+(lifecycle.py) pauses, resumes, terminates and recovers, and the work queue
+with its leases is queue.py.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from stigmer.domain.execution.broker import ExecutionBroker
 from stigmer.domain.execution.budgets import EnforceBudgetsStep, RecordUsageStep
 from stigmer.domain.execution.context import ExecutionContext
 from stigmer.domain.execution.event_log import record_in
+from stigmer.domain.execution.lifecycle import ExecutionLifecycle
 from stigmer.domain.execution.sessions import ResolveSessionStep
 from stigmer.domain.execution.signals import ExecutionSignals
 from stigmer.domain.execution.steps import (
@@ -41,6 +43,7 @@ from stigmer.domain.execution.steps import (
 from stigmer.domain.execution.stream import ExecutionStream
 from stigmer.domain.execution.updates import (
     DecideCancelStep,
+    DropWithdrawnPauseStep,
     LoadExecutionStep,
     RecordEventsStep,
     RefuseEndedStep,
@@ -55,6 +58,7 @@ from stigmer.pipeline.framework import Pipeline
 from stigmer.resources.execution_events import (
     ACTIVE_PHASES,
     IN_PROGRESS,
+    PAUSED,
     PENDING,
     WAITING_FOR_APPROVAL,
 )
@@ -76,7 +80,7 @@ class CancelBeforeDeleteStep:
 
     async def run(self, context: DeleteContext) -> None:
         _, state = context.require_existing()
-        if state.status.phase in ACTIVE_PHASES:
+        if state.status.phase in ACTIVE_PHASES or state.status.phase == PAUSED:
             await self.signals.cancel_running(state.metadata.id, "the execution was deleted")
 
 
@@ -99,6 +103,7 @@ class ExecutionController(ResourceController):
         self.broker = ExecutionBroker()
         self.signals = signals
         self.stream = ExecutionStream(store, self.broker)
+        self.lifecycle = ExecutionLifecycle(store, self.broker, signals)
         self.create_execution_pipeline = Pipeline[ExecutionContext](
             "execution.create",
             [
@@ -117,6 +122,7 @@ class ExecutionController(ResourceController):
             [
                 LoadExecutionStep(),
                 RefuseEndedStep(),
+                DropWithdrawnPauseStep(),
                 RecordUsageStep(prices or PriceTable.with_overrides({})),
                 EnforceBudgetsStep(),
                 RecordEventsStep(record_in),
@@ -138,6 +144,7 @@ class ExecutionController(ResourceController):
             self.create_execution_pipeline,
             self.record_events_pipeline,
             self.cancel_pipeline,
+            *self.lifecycle.pipelines,
             self.submit_approval_pipeline,
         )
 
@@ -196,7 +203,7 @@ class ExecutionController(ResourceController):
     # -- cancel ----------------------------------------------------------
 
     async def cancel(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
-        """Cancels a PENDING execution at once; asks a running one to stop
+        """Cancels a PENDING or PAUSED execution at once; asks a running one to stop
         (its worker ends it CANCELLED). Cancelling an ended one changes nothing.
 
         Raises:
@@ -213,6 +220,10 @@ class ExecutionController(ResourceController):
             # A waiting execution has no task on the embedded engine, but a
             # Temporal workflow waits for its decisions and is stopped too.
             await self.signals.cancel_running(execution_id, message)
+        elif context.phase_before == PAUSED and context.updates:
+            # A paused execution's work may wait somewhere (a Temporal
+            # workflow waits for Resume): it has ended, so stop that too.
+            await self.signals.terminate_running(execution_id, message)
         return context.require_execution()
 
     # -- approvals -------------------------------------------------------

@@ -49,8 +49,8 @@ async def record_in(
         [(u.sequence, u.event.SerializeToString(deterministic=True)) for u in updates],
     )
     if execution.status.phase not in ACTIVE_PHASES:
-        # An ended execution, or one waiting for a person, needs no worker:
-        # its lease goes in the same write, whichever engine (or a worker on
-        # another machine) recorded it; nothing can reap it as lost.
+        # An ended execution, one waiting for a person or a paused one needs
+        # no worker: its lease goes in the same write, whichever engine (or a
+        # worker on another machine) recorded it; nothing can reap it as lost.
         await transaction.delete_lease(execution.metadata.id)
     return updates

@@ -1,5 +1,6 @@
-"""The pipelines that change an existing execution: recording what its
-worker reports, and cancelling it. Like every write, each is a named list of
+"""The steps of the pipelines that change an existing execution: recording
+what its worker reports, and cancelling it (lifecycle.py has pause, resume,
+terminate and recover). Like every write, each is a named list of
 steps in one transaction, so crash tests cover them step by step."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from stigmer.resources.execution_events import (
     CANCELLED,
     ENDED_PHASE_FACT,
     IN_PROGRESS,
+    PAUSED,
     PENDING,
     TERMINAL_PHASES,
     WAITING_FOR_APPROVAL,
@@ -78,15 +80,37 @@ class RefuseEndedStep:
 
 
 @dataclass(frozen=True)
+class DropWithdrawnPauseStep:
+    """A worker's PAUSED for a pause that Resume withdrew meanwhile is not
+    recorded: the execution stays IN_PROGRESS, and the worker, reading
+    the phase in the answer, goes on."""
+
+    name: str = "drop-withdrawn-pause"
+
+    async def run(self, context: UpdateContext) -> None:
+        status = context.require_execution().status
+        if status.is_pause_requested and status.phase == IN_PROGRESS:
+            return
+        context.events = [
+            event
+            for event in context.events
+            if not (
+                event.WhichOneof("change") == "phase_changed"
+                and event.phase_changed.phase == PAUSED
+            )
+        ]
+
+
+@dataclass(frozen=True)
 class DecideCancelStep:
-    """PENDING or WAITING_FOR_APPROVAL ends at once; IN_PROGRESS is asked to stop (its worker ends
-    it); an ended execution stays as it is."""
+    """PENDING, PAUSED or WAITING_FOR_APPROVAL ends at once; IN_PROGRESS is
+    asked to stop (its worker ends it); an ended execution stays as it is."""
 
     name: str = "decide-cancel"
 
     async def run(self, context: UpdateContext) -> None:
         status = context.require_execution().status
-        if status.phase in (PENDING, WAITING_FOR_APPROVAL):
+        if status.phase in (PENDING, PAUSED, WAITING_FOR_APPROVAL):
             # Nothing runs: it ends at once.
             context.events = [phase_event(CANCELLED, context.reason)]
         elif status.phase == IN_PROGRESS and not status.is_cancel_requested:
