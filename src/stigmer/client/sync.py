@@ -15,17 +15,22 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Generator, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
 from stigmer.api.v1 import consistency_pb2, execution_pb2, server_pb2, token_pb2
 from stigmer.client.aio import PAGE_SIZE, ApplyResult, AsyncClient, ResourceEvent
+from stigmer.client.approvals import Decision, Pending, PendingRound
 from stigmer.resources.kinds import KindInfo
 from stigmer.resources.manifests import ManifestDocument
 
 T = TypeVar("T")
+# Called between updates, with no event loop running: it may block (ask a
+# person at a terminal) for as long as it needs.
+SyncApprovalCallback = Callable[[list[Pending]], Iterable[Decision] | None]
 
 
 class Client:
@@ -175,9 +180,12 @@ class Client:
         model: str = "",
         idempotency_key: str = "",
         reject_if_busy: bool = False,
+        auto_approve: bool = False,
+        on_approval: SyncApprovalCallback | None = None,
     ) -> execution_pb2.AgentExecution:
-        """See AsyncClient.run."""
-        return self._run(
+        """See AsyncClient.run; with `on_approval` it follows the execution
+        to its end (see `wait`) and returns its final state."""
+        created = self._run(
             self._async.run(
                 agent,
                 message,
@@ -188,8 +196,12 @@ class Client:
                 model=model,
                 idempotency_key=idempotency_key,
                 reject_if_busy=reject_if_busy,
+                auto_approve=auto_approve,
             )
         )
+        if on_approval is None:
+            return created
+        return self.wait(created.metadata.id, on_approval=on_approval)
 
     def get_execution(self, execution_id: str) -> execution_pb2.AgentExecution:
         return self._run(self._async.get_execution(execution_id))
@@ -230,14 +242,106 @@ class Client:
         return self._iterate(self._async.watch(execution_id))
 
     def wait(
-        self, execution_id: str, *, timeout: float | None = None
+        self,
+        execution_id: str,
+        *,
+        timeout: float | None = None,
+        on_approval: SyncApprovalCallback | None = None,
     ) -> execution_pb2.AgentExecution:
         """Blocks until the execution ends; returns its final state.
 
+        With `on_approval`, see AsyncClient.wait: the callback gets the
+        waiting calls of each turn once and its decisions are submitted.
+
         Raises:
             TimeoutError: it has not ended within `timeout` seconds.
+            InvalidArgument, FailedPrecondition: a decision was refused (see
+                submit_approval).
         """
-        return self._run(asyncio.wait_for(self._async.wait(execution_id), timeout))
+        if on_approval is None:
+            return self._run(asyncio.wait_for(self._async.wait(execution_id), timeout))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        final = execution_pb2.AgentExecution()
+        round_ = PendingRound()
+        updates = self._async.watch(execution_id)
+        try:
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    final, _ = self._run(asyncio.wait_for(anext(updates), remaining))
+                except StopAsyncIteration:
+                    return final
+                listed = self.get_execution(execution_id) if round_.needs_listing(final) else final
+                fresh = round_.take_new(listed)
+                if fresh:
+                    # Between updates: no loop runs while the callback takes its time.
+                    self.submit_decisions(execution_id, on_approval(fresh) or (), fresh)
+        finally:
+            if not self._loop.is_closed():
+                self._run(updates.aclose())
+
+    # -- approvals and the lifecycle of a run ---------------------------------
+
+    def submit_approval(
+        self,
+        execution_id: str,
+        tool_call_id: str,
+        action: str | int,
+        *,
+        comment: str = "",
+        edited_args: dict[str, Any] | None = None,
+    ) -> execution_pb2.AgentExecution:
+        """See AsyncClient.submit_approval."""
+        return self._run(
+            self._async.submit_approval(
+                execution_id, tool_call_id, action, comment=comment, edited_args=edited_args
+            )
+        )
+
+    def approve(
+        self, execution_id: str, tool_call_id: str, *, comment: str = "", all_calls: bool = False
+    ) -> execution_pb2.AgentExecution:
+        """See AsyncClient.approve."""
+        return self._run(
+            self._async.approve(execution_id, tool_call_id, comment=comment, all_calls=all_calls)
+        )
+
+    def reject(
+        self, execution_id: str, tool_call_id: str, comment: str = ""
+    ) -> execution_pb2.AgentExecution:
+        """See AsyncClient.reject."""
+        return self._run(self._async.reject(execution_id, tool_call_id, comment))
+
+    def skip(
+        self, execution_id: str, tool_call_id: str, *, comment: str = ""
+    ) -> execution_pb2.AgentExecution:
+        """See AsyncClient.skip."""
+        return self._run(self._async.skip(execution_id, tool_call_id, comment=comment))
+
+    def submit_decisions(
+        self,
+        execution_id: str,
+        decisions: Iterable[Decision],
+        pending: builtins.list[execution_pb2.PendingApproval] | None = None,
+    ) -> execution_pb2.AgentExecution | None:
+        """See AsyncClient.submit_decisions."""
+        return self._run(self._async.submit_decisions(execution_id, decisions, pending))
+
+    def pause(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        """See AsyncClient.pause."""
+        return self._run(self._async.pause(execution_id, reason))
+
+    def resume(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        """See AsyncClient.resume."""
+        return self._run(self._async.resume(execution_id, reason))
+
+    def terminate(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        """See AsyncClient.terminate."""
+        return self._run(self._async.terminate(execution_id, reason))
+
+    def recover(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        """See AsyncClient.recover."""
+        return self._run(self._async.recover(execution_id, reason))
 
     def _iterate(self, stream: AsyncIterator[T]) -> Generator[T]:
         iterator = aiter(stream)
