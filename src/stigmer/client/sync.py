@@ -15,22 +15,21 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Generator, Iterable
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
 from stigmer.api.v1 import consistency_pb2, execution_pb2, server_pb2, token_pb2
 from stigmer.client.aio import PAGE_SIZE, ApplyResult, AsyncClient, ResourceEvent
-from stigmer.client.approvals import Decision, Pending, PendingRound
+from stigmer.client.approvals import ApprovalCallback, Decision, PendingRound
+from stigmer.errors import InvalidArgument
 from stigmer.resources.kinds import KindInfo
 from stigmer.resources.manifests import ManifestDocument
 
 T = TypeVar("T")
-# Called between updates, with no event loop running: it may block (ask a
-# person at a terminal) for as long as it needs.
-SyncApprovalCallback = Callable[[list[Pending]], Iterable[Decision] | None]
 
 
 class Client:
@@ -181,7 +180,7 @@ class Client:
         idempotency_key: str = "",
         reject_if_busy: bool = False,
         auto_approve: bool = False,
-        on_approval: SyncApprovalCallback | None = None,
+        on_approval: ApprovalCallback | None = None,
     ) -> execution_pb2.AgentExecution:
         """See AsyncClient.run; with `on_approval` it follows the execution
         to its end (see `wait`) and returns its final state."""
@@ -246,7 +245,7 @@ class Client:
         execution_id: str,
         *,
         timeout: float | None = None,
-        on_approval: SyncApprovalCallback | None = None,
+        on_approval: ApprovalCallback | None = None,
     ) -> execution_pb2.AgentExecution:
         """Blocks until the execution ends; returns its final state.
 
@@ -274,8 +273,14 @@ class Client:
                 listed = self.get_execution(execution_id) if round_.needs_listing(final) else final
                 fresh = round_.take_new(listed)
                 if fresh:
-                    # Between updates: no loop runs while the callback takes its time.
-                    self.submit_decisions(execution_id, on_approval(fresh) or (), fresh)
+                    # Called between updates, with no event loop running: it
+                    # may block (ask a person) for as long as it needs.
+                    answer = on_approval(fresh)
+                    if inspect.isawaitable(answer):
+                        raise InvalidArgument.for_field(
+                            "on_approval", "the sync Client needs decisions, not an awaitable"
+                        )
+                    self.submit_decisions(execution_id, answer or (), fresh)
         finally:
             if not self._loop.is_closed():
                 self._run(updates.aclose())
