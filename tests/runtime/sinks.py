@@ -48,3 +48,6 @@ class CollectingSink:
     async def tool_call_finished(self, call_id: str, result: str, *, is_error: bool) -> None:
         self.kinds.append("tool_call_finished")
         self.results.append(ToolCallResult(call_id, result, is_error))
+
+    def is_pause_requested(self) -> bool:
+        return False

@@ -5,7 +5,14 @@ durable queue: the executions themselves, indexed by phase), each under a
 lease its worker renews. A reaper, at start-up and every lease period,
 re-queues or fails executions whose lease expired: their worker crashed or
 the server was killed. Cancel cancels the execution's task, wherever it is
-awaiting (a model stream, a tool call), and the execution ends CANCELLED.
+awaiting (a model stream, a tool call), and the execution ends CANCELLED;
+terminate cancels it the same way, after the execution was recorded
+TERMINATED, so what the task still reports is refused.
+
+A pause is honoured by the agent loop at its next point between steps: the
+task records PAUSED and ends, freeing its slot. Resume and Recover put the
+execution back in the queue, and the task that claims it continues from the
+recorded conversation (continuations.py).
 """
 
 from __future__ import annotations
@@ -23,11 +30,22 @@ from typing import Any
 from stigmer.api.v1 import execution_pb2
 from stigmer.domain.execution.inputs import gather_inputs
 from stigmer.domain.registry import Domains
+from stigmer.engine.continuations import (
+    continuation_of,
+    continued_request,
+    settle_interrupted_calls,
+)
 from stigmer.engine.options import EngineOptions
 from stigmer.engine.recording import RecordingSink
 from stigmer.engine.run_requests import build_run_request
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError
-from stigmer.resources.execution_events import CANCELLED, COMPLETED, FAILED, phase_event
+from stigmer.resources.execution_events import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PAUSED,
+    phase_event,
+)
 from stigmer.resources.secret_logs import install_log_masking, known_secrets
 from stigmer.resources.secrets import SecretMasker
 from stigmer.runtime.contract import ModelError, RunRequest, RunSink, ToolServerError
@@ -72,6 +90,11 @@ class EmbeddedEngine:
         self._cancel_reasons.setdefault(execution_id, reason)
         task.cancel()
         return True
+
+    async def terminate_running(self, execution_id: str, reason: str) -> bool:
+        # Not awaited: the execution is TERMINATED already, and its task's
+        # last reports (CANCELLED) are refused as ended.
+        return await self.cancel_running(execution_id, reason)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -186,27 +209,41 @@ class EmbeddedEngine:
 
         sink = RecordingSink(record, SecretMasker(()), len(execution.status.messages))
         try:
-            inputs = await gather_inputs(self.domains, execution_id)
-            request, environment = build_run_request(
-                inputs,
-                self.options.model,
-                max_steps=self.options.max_steps,
-                max_tool_result_bytes=self.options.max_tool_result_bytes,
-            )
-            known_secrets.remember(execution_id, environment.secrets)
-            sink = RecordingSink(
-                record,
-                SecretMasker(environment.secrets),
-                len(inputs.execution.status.messages),
-                max_tool_result_bytes=self.options.max_tool_result_bytes,
-            )
-            outcome = await self._agent_loop(request, sink)
-            await sink.flush()
-            events = [phase_event(COMPLETED)]
-            if getattr(outcome, "is_step_limit_reached", False):
-                text = f"stopped after {request.max_steps} model calls (the step limit)"
-                events = [sink.system_message(text), phase_event(COMPLETED)]
-            await record(events)
+            while True:
+                inputs = await gather_inputs(self.domains, execution_id)
+                request, environment = build_run_request(
+                    inputs,
+                    self.options.model,
+                    max_steps=self.options.max_steps,
+                    max_tool_result_bytes=self.options.max_tool_result_bytes,
+                )
+                known_secrets.remember(execution_id, environment.secrets)
+                sink = RecordingSink(
+                    record,
+                    SecretMasker(environment.secrets),
+                    len(inputs.execution.status.messages),
+                    max_tool_result_bytes=self.options.max_tool_result_bytes,
+                )
+                continuation = continuation_of(inputs.execution)
+                if continuation.calls_interrupted:
+                    await settle_interrupted_calls(sink, continuation)
+                    continue  # read again, with those calls answered
+                if not continuation.is_empty:
+                    request = continued_request(request, inputs.execution, continuation)
+                outcome = await self._agent_loop(request, sink)
+                await sink.flush()
+                if getattr(outcome, "is_paused", False):
+                    paused = await record([phase_event(PAUSED)])
+                    if paused.status.phase == PAUSED:
+                        logger.info("execution %s paused", execution_id)
+                        return
+                    continue  # the pause was withdrawn meanwhile: go on
+                events = [phase_event(COMPLETED)]
+                if getattr(outcome, "is_step_limit_reached", False):
+                    text = f"stopped after {request.max_steps} model calls (the step limit)"
+                    events = [sink.system_message(text), phase_event(COMPLETED)]
+                await record(events)
+                return
         except asyncio.CancelledError:
             await self._end_cancelled(execution_id, sink)
             raise

@@ -57,10 +57,20 @@ class RecordingSink:
         self._streamed = ""
         self._open_calls: dict[str, execution_pb2.ToolCall] = {}
         self.final_answer = ""
+        # What the server answered to the last report: a pause asked of the
+        # execution shows there, and the loop stops at the next step.
+        self.last_recorded: execution_pb2.AgentExecution | None = None
+
+    async def _recorded(self, events: Sequence[Event]) -> None:
+        self.last_recorded = await self._record(events)
 
     async def _emit(self, *events: Event) -> None:
         await self._flush()
-        await self._record(events)
+        await self._recorded(events)
+
+    def is_pause_requested(self) -> bool:
+        last = self.last_recorded
+        return last is not None and last.status.is_pause_requested
 
     async def _flush(self, *, is_text_complete: bool = False, is_abandoned: bool = False) -> None:
         raw, self._pending_text = self._pending_text, ""
@@ -72,7 +82,7 @@ class RecordingSink:
         if not text:
             return
         self._last_flush = time.monotonic()
-        await self._record([message_delta_event(self._ai_index, text)])
+        await self._recorded([message_delta_event(self._ai_index, text)])
 
     def mask(self, text: str) -> str:
         """The text with this execution's secret values masked (for errors)."""

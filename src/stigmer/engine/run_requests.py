@@ -159,6 +159,10 @@ def history_messages(
             elif message.type == execution_pb2.MESSAGE_TYPE_AI:
                 asked = []
                 for following in messages[index + 1 :]:
+                    # A SYSTEM note (a failure's reason) may stand between an
+                    # AI message and the results of its calls recorded later.
+                    if following.type == execution_pb2.MESSAGE_TYPE_SYSTEM:
+                        continue
                     if following.type != execution_pb2.MESSAGE_TYPE_TOOL:
                         break
                     call = calls.get(following.tool_call_id)

@@ -14,7 +14,15 @@ stays IN_PROGRESS forever. Stopping the server stops none of this: the
 workflows go on, and the next server adopts their leases.
 
 Cancel signals the reason to the workflow and cancels it; the workflow's
-running activity gets the cancellation in its next heartbeat.
+running activity gets the cancellation in its next heartbeat. Terminate
+cancels it the same way without waiting (the execution is TERMINATED in the
+store already, so the workflow's last reports are refused).
+
+A paused execution's workflow waits for the WAKE signal with no activity
+running. A claim of an execution that continues (resumed or recovered)
+starts its workflow with that signal (signal-with-start): a waiting
+workflow goes on from where it stopped, and a closed one (a recovered
+execution's) runs again from the recorded conversation.
 """
 
 from __future__ import annotations
@@ -35,7 +43,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from stigmer.api.v1 import execution_pb2
 from stigmer.domain.registry import Domains
+from stigmer.engine.continuations import continuation_of
 from stigmer.engine.lease_owners import TEMPORAL_LEASE_OWNER
 from stigmer.engine.options import EngineOptions
 from stigmer.engine.temporal_connection import connect
@@ -43,6 +53,7 @@ from stigmer.engine.temporal_dev_server import TemporalDevServer
 from stigmer.engine.temporal_workflow import (
     CANCEL_REASON_SIGNAL,
     DEFAULT_TASK_QUEUE,
+    WAKE_SIGNAL,
     WORKFLOW_NAME,
     WorkflowInput,
 )
@@ -107,6 +118,11 @@ class TemporalEngine:
             return False
         return True
 
+    async def terminate_running(self, execution_id: str, reason: str) -> bool:
+        # Cancelled rather than terminated in Temporal: the workflow's end
+        # then closes the execution's tool servers on the workers.
+        return await self.cancel_running(execution_id, reason)
+
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
@@ -131,6 +147,7 @@ class TemporalEngine:
                 wait_seconds=self.temporal.connect_timeout_seconds,
             )
             await self._keep_once()
+            await self._wake_running()
         except BaseException:
             await self._stop_dev_server()
             raise
@@ -168,9 +185,7 @@ class TemporalEngine:
                     # The store is briefly unreachable: executions wait in it.
                     logger.warning("cannot claim executions: %s", error)
                     execution = None
-                is_started = execution is None or await self._start_workflow_or_abandon(
-                    execution.metadata.id
-                )
+                is_started = execution is None or await self._start_workflow_or_abandon(execution)
             if execution is None:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.options.poll_seconds):
@@ -188,15 +203,27 @@ class TemporalEngine:
             heartbeat_seconds=self.temporal.heartbeat_seconds,
         )
 
-    async def start_or_find_workflow(self, execution_id: str) -> str:
+    async def start_or_find_workflow(self, execution_id: str, *, is_continued: bool = False) -> str:
         """Starts the execution's workflow, or finds the one already running;
-        returns the run id.
+        returns the run id. `is_continued`: the execution goes on after a
+        pause or a failure; a waiting workflow is woken, a closed one runs again.
 
         Raises:
             RPCError: Temporal cannot be reached or refused the start.
             WorkflowAlreadyStartedError: the workflow has already ended, and
                 its id may not be reused.
         """
+        if is_continued:
+            handle = await self.client.start_workflow(
+                WORKFLOW_NAME,
+                self.workflow_input(execution_id),
+                id=execution_id,
+                task_queue=self.temporal.task_queue,
+                start_signal=WAKE_SIGNAL,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            )
+            return handle.result_run_id or ""
         handle = await self.client.start_workflow(
             WORKFLOW_NAME,
             self.workflow_input(execution_id),
@@ -209,11 +236,13 @@ class TemporalEngine:
         )
         return handle.result_run_id or ""
 
-    async def _start_workflow_or_abandon(self, execution_id: str) -> bool:
+    async def _start_workflow_or_abandon(self, execution: execution_pb2.AgentExecution) -> bool:
         """Starts (or finds) the workflow; when that fails, ends the execution
         as abandoned and returns False."""
+        execution_id = execution.metadata.id
+        is_continued = bool(execution.status.attempts) or not continuation_of(execution).is_empty
         try:
-            await self.start_or_find_workflow(execution_id)
+            await self.start_or_find_workflow(execution_id, is_continued=is_continued)
             return True
         except (RPCError, WorkflowAlreadyStartedError) as error:
             logger.warning("cannot start the workflow of %s: %s", execution_id, error)
@@ -221,6 +250,16 @@ class TemporalEngine:
                 execution_id, f"its Temporal workflow could not be started: {error}"
             )
             return False
+
+    async def _wake_running(self) -> None:
+        """Wakes the workflow of every execution this engine runs: a server
+        stopped between claiming a resumed execution and waking its waiting
+        workflow left it waiting (a WAKE too many only costs one look)."""
+        for execution_id, lease in await self.domains.execution_queue.list_active_leases():
+            if lease is None or lease.owner != OWNER:
+                continue
+            with contextlib.suppress(RPCError):
+                await self.client.get_workflow_handle(execution_id).signal(WAKE_SIGNAL)
 
     # -- keeping leases ----------------------------------------------------
 

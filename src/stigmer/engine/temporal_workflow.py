@@ -24,6 +24,16 @@ Retry policies, chosen for side effects that must not happen twice:
   with that reason and the model reads the failure as the tool's result, so
   the execution goes on and ends COMPLETED or FAILED, never stuck.
 
+Pause: each activity answers whether a pause was asked of the execution
+(the server says so in its answer to the activity's reports). The workflow
+then records PAUSED (an activity) and waits for the WAKE signal with no
+activity running, so no worker is busy and the wait survives the restart of
+the server and of every worker. The server signals WAKE when it claims the
+resumed execution (signal-with-start); on each WAKE the workflow asks whether
+the execution is IN_PROGRESS again, and goes on from where it stopped. A run
+started for a recovered execution (or a resumed one whose workflow is gone)
+begins from the recorded conversation instead (engine/continuations.py).
+
 Cancelling the workflow cancels the running activity (workers heartbeat, and
 the cancellation reaches them in the heartbeat's answer); the execution then
 ends CANCELLED with the reason the server signalled before cancelling.
@@ -42,6 +52,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 WORKFLOW_NAME = "StigmerAgentExecution"
 CANCEL_REASON_SIGNAL = "cancel-reason"
+# The execution may have been resumed: look whether it runs again.
+WAKE_SIGNAL = "wake"
 DEFAULT_TASK_QUEUE = "stigmer-executions"
 MODEL_ATTEMPTS = 3
 
@@ -52,6 +64,8 @@ CALL_MODEL = "stigmer-call-model"
 CALL_TOOL = "stigmer-call-tool"
 RECORD_LOST_TOOL_CALL = "stigmer-record-lost-tool-call"
 END = "stigmer-end"
+PAUSE = "stigmer-pause"
+IS_RESUMED = "stigmer-is-resumed"
 
 # The phases an execution ends in, by name: a deliberate copy of those in
 # stigmer.resources.execution_events. Workflow code runs in Temporal's
@@ -84,9 +98,23 @@ class OfferedTool:
 
 
 @dataclass
+class RequestedToolCall:
+    id: str
+    name: str
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+
+
+@dataclass
 class Begun:
-    included: list[int]  # the execution's messages so far (its HUMAN message)
+    # The execution's messages so far: its HUMAN message, and for a run
+    # that continues an earlier one, the conversation it recorded.
+    included: list[int]
     tools: list[OfferedTool]
+    # The last turn's tool calls that never ran, to run before the next model call.
+    calls_to_run: list[RequestedToolCall] = field(default_factory=list)
+    is_pause_requested: bool = False
 
 
 @dataclass
@@ -97,18 +125,10 @@ class ModelCall:
 
 
 @dataclass
-class RequestedToolCall:
-    id: str
-    name: str
-    server: str
-    tool: str
-    arguments: dict[str, Any]
-
-
-@dataclass
 class ModelAnswer:
     message_index: int
     tool_calls: list[RequestedToolCall] = field(default_factory=list)
+    is_pause_requested: bool = False
 
 
 @dataclass
@@ -121,6 +141,7 @@ class ToolCallInput:
 @dataclass
 class ToolCallDone:
     message_index: int  # the TOOL message holding the result
+    is_pause_requested: bool = False
 
 
 @dataclass
@@ -159,10 +180,15 @@ def reason_of(error: BaseException) -> str:
 class AgentExecutionWorkflow:
     def __init__(self) -> None:
         self._cancel_reason = ""
+        self._wakes = 0
 
     @workflow.signal(name=CANCEL_REASON_SIGNAL)
     def set_cancel_reason(self, reason: str) -> None:
         self._cancel_reason = reason
+
+    @workflow.signal(name=WAKE_SIGNAL)
+    def wake(self) -> None:
+        self._wakes += 1
 
     @workflow.run
     async def run(self, given: WorkflowInput) -> str:
@@ -195,6 +221,11 @@ class AgentExecutionWorkflow:
             retry_policy=SAFE_TO_REPEAT,
         )
         included = list(begun.included)
+        await self._pause_point(given, is_requested=begun.is_pause_requested)
+        for call in begun.calls_to_run:
+            done = await self._call_tool(given, call)
+            included.append(done.message_index)
+            await self._pause_point(given, is_requested=done.is_pause_requested)
         for _ in range(given.max_steps):
             answer: ModelAnswer = await workflow.execute_activity(
                 CALL_MODEL,
@@ -208,11 +239,40 @@ class AgentExecutionWorkflow:
             included.append(answer.message_index)
             if not answer.tool_calls:
                 return Ending(given.execution_id, COMPLETED)
+            await self._pause_point(given, is_requested=answer.is_pause_requested)
             for call in answer.tool_calls:
                 done = await self._call_tool(given, call)
                 included.append(done.message_index)
+                await self._pause_point(given, is_requested=done.is_pause_requested)
         note = f"stopped after {given.max_steps} model calls (the step limit)"
         return Ending(given.execution_id, COMPLETED, note=note)
+
+    async def _pause_point(self, given: WorkflowInput, *, is_requested: bool) -> None:
+        """Between steps: when a pause was asked, records PAUSED and waits,
+        with no activity running, until the execution runs again."""
+        if not is_requested:
+            return
+        is_paused: bool = await workflow.execute_activity(
+            PAUSE,
+            given.execution_id,
+            result_type=bool,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=SAFE_TO_REPEAT,
+        )
+        if not is_paused:
+            return  # the pause was withdrawn before it was honoured
+        while True:
+            await workflow.wait_condition(lambda: self._wakes > 0)
+            self._wakes = 0
+            is_resumed: bool = await workflow.execute_activity(
+                IS_RESUMED,
+                given.execution_id,
+                result_type=bool,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=SAFE_TO_REPEAT,
+            )
+            if is_resumed:
+                return
 
     async def _call_tool(self, given: WorkflowInput, call: RequestedToolCall) -> ToolCallDone:
         try:

@@ -29,8 +29,17 @@ PAUSED = execution_pb2.EXECUTION_PHASE_PAUSED
 TERMINATED = execution_pb2.EXECUTION_PHASE_TERMINATED
 TERMINAL_PHASES = frozenset({COMPLETED, FAILED, CANCELLED, TERMINATED})
 ACTIVE_PHASES = frozenset({PENDING, IN_PROGRESS})
+# Phases whose execution holds no worker and no lease: an ended one, and a
+# paused one (it waits for Resume, however long, and is never reaped as lost).
+UNLEASED_PHASES = TERMINAL_PHASES | {PAUSED}
+# A tool call in one of these has not ended; an execution that ends first
+# settles it INTERRUPTED.
 OPEN_TOOL_CALL_STATES = frozenset(
-    {execution_pb2.TOOL_CALL_STATUS_PENDING, execution_pb2.TOOL_CALL_STATUS_RUNNING}
+    {
+        execution_pb2.TOOL_CALL_STATUS_PENDING,
+        execution_pb2.TOOL_CALL_STATUS_RUNNING,
+        execution_pb2.TOOL_CALL_STATUS_WAITING_APPROVAL,
+    }
 )
 
 
@@ -83,6 +92,22 @@ def cancel_requested_event(reason: str) -> Event:
     return _stamped(Event(cancel_requested=Event.CancelRequested(reason=reason)))
 
 
+def pause_requested_event(reason: str) -> Event:
+    return _stamped(Event(pause_requested=Event.PauseRequested(reason=reason)))
+
+
+def resumed_event(reason: str) -> Event:
+    return _stamped(Event(resumed=Event.Resumed(reason=reason)))
+
+
+def recovered_event(previous_error: str, recovered_by: str) -> Event:
+    event = _stamped(Event())
+    event.recovered.previous_error = previous_error
+    event.recovered.recovered_by = recovered_by
+    event.recovered.recovered_at.CopyFrom(event.at)
+    return event
+
+
 def apply_event(execution: execution_pb2.AgentExecution, event: Event, sequence: int) -> None:
     """Applies one event to the execution in place and records its sequence."""
     change = event.WhichOneof("change")
@@ -105,6 +130,15 @@ def apply_event(execution: execution_pb2.AgentExecution, event: Event, sequence:
         status.usage.output_tokens += event.usage_added.output_tokens
     elif change == "cancel_requested":
         status.is_cancel_requested = True
+    elif change == "pause_requested":
+        status.is_pause_requested = True
+    elif change == "resumed":
+        status.is_pause_requested = False
+    elif change == "recovered":
+        # The execution goes on: its attempt keeps the error it had failed with.
+        status.attempts.append(event.recovered)
+        status.error = ""
+        status.ClearField("completed_at")
     status.last_sequence = max(status.last_sequence, sequence)
 
 
@@ -113,14 +147,20 @@ def _change_phase(
     change: Event.PhaseChanged,
     moment: datetime | None,
 ) -> None:
+    before = status.phase
     status.phase = change.phase
     if change.error:
         status.error = change.error
+    if change.phase == PAUSED:
+        status.is_pause_requested = False
     if moment is None:
         return
     if change.phase == IN_PROGRESS:
-        status.started_at.FromDatetime(moment)
-    elif change.phase == PENDING:
+        # A resumed or recovered execution keeps the moment it first started.
+        if not status.HasField("started_at"):
+            status.started_at.FromDatetime(moment)
+    elif change.phase == PENDING and before == IN_PROGRESS:
+        # Re-queued before anything happened: it has not really started.
         status.ClearField("started_at")
     elif change.phase in TERMINAL_PHASES:
         status.completed_at.FromDatetime(moment)

@@ -29,6 +29,8 @@ _REPORTABLE_PHASES = frozenset(
     for value in execution_pb2.ExecutionPhase.values()
     if value not in (execution_pb2.EXECUTION_PHASE_UNSPECIFIED, PENDING)
 )
+# Requests of a person, recorded by the server's own pipelines only.
+_SERVER_ONLY_CHANGES = frozenset({"cancel_requested", "pause_requested", "resumed", "recovered"})
 _MESSAGE_TYPES = frozenset(execution_pb2.MessageType.values()) - {
     execution_pb2.MESSAGE_TYPE_UNSPECIFIED
 }
@@ -66,6 +68,8 @@ def _check_event(execution_id: str, event: execution_pb2.ExecutionEvent, path: s
                 facts={"field": where, "execution_id": execution_id},
             )
         raise InvalidArgument.for_field(where, "snapshots are written by the server only")
+    if change in _SERVER_ONLY_CHANGES:
+        raise InvalidArgument.for_field(where, f"{change} is recorded by the server only")
     if change == "phase_changed":
         phase = event.phase_changed.phase
         if phase not in _REPORTABLE_PHASES:

@@ -78,6 +78,14 @@ class HistoryMessage:
 
 
 @dataclass(frozen=True)
+class ToolCallRequest:
+    id: str
+    name: str  # the tool's name as the model called it
+    server: str  # the ToolServer.name it belongs to
+    arguments: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class RunRequest:
     instructions: str  # the system prompt
     history: tuple[HistoryMessage, ...]
@@ -87,14 +95,12 @@ class RunRequest:
     max_steps: int = 16  # model calls before the loop gives up
     tool_call_timeout_seconds: float = 300.0  # for stdio servers (see ToolBox)
     max_tool_result_bytes: int = 64 * 1024  # see runtime/tool_results.py
-
-
-@dataclass(frozen=True)
-class ToolCallRequest:
-    id: str
-    name: str  # the tool's name as the model called it
-    server: str  # the ToolServer.name it belongs to
-    arguments: Mapping[str, Any]
+    # A run that continues where an earlier one stopped (paused, failed):
+    # `history` already ends with this run's own conversation so far, so
+    # `message` is not added again, and the tool calls the last model turn
+    # asked for that never ran (`resume_calls`) run before the next model call.
+    is_continuation: bool = False
+    resume_calls: tuple[ToolCallRequest, ...] = ()
 
 
 class RunSink(Protocol):
@@ -123,6 +129,10 @@ class RunSink(Protocol):
 
     async def tool_call_finished(self, call_id: str, result: str, *, is_error: bool) -> None:
         """The tool's result (text), or its error message when is_error."""
+
+    def is_pause_requested(self) -> bool:
+        """Asked at each point between a model call and a tool call: True
+        stops the run there (RunOutcome.is_paused), to be continued later."""
 
 
 class ModelErrorKind(StrEnum):
@@ -194,3 +204,4 @@ class RunOutcome:
     final_answer: str
     steps: int
     is_step_limit_reached: bool = False
+    is_paused: bool = False  # stopped between steps because a pause was asked

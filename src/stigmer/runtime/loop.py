@@ -7,6 +7,12 @@ called again until it replies without tool calls or `max_steps` model calls
 have been made. The tools of that last turn still run, so every tool call the
 model asked for has a recorded result.
 
+A run may also continue an earlier one that stopped (RunRequest.is_continuation):
+the history then already holds its conversation so far, and the calls of the
+last model turn that never ran run first. At each point between a model call
+and a tool call the loop asks the sink whether a pause was requested, and if
+so returns there (RunOutcome.is_paused) with every step so far recorded.
+
 Everything is reported to the `RunSink` as it happens and awaited before the
 loop goes on, so the engine records messages, tool calls and usage in the
 order they occurred. What the model or a tool gets wrong is data (an error
@@ -53,10 +59,9 @@ async def run_agent(
     """
     if request.max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {request.max_steps}")
-    messages: list[Message] = [
-        *messages_from_history(request.history),
-        UserMessage(request.message),
-    ]
+    messages: list[Message] = list(messages_from_history(request.history))
+    if not request.is_continuation:
+        messages.append(UserMessage(request.message))
     chat = provider or provider_for(request.model)
     try:
         async with ToolBox(
@@ -76,7 +81,11 @@ async def _converse(
     messages: list[Message],
 ) -> RunOutcome:
     content = ""
+    if request.resume_calls:
+        await _run_tools(request, sink, toolbox, messages, request.resume_calls)
     for step in range(1, request.max_steps + 1):
+        if sink.is_pause_requested():
+            return RunOutcome(final_answer=content, steps=step - 1, is_paused=True)
         await sink.ai_message_started()
         turn = await provider.stream_turn(
             system=request.instructions,
@@ -100,11 +109,27 @@ async def _converse(
         messages.append(AssistantMessage(turn.content, turn.tool_calls))
         if not calls:
             return RunOutcome(final_answer=content, steps=step)
-        for call in calls:
-            await sink.tool_call_started(call)
-            result = await toolbox.call(call.name, call.arguments)
-            # The model reads what the execution records: the result, capped.
-            text = cap_tool_result(result.text, request.max_tool_result_bytes)
-            await sink.tool_call_finished(call.id, text, is_error=result.is_error)
-            messages.append(ToolResultMessage(call.id, text, result.is_error))
+        if not await _run_tools(request, sink, toolbox, messages, calls):
+            return RunOutcome(final_answer=content, steps=step, is_paused=True)
     return RunOutcome(final_answer=content, steps=request.max_steps, is_step_limit_reached=True)
+
+
+async def _run_tools(
+    request: RunRequest,
+    sink: RunSink,
+    toolbox: ToolBox,
+    messages: list[Message],
+    calls: tuple[ToolCallRequest, ...],
+) -> bool:
+    """Runs the calls in order; False when a pause stopped them (the calls
+    not run stay PENDING, and a continuation runs them)."""
+    for call in calls:
+        if sink.is_pause_requested():
+            return False
+        await sink.tool_call_started(call)
+        result = await toolbox.call(call.name, call.arguments)
+        # The model reads what the execution records: the result, capped.
+        text = cap_tool_result(result.text, request.max_tool_result_bytes)
+        await sink.tool_call_finished(call.id, text, is_error=result.is_error)
+        messages.append(ToolResultMessage(call.id, text, result.is_error))
+    return True

@@ -91,6 +91,9 @@ class _EngineSignals:
     async def cancel_running(self, execution_id: str, reason: str) -> bool:
         return await self._server.engine.cancel_running(execution_id, reason)
 
+    async def terminate_running(self, execution_id: str, reason: str) -> bool:
+        return await self._server.engine.terminate_running(execution_id, reason)
+
 
 class StigmerServer:
     def __init__(self, options: ServerOptions) -> None:

@@ -62,8 +62,8 @@ class ExecutionCommandService(execution_pb2_grpc.AgentExecutionCommandController
         check_reported_events(request.id, request.events)
         return _shown(await self.executions.record_events(request.id, list(request.events)))
 
-    # Approvals and the lifecycle of a running execution are not served yet:
-    # each answers UNIMPLEMENTED until its pipeline exists.
+    # Approvals are not served yet: SubmitApproval answers UNIMPLEMENTED
+    # until its pipeline exists.
 
     async def SubmitApproval(  # noqa: N802
         self, request: execution_pb2.SubmitApprovalRequest, context: Any
@@ -74,26 +74,26 @@ class ExecutionCommandService(execution_pb2_grpc.AgentExecutionCommandController
     async def Pause(  # noqa: N802
         self, request: execution_pb2.ExecutionLifecycleRequest, context: Any
     ) -> execution_pb2.AgentExecution:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Pause is not served yet")
-        raise AssertionError("abort returned")
+        validate_message(request)
+        return _shown(await self.executions.lifecycle.pause(request.id, request.reason))
 
     async def Resume(  # noqa: N802
         self, request: execution_pb2.ExecutionLifecycleRequest, context: Any
     ) -> execution_pb2.AgentExecution:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Resume is not served yet")
-        raise AssertionError("abort returned")
+        validate_message(request)
+        return _shown(await self.executions.lifecycle.resume(request.id, request.reason))
 
     async def Terminate(  # noqa: N802
         self, request: execution_pb2.ExecutionLifecycleRequest, context: Any
     ) -> execution_pb2.AgentExecution:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Terminate is not served yet")
-        raise AssertionError("abort returned")
+        validate_message(request)
+        return _shown(await self.executions.lifecycle.terminate(request.id, request.reason))
 
     async def Recover(  # noqa: N802
         self, request: execution_pb2.ExecutionLifecycleRequest, context: Any
     ) -> execution_pb2.AgentExecution:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Recover is not served yet")
-        raise AssertionError("abort returned")
+        validate_message(request)
+        return _shown(await self.executions.lifecycle.recover(request.id, request.reason))
 
 
 class ExecutionQueryService(execution_pb2_grpc.AgentExecutionQueryControllerServicer):

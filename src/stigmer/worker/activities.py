@@ -29,6 +29,11 @@ from temporalio.exceptions import ApplicationError
 
 from stigmer.api.v1 import execution_pb2, worker_pb2
 from stigmer.engine import temporal_workflow as flow
+from stigmer.engine.continuations import (
+    continuation_of,
+    settle_interrupted_calls,
+    tool_call_request,
+)
 from stigmer.engine.recording import RecordingSink
 from stigmer.engine.run_requests import build_run_request, history_messages
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError, Unavailable
@@ -36,6 +41,8 @@ from stigmer.resources.execution_events import (
     CANCELLED,
     COMPLETED,
     FAILED,
+    IN_PROGRESS,
+    PAUSED,
     phase_event,
     system_message_event,
 )
@@ -127,7 +134,15 @@ class ExecutionActivities:
         install_log_masking()
 
     def all(self) -> Sequence[Callable[..., Coroutine[Any, Any, Any]]]:
-        return (self.begin, self.call_model, self.call_tool, self.record_lost_tool_call, self.end)
+        return (
+            self.begin,
+            self.call_model,
+            self.call_tool,
+            self.record_lost_tool_call,
+            self.end,
+            self.pause,
+            self.is_resumed,
+        )
 
     async def aclose(self) -> None:
         await self.tool_boxes.aclose()
@@ -168,7 +183,7 @@ class ExecutionActivities:
         """Checks the inputs and lists the tools the model will be offered."""
         with _as_activity_errors():
             async with _heartbeating(_heartbeat_interval()):
-                inputs, request, _ = await self._prepared(execution_id)
+                inputs, request, masker = await self._prepared(execution_id)
                 async with ToolBox(request.tool_servers) as toolbox:
                     tools = [
                         flow.OfferedTool(
@@ -180,11 +195,28 @@ class ExecutionActivities:
                         )
                         for spec in toolbox.tools
                     ]
-        # Only the user's message: an execution re-queued after its worker
-        # was lost before the model said anything keeps that empty AI message.
-        messages = inputs.execution.status.messages
-        human = [i for i, m in enumerate(messages) if m.type == execution_pb2.MESSAGE_TYPE_HUMAN]
-        return flow.Begun(human, tools)
+            continuation = continuation_of(inputs.execution)
+            if continuation.calls_interrupted:
+                # Recorded FAILED once; a retried begin finds them answered.
+                await settle_interrupted_calls(
+                    self._sink(execution_id, inputs, masker), continuation
+                )
+                inputs = await self.server.run_inputs(execution_id)
+                continuation = continuation_of(inputs.execution)
+        # Only the user's message, unless the execution continues: an
+        # execution re-queued after its worker was lost before the model said
+        # anything keeps that empty AI message, which is not sent again.
+        by_name = {tool.name: tool for tool in tools}
+        calls_to_run = [
+            _requested_call(call.id, call.name, dict(tool_call_request(call).arguments), by_name)
+            for call in continuation.calls_to_run
+        ]
+        return flow.Begun(
+            list(continuation.included),
+            tools,
+            calls_to_run,
+            is_pause_requested=inputs.execution.status.is_pause_requested,
+        )
 
     @activity.defn(name=flow.CALL_MODEL)
     async def call_model(self, call: flow.ModelCall) -> flow.ModelAnswer:
@@ -221,7 +253,9 @@ class ExecutionActivities:
                 )
                 if turn.input_tokens is not None or turn.output_tokens is not None:
                     await sink.usage(turn.input_tokens or 0, turn.output_tokens or 0)
-        return flow.ModelAnswer(sink.ai_message_index, requested)
+        return flow.ModelAnswer(
+            sink.ai_message_index, requested, is_pause_requested=sink.is_pause_requested()
+        )
 
     @activity.defn(name=flow.CALL_TOOL)
     async def call_tool(self, given: flow.ToolCallInput) -> flow.ToolCallDone:
@@ -249,7 +283,9 @@ class ExecutionActivities:
                         call_timeout_seconds=request.tool_call_timeout_seconds,
                     )
                     await sink.tool_call_finished(call.id, result.text, is_error=result.is_error)
-        return flow.ToolCallDone(sink.message_count - 1)
+        return flow.ToolCallDone(
+            sink.message_count - 1, is_pause_requested=sink.is_pause_requested()
+        )
 
     @activity.defn(name=flow.RECORD_LOST_TOOL_CALL)
     async def record_lost_tool_call(self, given: flow.ToolCallInput) -> flow.ToolCallDone:
@@ -267,6 +303,25 @@ class ExecutionActivities:
             sink.reopen(ToolCallRequest(call.id, call.name, call.server, call.arguments))
             await sink.tool_call_finished(call.id, given.reason, is_error=True)
         return flow.ToolCallDone(sink.message_count - 1)
+
+    @activity.defn(name=flow.PAUSE)
+    async def pause(self, execution_id: str) -> bool:
+        """Records PAUSED; False when the pause was withdrawn meanwhile (the
+        server then does not record it, and the run goes on)."""
+        with _as_activity_errors():
+            recorded = await self.server.record_events(execution_id, [phase_event(PAUSED)])
+        # Its tool servers are not kept open for a pause that may last days.
+        if recorded.status.phase == PAUSED:
+            await self.tool_boxes.close_execution(execution_id)
+            return True
+        return False
+
+    @activity.defn(name=flow.IS_RESUMED)
+    async def is_resumed(self, execution_id: str) -> bool:
+        """Whether the paused execution runs again (claimed after Resume)."""
+        with _as_activity_errors():
+            inputs = await self.server.run_inputs(execution_id)
+        return inputs.execution.status.phase == IN_PROGRESS
 
     @activity.defn(name=flow.END)
     async def end(self, ending: flow.Ending) -> None:
@@ -286,22 +341,23 @@ class ExecutionActivities:
                 logger.info("execution %s ended elsewhere: %s", ending.execution_id, error)
 
 
+def _requested_call(
+    call_id: str, name: str, arguments: dict[str, Any], by_name: dict[str, flow.OfferedTool]
+) -> flow.RequestedToolCall:
+    tool = by_name.get(name)
+    return flow.RequestedToolCall(
+        id=call_id,
+        name=name,
+        server=tool.server if tool else "",
+        tool=tool.tool if tool else name,
+        arguments=arguments,
+    )
+
+
 def _requested_calls(
     asked: Sequence[ToolCall], offered: Sequence[flow.OfferedTool]
 ) -> list[flow.RequestedToolCall]:
     """The model's tool calls, each with the server and tool it names (none
     for a tool nobody offers: its call then answers with an error)."""
     by_name = {tool.name: tool for tool in offered}
-    requested = []
-    for call in asked:
-        tool = by_name.get(call.name)
-        requested.append(
-            flow.RequestedToolCall(
-                id=call.id,
-                name=call.name,
-                server=tool.server if tool else "",
-                tool=tool.tool if tool else call.name,
-                arguments=dict(call.arguments),
-            )
-        )
-    return requested
+    return [_requested_call(c.id, c.name, dict(c.arguments), by_name) for c in asked]

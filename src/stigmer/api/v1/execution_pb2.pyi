@@ -881,6 +881,27 @@ class ExecutionEvent(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class Resumed(_message.Message):
+        """Resume: a PAUSED execution goes back to the queue, or a pause asked of a
+        running one and not yet honoured is withdrawn.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        REASON_FIELD_NUMBER: _builtins.int
+        reason: _builtins.str
+        def __init__(
+            self,
+            *,
+            reason: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     AT_FIELD_NUMBER: _builtins.int
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     PHASE_CHANGED_FIELD_NUMBER: _builtins.int
@@ -893,6 +914,7 @@ class ExecutionEvent(_message.Message):
     APPROVAL_DECIDED_FIELD_NUMBER: _builtins.int
     PAUSE_REQUESTED_FIELD_NUMBER: _builtins.int
     RECOVERED_FIELD_NUMBER: _builtins.int
+    RESUMED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -917,6 +939,8 @@ class ExecutionEvent(_message.Message):
     def pause_requested(self) -> Global___ExecutionEvent.PauseRequested: ...
     @_builtins.property
     def recovered(self) -> Global___ExecutionAttempt: ...
+    @_builtins.property
+    def resumed(self) -> Global___ExecutionEvent.Resumed: ...
     def __init__(
         self,
         *,
@@ -932,12 +956,13 @@ class ExecutionEvent(_message.Message):
         approval_decided: Global___ExecutionEvent.ApprovalDecided | None = ...,
         pause_requested: Global___ExecutionEvent.PauseRequested | None = ...,
         recovered: Global___ExecutionAttempt | None = ...,
+        resumed: Global___ExecutionEvent.Resumed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "resumed", b"resumed", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_decided", b"approval_decided", "approval_requested", b"approval_requested", "at", b"at", "cancel_requested", b"cancel_requested", "change", b"change", "message_added", b"message_added", "message_delta", b"message_delta", "pause_requested", b"pause_requested", "phase_changed", b"phase_changed", "recovered", b"recovered", "resumed", b"resumed", "snapshot", b"snapshot", "tool_call_updated", b"tool_call_updated", "usage_added", b"usage_added"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["snapshot", "phase_changed", "message_added", "message_delta", "tool_call_updated", "usage_added", "cancel_requested", "approval_requested", "approval_decided", "pause_requested", "recovered"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["snapshot", "phase_changed", "message_added", "message_delta", "tool_call_updated", "usage_added", "cancel_requested", "approval_requested", "approval_decided", "pause_requested", "recovered", "resumed"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 

@@ -5,8 +5,9 @@ only through events: the engine records each thing the agent does as an
 ExecutionEvent with the next sequence number, applied to the stored
 execution and appended to its event log in one transaction (event_log.py),
 then published to live subscribers. This controller creates, records and
-cancels; `stream` (stream.py) replays the log to subscribers, and the work
-queue with its leases is queue.py.
+cancels; `stream` (stream.py) replays the log to subscribers, `lifecycle`
+(lifecycle.py) pauses, resumes, terminates and recovers, and the work queue
+with its leases is queue.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from stigmer.domain.clients import ResourceReader
 from stigmer.domain.execution.broker import ExecutionBroker
 from stigmer.domain.execution.context import ExecutionContext
 from stigmer.domain.execution.event_log import record_in
+from stigmer.domain.execution.lifecycle import ExecutionLifecycle
 from stigmer.domain.execution.sessions import ResolveSessionStep
 from stigmer.domain.execution.signals import ExecutionSignals
 from stigmer.domain.execution.steps import (
@@ -34,6 +36,7 @@ from stigmer.domain.execution.steps import (
 from stigmer.domain.execution.stream import ExecutionStream
 from stigmer.domain.execution.updates import (
     DecideCancelStep,
+    DropWithdrawnPauseStep,
     LoadExecutionStep,
     RecordEventsStep,
     RefuseEndedStep,
@@ -44,7 +47,7 @@ from stigmer.domain.session.client import SessionClient
 from stigmer.pipeline.context import DeleteContext
 from stigmer.pipeline.envelope import Envelope, Relations
 from stigmer.pipeline.framework import Pipeline
-from stigmer.resources.execution_events import ACTIVE_PHASES, IN_PROGRESS
+from stigmer.resources.execution_events import ACTIVE_PHASES, IN_PROGRESS, PAUSED
 from stigmer.resources.kinds import AGENT_EXECUTION
 from stigmer.store.base import Store
 
@@ -60,7 +63,7 @@ class CancelBeforeDeleteStep:
 
     async def run(self, context: DeleteContext) -> None:
         _, state = context.require_existing()
-        if state.status.phase in ACTIVE_PHASES:
+        if state.status.phase in ACTIVE_PHASES or state.status.phase == PAUSED:
             await self.signals.cancel_running(state.metadata.id, "the execution was deleted")
 
 
@@ -80,6 +83,7 @@ class ExecutionController(ResourceController):
         self.broker = ExecutionBroker()
         self.signals = signals
         self.stream = ExecutionStream(store, self.broker)
+        self.lifecycle = ExecutionLifecycle(store, self.broker, signals)
         self.create_execution_pipeline = Pipeline[ExecutionContext](
             "execution.create",
             [
@@ -93,7 +97,12 @@ class ExecutionController(ResourceController):
         )
         self.record_events_pipeline = Pipeline[UpdateContext](
             "execution.record-events",
-            [LoadExecutionStep(), RefuseEndedStep(), RecordEventsStep(record_in)],
+            [
+                LoadExecutionStep(),
+                RefuseEndedStep(),
+                DropWithdrawnPauseStep(),
+                RecordEventsStep(record_in),
+            ],
         )
         self.cancel_pipeline = Pipeline[UpdateContext](
             "execution.cancel",
@@ -107,6 +116,7 @@ class ExecutionController(ResourceController):
             self.create_execution_pipeline,
             self.record_events_pipeline,
             self.cancel_pipeline,
+            *self.lifecycle.pipelines,
         )
 
     def relations_of(self, resource: Envelope) -> Relations:
@@ -160,7 +170,7 @@ class ExecutionController(ResourceController):
     # -- cancel ----------------------------------------------------------
 
     async def cancel(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
-        """Cancels a PENDING execution at once; asks a running one to stop
+        """Cancels a PENDING or PAUSED execution at once; asks a running one to stop
         (its worker ends it CANCELLED). Cancelling an ended one changes nothing.
 
         Raises:
@@ -175,4 +185,8 @@ class ExecutionController(ResourceController):
         self.broker.publish(execution_id, context.updates)
         if context.phase_before == IN_PROGRESS:
             await self.signals.cancel_running(execution_id, message)
+        elif context.phase_before == PAUSED and context.updates:
+            # A paused execution's work may wait somewhere (a Temporal
+            # workflow waits for Resume): it has ended, so stop that too.
+            await self.signals.terminate_running(execution_id, message)
         return context.require_execution()

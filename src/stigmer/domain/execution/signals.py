@@ -12,6 +12,10 @@ class ExecutionSignals(Protocol):
     async def cancel_running(self, execution_id: str, reason: str) -> bool:
         """Stops the work of a running execution; False if it runs nowhere here."""
 
+    async def terminate_running(self, execution_id: str, reason: str) -> bool:
+        """Stops whatever work the execution still has (it is TERMINATED in
+        the store already), without waiting for it; False if none runs here."""
+
 
 class NoEngine:
     """Signals for a server without an engine (executions stay PENDING)."""
@@ -20,4 +24,7 @@ class NoEngine:
         return None
 
     async def cancel_running(self, execution_id: str, reason: str) -> bool:
+        return False
+
+    async def terminate_running(self, execution_id: str, reason: str) -> bool:
         return False

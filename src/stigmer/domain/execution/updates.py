@@ -1,5 +1,6 @@
-"""The pipelines that change an existing execution: recording what its
-worker reports, and cancelling it. Like every write, each is a named list of
+"""The steps of the pipelines that change an existing execution: recording
+what its worker reports, and cancelling it (lifecycle.py has pause, resume,
+terminate and recover). Like every write, each is a named list of
 steps in one transaction, so crash tests cover them step by step."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from stigmer.pipeline.context import PipelineContext
 from stigmer.resources.execution_events import (
     CANCELLED,
     IN_PROGRESS,
+    PAUSED,
     PENDING,
     TERMINAL_PHASES,
     cancel_requested_event,
@@ -73,15 +75,37 @@ class RefuseEndedStep:
 
 
 @dataclass(frozen=True)
+class DropWithdrawnPauseStep:
+    """A worker's PAUSED for a pause that Resume withdrew meanwhile is not
+    recorded: the execution stays IN_PROGRESS, and the worker, reading
+    the phase in the answer, goes on."""
+
+    name: str = "drop-withdrawn-pause"
+
+    async def run(self, context: UpdateContext) -> None:
+        status = context.require_execution().status
+        if status.is_pause_requested and status.phase == IN_PROGRESS:
+            return
+        context.events = [
+            event
+            for event in context.events
+            if not (
+                event.WhichOneof("change") == "phase_changed"
+                and event.phase_changed.phase == PAUSED
+            )
+        ]
+
+
+@dataclass(frozen=True)
 class DecideCancelStep:
-    """PENDING ends at once; IN_PROGRESS is asked to stop (its worker ends
-    it); an ended execution stays as it is."""
+    """PENDING and PAUSED end at once; IN_PROGRESS is asked to stop (its
+    worker ends it); an ended execution stays as it is."""
 
     name: str = "decide-cancel"
 
     async def run(self, context: UpdateContext) -> None:
         status = context.require_execution().status
-        if status.phase == PENDING:
+        if status.phase in (PENDING, PAUSED):
             context.events = [phase_event(CANCELLED, context.reason)]
         elif status.phase == IN_PROGRESS and not status.is_cancel_requested:
             context.events = [cancel_requested_event(context.reason)]
