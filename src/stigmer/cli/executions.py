@@ -262,6 +262,10 @@ def logs(
         if found.status.phase not in TERMINAL_PHASES:
             printer.end_line()
             error_console.print(f"({phase_name(found.status.phase)}; follow it with -f)")
+            if pending_of(found):
+                print_decision_commands(pending_of(found), execution, server)
+            elif found.status.phase == PAUSED:
+                error_console.print(f"(resume it: stigmer resume {execution})")
             return
         printer.ending(found)
     raise typer.Exit(_exit_code(found.status.phase))
