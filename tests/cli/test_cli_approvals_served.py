@@ -56,6 +56,7 @@ def test_approve_without_a_tool_call_decides_the_only_one_and_the_result_is_used
 
     listed = cli("get", "executions", "--phase", "waiting_for_approval")
     described = cli("describe", "execution", execution_id)
+    waiting_logs = cli("logs", execution_id)
     approved = cli("approve", execution_id)
     final = wait_for_end(client, execution_id)
     replay = cli("logs", execution_id)
@@ -64,6 +65,8 @@ def test_approve_without_a_tool_call_decides_the_only_one_and_the_result_is_used
     assert "WAITING_FOR_APPROVAL (1 call)" in listed.stdout
     assert "Pending Approvals (1)" in described.stdout
     assert f"Decide: stigmer approve|reject|skip {execution_id}" in described.stdout
+    assert waiting_logs.exit_code == 0, waiting_logs.stderr
+    assert f"    approve: stigmer approve {execution_id} c1" in waiting_logs.stderr
     assert approved.exit_code == 0, approved.stderr
     assert approved.stdout.startswith(
         f"execution/{execution_id} tool call c1 (calc/add) approved; execution "
