@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import grpc
 
 from stigmer.api.v1 import execution_pb2, execution_pb2_grpc
+from stigmer.client.rpc_errors import error_from_rpc
+from stigmer.errors import StigmerError
 from stigmer.testing.scripted_model import Reply, ScriptedModel
 
 GATE_SECONDS = 60.0
@@ -22,16 +24,20 @@ def lifecycle(
     """Calls Pause, Resume, Terminate or Recover.
 
     Raises:
-        grpc.RpcError: the server refused (its code and details say why).
+        StigmerError: the server refused (the class is its status code), as
+            the SDK maps it.
     """
     request = execution_pb2.ExecutionLifecycleRequest(id=execution_id, reason=reason)
     with grpc.insecure_channel(address) as channel:
         command = execution_pb2_grpc.AgentExecutionCommandControllerStub(channel)
         call: Callable[..., execution_pb2.AgentExecution] = getattr(command, method)
-        return call(request, timeout=30)
+        try:
+            return call(request, timeout=30)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error, address) from None
 
 
-def refusal(address: str, method: str, execution_id: str) -> grpc.RpcError:
+def refusal(address: str, method: str, execution_id: str) -> StigmerError:
     """The error the server answers a lifecycle request with.
 
     Raises:
@@ -39,7 +45,7 @@ def refusal(address: str, method: str, execution_id: str) -> grpc.RpcError:
     """
     try:
         lifecycle(address, method, execution_id)
-    except grpc.RpcError as error:
+    except StigmerError as error:
         return error
     raise AssertionError(f"{method} of {execution_id} was not refused")
 

@@ -16,7 +16,7 @@ from stigmer.api.v1 import agentinstance_pb2, execution_pb2, meta_pb2, session_p
 from stigmer.client import Client
 from stigmer.consistency.invariants import Code
 from stigmer.pipeline.envelope import Relations, as_envelope, encode
-from stigmer.resources.execution_events import COMPLETED, IN_PROGRESS, phase_name
+from stigmer.resources.execution_events import COMPLETED, IN_PROGRESS, TERMINATED, phase_name
 from stigmer.resources.ids import new_id
 from stigmer.resources.kinds import AGENT, AGENT_EXECUTION, KINDS, SESSION
 from stigmer.store.base import Lease, ListQuery, Record, Transaction
@@ -96,7 +96,14 @@ def orphan_session(client: Client, store_url: str) -> Code:
     return Code.ORPHAN_SESSION
 
 
-def _insert_execution(store_url: str, session_id: str, phase: int, agent_id: str = "") -> str:
+def _insert_execution(
+    store_url: str,
+    session_id: str,
+    phase: int,
+    agent_id: str = "",
+    *,
+    tool_call_status: int = 0,
+) -> str:
     execution = execution_pb2.AgentExecution(
         api_version="agentic.stigmer.ai/v1",
         kind="AgentExecution",
@@ -110,6 +117,13 @@ def _insert_execution(store_url: str, session_id: str, phase: int, agent_id: str
     )
     execution.status.messages.add(type=execution_pb2.MESSAGE_TYPE_HUMAN, content="hello")
     execution.status.messages.add(type=execution_pb2.MESSAGE_TYPE_AI, content="half an answer")
+    if tool_call_status:
+        execution.status.tool_calls.add(
+            id="call_seeded",
+            name="add",
+            server="calc",
+            status=tool_call_status,  # type: ignore[arg-type]
+        )
     identifier = new_id(AGENT_EXECUTION.prefix)
     execution.metadata.id = execution.metadata.slug = execution.metadata.name = identifier
     relations = Relations(owner_id=session_id, session_id=session_id, phase=phase_name(phase))
@@ -131,6 +145,21 @@ def execution_without_lease(client: Client, store_url: str) -> Code:
     session_id = _insert_session(store_url, created.status.default_instance_id, created.metadata.id)
     _insert_execution(store_url, session_id, IN_PROGRESS, created.metadata.id)
     return Code.EXECUTION_WITHOUT_LEASE
+
+
+def ended_execution_with_open_tool_call(client: Client, store_url: str) -> Code:
+    """A TERMINATED execution whose tool call still says RUNNING: a version
+    before terminate settled them, or a hand edit."""
+    created = client.create(agent("Open Call"))
+    session_id = _insert_session(store_url, created.status.default_instance_id, created.metadata.id)
+    _insert_execution(
+        store_url,
+        session_id,
+        TERMINATED,
+        created.metadata.id,
+        tool_call_status=execution_pb2.TOOL_CALL_STATUS_RUNNING,
+    )
+    return Code.ENDED_EXECUTION_WITH_OPEN_TOOL_CALL
 
 
 def index_mismatch(client: Client, store_url: str) -> Code:
@@ -177,6 +206,7 @@ REPAIRABLE_SEEDERS: dict[str, Seeder] = {
     "orphan-session": orphan_session,
     "orphan-execution": orphan_execution,
     "execution-without-lease": execution_without_lease,
+    "ended-execution-with-open-tool-call": ended_execution_with_open_tool_call,
     "index-mismatch": index_mismatch,
 }
 DECISION_SEEDERS: dict[str, Seeder] = {

@@ -16,6 +16,7 @@ from typing import Any
 from stigmer.api.v1 import (
     agentinstance_pb2,
     environment_pb2,
+    execution_pb2,
     mcpserver_pb2,
     meta_pb2,
     session_pb2,
@@ -28,13 +29,18 @@ from stigmer.resources.execution_events import (
     COMPLETED,
     FAILED,
     IN_PROGRESS,
+    PAUSED,
+    PENDING,
     TERMINAL_PHASES,
+    TERMINATED,
 )
 from stigmer.store.base import Lease, Transaction
 from stigmer.store.sqlite import SqliteStore
+from stigmer.testing.scripted_model import Reply
 from tests.consistency.broken_states import _insert_execution, _insert_session
 from tests.control_plane.manifests import agent
 from tests.control_plane.seeding import in_store
+from tests.lifecycle_calls import lifecycle
 from tests.waiting import wait_until
 
 Action = Callable[[Client], object]
@@ -159,6 +165,71 @@ def _abandon_a_run(client: Client, store_url: str) -> None:
     in_store(store_url, lease)
 
 
+def _slow_run_and_one_queued(client: Client) -> None:
+    """A running execution, and one queued behind it in its session (PENDING
+    for as long as the first runs: the model is slow all along)."""
+    _start_slow_run(client)
+    (first,) = client.list_executions()
+    client.run(None, "queued", session=first.status.session_id)
+
+
+def _queued_id(client: Client) -> str:
+    (queued,) = [e for e in client.list_executions() if e.spec.message == "queued"]
+    return queued.metadata.id
+
+
+def _slow_run_and_one_paused(client: Client) -> None:
+    _slow_run_and_one_queued(client)
+    lifecycle(client.address, "Pause", _queued_id(client))
+
+
+def _failed_run(client: Client) -> None:
+    _reviewer(client)
+    client.run("reviewer", "hi")
+    wait_for_executions(client, phase=FAILED)
+
+
+def _only_id(client: Client) -> str:
+    (execution,) = client.list_executions()
+    return execution.metadata.id
+
+
+def _expect_queued_phase(phase: int) -> Action:
+    def verify(client: Client) -> None:
+        queued = client.get_execution(_queued_id(client))
+        assert queued.status.phase == phase, queued.status.phase
+        assert not queued.status.is_pause_requested
+
+    return verify
+
+
+def _expect_recovered(client: Client) -> None:
+    execution = client.get_execution(_only_id(client))
+    assert execution.status.attempts
+    assert execution.status.phase in (PENDING, IN_PROGRESS), execution.status.phase
+
+
+def _seed_open_tool_call_and_repair(client: Client, store_url: str) -> object:
+    reviewer = client.get("agent", "reviewer")
+    session_id = _insert_session(
+        store_url, reviewer.status.default_instance_id, reviewer.metadata.id
+    )
+    _insert_execution(
+        store_url,
+        session_id,
+        TERMINATED,
+        reviewer.metadata.id,
+        tool_call_status=execution_pb2.TOOL_CALL_STATUS_RUNNING,
+    )
+    return client.repair()
+
+
+def _expect_tool_calls_settled(client: Client) -> None:
+    (execution,) = client.list_executions()
+    (call,) = execution.status.tool_calls
+    assert call.status == execution_pb2.TOOL_CALL_STATUS_INTERRUPTED
+
+
 def _cancel_the_run(client: Client) -> object:
     (execution,) = client.list_executions()
     return client.cancel(execution.metadata.id)
@@ -176,6 +247,14 @@ class Scenario:
     is_model_slow: bool = False
     # Set: the request is this, given the store's URL, instead of `request`.
     store_request: StoreAction | None = None
+    # What the model answers while the setup runs, when not as during the crash.
+    setup_answer: Reply | None = None
+    # The model stays slow on the clean server too: what the request acts on
+    # (a running or queued execution) must not end before it is retried.
+    is_model_slow_after_crash: bool = False
+    # Codes of the broken state the request repairs: a crash before its
+    # commit leaves them, and the retry clears them.
+    repairs: frozenset[str] = frozenset()
 
 
 def _created(kind: str, name: str) -> Action:
@@ -303,6 +382,42 @@ SCENARIOS: dict[str, Scenario] = {
         _reviewer_with_finished_run,
         lambda c: c.delete_execution(c.list_executions()[0].metadata.id),
         lambda c: _expect(c.list_executions() == []),
+    ),
+    "execution.pause": Scenario(
+        _slow_run_and_one_queued,
+        lambda c: lifecycle(c.address, "Pause", _queued_id(c)),
+        _expect_queued_phase(PAUSED),
+        is_model_slow=True,
+        is_model_slow_after_crash=True,
+    ),
+    "execution.resume": Scenario(
+        _slow_run_and_one_paused,
+        lambda c: lifecycle(c.address, "Resume", _queued_id(c)),
+        _expect_queued_phase(PENDING),
+        is_model_slow=True,
+        is_model_slow_after_crash=True,
+    ),
+    "execution.terminate": Scenario(
+        _start_slow_run,
+        lambda c: lifecycle(c.address, "Terminate", _only_id(c), "enough"),
+        lambda c: _expect(c.get_execution(_only_id(c)).status.phase == TERMINATED),
+        is_model_slow=True,
+        is_model_slow_after_crash=True,
+    ),
+    "execution.recover": Scenario(
+        _failed_run,
+        lambda c: lifecycle(c.address, "Recover", _only_id(c)),
+        _expect_recovered,
+        is_model_slow=True,
+        is_model_slow_after_crash=True,
+        setup_answer=Reply(status=400, content="refused"),
+    ),
+    "execution.settle-open-tool-calls": Scenario(
+        _reviewer,
+        lambda c: c.repair(),
+        _expect_tool_calls_settled,
+        store_request=_seed_open_tool_call_and_repair,
+        repairs=frozenset({"ENDED_EXECUTION_WITH_OPEN_TOOL_CALL"}),
     ),
     # A commit of any write, here an agent's.
     "store": Scenario(_nothing, _reviewer, _created("agentinstance", "reviewer-default")),

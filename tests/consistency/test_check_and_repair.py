@@ -106,7 +106,7 @@ def test_periodic_checker_logs_each_violation_code_and_heals_pointers(
             }
 
         wait_until(lambda: expected <= logged(), what="the checker to log every seeded violation")
-        assert len(expected) == 11
+        assert len(expected) == 12
         messages = [r.getMessage() for r in caplog.records]
         assert any(m.startswith("Healed DEFAULT_INSTANCE_POINTER_EMPTY") for m in messages)
         last = client.last_report()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import grpc
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
@@ -14,6 +13,7 @@ from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
 from stigmer.engine.embedded import EmbeddedEngine
 from stigmer.engine.temporal_engine import TemporalEngine
+from stigmer.errors import FailedPrecondition, InvalidArgument, NotFound
 from stigmer.resources.execution_events import (
     COMPLETED,
     FAILED,
@@ -225,13 +225,13 @@ def test_each_request_is_refused_from_a_phase_it_cannot_leave(
 
     for method in ("Pause", "Resume", "Terminate", "Recover"):
         error = refusal(server.address, method, done_id)
-        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, method
-        assert "it is COMPLETED" in str(error.details()), method
+        assert isinstance(error, FailedPrecondition), (method, error)
+        assert "it is COMPLETED" in str(error), method
     missing = refusal(server.address, "Pause", "aex-01jf0000000000000000000000")
-    assert missing.code() == grpc.StatusCode.NOT_FOUND
+    assert isinstance(missing, NotFound)
     empty = refusal(server.address, "Resume", "")
-    assert empty.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "id" in str(empty.details())
+    assert isinstance(empty, InvalidArgument)
+    assert [v.field for v in empty.violations] == ["id"]
     assert _phase(client, done_id) == COMPLETED
 
 

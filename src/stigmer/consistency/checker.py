@@ -18,7 +18,12 @@ from typing import Any
 from stigmer.api.v1 import agent_pb2, agentinstance_pb2, execution_pb2
 from stigmer.consistency.invariants import Code, Violation
 from stigmer.pipeline.envelope import decode
-from stigmer.resources.execution_events import IN_PROGRESS, phase_name
+from stigmer.resources.execution_events import (
+    IN_PROGRESS,
+    OPEN_TOOL_CALL_STATES,
+    TERMINAL_PHASES,
+    phase_name,
+)
 from stigmer.resources.kinds import (
     AGENT,
     AGENT_EXECUTION,
@@ -215,6 +220,26 @@ def _leases(snapshot: Snapshot) -> Iterator[Violation]:
             )
 
 
+def _tool_call_status_name(status: int) -> str:
+    return execution_pb2.ToolCallStatus.Name(status).removeprefix("TOOL_CALL_STATUS_")  # type: ignore[arg-type]
+
+
+def _open_tool_calls(snapshot: Snapshot) -> Iterator[Violation]:
+    for execution_id, record in snapshot.of(AGENT_EXECUTION.name).items():
+        execution = execution_pb2.AgentExecution.FromString(record.data)
+        if execution.status.phase not in TERMINAL_PHASES:
+            continue
+        open_calls = [c for c in execution.status.tool_calls if c.status in OPEN_TOOL_CALL_STATES]
+        if open_calls:
+            named = ", ".join(f"{c.id} ({_tool_call_status_name(c.status)})" for c in open_calls)
+            yield Violation(
+                Code.ENDED_EXECUTION_WITH_OPEN_TOOL_CALL,
+                (_ref(AGENT_EXECUTION.name, execution_id),),
+                f"execution {execution_id} is {phase_name(execution.status.phase)} but its "
+                f"tool calls {named} never ended",
+            )
+
+
 def _references(snapshot: Snapshot) -> Iterator[Violation]:
     mcp_slugs = {(r.org, r.slug) for r in snapshot.of(MCP_SERVER.name).values()}
     environment_slugs = {(r.org, r.slug) for r in snapshot.of(ENVIRONMENT.name).values()}
@@ -246,6 +271,7 @@ def find_violations(snapshot: Snapshot) -> list[Violation]:
         *_default_instances(snapshot),
         *_orphans(snapshot),
         *_leases(snapshot),
+        *_open_tool_calls(snapshot),
         *_references(snapshot),
     ]
 

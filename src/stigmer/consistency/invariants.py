@@ -9,7 +9,10 @@ names its code, the resources involved and a sentence a person can act on.
 - Every instance's agent, every session's instance and every execution's
   session exists.
 - No execution is IN_PROGRESS without a live lease (PENDING ones are the
-  queue itself).
+  queue itself; PAUSED ones hold none, however long they wait).
+- An execution that has ended (COMPLETED, FAILED, CANCELLED, TERMINATED)
+  has no tool call still PENDING, RUNNING or WAITING_APPROVAL: whatever was
+  open when it ended is INTERRUPTED.
 - Every resource's stored envelope agrees with its indexed columns (kind,
   id, org, slug).
 - Every reference by slug (an agent's McpServers, an instance's
@@ -32,6 +35,7 @@ class Code(StrEnum):
     ORPHAN_SESSION = "ORPHAN_SESSION"
     ORPHAN_EXECUTION = "ORPHAN_EXECUTION"
     EXECUTION_WITHOUT_LEASE = "EXECUTION_WITHOUT_LEASE"
+    ENDED_EXECUTION_WITH_OPEN_TOOL_CALL = "ENDED_EXECUTION_WITH_OPEN_TOOL_CALL"
     INDEX_MISMATCH = "INDEX_MISMATCH"
     DANGLING_REFERENCE = "DANGLING_REFERENCE"
 
@@ -47,6 +51,7 @@ REPAIRABLE = frozenset(
         Code.ORPHAN_SESSION,
         Code.ORPHAN_EXECUTION,
         Code.EXECUTION_WITHOUT_LEASE,
+        Code.ENDED_EXECUTION_WITH_OPEN_TOOL_CALL,
         Code.INDEX_MISMATCH,
     }
 )

@@ -58,6 +58,8 @@ def plan(violation: Violation, *, is_deleting_orphans: bool) -> str | None:
         return f"delete {subject} and what it owns" if is_deleting_orphans else None
     if violation.code == Code.EXECUTION_WITHOUT_LEASE:
         return f"end {subject}: re-queue it if nothing happened yet, else FAILED (worker lost)"
+    if violation.code == Code.ENDED_EXECUTION_WITH_OPEN_TOOL_CALL:
+        return f"settle the open tool calls of {subject} INTERRUPTED"
     if violation.code == Code.INDEX_MISMATCH:
         return f"rewrite the indexed columns of {subject} from its stored envelope"
     return None
@@ -77,6 +79,8 @@ async def _fix(domains: Domains, violation: Violation) -> None:
         await domains.execution_queue.end_abandoned(
             subject, "worker lost: the execution was running without a live lease"
         )
+    elif violation.code == Code.ENDED_EXECUTION_WITH_OPEN_TOOL_CALL:
+        await domains.executions.lifecycle.settle_open_tool_calls(subject)
     elif violation.code == Code.INDEX_MISMATCH:
         kind = kind_by_name(violation.resources[0].split("/", 1)[0])
         controller = domains.controller(kind)

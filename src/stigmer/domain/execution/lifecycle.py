@@ -19,6 +19,9 @@ phase.
   transaction, open tool calls INTERRUPTED; only then is the engine told to
   stop the work, whose later reports are refused as ended. Unlike cancel it
   waits for nothing.
+- Settle open tool calls (`stigmer repair`): an ended execution's tool calls
+  still PENDING, RUNNING or WAITING_APPROVAL (state left by an older version
+  or a manual edit) become INTERRUPTED.
 - Recover: a FAILED execution goes back to the queue with an attempt
   (`recovered`, keeping the error it had failed with); the worker that
   claims it continues from the recorded conversation, and tool calls that
@@ -42,6 +45,7 @@ from stigmer.resources.execution_events import (
     ACTIVE_PHASES,
     FAILED,
     IN_PROGRESS,
+    OPEN_TOOL_CALL_STATES,
     PAUSED,
     PENDING,
     TERMINAL_PHASES,
@@ -51,6 +55,7 @@ from stigmer.resources.execution_events import (
     phase_name,
     recovered_event,
     resumed_event,
+    tool_call_event,
 )
 from stigmer.store.base import Store
 
@@ -129,6 +134,29 @@ class DecideRecoverStep:
             raise _cannot("recover", context, "a FAILED execution")
 
 
+@dataclass(frozen=True)
+class SettleOpenToolCallsStep:
+    """An ended execution's open tool calls become INTERRUPTED; one that
+    has not ended is left to its work."""
+
+    name: str = "settle-open-tool-calls"
+
+    async def run(self, context: UpdateContext) -> None:
+        status = context.require_execution().status
+        if status.phase not in TERMINAL_PHASES:
+            return
+        moment = status.completed_at if status.HasField("completed_at") else None
+        for call in status.tool_calls:
+            if call.status in OPEN_TOOL_CALL_STATES:
+                settled = execution_pb2.ToolCall()
+                settled.CopyFrom(call)
+                settled.status = execution_pb2.TOOL_CALL_STATUS_INTERRUPTED
+                event = tool_call_event(settled)
+                settled_call = event.tool_call_updated
+                settled_call.completed_at.CopyFrom(moment or event.at)
+                context.events.append(event)
+
+
 def _pipeline(name: str, decide: Any) -> Pipeline[UpdateContext]:
     return Pipeline[UpdateContext](name, [LoadExecutionStep(), decide, RecordEventsStep(record_in)])
 
@@ -142,6 +170,9 @@ class ExecutionLifecycle:
         self.resume_pipeline = _pipeline("execution.resume", DecideResumeStep())
         self.terminate_pipeline = _pipeline("execution.terminate", DecideTerminateStep())
         self.recover_pipeline = _pipeline("execution.recover", DecideRecoverStep())
+        self.settle_pipeline = _pipeline(
+            "execution.settle-open-tool-calls", SettleOpenToolCallsStep()
+        )
 
     @property
     def pipelines(self) -> tuple[Pipeline[Any], ...]:
@@ -150,6 +181,7 @@ class ExecutionLifecycle:
             self.resume_pipeline,
             self.terminate_pipeline,
             self.recover_pipeline,
+            self.settle_pipeline,
         )
 
     async def _run(
@@ -218,3 +250,12 @@ class ExecutionLifecycle:
             logger.info("Execution %s recovered after: %s", execution_id, previous)
             self.signals.execution_enqueued(execution_id)
         return execution
+
+    async def settle_open_tool_calls(self, execution_id: str) -> execution_pb2.AgentExecution:
+        """Settles INTERRUPTED the tool calls an ended execution left open.
+
+        Raises:
+            NotFound: no such execution.
+        """
+        context = await self._run(self.settle_pipeline, execution_id, "")
+        return context.require_execution()

@@ -5,7 +5,8 @@ The queue is the executions themselves, indexed by phase. A claim
 busy, marks it IN_PROGRESS and leases it to the worker, in one transaction.
 The worker renews its lease while it runs. An execution whose worker is
 gone, its lease expired or missing, is abandoned (`execution.end-abandoned`):
-back to PENDING when nothing of it has happened yet, else ended.
+back to PENDING when nothing of it has happened yet, PAUSED when a pause was
+asked of it, else ended.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from stigmer.resources.execution_events import (
     CANCELLED,
     FAILED,
     IN_PROGRESS,
+    PAUSED,
     PENDING,
     phase_event,
     phase_name,
@@ -141,7 +143,8 @@ class LoadActiveStep:
 @dataclass(frozen=True)
 class DecideAbandonedFateStep:
     """Re-queued when nothing happened yet, CANCELLED when a cancel was
-    asked, else FAILED with the reason."""
+    asked, PAUSED when a pause was (Resume continues from what it recorded),
+    else FAILED with the reason."""
 
     name: str = "decide-fate"
 
@@ -157,6 +160,8 @@ class DecideAbandonedFateStep:
         reason = context.reason
         if status.is_cancel_requested:
             context.events = [phase_event(CANCELLED, f"cancelled; {reason}")]
+        elif status.is_pause_requested:
+            context.events = [system_message_event(reason), phase_event(PAUSED)]
         elif status.phase == IN_PROGRESS and not has_side_effects:
             context.events = [phase_event(PENDING)]
         else:
