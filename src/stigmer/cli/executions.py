@@ -80,19 +80,10 @@ class ApprovalDesk:
         self.server = server
         self.is_asking = can_ask()
         self._round = PendingRound()
-        self._phase = 0
 
     def handle(
         self, state: execution_pb2.AgentExecution, before_output: Callable[[], None]
     ) -> None:
-        phase, self._phase = self._phase, state.status.phase
-        if state.status.phase == PAUSED and phase != PAUSED:
-            before_output()
-            server_option = f" --server {self.server}" if self.server else ""
-            error_console.print(
-                f"execution {self.execution_id} is paused; "
-                f"resume it: stigmer resume {self.execution_id}{server_option}"
-            )
         listed = state
         if self._round.needs_listing(state):
             listed = self.client.get_execution(self.execution_id)
@@ -131,6 +122,14 @@ class ApprovalDesk:
         return []
 
 
+def _announce_pause(execution_id: str, server: str | None) -> None:
+    server_option = f" --server {server}" if server else ""
+    error_console.print(
+        f"execution {execution_id} is paused; "
+        f"resume it: stigmer resume {execution_id}{server_option}"
+    )
+
+
 def _follow(client: Client, execution_id: str, server: str | None = None) -> int:
     """Prints the execution live until it ends; returns the exit code of its phase."""
     final = None
@@ -142,10 +141,15 @@ def _follow(client: Client, execution_id: str, server: str | None = None) -> int
         indicator.clear()
         printer.end_line()
 
+    phase = 0
     updates = client.watch(execution_id)
     try:
         for state, update in updates:
             printer.event(update.event)
+            if state.status.phase == PAUSED and phase != PAUSED:
+                before_prompt()
+                _announce_pause(execution_id, server)
+            phase = state.status.phase
             desk.handle(state, before_prompt)
             indicator.show(state, is_line_open=printer.is_line_open)
             final = state
