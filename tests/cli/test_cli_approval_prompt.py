@@ -122,3 +122,21 @@ def test_approve_all_at_the_prompt_covers_the_turns_later_calls_of_that_tool(
 
     assert "approval needed (2 of 2)" not in terminal.text
     assert tool_results_of(model.requests[1]) == {"c1": "5", "c3": "3"}
+
+
+def test_logs_f_at_a_terminal_asks_about_a_run_started_without_following(
+    cli: Cli, client: Client, model: ScriptedModel
+) -> None:
+    client.apply(gated_tools_agent())
+    model.add(Reply(tool_calls=(ADD,)), Reply(content="skipped it"))
+    started = cli("run", "careful", "add", "--no-follow")
+    execution_id = started.stdout.strip()
+
+    with TypingTerminal(cli, "logs", "-f", execution_id) as terminal:
+        terminal.expect(r"approval needed \(1 of 1\): tool add on server calc \[c1\]")
+        terminal.expect(r"\[e\]dit: $")
+        terminal.type("s\n")
+        assert terminal.exit_code() == 0, terminal.text
+
+    assert "  tool add skipped by local" in terminal.screen_lines
+    assert "skipped" in tool_results_of(model.requests[1])["c1"]

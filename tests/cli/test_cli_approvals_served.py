@@ -6,8 +6,10 @@ decision is asserted on the scripted model's recorded requests."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -68,8 +70,8 @@ def test_approve_without_a_tool_call_decides_the_only_one_and_the_result_is_used
     assert waiting_logs.exit_code == 0, waiting_logs.stderr
     assert f"    approve: stigmer approve {execution_id} c1" in waiting_logs.stderr
     assert approved.exit_code == 0, approved.stderr
-    assert approved.stdout.startswith(
-        f"execution/{execution_id} tool call c1 (calc/add) approved; execution "
+    assert approved.stdout == (
+        f"execution/{execution_id} tool call c1 (calc/add) approved; execution goes on\n"
     )
     assert final.status.phase == COMPLETED, final.status.error
     assert tool_results_of(model.requests[1]) == {"c1": "5"}
@@ -286,3 +288,81 @@ def test_run_with_auto_approve_asks_nobody(cli: Cli, client: Client, model: Scri
     assert done.exit_code == 0, done.stderr
     assert "waits for approval" not in done.stderr
     assert "  tool add → 5" in done.stdout.splitlines()
+
+
+def test_a_waiting_execution_survives_a_server_restart_and_is_approved_after_it(
+    store_url: str, stigmer_home: Path, tmp_path: Path, model: ScriptedModel
+) -> None:
+    model.add(Reply(tool_calls=(ADD,)), Reply(content="2 + 3 = 5"))
+    with ServerThread(store_url, engine=engine_options(model.base_url)) as first:
+        cli = Cli.isolated(stigmer_home, {"SERVER": first.address}, cwd=tmp_path)
+        with Client(first.address) as client:
+            client.apply(gated_tools_agent())
+            execution_id = _run_waiting(cli, client)
+    with ServerThread(store_url, engine=engine_options(model.base_url)) as second:
+        cli = Cli.isolated(stigmer_home, {"SERVER": second.address}, cwd=tmp_path)
+        with Client(second.address) as client:
+            still = client.get_execution(execution_id)
+            approved = cli("approve", execution_id)
+            final = wait_for_end(client, execution_id)
+
+    assert still.status.phase == WAITING_FOR_APPROVAL
+    assert [p.tool_call_id for p in still.status.pending_approvals] == ["c1"]
+    assert approved.exit_code == 0, approved.stderr
+    assert final.status.phase == COMPLETED, final.status.error
+    assert tool_results_of(model.requests[1]) == {"c1": "5"}
+
+
+def test_run_o_json_in_a_pipe_prints_the_decide_commands_then_the_final_execution(
+    cli: Cli, client: Client, model: ScriptedModel
+) -> None:
+    client.apply(gated_tools_agent())
+    model.add(Reply(tool_calls=(ADD,)), Reply(content="2 + 3 = 5"))
+    running = subprocess.Popen(
+        [*COMMAND, "run", "careful", "What is 2 + 3?", "-o", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli.env,
+        cwd=cli.cwd,
+    )
+    try:
+        (execution,) = _listed_soon(client)
+        execution_id = execution.metadata.id
+        wait_for_approvals(client, execution_id)
+        skipped = cli("skip", execution_id)
+        stdout, stderr = running.communicate(timeout=WAIT_SECONDS)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.communicate(timeout=WAIT_SECONDS)
+
+    assert skipped.exit_code == 0, skipped.stderr
+    assert running.returncode == 0, stderr
+    assert f"    skip:    stigmer skip {execution_id} c1" in stderr
+    final = json.loads(stdout)
+    assert final["status"]["phase"] == "EXECUTION_PHASE_COMPLETED"
+    (call,) = final["status"]["toolCalls"]
+    assert call["status"] == "TOOL_CALL_STATUS_SKIPPED"
+
+
+def test_sync_wait_that_leaves_calls_undecided_times_out_and_the_client_stays_usable(
+    client: Client, model: ScriptedModel
+) -> None:
+    client.apply(gated_tools_agent())
+    model.add(Reply(tool_calls=(ADD,)), Reply(content="2 + 3 = 5"))
+    execution_id = client.run("careful", "What is 2 + 3?").metadata.id
+    asked: list[list[str]] = []
+
+    def leave_waiting(pending: list[execution_pb2.PendingApproval]) -> list[Decision]:
+        asked.append([p.tool_call_id for p in pending])
+        return []
+
+    with pytest.raises(TimeoutError):
+        client.wait(execution_id, timeout=3.0, on_approval=leave_waiting)
+    decided = client.approve(execution_id, "c1")
+    final = client.wait(execution_id, timeout=WAIT_SECONDS)
+
+    assert asked == [["c1"]]
+    assert decided.status.tool_calls[0].approval.decided_by == "local"
+    assert final.status.phase == COMPLETED

@@ -21,7 +21,7 @@ from stigmer.cli.output import console
 from stigmer.cli.resources import ServerOption
 from stigmer.client import Client
 from stigmer.errors import FailedPrecondition, InvalidArgument
-from stigmer.resources.execution_events import WAITING_FOR_APPROVAL, phase_name
+from stigmer.resources.execution_events import ACTIVE_PHASES, WAITING_FOR_APPROVAL, phase_name
 
 ExecutionArgument = Annotated[
     str, typer.Argument(help="Execution id", autocompletion=execution_ids)
@@ -80,8 +80,10 @@ def _report(
     waiting = len(after.status.pending_approvals)
     if after.status.phase == WAITING_FOR_APPROVAL and waiting:
         goes_on = f"still waits on {waiting} tool call{'s' if waiting > 1 else ''}"
+    elif after.status.phase in ACTIVE_PHASES:
+        goes_on = "goes on"
     else:
-        goes_on = phase_name(after.status.phase).lower()
+        goes_on = f"is {phase_name(after.status.phase).lower()}"
     console.print(
         Text(
             f"execution/{after.metadata.id} tool call {call.tool_call_id} ({tool_of(call)}) "
