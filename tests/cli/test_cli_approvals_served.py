@@ -352,6 +352,7 @@ def test_sync_wait_that_leaves_calls_undecided_times_out_and_the_client_stays_us
     client.apply(gated_tools_agent())
     model.add(Reply(tool_calls=(ADD,)), Reply(content="2 + 3 = 5"))
     execution_id = client.run("careful", "What is 2 + 3?").metadata.id
+    wait_for_approvals(client, execution_id)
     asked: list[list[str]] = []
 
     def leave_waiting(pending: list[execution_pb2.PendingApproval]) -> list[Decision]:
