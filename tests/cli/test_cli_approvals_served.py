@@ -342,7 +342,7 @@ def test_run_o_json_in_a_pipe_prints_the_decide_commands_then_the_final_executio
     assert f"    skip:    stigmer skip {execution_id} c1" in stderr
     final = json.loads(stdout)
     assert final["status"]["phase"] == "EXECUTION_PHASE_COMPLETED"
-    (call,) = final["status"]["toolCalls"]
+    (call,) = final["status"]["tool_calls"]
     assert call["status"] == "TOOL_CALL_STATUS_SKIPPED"
 
 
