@@ -140,3 +140,24 @@ def test_logs_f_at_a_terminal_asks_about_a_run_started_without_following(
 
     assert "  tool add skipped by local" in terminal.screen_lines
     assert "skipped" in tool_results_of(model.requests[1])["c1"]
+
+
+def test_edited_arguments_the_tool_refuses_are_reported_and_the_call_asked_again(
+    cli: Cli, client: Client, model: ScriptedModel, editor: Path
+) -> None:
+    client.apply(gated_tools_agent())
+    model.add(Reply(tool_calls=(ADD,)), Reply(content="done"))
+    (editor / "edits.json").write_text(json.dumps(['{"a": "two", "b": 3}']))
+    at_terminal = cli.with_env(EDITOR=f"{sys.executable} {editor / 'edit.py'}")
+
+    with TypingTerminal(at_terminal, "run", "careful", "add") as terminal:
+        terminal.expect(r"approval needed \(1 of 1\): tool add on server calc \[c1\]")
+        terminal.expect(r"\[e\]dit: $")
+        terminal.type("e\n")
+        terminal.expect(r"error: .*edited_args")
+        terminal.expect(r"approval needed \(1 of 1\): tool add on server calc \[c1\]")
+        terminal.expect(r"\[e\]dit: $")
+        terminal.type("a\n")
+        assert terminal.exit_code() == 0, terminal.text
+
+    assert tool_results_of(model.requests[1]) == {"c1": "5"}
