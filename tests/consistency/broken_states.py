@@ -122,7 +122,7 @@ def _insert_execution(
             id="call_seeded",
             name="add",
             server="calc",
-            status=tool_call_status,  # type: ignore[arg-type]
+            status=tool_call_status,
         )
     identifier = new_id(AGENT_EXECUTION.prefix)
     execution.metadata.id = execution.metadata.slug = execution.metadata.name = identifier

@@ -383,6 +383,19 @@ SCENARIOS: dict[str, Scenario] = {
         lambda c: c.delete_execution(c.list_executions()[0].metadata.id),
         lambda c: _expect(c.list_executions() == []),
     ),
+    "execution.renew-lease": Scenario(
+        _reviewer,
+        lambda c: c.run("reviewer", "slow please"),
+        wait_for_executions,
+        is_asynchronous=True,
+        is_model_slow=True,
+    ),
+    "execution.release-lease": Scenario(
+        _reviewer,
+        lambda c: c.run("reviewer", "hello"),
+        wait_for_executions,
+        is_asynchronous=True,
+    ),
     "execution.pause": Scenario(
         _slow_run_and_one_queued,
         lambda c: lifecycle(c.address, "Pause", _queued_id(c)),

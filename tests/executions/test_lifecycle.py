@@ -4,6 +4,7 @@ twice."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,6 +16,7 @@ from stigmer.engine.embedded import EmbeddedEngine
 from stigmer.engine.temporal_engine import TemporalEngine
 from stigmer.errors import FailedPrecondition, InvalidArgument, NotFound
 from stigmer.resources.execution_events import (
+    CANCELLED,
     COMPLETED,
     FAILED,
     IN_PROGRESS,
@@ -48,6 +50,10 @@ def gate(model: ScriptedModel) -> Iterator[Gate]:
     yield make
     for replies in made:
         replies.open_all()
+
+
+def _has_requests(model: ScriptedModel, count: int) -> bool:
+    return len(model.requests) == count
 
 
 def _work_stopped(server: ServerThread, execution_id: str) -> bool:
@@ -104,6 +110,39 @@ def test_pause_stops_before_the_tool_call_and_resume_runs_it_once(
     told = model.requests[1]["messages"][-1]
     assert (told["role"], told["tool_call_id"], told["content"]) == ("tool", "call_add", "5")
     assert final.status.messages[-1].content == "5"
+    assert list(client.check().violations) == []
+
+
+def test_cancel_and_terminate_end_a_paused_execution_and_its_waiting_work(
+    client: Client, server: ServerThread, model: ScriptedModel, gate: Gate
+) -> None:
+    client.apply(stdio_tools_agent())
+    answers = gate(Reply(tool_calls=(ADD,)), Reply(tool_calls=(ADD,)), gated=(1, 2))
+    ids = []
+    for number in (1, 2):
+        execution_id = client.run("calculator", f"2 + 3, take {number}?").metadata.id
+        wait_until(functools.partial(_has_requests, model, number), what=f"model call {number}")
+        lifecycle(server.address, "Pause", execution_id)
+        answers.open(number)
+        _wait_phase(client, execution_id, PAUSED)
+        ids.append(execution_id)
+    cancelled_id, terminated_id = ids
+
+    cancelled = client.cancel(cancelled_id, "not needed")
+    terminated = lifecycle(server.address, "Terminate", terminated_id, "not needed either")
+
+    assert (cancelled.status.phase, cancelled.status.error) == (CANCELLED, "not needed")
+    assert (terminated.status.phase, terminated.status.error) == (TERMINATED, "not needed either")
+    for ended in (cancelled, terminated):
+        (call,) = ended.status.tool_calls
+        assert call.status == execution_pb2.TOOL_CALL_STATUS_INTERRUPTED
+    # On Temporal the paused workflows waited: they are gone too.
+    for execution_id in ids:
+        wait_until(
+            functools.partial(_work_stopped, server, execution_id), what="the paused work to end"
+        )
+    assert [_phase(client, i) for i in ids] == [CANCELLED, TERMINATED]
+    assert len(model.requests) == 2
     assert list(client.check().violations) == []
 
 

@@ -6,7 +6,8 @@ busy, marks it IN_PROGRESS and leases it to the worker, in one transaction.
 The worker renews its lease while it runs. An execution whose worker is
 gone, its lease expired or missing, is abandoned (`execution.end-abandoned`):
 back to PENDING when nothing of it has happened yet, PAUSED when a pause was
-asked of it, else ended.
+asked of it, else ended. Renewing and releasing a lease are pipelines too
+(`execution.renew-lease`, `execution.release-lease`): every write is one.
 """
 
 from __future__ import annotations
@@ -113,6 +114,47 @@ class PutLeaseStep:
         await context.transaction.put_lease(Lease(execution_id, context.owner, expires_at))
 
 
+@dataclass(kw_only=True)
+class LeaseContext(PipelineContext):
+    transaction: Transaction
+    execution_id: str
+    owner: str
+    lease_seconds: float = 0.0
+    is_held: bool = False
+
+
+@dataclass(frozen=True)
+class CheckHolderStep:
+    """Whether `owner` still holds the lease: another worker's (the lease
+    expired and the execution was taken again) or none is left alone."""
+
+    name: str = "check-holder"
+
+    async def run(self, context: LeaseContext) -> None:
+        lease = await context.transaction.get_lease(context.execution_id)
+        context.is_held = lease is not None and lease.owner == context.owner
+
+
+@dataclass(frozen=True)
+class ExtendLeaseStep:
+    name: str = "extend-lease"
+
+    async def run(self, context: LeaseContext) -> None:
+        if context.is_held:
+            expires_at = time.time() + context.lease_seconds
+            lease = Lease(context.execution_id, context.owner, expires_at)
+            await context.transaction.put_lease(lease)
+
+
+@dataclass(frozen=True)
+class ReleaseLeaseStep:
+    name: str = "release-lease"
+
+    async def run(self, context: LeaseContext) -> None:
+        if context.is_held:
+            await context.transaction.delete_lease(context.execution_id)
+
+
 @dataclass(frozen=True)
 class DropLeaseStep:
     name: str = "drop-lease"
@@ -186,9 +228,21 @@ class ExecutionQueue:
             ],
         )
 
+        self.renew_lease_pipeline = Pipeline[LeaseContext](
+            "execution.renew-lease", [CheckHolderStep(), ExtendLeaseStep()]
+        )
+        self.release_lease_pipeline = Pipeline[LeaseContext](
+            "execution.release-lease", [CheckHolderStep(), ReleaseLeaseStep()]
+        )
+
     @property
     def pipelines(self) -> tuple[Pipeline[Any], ...]:
-        return (self.claim_pipeline, self.end_abandoned_pipeline)
+        return (
+            self.claim_pipeline,
+            self.end_abandoned_pipeline,
+            self.renew_lease_pipeline,
+            self.release_lease_pipeline,
+        )
 
     async def claim_next(
         self, owner: str, lease_seconds: float
@@ -208,17 +262,21 @@ class ExecutionQueue:
     async def renew_lease(self, execution_id: str, owner: str, lease_seconds: float) -> bool:
         """Extends the lease; False when the worker no longer holds it."""
         async with self.store.transaction() as transaction:
-            lease = await transaction.get_lease(execution_id)
-            if lease is None or lease.owner != owner:
-                return False
-            await transaction.put_lease(Lease(execution_id, owner, time.time() + lease_seconds))
-            return True
+            context = LeaseContext(
+                transaction=transaction,
+                execution_id=execution_id,
+                owner=owner,
+                lease_seconds=lease_seconds,
+            )
+            await self.renew_lease_pipeline.run(context)
+        return context.is_held
 
     async def release_lease(self, execution_id: str, owner: str) -> None:
+        """Gives the lease up when the worker is done (usually the execution's
+        end or pause took it already)."""
         async with self.store.transaction() as transaction:
-            lease = await transaction.get_lease(execution_id)
-            if lease is not None and lease.owner == owner:
-                await transaction.delete_lease(execution_id)
+            context = LeaseContext(transaction=transaction, execution_id=execution_id, owner=owner)
+            await self.release_lease_pipeline.run(context)
 
     async def end_abandoned(self, execution_id: str, reason: str) -> None:
         """Ends an execution whose worker is gone: back to PENDING when
