@@ -20,7 +20,7 @@ from stigmer.testing.mcp_server import HttpMcpServer
 from tests.processes import child_pids, linux_only
 from tests.waiting import wait_until
 
-TOOLS = ["add", "echo", "repeat", "read_env", "pid", "fail", "crash", "sleep"]
+TOOLS = ["add", "echo", "repeat", "read_env", "pid", "fail", "crash", "sleep", "discard"]
 CALL_DEADLINE = 20.0
 
 

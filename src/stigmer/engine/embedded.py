@@ -12,13 +12,14 @@ TERMINATED, so what the task still reports is refused.
 A pause is honoured by the agent loop at its next point between steps: the
 task records PAUSED and ends, freeing its slot. Resume and Recover put the
 execution back in the queue, and the task that claims it continues from the
-recorded conversation (continuations.py).
+recorded conversation (continuation.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import logging
 import os
@@ -30,11 +31,7 @@ from typing import Any
 from stigmer.api.v1 import execution_pb2
 from stigmer.domain.execution.inputs import gather_inputs
 from stigmer.domain.registry import Domains
-from stigmer.engine.continuations import (
-    continuation_of,
-    continued_request,
-    settle_interrupted_calls,
-)
+from stigmer.engine.continuation import has_run, recorded_conversation
 from stigmer.engine.options import EngineOptions
 from stigmer.engine.recording import RecordingSink
 from stigmer.engine.run_requests import build_run_request
@@ -44,6 +41,7 @@ from stigmer.resources.execution_events import (
     COMPLETED,
     FAILED,
     PAUSED,
+    WAITING_FOR_APPROVAL,
     phase_event,
 )
 from stigmer.resources.secret_logs import install_log_masking, known_secrets
@@ -170,20 +168,30 @@ class EmbeddedEngine:
                         await self._wakeup.wait()
                 continue
             execution_id = execution.metadata.id
+            # An execution continued right after it stopped to wait may still
+            # be closing its tool servers here: the new run starts after that.
+            previous = self._running.get(execution_id)
             self._running[execution_id] = asyncio.create_task(
-                self._run_in_slot(execution, slots), name=f"stigmer-execution-{execution_id}"
+                self._run_in_slot(execution, slots, previous),
+                name=f"stigmer-execution-{execution_id}",
             )
 
     async def _run_in_slot(
-        self, execution: execution_pb2.AgentExecution, slots: asyncio.Semaphore
+        self,
+        execution: execution_pb2.AgentExecution,
+        slots: asyncio.Semaphore,
+        previous: asyncio.Task[None] | None,
     ) -> None:
         execution_id = execution.metadata.id
         try:
+            if previous is not None:
+                await asyncio.wait([previous])
             await self._run(execution)
         finally:
-            self._running.pop(execution_id, None)
-            self._cancel_reasons.pop(execution_id, None)
-            self._stopped_by_server.discard(execution_id)
+            if self._running.get(execution_id) is asyncio.current_task():
+                self._running.pop(execution_id, None)
+                self._cancel_reasons.pop(execution_id, None)
+                self._stopped_by_server.discard(execution_id)
             slots.release()
             # Another PENDING execution may be waiting behind this one's session.
             self._wakeup.set()
@@ -201,11 +209,19 @@ class EmbeddedEngine:
         execution_id = execution.metadata.id
         executions = self.domains.executions
         renewer = guarded_task(f"stigmer-lease-{execution_id}", lambda: self._renew(execution_id))
+        is_stopped: list[bool] = []
 
         async def record(
             events: Sequence[execution_pb2.ExecutionEvent],
         ) -> execution_pb2.AgentExecution:
-            return await executions.record_events(execution_id, events)
+            recorded = await executions.record_events(execution_id, events)
+            if recorded.status.phase == WAITING_FOR_APPROVAL and not is_stopped:
+                # Recording the wait dropped the lease: nothing may renew it
+                # or release it now, a decision may already have re-queued
+                # the execution and someone else claimed it.
+                is_stopped.append(True)
+                renewer.cancel()
+            return recorded
 
         sink = RecordingSink(record, SecretMasker(()), len(execution.status.messages))
         try:
@@ -217,21 +233,26 @@ class EmbeddedEngine:
                     max_steps=self.options.max_steps,
                     max_tool_result_bytes=self.options.max_tool_result_bytes,
                 )
+                if has_run(inputs.execution):
+                    # It stopped between steps (it waited for a person, was
+                    # paused, or failed and was recovered): it goes on from
+                    # its recorded conversation.
+                    continued = recorded_conversation(inputs.execution).continuation
+                    request = dataclasses.replace(request, continuation=continued)
                 known_secrets.remember(execution_id, environment.secrets)
                 sink = RecordingSink(
                     record,
                     SecretMasker(environment.secrets),
                     len(inputs.execution.status.messages),
                     max_tool_result_bytes=self.options.max_tool_result_bytes,
+                    known_calls=inputs.execution.status.tool_calls,
                 )
-                continuation = continuation_of(inputs.execution)
-                if continuation.calls_interrupted:
-                    await settle_interrupted_calls(sink, continuation)
-                    continue  # read again, with those calls answered
-                if not continuation.is_empty:
-                    request = continued_request(request, inputs.execution, continuation)
                 outcome = await self._agent_loop(request, sink)
                 await sink.flush()
+                if getattr(outcome, "is_waiting", False):
+                    # The sink recorded WAITING_FOR_APPROVAL: the slot and the
+                    # lease go; a decision puts the execution back in the queue.
+                    return
                 if getattr(outcome, "is_paused", False):
                     paused = await record([phase_event(PAUSED)])
                     if paused.status.phase == PAUSED:
@@ -256,7 +277,8 @@ class EmbeddedEngine:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-            await self.domains.execution_queue.release_lease(execution_id, self.owner)
+            if not is_stopped:
+                await self.domains.execution_queue.release_lease(execution_id, self.owner)
             known_secrets.forget(execution_id)
 
     async def _end_cancelled(self, execution_id: str, sink: RecordingSink) -> None:

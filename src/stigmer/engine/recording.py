@@ -11,6 +11,12 @@ subscriber sees live or replays from any sequence, which are all that log.
 A tool's result is masked, then capped (runtime/tool_results.py), and kept
 once: in its tool call (`result`, or `error`); the TOOL message that places
 it in the conversation only names the call.
+
+A call the tool policy asks about is recorded WAITING_APPROVAL with the
+model's turn; once the calls that need no one have run, each asked call
+becomes a PendingApproval (approval_requested) and the execution enters
+WAITING_FOR_APPROVAL. A sink continuing an execution is given its recorded
+calls (`known_calls`), so running an approved call keeps its decision.
 """
 
 from __future__ import annotations
@@ -23,8 +29,11 @@ from google.protobuf import struct_pb2
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.resources.execution_events import (
+    WAITING_FOR_APPROVAL,
+    approval_requested_event,
     message_delta_event,
     message_event,
+    phase_event,
     tool_call_event,
     usage_event,
 )
@@ -45,8 +54,10 @@ class RecordingSink:
         message_count: int,
         *,
         max_tool_result_bytes: int = DEFAULT_MAX_BYTES,
+        known_calls: Sequence[execution_pb2.ToolCall] = (),
     ) -> None:
         self._record = record
+        self._known_calls = {call.id: call for call in known_calls}
         self._masker = masker
         self._max_tool_result_bytes = max_tool_result_bytes
         self._message_count = message_count
@@ -120,21 +131,71 @@ class RecordingSink:
         if tool_calls:
             await self._emit(
                 *(
-                    tool_call_event(self._tool_call(call, execution_pb2.TOOL_CALL_STATUS_PENDING))
+                    tool_call_event(
+                        self._tool_call(
+                            call,
+                            execution_pb2.TOOL_CALL_STATUS_WAITING_APPROVAL
+                            if call.gate.is_asked
+                            else execution_pb2.TOOL_CALL_STATUS_PENDING,
+                        )
+                    )
                     for call in tool_calls
                 )
             )
 
-    def _tool_call(self, call: ToolCallRequest, status: int) -> execution_pb2.ToolCall:
+    def _masked_args(self, call: ToolCallRequest) -> struct_pb2.Struct:
         masked = struct_pb2.Struct()
         masked.update(_mask_values(dict(call.arguments), self._masker))  # type: ignore[arg-type]
-        return execution_pb2.ToolCall(
+        return masked
+
+    def _tool_call(self, call: ToolCallRequest, status: int) -> execution_pb2.ToolCall:
+        known = self._known_calls.get(call.id)
+        if known is not None:
+            # Continuing: the call keeps what was recorded (its decision, its
+            # arguments as the model asked them).
+            recorded = execution_pb2.ToolCall()
+            recorded.CopyFrom(known)
+            recorded.status = status  # type: ignore[assignment]
+            return recorded
+        recorded = execution_pb2.ToolCall(
             id=call.id,
             name=call.name,
             server=call.server,
-            args=masked,
+            args=self._masked_args(call),
             status=status,  # type: ignore[arg-type]
+            requires_approval=call.gate.requires_approval,
         )
+        if call.input_schema is not None:
+            recorded.input_schema.update(dict(call.input_schema))
+        if call.gate.decided_by:
+            recorded.approval.action = (
+                execution_pb2.APPROVAL_ACTION_APPROVE_ALL
+                if call.gate.is_approve_all
+                else execution_pb2.APPROVAL_ACTION_APPROVE
+            )
+            recorded.approval.decided_by = call.gate.decided_by
+            recorded.approval.decided_at.FromDatetime(datetime.now(UTC))
+        return recorded
+
+    async def approvals_requested(
+        self, calls: tuple[ToolCallRequest, ...], model_text: str
+    ) -> None:
+        now = datetime.now(UTC)
+        pending = []
+        for call in calls:
+            approval = execution_pb2.PendingApproval(
+                tool_call_id=call.id,
+                tool=call.name,
+                server=call.server,
+                args=self._masked_args(call),
+                model_text=self._masker.mask(model_text),
+            )
+            approval.requested_at.FromDatetime(now)
+            pending.append(approval_requested_event(approval))
+        await self._emit(*pending, phase_event(WAITING_FOR_APPROVAL))
+
+    async def tool_result_added(self, call_id: str) -> None:
+        await self._emit(self._message(execution_pb2.MESSAGE_TYPE_TOOL, "", tool_call_id=call_id))
 
     async def usage(self, input_tokens: int, output_tokens: int) -> None:
         await self._emit(usage_event(input_tokens, output_tokens))
@@ -147,7 +208,8 @@ class RecordingSink:
 
     async def tool_call_finished(self, call_id: str, result: str, *, is_error: bool) -> None:
         finished = execution_pb2.ToolCall()
-        finished.CopyFrom(self._open_calls.pop(call_id, execution_pb2.ToolCall(id=call_id)))
+        opened = self._open_calls.pop(call_id, None) or self._known_calls.get(call_id)
+        finished.CopyFrom(opened or execution_pb2.ToolCall(id=call_id))
         masked = cap_tool_result(self._masker.mask(result), self._max_tool_result_bytes)
         if is_error:
             finished.status = execution_pb2.TOOL_CALL_STATUS_FAILED

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from google.protobuf import json_format
 
 from stigmer.api.v1 import execution_pb2, mcpserver_pb2, meta_pb2, worker_pb2
+from stigmer.engine.tool_policies import grants_of, tool_policy_of
 from stigmer.errors import FailedPrecondition
 from stigmer.resources.secrets import secret_values
 from stigmer.runtime.contract import (
@@ -234,5 +235,7 @@ def build_run_request(
             float(tool_deadline) if tool_deadline else RunRequest.tool_call_timeout_seconds
         ),
         max_tool_result_bytes=max_tool_result_bytes,
+        tool_policy=tool_policy_of(inputs),
+        grants=grants_of(inputs.execution),
     )
     return request, environment

@@ -18,9 +18,9 @@ running activity gets the cancellation in its next heartbeat. Terminate
 cancels it the same way without waiting (the execution is TERMINATED in the
 store already, so the workflow's last reports are refused).
 
-A paused execution's workflow waits for the WAKE signal with no activity
+A paused execution's workflow waits for a CONTINUE signal with no activity
 running. A claim of an execution that continues (resumed or recovered)
-starts its workflow with that signal (signal-with-start): a waiting
+starts its workflow with the CONTINUE signal (signal-with-start): a waiting
 workflow goes on from where it stopped, and a closed one (a recovered
 execution's) runs again from the recorded conversation.
 """
@@ -45,15 +45,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.domain.registry import Domains
-from stigmer.engine.continuations import continuation_of
 from stigmer.engine.lease_owners import TEMPORAL_LEASE_OWNER
 from stigmer.engine.options import EngineOptions
 from stigmer.engine.temporal_connection import connect
 from stigmer.engine.temporal_dev_server import TemporalDevServer
 from stigmer.engine.temporal_workflow import (
     CANCEL_REASON_SIGNAL,
+    CONTINUE_SIGNAL,
     DEFAULT_TASK_QUEUE,
-    WAKE_SIGNAL,
     WORKFLOW_NAME,
     WorkflowInput,
 )
@@ -203,27 +202,21 @@ class TemporalEngine:
             heartbeat_seconds=self.temporal.heartbeat_seconds,
         )
 
-    async def start_or_find_workflow(self, execution_id: str, *, is_continued: bool = False) -> str:
+    async def start_or_find_workflow(
+        self, execution_id: str, turn: int = -1, *, is_recovered: bool = False
+    ) -> str:
         """Starts the execution's workflow, or finds the one already running;
-        returns the run id. `is_continued`: the execution goes on after a
-        pause or a failure; a waiting workflow is woken, a closed one runs again.
+        returns the run id. Either way it gets the CONTINUE signal for `turn`
+        (the AI message whose calls were all decided; -1 when none was): a
+        workflow waiting for those decisions, or paused, goes on, atomically
+        with the claim's outcome being acted on. `is_recovered`: the
+        execution failed and was recovered; its closed workflow runs again.
 
         Raises:
             RPCError: Temporal cannot be reached or refused the start.
             WorkflowAlreadyStartedError: the workflow has already ended, and
                 its id may not be reused.
         """
-        if is_continued:
-            handle = await self.client.start_workflow(
-                WORKFLOW_NAME,
-                self.workflow_input(execution_id),
-                id=execution_id,
-                task_queue=self.temporal.task_queue,
-                start_signal=WAKE_SIGNAL,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            )
-            return handle.result_run_id or ""
         handle = await self.client.start_workflow(
             WORKFLOW_NAME,
             self.workflow_input(execution_id),
@@ -231,8 +224,15 @@ class TemporalEngine:
             task_queue=self.temporal.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             # A workflow that failed or was terminated without ending its
-            # execution may be started again once the execution is re-queued.
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            # execution may be started again once the execution is re-queued;
+            # a recovered one's ended FAILED and runs again.
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                if is_recovered
+                else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+            ),
+            start_signal=CONTINUE_SIGNAL,
+            start_signal_args=[turn],
         )
         return handle.result_run_id or ""
 
@@ -240,9 +240,10 @@ class TemporalEngine:
         """Starts (or finds) the workflow; when that fails, ends the execution
         as abandoned and returns False."""
         execution_id = execution.metadata.id
-        is_continued = bool(execution.status.attempts) or not continuation_of(execution).is_empty
         try:
-            await self.start_or_find_workflow(execution_id, is_continued=is_continued)
+            await self.start_or_find_workflow(
+                execution_id, _last_turn(execution), is_recovered=bool(execution.status.attempts)
+            )
             return True
         except (RPCError, WorkflowAlreadyStartedError) as error:
             logger.warning("cannot start the workflow of %s: %s", execution_id, error)
@@ -252,14 +253,14 @@ class TemporalEngine:
             return False
 
     async def _wake_running(self) -> None:
-        """Wakes the workflow of every execution this engine runs: a server
-        stopped between claiming a resumed execution and waking its waiting
-        workflow left it waiting (a WAKE too many only costs one look)."""
+        """Signals the workflow of every execution this engine runs: a server
+        stopped between claiming a resumed execution and signalling its
+        waiting workflow left it waiting (a signal too many costs one look)."""
         for execution_id, lease in await self.domains.execution_queue.list_active_leases():
             if lease is None or lease.owner != OWNER:
                 continue
             with contextlib.suppress(RPCError):
-                await self.client.get_workflow_handle(execution_id).signal(WAKE_SIGNAL)
+                await self.client.get_workflow_handle(execution_id).signal(CONTINUE_SIGNAL, -1)
 
     # -- keeping leases ----------------------------------------------------
 
@@ -346,6 +347,15 @@ class TemporalEngine:
             await queue.end_abandoned(
                 execution_id, "worker lost: the execution was running without a lease"
             )
+
+
+def _last_turn(execution: execution_pb2.AgentExecution) -> int:
+    """The index of the execution's last AI message, -1 before any."""
+    messages = execution.status.messages
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].type == execution_pb2.MESSAGE_TYPE_AI:
+            return index
+    return -1
 
 
 def _is_temporal(lease: Lease) -> bool:

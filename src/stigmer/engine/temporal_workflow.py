@@ -24,15 +24,26 @@ Retry policies, chosen for side effects that must not happen twice:
   with that reason and the model reads the failure as the tool's result, so
   the execution goes on and ends COMPLETED or FAILED, never stuck.
 
+Approvals: a model turn whose calls include some the tool policy asks
+about runs the others, records the asked ones as waiting
+(REQUEST_APPROVALS) and waits for the CONTINUE signal naming that turn (its
+AI message's index), with no activity running: the workflow holds no worker
+while a person decides, and survives the restart of the server and of every
+worker. The server sends the signal (with a signal-with-start, so an
+execution whose workflow is gone gets a new one) when it claims the
+execution again after the last decision; SETTLE then records the skipped
+and rejected calls' results and says which approved calls to run. A
+workflow started for an execution that already ran begins the same way,
+from its recorded conversation (engine/continuation.py).
+
 Pause: each activity answers whether a pause was asked of the execution
-(the server says so in its answer to the activity's reports). The workflow
-then records PAUSED (an activity) and waits for the WAKE signal with no
-activity running, so no worker is busy and the wait survives the restart of
-the server and of every worker. The server signals WAKE when it claims the
-resumed execution (signal-with-start); on each WAKE the workflow asks whether
-the execution is IN_PROGRESS again, and goes on from where it stopped. A run
-started for a recovered execution (or a resumed one whose workflow is gone)
-begins from the recorded conversation instead (engine/continuations.py).
+(the server says so in its answer to the activity's reports). At the next
+point between steps (not inside a turn whose calls wait for a person) the
+workflow records PAUSED (an activity) and waits, with no activity running,
+for a CONTINUE signal, which the server sends when it claims the resumed
+execution; on each one it asks whether the execution is IN_PROGRESS again,
+and goes on from where it stopped. A recovered execution's workflow runs
+again from the recorded conversation, as one that waited for a person.
 
 Cancelling the workflow cancels the running activity (workers heartbeat, and
 the cancellation reaches them in the heartbeat's answer); the execution then
@@ -42,6 +53,7 @@ ends CANCELLED with the reason the server signalled before cancelling.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -52,8 +64,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 WORKFLOW_NAME = "StigmerAgentExecution"
 CANCEL_REASON_SIGNAL = "cancel-reason"
-# The execution may have been resumed: look whether it runs again.
-WAKE_SIGNAL = "wake"
+CONTINUE_SIGNAL = "continue"
 DEFAULT_TASK_QUEUE = "stigmer-executions"
 MODEL_ATTEMPTS = 3
 
@@ -63,6 +74,8 @@ BEGIN = "stigmer-begin"
 CALL_MODEL = "stigmer-call-model"
 CALL_TOOL = "stigmer-call-tool"
 RECORD_LOST_TOOL_CALL = "stigmer-record-lost-tool-call"
+REQUEST_APPROVALS = "stigmer-request-approvals"
+SETTLE = "stigmer-settle"
 END = "stigmer-end"
 PAUSE = "stigmer-pause"
 IS_RESUMED = "stigmer-is-resumed"
@@ -95,6 +108,25 @@ class OfferedTool:
     input_schema: dict[str, Any]
     server: str  # the tool server that offers it
     tool: str  # its own name on that server
+    is_destructive: bool = False  # its server annotates it destructiveHint: true
+
+
+@dataclass
+class Begun:
+    # The execution's messages so far: its HUMAN message, and for a run
+    # that continues an earlier one, the conversation it recorded.
+    included: list[int]
+    tools: list[OfferedTool]
+    # It already ran (it waited for a person): settle its open calls first.
+    is_continuing: bool = False
+    is_pause_requested: bool = False
+
+
+@dataclass
+class ModelCall:
+    execution_id: str
+    included: list[int]
+    tools: list[OfferedTool]
 
 
 @dataclass
@@ -104,24 +136,26 @@ class RequestedToolCall:
     server: str
     tool: str
     arguments: dict[str, Any]
+    is_asked: bool = False  # a person decides before it runs
 
 
 @dataclass
-class Begun:
-    # The execution's messages so far: its HUMAN message, and for a run
-    # that continues an earlier one, the conversation it recorded.
-    included: list[int]
-    tools: list[OfferedTool]
-    # The last turn's tool calls that never ran, to run before the next model call.
-    calls_to_run: list[RequestedToolCall] = field(default_factory=list)
-    is_pause_requested: bool = False
-
-
-@dataclass
-class ModelCall:
+class ApprovalsRequest:
     execution_id: str
-    included: list[int]
+    model_text_index: int  # the AI message whose turn asked for the calls
+    calls: list[RequestedToolCall]
+
+
+@dataclass
+class SettleInput:
+    execution_id: str
     tools: list[OfferedTool]
+
+
+@dataclass
+class Settled:
+    included: list[int]  # the conversation's messages, results of decided calls included
+    to_run: list[RequestedToolCall]
 
 
 @dataclass
@@ -181,14 +215,21 @@ class AgentExecutionWorkflow:
     def __init__(self) -> None:
         self._cancel_reason = ""
         self._wakes = 0
+        self._continued: set[int] = set()
 
     @workflow.signal(name=CANCEL_REASON_SIGNAL)
     def set_cancel_reason(self, reason: str) -> None:
         self._cancel_reason = reason
 
-    @workflow.signal(name=WAKE_SIGNAL)
-    def wake(self) -> None:
+    @workflow.signal(name=CONTINUE_SIGNAL)
+    def continue_turn(self, message_index: int) -> None:
+        """Every call of the turn of AI message `message_index` is decided."""
+        self._continued.add(message_index)
+        # A paused workflow looks whether its execution runs again.
         self._wakes += 1
+
+    def _is_continued(self, turn: int) -> Callable[[], bool]:
+        return lambda: turn in self._continued
 
     @workflow.run
     async def run(self, given: WorkflowInput) -> str:
@@ -221,11 +262,9 @@ class AgentExecutionWorkflow:
             retry_policy=SAFE_TO_REPEAT,
         )
         included = list(begun.included)
+        if begun.is_continuing:
+            included = await self._settle(given, begun.tools)
         await self._pause_point(given, is_requested=begun.is_pause_requested)
-        for call in begun.calls_to_run:
-            done = await self._call_tool(given, call)
-            included.append(done.message_index)
-            await self._pause_point(given, is_requested=done.is_pause_requested)
         for _ in range(given.max_steps):
             answer: ModelAnswer = await workflow.execute_activity(
                 CALL_MODEL,
@@ -239,11 +278,25 @@ class AgentExecutionWorkflow:
             included.append(answer.message_index)
             if not answer.tool_calls:
                 return Ending(given.execution_id, COMPLETED)
-            await self._pause_point(given, is_requested=answer.is_pause_requested)
+            is_gated = any(call.is_asked for call in answer.tool_calls)
+            if not is_gated:
+                await self._pause_point(given, is_requested=answer.is_pause_requested)
             for call in answer.tool_calls:
-                done = await self._call_tool(given, call)
-                included.append(done.message_index)
-                await self._pause_point(given, is_requested=done.is_pause_requested)
+                if not call.is_asked:
+                    done = await self._call_tool(given, call)
+                    included.append(done.message_index)
+                    if not is_gated:
+                        await self._pause_point(given, is_requested=done.is_pause_requested)
+            asked = [call for call in answer.tool_calls if call.is_asked]
+            if asked:
+                await workflow.execute_activity(
+                    REQUEST_APPROVALS,
+                    ApprovalsRequest(given.execution_id, answer.message_index, asked),
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=SAFE_TO_REPEAT,
+                )
+                await workflow.wait_condition(self._is_continued(answer.message_index))
+                included = await self._settle(given, begun.tools)
         note = f"stopped after {given.max_steps} model calls (the step limit)"
         return Ending(given.execution_id, COMPLETED, note=note)
 
@@ -273,6 +326,24 @@ class AgentExecutionWorkflow:
             )
             if is_resumed:
                 return
+
+    async def _settle(self, given: WorkflowInput, tools: list[OfferedTool]) -> list[int]:
+        """The open calls of the turn the execution stopped in, each given
+        its result: recorded for the decided ones, run for the approved.
+        Returns the whole conversation's messages (SETTLE is safe to repeat:
+        it records only what has no result yet, and reads the rest)."""
+        settled: Settled = await workflow.execute_activity(
+            SETTLE,
+            SettleInput(given.execution_id, tools),
+            result_type=Settled,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=SAFE_TO_REPEAT,
+        )
+        included = list(settled.included)
+        for call in settled.to_run:
+            done = await self._call_tool(given, call)
+            included.append(done.message_index)
+        return included
 
     async def _call_tool(self, given: WorkflowInput, call: RequestedToolCall) -> ToolCallDone:
         try:

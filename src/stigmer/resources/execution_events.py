@@ -29,9 +29,6 @@ PAUSED = execution_pb2.EXECUTION_PHASE_PAUSED
 TERMINATED = execution_pb2.EXECUTION_PHASE_TERMINATED
 TERMINAL_PHASES = frozenset({COMPLETED, FAILED, CANCELLED, TERMINATED})
 ACTIVE_PHASES = frozenset({PENDING, IN_PROGRESS})
-# Phases whose execution holds no worker and no lease: an ended one, and a
-# paused one (it waits for Resume, however long, and is never reaped as lost).
-UNLEASED_PHASES = TERMINAL_PHASES | {PAUSED}
 # A tool call in one of these has not ended; an execution that ends first
 # settles it INTERRUPTED.
 OPEN_TOOL_CALL_STATES = frozenset(
@@ -41,6 +38,10 @@ OPEN_TOOL_CALL_STATES = frozenset(
         execution_pb2.TOOL_CALL_STATUS_WAITING_APPROVAL,
     }
 )
+# Phases in which an execution holds its session: a new message queues behind.
+SESSION_OCCUPYING_PHASES = frozenset({IN_PROGRESS, WAITING_FOR_APPROVAL, PAUSED})
+SKIPPED_RESULT = "a person skipped this tool call: it was not run"
+REJECTED_RESULT = "a person rejected this tool call: it was not run"
 
 
 def phase_name(phase: int) -> str:
@@ -108,6 +109,26 @@ def recovered_event(previous_error: str, recovered_by: str) -> Event:
     return event
 
 
+def approval_requested_event(approval: execution_pb2.PendingApproval) -> Event:
+    return _stamped(Event(approval_requested=approval))
+
+
+def approval_decided_event(tool_call_id: str, approval: execution_pb2.ToolApproval) -> Event:
+    return _stamped(
+        Event(approval_decided=Event.ApprovalDecided(tool_call_id=tool_call_id, approval=approval))
+    )
+
+
+def decided_result(approval: execution_pb2.ToolApproval) -> str:
+    """What the model reads for a call a person skipped or rejected: a
+    reject's comment, else a sentence saying what happened."""
+    if approval.action == execution_pb2.APPROVAL_ACTION_REJECT:
+        return approval.comment or REJECTED_RESULT
+    if approval.comment:
+        return f"{SKIPPED_RESULT} ({approval.comment})"
+    return SKIPPED_RESULT
+
+
 def apply_event(execution: execution_pb2.AgentExecution, event: Event, sequence: int) -> None:
     """Applies one event to the execution in place and records its sequence."""
     change = event.WhichOneof("change")
@@ -139,6 +160,10 @@ def apply_event(execution: execution_pb2.AgentExecution, event: Event, sequence:
         status.attempts.append(event.recovered)
         status.error = ""
         status.ClearField("completed_at")
+    elif change == "approval_requested":
+        _add_pending_approval(status, event.approval_requested)
+    elif change == "approval_decided":
+        _decide(status, event.approval_decided)
     status.last_sequence = max(status.last_sequence, sequence)
 
 
@@ -164,6 +189,7 @@ def _change_phase(
         status.ClearField("started_at")
     elif change.phase in TERMINAL_PHASES:
         status.completed_at.FromDatetime(moment)
+        del status.pending_approvals[:]
         if change.phase != COMPLETED:
             for call in status.tool_calls:
                 if call.status in OPEN_TOOL_CALL_STATES:
@@ -179,3 +205,45 @@ def _upsert_tool_call(
             existing.CopyFrom(call)
             return
     status.tool_calls.append(call)
+    # A call is first recorded right after the AI message that asked for it.
+    for message in reversed(status.messages):
+        if message.type == execution_pb2.MESSAGE_TYPE_AI:
+            message.tool_call_ids.append(call.id)
+            break
+
+
+def _add_pending_approval(
+    status: execution_pb2.AgentExecutionStatus, approval: execution_pb2.PendingApproval
+) -> None:
+    for existing in status.pending_approvals:
+        if existing.tool_call_id == approval.tool_call_id:
+            existing.CopyFrom(approval)
+            return
+    status.pending_approvals.append(approval)
+
+
+_DECIDED_STATES = {
+    execution_pb2.APPROVAL_ACTION_SKIP: execution_pb2.TOOL_CALL_STATUS_SKIPPED,
+    execution_pb2.APPROVAL_ACTION_REJECT: execution_pb2.TOOL_CALL_STATUS_REJECTED,
+}
+
+
+def _decide(status: execution_pb2.AgentExecutionStatus, decided: Event.ApprovalDecided) -> None:
+    """The call keeps the decision; a skipped or rejected one ends with the
+    text the model will read, an approved one waits to run (PENDING)."""
+    kept = [a for a in status.pending_approvals if a.tool_call_id != decided.tool_call_id]
+    del status.pending_approvals[:]
+    status.pending_approvals.extend(kept)
+    for call in status.tool_calls:
+        if call.id != decided.tool_call_id:
+            continue
+        call.approval.CopyFrom(decided.approval)
+        ended = _DECIDED_STATES.get(decided.approval.action)
+        if ended is None:
+            call.status = execution_pb2.TOOL_CALL_STATUS_PENDING
+            return
+        call.status = ended
+        call.result = decided_result(decided.approval)
+        if decided.approval.HasField("decided_at"):
+            call.completed_at.CopyFrom(decided.approval.decided_at)
+        return

@@ -70,6 +70,10 @@ def _check_event(execution_id: str, event: execution_pb2.ExecutionEvent, path: s
         raise InvalidArgument.for_field(where, "snapshots are written by the server only")
     if change in _SERVER_ONLY_CHANGES:
         raise InvalidArgument.for_field(where, f"{change} is recorded by the server only")
+    if change == "approval_decided":
+        raise InvalidArgument.for_field(
+            where, "decisions are submitted with SubmitApproval, not reported by workers"
+        )
     if change == "phase_changed":
         phase = event.phase_changed.phase
         if phase not in _REPORTABLE_PHASES:

@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 
 from stigmer.api.buf.validate import validate_pb2
 from stigmer.errors import FieldViolation, InvalidArgument
+from stigmer.resources.tool_policy import pattern_problem
 
 _validator = protovalidate.Validator()
 
@@ -48,7 +49,24 @@ def field_violations(message: Message, *, prefix: str = "") -> list[FieldViolati
             FieldViolation(prefix + render_field_path(v.field), v.message)
             for v in violations.violations
         ]
-    return []
+    return tool_policy_violations(message, prefix=prefix)
+
+
+def tool_policy_violations(message: Message, *, prefix: str = "") -> list[FieldViolation]:
+    """The malformed patterns of a resource's spec.tool_policy (Agent, McpServer)."""
+    spec = getattr(message, "spec", None)
+    if not isinstance(spec, Message) or "tool_policy" not in spec.DESCRIPTOR.fields_by_name:
+        return []
+    if not spec.HasField("tool_policy"):
+        return []
+    policy: Any = spec.tool_policy  # type: ignore[attr-defined]
+    found = []
+    for rule in ("allow", "ask", "deny"):
+        for index, pattern in enumerate(getattr(policy, rule)):
+            problem = pattern_problem(pattern)
+            if problem is not None:
+                found.append(FieldViolation(f"{prefix}spec.tool_policy.{rule}[{index}]", problem))
+    return found
 
 
 def validate_message(message: Message, *, prefix: str = "") -> None:

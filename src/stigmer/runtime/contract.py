@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from stigmer.resources.tool_policy import ApprovalGrants, Gate, ToolPolicy
+
 if TYPE_CHECKING:
     # The conversation's types are built on this module's (HistoryMessage,
     # ModelError), so they are imported here for annotations only.
@@ -83,6 +85,36 @@ class ToolCallRequest:
     name: str  # the tool's name as the model called it
     server: str  # the ToolServer.name it belongs to
     arguments: Mapping[str, Any]
+    # Whether a person is asked first, or who approved it without asking.
+    gate: Gate = field(default_factory=lambda: Gate(is_asked=False))
+    # For a call a person is asked about: what an edit of its arguments must keep to.
+    input_schema: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class OpenToolCall:
+    """A call of the turn an execution stopped in that has no result yet.
+
+    `result` None: run it now (approved, edited, or never started). Else
+    the text the model reads as its result: a skip or a reject already
+    stored in the call (`is_recorded`), or why it cannot run (`is_error`).
+    """
+
+    call: ToolCallRequest
+    result: str | None = None
+    is_error: bool = False
+    is_recorded: bool = False
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """Where an execution that stopped between steps (it waited for a
+    person, was paused, or failed) goes on from: its own recorded
+    conversation, the user's message included, and the open calls of its
+    last turn. The loop settles those calls, then calls the model again."""
+
+    conversation: tuple[HistoryMessage, ...]
+    open_calls: tuple[OpenToolCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,12 +127,10 @@ class RunRequest:
     max_steps: int = 16  # model calls before the loop gives up
     tool_call_timeout_seconds: float = 300.0  # for stdio servers (see ToolBox)
     max_tool_result_bytes: int = 64 * 1024  # see runtime/tool_results.py
-    # A run that continues where an earlier one stopped (paused, failed):
-    # `history` already ends with this run's own conversation so far, so
-    # `message` is not added again, and the tool calls the last model turn
-    # asked for that never ran (`resume_calls`) run before the next model call.
-    is_continuation: bool = False
-    resume_calls: tuple[ToolCallRequest, ...] = ()
+    tool_policy: ToolPolicy = field(default_factory=ToolPolicy)
+    grants: ApprovalGrants = field(default_factory=ApprovalGrants)
+    # Set when the execution already ran: `message` is then in it.
+    continuation: Continuation | None = None
 
 
 class RunSink(Protocol):
@@ -133,6 +163,16 @@ class RunSink(Protocol):
     def is_pause_requested(self) -> bool:
         """Asked at each point between a model call and a tool call: True
         stops the run there (RunOutcome.is_paused), to be continued later."""
+
+    async def tool_result_added(self, call_id: str) -> None:
+        """A call decided without running (skipped, rejected) takes its
+        place in the conversation with the result its decision stored."""
+
+    async def approvals_requested(
+        self, calls: tuple[ToolCallRequest, ...], model_text: str
+    ) -> None:
+        """The calls wait for a person; the run stops here and continues
+        (from its recorded conversation) once every one is decided."""
 
 
 class ModelErrorKind(StrEnum):
@@ -205,3 +245,4 @@ class RunOutcome:
     steps: int
     is_step_limit_reached: bool = False
     is_paused: bool = False  # stopped between steps because a pause was asked
+    is_waiting: bool = False  # stopped for approvals (see RunSink.approvals_requested)

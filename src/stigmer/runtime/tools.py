@@ -4,7 +4,9 @@
 once (stdio: a child process; streamable HTTP: a session with the URL), keeps
 the tools each server is allowed to offer, and calls them by the name the model
 knows them by. Tool names are unique across servers: a name two servers share
-is offered as `<server>__<tool>` for both.
+is offered as `<server>__<tool>` for both. With a tool policy
+(resources/tool_policy.py), denied tools are not offered at all, and
+`decision_of` says whether a person must be asked before a call.
 
 Each server's session lives in a task of its own. The `mcp` SDK keeps anyio
 task groups open for a session's whole life, and those must be left in the
@@ -49,6 +51,7 @@ import mcp.types
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from stigmer.resources.tool_policy import ToolDecision, ToolPolicy
 from stigmer.runtime.contract import HttpServer, StdioServer, ToolServer, ToolServerError
 from stigmer.runtime.conversation import ToolSpec
 
@@ -85,8 +88,11 @@ class ToolBox:
         start_timeout_seconds: float = 30.0,
         call_timeout_seconds: float = 300.0,
         stop_timeout_seconds: float = 15.0,
+        policy: ToolPolicy | None = None,
     ) -> None:
         self._servers = tuple(servers)
+        self._policy = policy or ToolPolicy()
+        self._decisions: dict[str, ToolDecision] = {}
         self._start_timeout = start_timeout_seconds
         self._call_timeout = call_timeout_seconds
         self._stop_timeout = stop_timeout_seconds
@@ -109,6 +115,26 @@ class ToolBox:
         server prefix when two servers offer the same tool), or None."""
         route = self._routes.get(name)
         return route[1] if route else None
+
+    def decision_of(self, name: str) -> ToolDecision:
+        """What the tool policy says of the tool the model calls `name`
+        (ALLOW for a name nobody offers: its call answers with an error)."""
+        return self._decisions.get(name, ToolDecision.ALLOW)
+
+    def input_schema_of(self, name: str) -> Mapping[str, Any] | None:
+        """The JSON schema of the tool the model calls `name`, or None."""
+        for spec in self._specs:
+            if spec.name == name:
+                return spec.input_schema
+        return None
+
+    def is_destructive(self, name: str) -> bool:
+        """Whether the tool's server annotates it destructiveHint: true."""
+        route = self._routes.get(name)
+        if route is None:
+            return False
+        connection, tool = route
+        return any(is_destructive(t) for t in connection.tools if t.name == tool)
 
     async def __aenter__(self) -> Self:
         names = Counter(server.name for server in self._servers)
@@ -156,6 +182,11 @@ class ToolBox:
         specs: list[ToolSpec] = []
         for connection in self._connections:
             for tool in connection.tools:
+                decision = self._policy.decide(
+                    connection.server.name, tool.name, is_destructive=is_destructive(tool)
+                )
+                if decision == ToolDecision.DENY:
+                    continue
                 name = tool.name
                 if offered[name] > 1:
                     name = f"{_UNSAFE_NAME.sub('_', connection.server.name)}__{tool.name}"
@@ -164,15 +195,23 @@ class ToolBox:
                         f"tool {name!r} is offered twice; rename a tool server to tell them apart"
                     )
                 self._routes[name] = (connection, tool.name)
+                self._decisions[name] = decision
                 specs.append(ToolSpec(name, tool.description or "", tool.input_schema))
         self._specs = tuple(specs)
 
     async def _stop_all(self) -> None:
         connections, self._connections = self._connections, []
         self._routes.clear()
+        self._decisions.clear()
         self._specs = ()
         if connections:
             await asyncio.gather(*(c.stop(self._stop_timeout) for c in connections))
+
+
+def is_destructive(tool: mcp.types.Tool) -> bool:
+    """The server's own word only: a missing annotation is not destructive
+    (see resources/tool_policy.py for why)."""
+    return bool(tool.annotations and tool.annotations.destructive_hint)
 
 
 def _raise_start_failures(outcomes: Sequence[object]) -> None:

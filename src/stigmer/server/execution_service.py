@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
-
 from stigmer.api.v1 import execution_pb2, execution_pb2_grpc, meta_pb2
 from stigmer.domain.execution.controller import ExecutionController
 from stigmer.resources.execution_events import phase_name
@@ -62,14 +60,14 @@ class ExecutionCommandService(execution_pb2_grpc.AgentExecutionCommandController
         check_reported_events(request.id, request.events)
         return _shown(await self.executions.record_events(request.id, list(request.events)))
 
-    # Approvals are not served yet: SubmitApproval answers UNIMPLEMENTED
-    # until its pipeline exists.
-
     async def SubmitApproval(  # noqa: N802
         self, request: execution_pb2.SubmitApprovalRequest, context: Any
     ) -> execution_pb2.AgentExecution:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "SubmitApproval is not served yet")
-        raise AssertionError("abort returned")
+        validate_message(request)
+        return _shown(await self.executions.submit_approval(request))
+
+    # The lifecycle of a running execution is not served yet: each answers
+    # UNIMPLEMENTED until its pipeline exists.
 
     async def Pause(  # noqa: N802
         self, request: execution_pb2.ExecutionLifecycleRequest, context: Any

@@ -9,7 +9,9 @@ In HTTP mode it prints one line, ``listening on http://127.0.0.1:PORT/mcp``, to
 stdout once it accepts connections. `HttpMcpServer` starts it that way as a
 subprocess and reads the URL from that line.
 
-Tools: ``add``, ``echo``, ``read_env``, ``fail``, ``crash`` and ``sleep``. If
+Tools: ``add``, ``echo``, ``repeat``, ``read_env``, ``pid``, ``fail``, ``crash``,
+``sleep`` and ``discard``; ``discard`` is annotated ``destructiveHint: true``
+(it changes nothing), so a tool policy asks about it by default. If
 ``STIGMER_TEST_CANARY_FILE`` is set in the server's environment, every
 ``read_env`` call appends ``name=value`` to that file, so a test can check what
 the tool process saw without the value crossing any API.
@@ -35,6 +37,7 @@ import anyio
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
 
 CANARY_FILE_ENV = "STIGMER_TEST_CANARY_FILE"
 HOST = "127.0.0.1"
@@ -91,8 +94,13 @@ async def sleep(seconds: float) -> str:
     return "slept"
 
 
+def discard(name: str) -> str:
+    """Discard the named item for good (a stand-in: nothing is kept anywhere)."""
+    return f"discarded {name}"
+
+
 def build_server() -> MCPServer[Any]:
-    """The MCP server with all eight tools registered.
+    """The MCP server with all nine tools registered.
 
     Call it only in the process that serves: constructing an MCPServer
     configures process-wide logging.
@@ -108,6 +116,7 @@ def build_server() -> MCPServer[Any]:
     server.add_tool(fail, structured_output=False)
     server.add_tool(crash, structured_output=False)
     server.add_tool(sleep)
+    server.add_tool(discard, annotations=ToolAnnotations(destructive_hint=True))
     return server
 
 

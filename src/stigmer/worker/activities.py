@@ -29,11 +29,7 @@ from temporalio.exceptions import ApplicationError
 
 from stigmer.api.v1 import execution_pb2, worker_pb2
 from stigmer.engine import temporal_workflow as flow
-from stigmer.engine.continuations import (
-    continuation_of,
-    settle_interrupted_calls,
-    tool_call_request,
-)
+from stigmer.engine.continuation import has_run, recorded_conversation
 from stigmer.engine.recording import RecordingSink
 from stigmer.engine.run_requests import build_run_request, history_messages
 from stigmer.errors import FailedPrecondition, NotFound, StigmerError, Unavailable
@@ -48,6 +44,7 @@ from stigmer.resources.execution_events import (
 )
 from stigmer.resources.secret_logs import install_log_masking, known_secrets
 from stigmer.resources.secrets import SecretMasker
+from stigmer.resources.tool_policy import ToolDecision
 from stigmer.runtime.contract import (
     ModelError,
     ModelSettings,
@@ -139,6 +136,8 @@ class ExecutionActivities:
             self.call_model,
             self.call_tool,
             self.record_lost_tool_call,
+            self.request_approvals,
+            self.settle,
             self.end,
             self.pause,
             self.is_resumed,
@@ -174,6 +173,7 @@ class ExecutionActivities:
             masker,
             len(inputs.execution.status.messages),
             max_tool_result_bytes=self.max_tool_result_bytes,
+            known_calls=inputs.execution.status.tool_calls,
         )
 
     # -- the activities -----------------------------------------------------
@@ -183,8 +183,8 @@ class ExecutionActivities:
         """Checks the inputs and lists the tools the model will be offered."""
         with _as_activity_errors():
             async with _heartbeating(_heartbeat_interval()):
-                inputs, request, masker = await self._prepared(execution_id)
-                async with ToolBox(request.tool_servers) as toolbox:
+                inputs, request, _ = await self._prepared(execution_id)
+                async with ToolBox(request.tool_servers, policy=request.tool_policy) as toolbox:
                     tools = [
                         flow.OfferedTool(
                             name=spec.name,
@@ -192,31 +192,24 @@ class ExecutionActivities:
                             input_schema=dict(spec.input_schema),
                             server=toolbox.server_of(spec.name) or "",
                             tool=toolbox.tool_of(spec.name) or spec.name,
+                            is_destructive=toolbox.is_destructive(spec.name),
                         )
                         for spec in toolbox.tools
                     ]
-            continuation = continuation_of(inputs.execution)
-            if continuation.calls_interrupted:
-                # Recorded FAILED once; a retried begin finds them answered.
-                await settle_interrupted_calls(
-                    self._sink(execution_id, inputs, masker), continuation
-                )
-                inputs = await self.server.run_inputs(execution_id)
-                continuation = continuation_of(inputs.execution)
-        # Only the user's message, unless the execution continues: an
-        # execution re-queued after its worker was lost before the model said
-        # anything keeps that empty AI message, which is not sent again.
-        by_name = {tool.name: tool for tool in tools}
-        calls_to_run = [
-            _requested_call(call.id, call.name, dict(tool_call_request(call).arguments), by_name)
-            for call in continuation.calls_to_run
-        ]
-        return flow.Begun(
-            list(continuation.included),
-            tools,
-            calls_to_run,
-            is_pause_requested=inputs.execution.status.is_pause_requested,
-        )
+        if has_run(inputs.execution):
+            # It stopped between steps: it goes on from its recorded conversation.
+            recorded = recorded_conversation(inputs.execution)
+            return flow.Begun(
+                list(recorded.included),
+                tools,
+                is_continuing=True,
+                is_pause_requested=inputs.execution.status.is_pause_requested,
+            )
+        # Only the user's message: an execution re-queued after its worker
+        # was lost before the model said anything keeps that empty AI message.
+        messages = inputs.execution.status.messages
+        human = [i for i, m in enumerate(messages) if m.type == execution_pb2.MESSAGE_TYPE_HUMAN]
+        return flow.Begun(human, tools)
 
     @activity.defn(name=flow.CALL_MODEL)
     async def call_model(self, call: flow.ModelCall) -> flow.ModelAnswer:
@@ -246,11 +239,11 @@ class ExecutionActivities:
                     ],
                     on_delta=sink.ai_content_delta,
                 )
-                requested = _requested_calls(turn.tool_calls, call.tools)
-                await sink.ai_message_finished(
-                    turn.content,
-                    tuple(ToolCallRequest(c.id, c.name, c.server, c.arguments) for c in requested),
+                gated = _gated_calls(
+                    _requested_calls(turn.tool_calls, call.tools), call.tools, request
                 )
+                await sink.ai_message_finished(turn.content, tuple(c for _, c in gated))
+                requested = [asked for asked, _ in gated]
                 if turn.input_tokens is not None or turn.output_tokens is not None:
                     await sink.usage(turn.input_tokens or 0, turn.output_tokens or 0)
         return flow.ModelAnswer(
@@ -304,14 +297,74 @@ class ExecutionActivities:
             await sink.tool_call_finished(call.id, given.reason, is_error=True)
         return flow.ToolCallDone(sink.message_count - 1)
 
+    @activity.defn(name=flow.REQUEST_APPROVALS)
+    async def request_approvals(self, given: flow.ApprovalsRequest) -> None:
+        """The asked calls wait for a person: pending approvals, and the
+        execution WAITING_FOR_APPROVAL (once: a retry after a decision
+        asks nothing again)."""
+        with _as_activity_errors():
+            inputs, _, masker = await self._prepared(given.execution_id)
+            status = inputs.execution.status
+            calls = {c.id: c for c in status.tool_calls}
+            if any(
+                calls[c.id].HasField("approval") or c.id in _pending_ids(status)
+                for c in given.calls
+                if c.id in calls
+            ):
+                return
+            messages = status.messages
+            text = (
+                messages[given.model_text_index].content
+                if 0 <= given.model_text_index < len(messages)
+                else ""
+            )
+            sink = self._sink(given.execution_id, inputs, masker)
+            await sink.approvals_requested(
+                tuple(ToolCallRequest(c.id, c.name, c.server, c.arguments) for c in given.calls),
+                text,
+            )
+
+    @activity.defn(name=flow.SETTLE)
+    async def settle(self, given: flow.SettleInput) -> flow.Settled:
+        """Records the results of the open calls decided not to run (skipped,
+        rejected, interrupted) and names the approved ones to run."""
+        with _as_activity_errors():
+            inputs, _, masker = await self._prepared(given.execution_id)
+            sink = self._sink(given.execution_id, inputs, masker)
+            by_name = {tool.name: tool for tool in given.tools}
+            to_run = []
+            for open_call in recorded_conversation(inputs.execution).continuation.open_calls:
+                call = open_call.call
+                if open_call.result is None:
+                    tool = by_name.get(call.name)
+                    to_run.append(
+                        flow.RequestedToolCall(
+                            id=call.id,
+                            name=call.name,
+                            server=tool.server if tool else "",
+                            tool=tool.tool if tool else call.name,
+                            arguments=dict(call.arguments),
+                        )
+                    )
+                elif open_call.is_recorded:
+                    await sink.tool_result_added(call.id)
+                else:
+                    sink.reopen(call)
+                    await sink.tool_call_finished(
+                        call.id, open_call.result, is_error=open_call.is_error
+                    )
+            current = await self.server.run_inputs(given.execution_id)
+        included = recorded_conversation(current.execution).included
+        return flow.Settled(list(included), to_run)
+
     @activity.defn(name=flow.PAUSE)
     async def pause(self, execution_id: str) -> bool:
         """Records PAUSED; False when the pause was withdrawn meanwhile (the
         server then does not record it, and the run goes on)."""
         with _as_activity_errors():
             recorded = await self.server.record_events(execution_id, [phase_event(PAUSED)])
-        # Its tool servers are not kept open for a pause that may last days.
         if recorded.status.phase == PAUSED:
+            # Its tool servers are not kept open for a pause that may last days.
             await self.tool_boxes.close_execution(execution_id)
             return True
         return False
@@ -341,17 +394,38 @@ class ExecutionActivities:
                 logger.info("execution %s ended elsewhere: %s", ending.execution_id, error)
 
 
-def _requested_call(
-    call_id: str, name: str, arguments: dict[str, Any], by_name: dict[str, flow.OfferedTool]
-) -> flow.RequestedToolCall:
-    tool = by_name.get(name)
-    return flow.RequestedToolCall(
-        id=call_id,
-        name=name,
-        server=tool.server if tool else "",
-        tool=tool.tool if tool else name,
-        arguments=arguments,
-    )
+def _pending_ids(status: execution_pb2.AgentExecutionStatus) -> set[str]:
+    return {approval.tool_call_id for approval in status.pending_approvals}
+
+
+def _gated_calls(
+    requested: Sequence[flow.RequestedToolCall],
+    offered: Sequence[flow.OfferedTool],
+    request: RunRequest,
+) -> list[tuple[flow.RequestedToolCall, ToolCallRequest]]:
+    """Each call with its gate (see runtime/loop.py): the workflow's copy
+    says whether a person decides first, the sink's records it."""
+    by_name = {tool.name: tool for tool in offered}
+    gated = []
+    for call in requested:
+        tool = by_name.get(call.name)
+        decision = (
+            request.tool_policy.decide(tool.server, tool.tool, is_destructive=tool.is_destructive)
+            if tool
+            else ToolDecision.ALLOW
+        )
+        gate = request.grants.gate(decision, call.server, call.name)
+        call.is_asked = gate.is_asked
+        schema = dict(tool.input_schema) if tool and gate.is_asked else None
+        gated.append(
+            (
+                call,
+                ToolCallRequest(
+                    call.id, call.name, call.server, call.arguments, gate=gate, input_schema=schema
+                ),
+            )
+        )
+    return gated
 
 
 def _requested_calls(
@@ -360,4 +434,16 @@ def _requested_calls(
     """The model's tool calls, each with the server and tool it names (none
     for a tool nobody offers: its call then answers with an error)."""
     by_name = {tool.name: tool for tool in offered}
-    return [_requested_call(c.id, c.name, dict(c.arguments), by_name) for c in asked]
+    requested = []
+    for call in asked:
+        tool = by_name.get(call.name)
+        requested.append(
+            flow.RequestedToolCall(
+                id=call.id,
+                name=call.name,
+                server=tool.server if tool else "",
+                tool=tool.tool if tool else call.name,
+                arguments=dict(call.arguments),
+            )
+        )
+    return requested

@@ -460,6 +460,7 @@ class ToolCall(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     REQUIRES_APPROVAL_FIELD_NUMBER: _builtins.int
     APPROVAL_FIELD_NUMBER: _builtins.int
+    INPUT_SCHEMA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     server: _builtins.str
@@ -476,6 +477,12 @@ class ToolCall(_message.Message):
     def completed_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def approval(self) -> Global___ToolApproval: ...
+    @_builtins.property
+    def input_schema(self) -> _struct_pb2.Struct:
+        """The tool's input schema, kept for a call a person is asked about: an
+        EDIT decision's edited_args are checked against it.
+        """
+
     def __init__(
         self,
         *,
@@ -490,10 +497,11 @@ class ToolCall(_message.Message):
         error: _builtins.str = ...,
         requires_approval: _builtins.bool = ...,
         approval: Global___ToolApproval | None = ...,
+        input_schema: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "args", b"args", "completed_at", b"completed_at", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "args", b"args", "completed_at", b"completed_at", "input_schema", b"input_schema", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "args", b"args", "completed_at", b"completed_at", "error", b"error", "id", b"id", "name", b"name", "requires_approval", b"requires_approval", "result", b"result", "server", b"server", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "args", b"args", "completed_at", b"completed_at", "error", b"error", "id", b"id", "input_schema", b"input_schema", "name", b"name", "requires_approval", b"requires_approval", "result", b"result", "server", b"server", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -19,6 +19,11 @@ from typing import Any
 from stigmer.api.v1 import execution_pb2
 from stigmer.domain.agent.client import AgentClient
 from stigmer.domain.clients import ResourceReader
+from stigmer.domain.execution.approvals import (
+    LOCAL_DECIDER,
+    ApprovalContext,
+    DecideApprovalStep,
+)
 from stigmer.domain.execution.broker import ExecutionBroker
 from stigmer.domain.execution.context import ExecutionContext
 from stigmer.domain.execution.event_log import record_in
@@ -47,8 +52,15 @@ from stigmer.domain.session.client import SessionClient
 from stigmer.pipeline.context import DeleteContext
 from stigmer.pipeline.envelope import Envelope, Relations
 from stigmer.pipeline.framework import Pipeline
-from stigmer.resources.execution_events import ACTIVE_PHASES, IN_PROGRESS, PAUSED
+from stigmer.resources.execution_events import (
+    ACTIVE_PHASES,
+    IN_PROGRESS,
+    PAUSED,
+    PENDING,
+    WAITING_FOR_APPROVAL,
+)
 from stigmer.resources.kinds import AGENT_EXECUTION
+from stigmer.resources.principals import current_principal
 from stigmer.store.base import Store
 
 Event = execution_pb2.ExecutionEvent
@@ -108,6 +120,10 @@ class ExecutionController(ResourceController):
             "execution.cancel",
             [LoadExecutionStep(), DecideCancelStep(), RecordEventsStep(record_in)],
         )
+        self.submit_approval_pipeline = Pipeline[ApprovalContext](
+            "execution.submit-approval",
+            [LoadExecutionStep(), DecideApprovalStep(), RecordEventsStep(record_in)],
+        )
 
     @property
     def pipelines(self) -> tuple[Pipeline[Any], ...]:
@@ -117,6 +133,7 @@ class ExecutionController(ResourceController):
             self.record_events_pipeline,
             self.cancel_pipeline,
             *self.lifecycle.pipelines,
+            self.submit_approval_pipeline,
         )
 
     def relations_of(self, resource: Envelope) -> Relations:
@@ -183,10 +200,44 @@ class ExecutionController(ResourceController):
             )
             await self.cancel_pipeline.run(context)
         self.broker.publish(execution_id, context.updates)
-        if context.phase_before == IN_PROGRESS:
+        if context.phase_before in (IN_PROGRESS, WAITING_FOR_APPROVAL):
+            # A waiting execution has no task on the embedded engine, but a
+            # Temporal workflow waits for its decisions and is stopped too.
             await self.signals.cancel_running(execution_id, message)
         elif context.phase_before == PAUSED and context.updates:
             # A paused execution's work may wait somewhere (a Temporal
             # workflow waits for Resume): it has ended, so stop that too.
             await self.signals.terminate_running(execution_id, message)
         return context.require_execution()
+
+    # -- approvals -------------------------------------------------------
+
+    async def submit_approval(
+        self, request: execution_pb2.SubmitApprovalRequest, *, decided_by: str = ""
+    ) -> execution_pb2.AgentExecution:
+        """Records a decision on a waiting tool call; the last one of the
+        turn puts the execution back in the queue to continue.
+
+        `decided_by`: who decided; empty: the caller's principal, else `local`.
+
+        Raises:
+            NotFound: no such execution.
+            InvalidArgument: no such tool call, or edited_args the tool's
+                input schema refuses.
+            FailedPrecondition: the execution does not wait for this call,
+                or the call was decided otherwise.
+        """
+        decider = decided_by or current_principal.get() or LOCAL_DECIDER
+        async with self.store.transaction() as transaction:
+            context = ApprovalContext(
+                transaction=transaction,
+                execution_id=request.execution_id,
+                request=request,
+                decided_by=decider,
+            )
+            await self.submit_approval_pipeline.run(context)
+        self.broker.publish(request.execution_id, context.updates)
+        execution = context.require_execution()
+        if context.updates and execution.status.phase == PENDING:
+            self.signals.execution_enqueued(request.execution_id)
+        return execution

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from stigmer.api.v1 import execution_pb2
 from stigmer.domain.execution.steps import execution_relations
 from stigmer.pipeline.envelope import as_envelope, encode, now
-from stigmer.resources.execution_events import UNLEASED_PHASES, apply_event
+from stigmer.resources.execution_events import ACTIVE_PHASES, apply_event
 from stigmer.resources.kinds import AGENT_EXECUTION
 from stigmer.store.base import Transaction
 
@@ -48,9 +48,9 @@ async def record_in(
         execution.metadata.id,
         [(u.sequence, u.event.SerializeToString(deterministic=True)) for u in updates],
     )
-    if execution.status.phase in UNLEASED_PHASES:
-        # An ended or paused execution needs no worker: its lease goes in the
-        # same write, whichever engine (or a worker on another machine) ended
-        # or paused it.
+    if execution.status.phase not in ACTIVE_PHASES:
+        # An ended execution, one waiting for a person or a paused one needs
+        # no worker: its lease goes in the same write, whichever engine (or a
+        # worker on another machine) recorded it; nothing can reap it as lost.
         await transaction.delete_lease(execution.metadata.id)
     return updates

@@ -57,6 +57,7 @@ from stigmer.resources.execution_events import (
     resumed_event,
     tool_call_event,
 )
+from stigmer.resources.principals import current_principal
 from stigmer.store.base import Store
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class DecideRecoverStep:
         status = context.require_execution().status
         if status.phase == FAILED:
             context.events = [
-                recovered_event(status.error, LOCAL_PRINCIPAL),
+                recovered_event(status.error, current_principal.get() or LOCAL_PRINCIPAL),
                 phase_event(PENDING),
             ]
         elif status.phase in ACTIVE_PHASES and status.attempts:

@@ -32,6 +32,7 @@ from stigmer.resources.execution_events import (
     IN_PROGRESS,
     PAUSED,
     PENDING,
+    SESSION_OCCUPYING_PHASES,
     phase_event,
     phase_name,
     system_message_event,
@@ -78,20 +79,25 @@ class PickPendingStep:
         for record in pending:
             if record.session_id in busy:
                 continue
-            active = await transaction.list(
-                ListQuery(
-                    kind=AGENT_EXECUTION.name,
-                    session_id=record.session_id,
-                    phase=phase_name(IN_PROGRESS),
-                    limit=1,
-                )
-            )
-            if active:
+            if await _is_session_occupied(transaction, record.session_id):
                 busy.add(record.session_id)
                 continue
             context.execution = execution_pb2.AgentExecution.FromString(record.data)
             return
         context.finish()
+
+
+async def _is_session_occupied(transaction: Transaction, session_id: str) -> bool:
+    """Whether an execution of the session runs, waits for a person or is paused."""
+    for phase in SESSION_OCCUPYING_PHASES:
+        occupying = await transaction.list(
+            ListQuery(
+                kind=AGENT_EXECUTION.name, session_id=session_id, phase=phase_name(phase), limit=1
+            )
+        )
+        if occupying:
+            return True
+    return False
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from stigmer.domain.execution.context import ExecutionContext
 from stigmer.domain.execution.sessions import validate_placement
 from stigmer.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from stigmer.pipeline.envelope import Envelope, Relations, as_envelope, encode, now, touch_audit
-from stigmer.resources.execution_events import IN_PROGRESS, PENDING, phase_name
+from stigmer.resources.execution_events import PENDING, SESSION_OCCUPYING_PHASES, phase_name
 from stigmer.resources.ids import new_id
 from stigmer.resources.kinds import AGENT_EXECUTION, API_VERSION, DEFAULT_ORG
 from stigmer.resources.validation import validate_message
@@ -99,7 +99,7 @@ class BusySessionStep:
         if context.given.spec.on_busy_session != execution_pb2.BUSY_SESSION_POLICY_REJECT:
             return
         session_id = context.require_session().metadata.id
-        for phase in (IN_PROGRESS, PENDING):
+        for phase in (*SESSION_OCCUPYING_PHASES, PENDING):
             active = await context.transaction.list(
                 ListQuery(
                     kind=AGENT_EXECUTION.name,

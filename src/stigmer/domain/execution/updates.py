@@ -17,6 +17,7 @@ from stigmer.resources.execution_events import (
     PAUSED,
     PENDING,
     TERMINAL_PHASES,
+    WAITING_FOR_APPROVAL,
     cancel_requested_event,
     phase_event,
     phase_name,
@@ -98,14 +99,15 @@ class DropWithdrawnPauseStep:
 
 @dataclass(frozen=True)
 class DecideCancelStep:
-    """PENDING and PAUSED end at once; IN_PROGRESS is asked to stop (its
-    worker ends it); an ended execution stays as it is."""
+    """PENDING, PAUSED or WAITING_FOR_APPROVAL ends at once; IN_PROGRESS is
+    asked to stop (its worker ends it); an ended execution stays as it is."""
 
     name: str = "decide-cancel"
 
     async def run(self, context: UpdateContext) -> None:
         status = context.require_execution().status
-        if status.phase in (PENDING, PAUSED):
+        if status.phase in (PENDING, PAUSED, WAITING_FOR_APPROVAL):
+            # Nothing runs: it ends at once.
             context.events = [phase_event(CANCELLED, context.reason)]
         elif status.phase == IN_PROGRESS and not status.is_cancel_requested:
             context.events = [cancel_requested_event(context.reason)]
