@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Self
 
 import pytest
 
@@ -117,7 +118,7 @@ class Terminal:
         self._raw = b""
         self._is_closed = False
 
-    def __enter__(self) -> Terminal:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

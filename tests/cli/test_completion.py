@@ -92,7 +92,13 @@ def test_commands_and_kinds_complete_without_a_server(
     scripts: dict[str, str], tmp_path: Path
 ) -> None:
     stigmer = offline_cli(tmp_path)
-    assert complete_bash(stigmer, scripts, "stigmer ap") == ["apply"]
+    assert complete_bash(stigmer, scripts, "stigmer ap") == ["apply", "approve"]
+    assert sorted(complete_bash(stigmer, scripts, "stigmer re")) == [
+        "recover",
+        "reject",
+        "repair",
+        "resume",
+    ]
     assert complete_bash(stigmer, scripts, "stigmer get ag") == ["agent", "agentinstance"]
 
 

@@ -9,6 +9,12 @@ prints as things happen (a tool call's arguments when it starts, its result
 when it ends, `interrupted` for the calls still open when the execution
 stops) are printed from a snapshot too, in the same order, so `stigmer logs
 ID` shows what `stigmer run` showed.
+
+Tool calls the policy asked a person about get two lines more, before the
+call's own: `tool NAME(ARGS) waits for approval` when it is asked, and the
+decision (`tool NAME approved by local`, `... rejected by local: COMMENT`)
+when it is made. Both are printed once per call, whether they come from the
+call's own updates, the approval events, or a snapshot's recorded decision.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from rich.console import Console
 from rich.text import Text
 
@@ -28,7 +34,16 @@ MAX_RESULT_CHARS = 400
 _OPEN_TOOL_CALL_STATES = (
     execution_pb2.TOOL_CALL_STATUS_PENDING,
     execution_pb2.TOOL_CALL_STATUS_RUNNING,
+    execution_pb2.TOOL_CALL_STATUS_WAITING_APPROVAL,
 )
+# How a decision reads after the tool's name.
+DECISION_WORDS = {
+    execution_pb2.APPROVAL_ACTION_APPROVE: "approved",
+    execution_pb2.APPROVAL_ACTION_APPROVE_ALL: "approved with its later calls",
+    execution_pb2.APPROVAL_ACTION_SKIP: "skipped",
+    execution_pb2.APPROVAL_ACTION_REJECT: "rejected",
+    execution_pb2.APPROVAL_ACTION_EDIT: "edited",
+}
 _ENDED_TOOL_CALL_STATES = (
     execution_pb2.TOOL_CALL_STATUS_COMPLETED,
     execution_pb2.TOOL_CALL_STATUS_FAILED,
@@ -47,11 +62,27 @@ def _plain_numbers(value: object) -> object:
     return value
 
 
-def _args(call: execution_pb2.ToolCall) -> str:
+def _struct_text(struct: struct_pb2.Struct) -> str:
     # Sorted: a Struct keeps no key order, and the live view and a replay
     # must print the same line.
-    arguments = _plain_numbers(json_format.MessageToDict(call.args))
+    arguments = _plain_numbers(json_format.MessageToDict(struct))
     return json.dumps(arguments, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _args(call: execution_pb2.ToolCall) -> str:
+    return _struct_text(call.args)
+
+
+def decision_text(approval: execution_pb2.ToolApproval) -> str:
+    """`approved by local`, `rejected by local: not now`, `edited by local: {...}`."""
+    text = DECISION_WORDS.get(approval.action, "decided")
+    if approval.decided_by:
+        text += f" by {approval.decided_by}"
+    if approval.action == execution_pb2.APPROVAL_ACTION_EDIT and approval.HasField("edited_args"):
+        text += f": {_struct_text(approval.edited_args)}"
+    if approval.comment:
+        text += f": {_short(approval.comment)}"
+    return text
 
 
 def _short(text: str) -> str:
@@ -76,6 +107,9 @@ class ConversationPrinter:
         # Every tool call seen, in the order first seen, with its last status.
         self._tool_calls: dict[str, execution_pb2.ToolCall] = {}
         self._shown_tool_states: dict[str, int] = {}
+        # The calls whose approval request, and whose decision, are printed.
+        self._shown_requests: set[str] = set()
+        self._shown_decisions: set[str] = set()
 
     @property
     def is_line_open(self) -> bool:
@@ -125,8 +159,52 @@ class ConversationPrinter:
         self._print(Text(text), end="")
         self._is_line_open = True
 
+    def _approval(self, call: execution_pb2.ToolCall) -> None:
+        """The approval lines of a call the policy asked about, each once."""
+        is_asked = (
+            call.requires_approval or call.status == execution_pb2.TOOL_CALL_STATUS_WAITING_APPROVAL
+        )
+        if is_asked and call.id not in self._shown_requests:
+            self._shown_requests.add(call.id)
+            self._line(
+                Text.assemble(
+                    ("  tool ", "yellow"), f"{call.name}({_args(call)}) waits for approval"
+                )
+            )
+        action = call.approval.action
+        if action != execution_pb2.APPROVAL_ACTION_UNSPECIFIED and call.id not in (
+            self._shown_decisions
+        ):
+            self._shown_decisions.add(call.id)
+            self._line(
+                Text.assemble(("  tool ", "yellow"), f"{call.name} {decision_text(call.approval)}")
+            )
+
+    def approval_requested(self, pending: execution_pb2.PendingApproval) -> None:
+        known = self._tool_calls.get(pending.tool_call_id)
+        call = execution_pb2.ToolCall()
+        if known is not None:
+            call.CopyFrom(known)
+        else:
+            call.id, call.name, call.server = pending.tool_call_id, pending.tool, pending.server
+            call.args.CopyFrom(pending.args)
+            call.status = execution_pb2.TOOL_CALL_STATUS_WAITING_APPROVAL
+        call.requires_approval = True
+        self.tool_call(call)
+
+    def approval_decided(self, decided: execution_pb2.ExecutionEvent.ApprovalDecided) -> None:
+        known = self._tool_calls.get(decided.tool_call_id)
+        if known is None:
+            return
+        call = execution_pb2.ToolCall()
+        call.CopyFrom(known)
+        call.requires_approval = True
+        call.approval.CopyFrom(decided.approval)
+        self.tool_call(call)
+
     def tool_call(self, call: execution_pb2.ToolCall) -> None:
         self._tool_calls[call.id] = call
+        self._approval(call)
         shown = self._shown_tool_states.get(call.id)
         if shown == call.status:
             return
@@ -205,6 +283,10 @@ class ConversationPrinter:
             self._phase_changed(event.phase_changed.phase)
         elif change == "context_summarized":
             self.context_summarized(event.context_summarized)
+        elif change == "approval_requested":
+            self.approval_requested(event.approval_requested)
+        elif change == "approval_decided":
+            self.approval_decided(event.approval_decided)
 
     def events(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -214,7 +296,12 @@ class ConversationPrinter:
         self._end_line()
         status = execution.status
         phase = phase_name(status.phase)
-        style = {"COMPLETED": "green", "FAILED": "red", "CANCELLED": "yellow"}.get(phase, "")
+        style = {
+            "COMPLETED": "green",
+            "FAILED": "red",
+            "CANCELLED": "yellow",
+            "TERMINATED": "yellow",
+        }.get(phase, "")
         usage = status.usage
         details = (
             f"{execution.metadata.id}, tokens in/out {usage.input_tokens}/{usage.output_tokens}"

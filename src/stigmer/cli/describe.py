@@ -254,11 +254,45 @@ def _conversation_rows(status: execution_pb2.AgentExecutionStatus) -> list[list[
     return rows
 
 
+def _action_name(action: int) -> str:
+    if action == execution_pb2.APPROVAL_ACTION_UNSPECIFIED:
+        return "waiting"
+    return execution_pb2.ApprovalAction.Name(action).removeprefix("APPROVAL_ACTION_")  # type: ignore[arg-type]
+
+
+def _pending_approvals(out: Description, execution: Any) -> None:
+    """The calls the execution waits on, and the command that decides each."""
+    pending = execution.status.pending_approvals
+    out.heading(f"Pending Approvals ({len(pending)})")
+    out.table(
+        ["TOOL CALL", "TOOL", "SERVER", "REQUESTED", "ARGS", "MODEL SAID"],
+        [
+            [
+                p.tool_call_id,
+                p.tool,
+                p.server,
+                format_age_and_time(p.requested_at),
+                first_line(
+                    json.dumps(_integral(json_format.MessageToDict(p.args)), sort_keys=True), 48
+                ),
+                first_line(p.model_text, 40),
+            ]
+            for p in pending
+        ],
+    )
+    target = execution.metadata.id if len(pending) == 1 else f"{execution.metadata.id} TOOL_CALL"
+    out.text(
+        [f"Decide: stigmer approve|reject|skip {target}  (approve --all: and its later calls)"]
+    )
+
+
 def describe_execution(client: Client, execution: Any, out: Description) -> None:
     status = execution.status
     phase = phase_name(status.phase)
     if status.is_cancel_requested and phase in ("PENDING", "IN_PROGRESS"):
         phase += " (cancel requested)"
+    elif status.is_pause_requested and phase in ("PENDING", "IN_PROGRESS"):
+        phase += " (pause requested)"
     out.pairs(
         [
             ("Agent", _named(client, "agent", status.agent_id)),
@@ -284,12 +318,15 @@ def describe_execution(client: Client, execution: Any, out: Description) -> None
                 ),
             ),
             ("Message", first_line(execution.spec.message)),
+            ("Auto Approve", "yes" if execution.spec.auto_approve else "no"),
             (
                 "Runtime Env",
                 [f"{row[0]}={row[1]}" for row in _env_rows(execution.spec.runtime_env)],
             ),
         ]
     )
+    if status.pending_approvals:
+        _pending_approvals(out, execution)
     out.heading(f"Conversation ({len(status.messages)} messages)")
     out.table(["TYPE", "AT", "TEXT"], _conversation_rows(status))
     out.heading(f"Tool Calls ({len(status.tool_calls)})")
@@ -309,6 +346,32 @@ def describe_execution(client: Client, execution: Any, out: Description) -> None
     out.table(
         ["NAME", "SERVER", "STATUS", "STARTED", "COMPLETED", "DURATION", "ARGS", "ERROR"], rows
     )
+    asked = [call for call in status.tool_calls if call.requires_approval]
+    if asked:
+        out.heading(f"Approvals ({len(asked)})")
+        out.table(
+            ["TOOL CALL", "NAME", "ACTION", "DECIDED BY", "DECIDED", "COMMENT"],
+            [
+                [
+                    call.id,
+                    call.name,
+                    _action_name(call.approval.action),
+                    call.approval.decided_by,
+                    format_time(call.approval.decided_at, time_only=True),
+                    first_line(call.approval.comment, 48),
+                ]
+                for call in asked
+            ],
+        )
+    if status.attempts:
+        out.heading(f"Recovered ({len(status.attempts)})")
+        out.table(
+            ["AT", "BY", "PREVIOUS ERROR"],
+            [
+                [format_time(a.recovered_at), a.recovered_by, first_line(a.previous_error, 60)]
+                for a in status.attempts
+            ],
+        )
     if status.sub_agent_executions:
         out.heading(f"Sub-agent Executions ({len(status.sub_agent_executions)})")
         out.table(

@@ -1,35 +1,59 @@
-"""Execution commands: run, logs, cancel."""
+"""Execution commands: run, logs, cancel.
+
+The exit code of `run`, `logs` and `logs -f` is the phase the execution
+ended in, so a script can tell how it ended without parsing output:
+  0  COMPLETED (and `logs` of one still going)
+  1  FAILED
+  4  CANCELLED
+  5  TERMINATED (`stigmer terminate`, or a run limit the server enforced)
+
+While it follows an execution that waits for approval, a terminal asks
+about each waiting call (cli/approval_prompt.py); a pipe prints the commands
+that decide them and keeps following. A pause is announced the same way,
+with the command that resumes it.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
+from stigmer.api.v1 import execution_pb2
 from stigmer.cli import interruption
+from stigmer.cli.approval_prompt import ask_decisions, can_ask, print_decision_commands
 from stigmer.cli.completion import execution_ids
 from stigmer.cli.conversation import ConversationPrinter
 from stigmer.cli.live import WaitIndicator
-from stigmer.cli.output import console, error_console
+from stigmer.cli.output import console, error_console, print_error
 from stigmer.cli.resources import ServerOption
 from stigmer.cli.run_settings import execution_run_config
 from stigmer.cli.secret_options import secret_values
 from stigmer.client import Client
-from stigmer.errors import InvalidArgument
+from stigmer.client.approvals import Decision, Pending, PendingRound, pending_of
+from stigmer.errors import InvalidArgument, StigmerError
 from stigmer.resources.execution_events import (
     CANCELLED,
     COMPLETED,
     IN_PROGRESS,
+    PAUSED,
     TERMINAL_PHASES,
+    TERMINATED,
     phase_name,
 )
 from stigmer.resources.manifests import to_manifest_dict
 
 EXIT_FAILED = 1
 EXIT_CANCELLED = 4
-EXIT_CODES: dict[int, int] = {COMPLETED: 0, CANCELLED: EXIT_CANCELLED}  # else EXIT_FAILED
+EXIT_TERMINATED = 5
+EXIT_CODES: dict[int, int] = {
+    COMPLETED: 0,
+    CANCELLED: EXIT_CANCELLED,
+    TERMINATED: EXIT_TERMINATED,
+}  # else EXIT_FAILED
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -46,15 +70,88 @@ def _exit_code(phase: int) -> int:
     return EXIT_CODES.get(phase, EXIT_FAILED)
 
 
-def _follow(client: Client, execution_id: str) -> int:
+class ApprovalDesk:
+    """What a follower does when the execution waits for approval: asks the
+    person at the terminal and submits the decisions, or (in a pipe) prints
+    the commands that decide the calls. Each call is brought up once."""
+
+    def __init__(self, client: Client, execution_id: str, server: str | None) -> None:
+        self.client = client
+        self.execution_id = execution_id
+        self.server = server
+        self.is_asking = can_ask()
+        self._round = PendingRound()
+
+    def handle(
+        self, state: execution_pb2.AgentExecution, before_output: Callable[[], None]
+    ) -> None:
+        listed = state
+        if self._round.needs_listing(state):
+            listed = self.client.get_execution(self.execution_id)
+        fresh = self._round.take_new(listed)
+        if not fresh:
+            return
+        before_output()
+        if self.is_asking:
+            self._ask(fresh)
+        else:
+            print_decision_commands(fresh, self.execution_id, self.server)
+
+    def _ask(self, pending: list[Pending]) -> None:
+        # A refused decision (edited arguments the tool's schema refuses)
+        # leaves its call waiting: ask about the calls that still wait again.
+        while pending:
+            decisions = ask_decisions(pending, self.execution_id, self.server)
+            try:
+                self.client.submit_decisions(self.execution_id, decisions, pending)
+                return
+            except InvalidArgument as error:
+                print_error(error)
+            except StigmerError as error:
+                # Decided meanwhile by someone else, or no longer waiting.
+                print_error(error)
+                return
+            asked = {call.tool_call_id for call in pending}
+            waiting = pending_of(self.client.get_execution(self.execution_id))
+            pending = [call for call in waiting if call.tool_call_id in asked]
+
+    def decide(self, pending: list[Pending]) -> list[Decision]:
+        """The callback `Client.wait(on_approval=)` takes, for `run -o json`."""
+        if self.is_asking:
+            return ask_decisions(pending, self.execution_id, self.server)
+        print_decision_commands(pending, self.execution_id, self.server)
+        return []
+
+
+def _announce_pause(execution_id: str, server: str | None) -> None:
+    server_option = f" --server {server}" if server else ""
+    error_console.print(
+        f"execution {execution_id} is paused; "
+        f"resume it: stigmer resume {execution_id}{server_option}"
+    )
+
+
+def _follow(client: Client, execution_id: str, server: str | None = None) -> int:
     """Prints the execution live until it ends; returns the exit code of its phase."""
     final = None
     indicator = WaitIndicator(console)
     printer = ConversationPrinter(console, before_output=indicator.clear)
+    desk = ApprovalDesk(client, execution_id, server)
+
+    def before_prompt() -> None:
+        indicator.clear()
+        printer.end_line()
+
+    phase = 0
     updates = client.watch(execution_id)
     try:
         for state, update in updates:
             printer.event(update.event)
+            if state.status.phase == PAUSED and phase != PAUSED:
+                before_prompt()
+                _announce_pause(execution_id, server)
+            phase = state.status.phase
+            desk.handle(state, before_prompt)
             indicator.show(state, is_line_open=printer.is_line_open)
             final = state
     finally:
@@ -71,7 +168,7 @@ def _follow(client: Client, execution_id: str) -> int:
 def _follow_or_leave(client: Client, execution_id: str, server: str | None) -> int:
     """Follows; on Ctrl-C leaves the execution running (see `interruption`)."""
     try:
-        return _follow(client, execution_id)
+        return _follow(client, execution_id, server)
     except KeyboardInterrupt:
         return interruption.leave(client, execution_id, server)
 
@@ -121,10 +218,18 @@ def run(
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", help="At most N tokens per model answer")
     ] = None,
+    auto_approve: Annotated[
+        bool,
+        typer.Option(
+            "--auto-approve",
+            help="Approve every tool call the policy asks about (never a denied one)",
+        ),
+    ] = False,
     server: ServerOption = None,
 ) -> None:
-    """Run an agent and stream its conversation. Exit code: 0 COMPLETED,
-    1 FAILED (or TERMINATED at a run limit), 4 CANCELLED."""
+    """Run an agent and stream its conversation; at a terminal, ask about
+    the tool calls that need approval. Exit code: 0 COMPLETED, 1 FAILED,
+    4 CANCELLED, 5 TERMINATED (by a person or at a run limit)."""
     if output not in ("text", "json"):
         raise InvalidArgument.for_field("output", "use text or json")
     run_config = execution_run_config(
@@ -151,6 +256,7 @@ def run(
             model=model,
             idempotency_key=idempotency_key,
             run_config=run_config,
+            auto_approve=auto_approve,
         )
         execution_id = execution.metadata.id
         if no_follow:
@@ -158,7 +264,8 @@ def run(
             return
         if output == "json":
             try:
-                final = client.wait(execution_id)
+                desk = ApprovalDesk(client, execution_id, server)
+                final = client.wait(execution_id, on_approval=desk.decide)
             except KeyboardInterrupt:
                 raise typer.Exit(interruption.leave(client, execution_id, server)) from None
             sys.stdout.write(json.dumps(to_manifest_dict(final), indent=2) + "\n")
@@ -174,8 +281,9 @@ def logs(
     ] = False,
     server: ServerOption = None,
 ) -> None:
-    """Print an execution's conversation (and follow it with -f). Exit code
-    as for run: 0 COMPLETED, 1 FAILED, 4 CANCELLED; 0 for one still going."""
+    """Print an execution's conversation (and follow it with -f, asking
+    about waiting tool calls at a terminal). Exit code as for run: 0
+    COMPLETED, 1 FAILED, 4 CANCELLED, 5 TERMINATED; 0 for one still going."""
     with Client(server) as client:
         if follow:
             raise typer.Exit(_follow_or_leave(client, execution, server))
@@ -185,6 +293,10 @@ def logs(
         if found.status.phase not in TERMINAL_PHASES:
             printer.end_line()
             error_console.print(f"({phase_name(found.status.phase)}; follow it with -f)")
+            if pending_of(found):
+                print_decision_commands(pending_of(found), execution, server)
+            elif found.status.phase == PAUSED:
+                error_console.print(f"(resume it: stigmer resume {execution})")
             return
         printer.ending(found)
     raise typer.Exit(_exit_code(found.status.phase))

@@ -28,7 +28,7 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from stigmer.api.v1 import execution_pb2
-from stigmer.resources.execution_events import TERMINAL_PHASES
+from stigmer.resources.execution_events import PAUSED, TERMINAL_PHASES, WAITING_FOR_APPROVAL
 
 REFRESHES_PER_SECOND = 10
 # After the user's message or tool results the model is next: the agent thinks.
@@ -65,6 +65,12 @@ class Wait:
         status = execution.status
         if status.phase in TERMINAL_PHASES:
             return None
+        if status.phase == WAITING_FOR_APPROVAL:
+            waiting = len(status.pending_approvals)
+            calls = f"{waiting} tool call{'s' if waiting != 1 else ''}"
+            return Wait(f"waiting for approval of {calls}…", ("approval", str(waiting)), 0.0)
+        if status.phase == PAUSED:
+            return Wait("paused…", ("paused",), 0.0)
         running = [
             c for c in status.tool_calls if c.status == execution_pb2.TOOL_CALL_STATUS_RUNNING
         ]

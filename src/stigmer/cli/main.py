@@ -9,6 +9,7 @@ Exit codes scripts can rely on:
      errors: an unknown command or option, a missing argument
   3  the server cannot be reached
   4  (stigmer run, stigmer logs) the execution was cancelled; a FAILED one exits 1
+  5  (stigmer run, stigmer logs) the execution was terminated
   130  interrupted with Ctrl-C (an execution being followed goes on)
 
 Usage errors are click exceptions, but not necessarily standalone click's:
@@ -29,12 +30,14 @@ from rich.text import Text
 
 from stigmer import __version__
 from stigmer.cli import (
+    approvals,
     completion,
     consistency,
     describe,
     doctor,
     executions,
     explain,
+    lifecycle,
     models,
     resources,
     server,
@@ -115,6 +118,8 @@ def stigmer(
 resources.register(app)
 validate.register(app)
 executions.register(app)
+approvals.register(app)
+lifecycle.register(app)
 consistency.register(app)
 app.add_typer(server.app, name="server")
 app.add_typer(settings.app, name="config")

@@ -19,9 +19,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from stigmer.api.v1 import execution_pb2
 from stigmer.cli.jsonpaths import JsonPathTemplate, compile_path, sort_by
 from stigmer.errors import InvalidArgument, StigmerError
-from stigmer.resources.execution_events import phase_name
+from stigmer.resources.execution_events import ACTIVE_PHASES, phase_name
 from stigmer.resources.kinds import KindInfo
 from stigmer.resources.manifests import dump_yaml, to_manifest_dict
 
@@ -49,6 +50,22 @@ def _transport(resource: Any) -> str:
     return f"{transport}: {detail}"
 
 
+def execution_phase_text(execution: Any) -> str:
+    """The phase, with what it waits on: `WAITING_FOR_APPROVAL (2 calls)`,
+    `IN_PROGRESS (pause requested)`."""
+    status = execution.status
+    text = phase_name(status.phase)
+    if status.phase == execution_pb2.EXECUTION_PHASE_WAITING_FOR_APPROVAL:
+        count = len(status.pending_approvals)
+        return f"{text} ({count} call{'s' if count != 1 else ''})"
+    if status.phase in ACTIVE_PHASES:
+        if status.is_cancel_requested:
+            return f"{text} (cancel requested)"
+        if status.is_pause_requested:
+            return f"{text} (pause requested)"
+    return text
+
+
 Column = tuple[str, Callable[[Any], str], bool]  # header, value, wide only
 KIND_COLUMNS: dict[str, list[Column]] = {
     "Agent": [
@@ -71,7 +88,7 @@ KIND_COLUMNS: dict[str, list[Column]] = {
     ],
     "AgentExecution": [
         ("AGENT", lambda r: r.status.agent_id, False),
-        ("PHASE", lambda r: phase_name(r.status.phase), False),
+        ("PHASE", execution_phase_text, False),
         ("SESSION", lambda r: r.status.session_id, True),
         ("MESSAGES", lambda r: str(len(r.status.messages)), False),
         ("ERROR", lambda r: r.status.error[:60], True),

@@ -12,6 +12,7 @@ details, and `Unavailable` when the server cannot be reached.
 from __future__ import annotations
 
 import builtins
+import inspect
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -41,6 +43,13 @@ from stigmer.api.v1 import (
     usage_pb2_grpc,
     watch_pb2,
     watch_pb2_grpc,
+)
+from stigmer.client.approvals import (
+    ApprovalCallback,
+    Decision,
+    PendingRound,
+    action_of,
+    submission_order,
 )
 from stigmer.client.connection import open_channel, resolve_connection
 from stigmer.client.rpc_errors import error_from_rpc
@@ -421,6 +430,8 @@ class AsyncClient:
         idempotency_key: str = "",
         reject_if_busy: bool = False,
         run_config: run_policy_pb2.RunConfig | None = None,
+        auto_approve: bool = False,
+        on_approval: ApprovalCallback | None = None,
     ) -> execution_pb2.AgentExecution:
         """Starts an execution and returns it (PENDING); follow it with `watch`.
 
@@ -433,6 +444,11 @@ class AsyncClient:
         default instance. `agent` is a name, slug or id; with a session or
         an instance it may be None, and when given it must be theirs.
 
+        `auto_approve` approves every call the tool policy would ask about
+        (never a denied one). With `on_approval`, run follows the execution
+        to its end as `wait(..., on_approval=)` does and returns its final
+        state.
+
         Raises:
             NotFound: no such agent, session or instance.
             InvalidArgument: an empty message, neither agent nor session nor
@@ -444,6 +460,7 @@ class AsyncClient:
         spec = execution_pb2.AgentExecutionSpec(
             message=message,
             idempotency_key=idempotency_key,
+            auto_approve=auto_approve,
             execution_config=execution_pb2.ExecutionConfig(model_name=model),
             on_busy_session=(
                 execution_pb2.BUSY_SESSION_POLICY_REJECT
@@ -470,6 +487,14 @@ class AsyncClient:
             spec.runtime_env[key].CopyFrom(meta_pb2.EnvironmentValue(value=value))
         for key, value in (secrets or {}).items():
             spec.runtime_env[key].CopyFrom(meta_pb2.EnvironmentValue(value=value, is_secret=True))
+        created = await self._create_execution_of(spec)
+        if on_approval is None:
+            return created
+        return await self.wait(created.metadata.id, on_approval=on_approval)
+
+    async def _create_execution_of(
+        self, spec: execution_pb2.AgentExecutionSpec
+    ) -> execution_pb2.AgentExecution:
         try:
             return await self._create_execution(spec)
         except NotFound as error:
@@ -564,7 +589,7 @@ class AsyncClient:
 
     async def watch(
         self, execution_id: str
-    ) -> AsyncIterator[tuple[execution_pb2.AgentExecution, execution_pb2.ExecutionUpdate]]:
+    ) -> AsyncGenerator[tuple[execution_pb2.AgentExecution, execution_pb2.ExecutionUpdate]]:
         """Like subscribe, but also yields the execution's state after each
         update, rebuilt with the same event rules the server applies."""
         state = execution_pb2.AgentExecution()
@@ -572,12 +597,186 @@ class AsyncClient:
             apply_event(state, update.event, update.sequence)
             yield state, update
 
-    async def wait(self, execution_id: str) -> execution_pb2.AgentExecution:
-        """Blocks until the execution ends; returns its final state."""
+    async def wait(
+        self, execution_id: str, *, on_approval: ApprovalCallback | None = None
+    ) -> execution_pb2.AgentExecution:
+        """Blocks until the execution ends; returns its final state.
+
+        With `on_approval`, each time the execution waits for approval the
+        callback gets every waiting call not yet put to it (all the calls of
+        a turn at once) and returns Decisions (or awaits them), which are
+        submitted before following on. Calls it leaves undecided keep
+        waiting, for `stigmer approve` or another client.
+
+        Raises:
+            InvalidArgument: a decision names an unknown action or call, or
+                its edited arguments do not fit the tool.
+            FailedPrecondition: a call was meanwhile decided otherwise.
+        """
         final = execution_pb2.AgentExecution()
+        round_ = PendingRound()
         async for state, _ in self.watch(execution_id):
             final = state
+            if on_approval is None:
+                continue
+            listed = (
+                await self.get_execution(execution_id) if round_.needs_listing(state) else state
+            )
+            fresh = round_.take_new(listed)
+            if not fresh:
+                continue
+            answer = on_approval(fresh)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            await self.submit_decisions(execution_id, answer or (), fresh)
         return final
+
+    # -- approvals and the lifecycle of a run ---------------------------------
+
+    async def submit_approval(
+        self,
+        execution_id: str,
+        tool_call_id: str,
+        action: str | int,
+        *,
+        comment: str = "",
+        edited_args: dict[str, Any] | None = None,
+    ) -> execution_pb2.AgentExecution:
+        """Decides one waiting tool call: `approve`, `approve_all` (this
+        call and every later call of the same server/tool in the execution),
+        `skip`, `reject` (`comment` goes back to the model as the tool's
+        result) or `edit` (run it with `edited_args`). Returns the execution
+        after the decision; it goes on once every call of the turn is decided.
+
+        Raises:
+            InvalidArgument: an unknown action, an unknown tool call, or
+                edited arguments the tool's input schema refuses.
+            FailedPrecondition: the execution does not wait for approval, or
+                the call was already decided otherwise (the same decision
+                again returns the current state).
+            NotFound: no such execution.
+        """
+        request = execution_pb2.SubmitApprovalRequest(
+            execution_id=execution_id,
+            tool_call_id=tool_call_id,
+            action=action_of(action),
+            comment=comment,
+        )
+        if edited_args is not None:
+            request.edited_args.CopyFrom(_struct_of(edited_args))
+        command, _ = self._executions
+        decided: execution_pb2.AgentExecution = await self._call(
+            command.SubmitApproval(request, timeout=self.timeout)
+        )
+        return decided
+
+    async def approve(
+        self, execution_id: str, tool_call_id: str, *, comment: str = "", all_calls: bool = False
+    ) -> execution_pb2.AgentExecution:
+        """Approves the call; `all_calls` also every later call of its
+        server/tool in this execution. See submit_approval."""
+        action = "approve_all" if all_calls else "approve"
+        return await self.submit_approval(execution_id, tool_call_id, action, comment=comment)
+
+    async def reject(
+        self, execution_id: str, tool_call_id: str, comment: str = ""
+    ) -> execution_pb2.AgentExecution:
+        """The call is not run; `comment` is the tool's result for the
+        model. See submit_approval."""
+        return await self.submit_approval(execution_id, tool_call_id, "reject", comment=comment)
+
+    async def skip(
+        self, execution_id: str, tool_call_id: str, *, comment: str = ""
+    ) -> execution_pb2.AgentExecution:
+        """The call is not run; the model is told it was skipped. See
+        submit_approval."""
+        return await self.submit_approval(execution_id, tool_call_id, "skip", comment=comment)
+
+    async def submit_decisions(
+        self,
+        execution_id: str,
+        decisions: Iterable[Decision],
+        pending: builtins.list[execution_pb2.PendingApproval] | None = None,
+    ) -> execution_pb2.AgentExecution | None:
+        """Submits the decisions, approve-all ones first and then in the
+        order of `pending`; a call an approve-all has meanwhile settled is
+        not decided again. Returns the execution after the last one (None
+        when there were none).
+
+        Raises:
+            See submit_approval.
+        """
+        latest: execution_pb2.AgentExecution | None = None
+        has_approved_all = False
+        for decision in submission_order(decisions, pending or []):
+            if (
+                has_approved_all
+                and latest is not None
+                and not _is_waiting_on(latest, decision.tool_call_id)
+            ):
+                continue
+            has_approved_all = has_approved_all or decision.action == "approve_all"
+            latest = await self.submit_approval(
+                execution_id,
+                decision.tool_call_id,
+                decision.action,
+                comment=decision.comment,
+                edited_args=dict(decision.edited_args)
+                if decision.edited_args is not None
+                else None,
+            )
+        return latest
+
+    async def _lifecycle(
+        self, method: str, execution_id: str, reason: str
+    ) -> execution_pb2.AgentExecution:
+        command, _ = self._executions
+        request = execution_pb2.ExecutionLifecycleRequest(id=execution_id, reason=reason)
+        changed: execution_pb2.AgentExecution = await self._call(
+            getattr(command, method)(request, timeout=self.timeout)
+        )
+        return changed
+
+    async def pause(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        """Pauses a PENDING or IN_PROGRESS execution at the next point
+        between a model call and a tool call (status.is_pause_requested
+        until then); nothing runs while it is PAUSED. Already paused: a no-op.
+
+        Raises:
+            FailedPrecondition: it is in a phase it cannot pause from.
+            NotFound: no such execution.
+        """
+        return await self._lifecycle("Pause", execution_id, reason)
+
+    async def resume(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        """Continues a PAUSED execution where it stopped.
+
+        Raises:
+            FailedPrecondition: it is not paused (and not already running).
+            NotFound: no such execution.
+        """
+        return await self._lifecycle("Resume", execution_id, reason)
+
+    async def terminate(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        """Ends the execution now as TERMINATED, without waiting for the
+        work in flight (unlike cancel); what was recorded is kept.
+
+        Raises:
+            FailedPrecondition: it has already ended otherwise.
+            NotFound: no such execution.
+        """
+        return await self._lifecycle("Terminate", execution_id, reason)
+
+    async def recover(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        """Continues a FAILED execution from its recorded conversation;
+        completed tool calls are not run again, and the attempt is recorded
+        in status.attempts.
+
+        Raises:
+            FailedPrecondition: it has not failed.
+            NotFound: no such execution.
+        """
+        return await self._lifecycle("Recover", execution_id, reason)
 
     # -- consistency ------------------------------------------------------
 
@@ -737,12 +936,32 @@ class AsyncClient:
         return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
 
+PHASE_NAMES = tuple(
+    name.removeprefix("EXECUTION_PHASE_").lower()
+    for name, _ in execution_pb2.ExecutionPhase.items()
+    if name != "EXECUTION_PHASE_UNSPECIFIED"
+)
+
+
 def _phase_of(name: str) -> execution_pb2.ExecutionPhase.ValueType:
+    normalized = name.lower().replace("-", "_")
+    if normalized not in PHASE_NAMES:
+        phases = ", ".join(PHASE_NAMES)
+        raise InvalidArgument.for_field("phase", f"unknown phase {name!r} ({phases})")
+    return execution_pb2.ExecutionPhase.Value("EXECUTION_PHASE_" + normalized.upper())
+
+
+def _struct_of(values: dict[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
     try:
-        return execution_pb2.ExecutionPhase.Value("EXECUTION_PHASE_" + name.upper())
-    except ValueError:
-        phases = "pending, in_progress, completed, failed, cancelled"
-        raise InvalidArgument.for_field("phase", f"unknown phase {name!r} ({phases})") from None
+        struct.update(values)
+    except (TypeError, ValueError) as error:
+        raise InvalidArgument.for_field("edited_args", f"not JSON-like values: {error}") from None
+    return struct
+
+
+def _is_waiting_on(execution: execution_pb2.AgentExecution, tool_call_id: str) -> bool:
+    return any(p.tool_call_id == tool_call_id for p in execution.status.pending_approvals)
 
 
 def _is_id_of(prefix: str, name_or_id: str) -> bool:

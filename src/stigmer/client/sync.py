@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import inspect
+import time
 from collections.abc import AsyncIterator, Awaitable, Generator, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -31,6 +33,8 @@ from stigmer.api.v1 import (
     usage_pb2,
 )
 from stigmer.client.aio import PAGE_SIZE, ApplyResult, AsyncClient, ResourceEvent
+from stigmer.client.approvals import ApprovalCallback, Decision, PendingRound
+from stigmer.errors import InvalidArgument
 from stigmer.resources.kinds import KindInfo
 from stigmer.resources.manifests import ManifestDocument
 from stigmer.resources.skill_archives import SkillContent
@@ -195,9 +199,12 @@ class Client:
         idempotency_key: str = "",
         reject_if_busy: bool = False,
         run_config: run_policy_pb2.RunConfig | None = None,
+        auto_approve: bool = False,
+        on_approval: ApprovalCallback | None = None,
     ) -> execution_pb2.AgentExecution:
-        """See AsyncClient.run."""
-        return self._run(
+        """See AsyncClient.run; with `on_approval` it follows the execution
+        to its end (see `wait`) and returns its final state."""
+        created = self._run(
             self._async.run(
                 agent,
                 message,
@@ -209,8 +216,12 @@ class Client:
                 idempotency_key=idempotency_key,
                 reject_if_busy=reject_if_busy,
                 run_config=run_config,
+                auto_approve=auto_approve,
             )
         )
+        if on_approval is None:
+            return created
+        return self.wait(created.metadata.id, on_approval=on_approval)
 
     def get_execution(self, execution_id: str) -> execution_pb2.AgentExecution:
         return self._run(self._async.get_execution(execution_id))
@@ -251,14 +262,112 @@ class Client:
         return self._iterate(self._async.watch(execution_id))
 
     def wait(
-        self, execution_id: str, *, timeout: float | None = None
+        self,
+        execution_id: str,
+        *,
+        timeout: float | None = None,
+        on_approval: ApprovalCallback | None = None,
     ) -> execution_pb2.AgentExecution:
         """Blocks until the execution ends; returns its final state.
 
+        With `on_approval`, see AsyncClient.wait: the callback gets the
+        waiting calls of each turn once and its decisions are submitted.
+
         Raises:
             TimeoutError: it has not ended within `timeout` seconds.
+            InvalidArgument, FailedPrecondition: a decision was refused (see
+                submit_approval).
         """
-        return self._run(asyncio.wait_for(self._async.wait(execution_id), timeout))
+        if on_approval is None:
+            return self._run(asyncio.wait_for(self._async.wait(execution_id), timeout))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        final = execution_pb2.AgentExecution()
+        round_ = PendingRound()
+        updates = self._async.watch(execution_id)
+        try:
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    final, _ = self._run(asyncio.wait_for(anext(updates), remaining))
+                except StopAsyncIteration:
+                    return final
+                listed = self.get_execution(execution_id) if round_.needs_listing(final) else final
+                fresh = round_.take_new(listed)
+                if fresh:
+                    # Called between updates, with no event loop running: it
+                    # may block (ask a person) for as long as it needs.
+                    answer = on_approval(fresh)
+                    if inspect.isawaitable(answer):
+                        raise InvalidArgument.for_field(
+                            "on_approval", "the sync Client needs decisions, not an awaitable"
+                        )
+                    self.submit_decisions(execution_id, answer or (), fresh)
+        finally:
+            if not self._loop.is_closed():
+                self._run(updates.aclose())
+
+    # -- approvals and the lifecycle of a run ---------------------------------
+
+    def submit_approval(
+        self,
+        execution_id: str,
+        tool_call_id: str,
+        action: str | int,
+        *,
+        comment: str = "",
+        edited_args: dict[str, Any] | None = None,
+    ) -> execution_pb2.AgentExecution:
+        """See AsyncClient.submit_approval."""
+        return self._run(
+            self._async.submit_approval(
+                execution_id, tool_call_id, action, comment=comment, edited_args=edited_args
+            )
+        )
+
+    def approve(
+        self, execution_id: str, tool_call_id: str, *, comment: str = "", all_calls: bool = False
+    ) -> execution_pb2.AgentExecution:
+        """See AsyncClient.approve."""
+        return self._run(
+            self._async.approve(execution_id, tool_call_id, comment=comment, all_calls=all_calls)
+        )
+
+    def reject(
+        self, execution_id: str, tool_call_id: str, comment: str = ""
+    ) -> execution_pb2.AgentExecution:
+        """See AsyncClient.reject."""
+        return self._run(self._async.reject(execution_id, tool_call_id, comment))
+
+    def skip(
+        self, execution_id: str, tool_call_id: str, *, comment: str = ""
+    ) -> execution_pb2.AgentExecution:
+        """See AsyncClient.skip."""
+        return self._run(self._async.skip(execution_id, tool_call_id, comment=comment))
+
+    def submit_decisions(
+        self,
+        execution_id: str,
+        decisions: Iterable[Decision],
+        pending: builtins.list[execution_pb2.PendingApproval] | None = None,
+    ) -> execution_pb2.AgentExecution | None:
+        """See AsyncClient.submit_decisions."""
+        return self._run(self._async.submit_decisions(execution_id, decisions, pending))
+
+    def pause(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        """See AsyncClient.pause."""
+        return self._run(self._async.pause(execution_id, reason))
+
+    def resume(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        """See AsyncClient.resume."""
+        return self._run(self._async.resume(execution_id, reason))
+
+    def terminate(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        """See AsyncClient.terminate."""
+        return self._run(self._async.terminate(execution_id, reason))
+
+    def recover(self, execution_id: str, reason: str = "") -> execution_pb2.AgentExecution:
+        """See AsyncClient.recover."""
+        return self._run(self._async.recover(execution_id, reason))
 
     def _iterate(self, stream: AsyncIterator[T]) -> Generator[T]:
         iterator = aiter(stream)
