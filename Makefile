@@ -87,6 +87,7 @@ bench: setup
 	$(BIN)/python bench/controlplane.py --store both
 	$(BIN)/python bench/runs.py --store both --engine both
 	$(BIN)/python bench/local_model.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

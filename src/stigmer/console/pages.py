@@ -61,6 +61,8 @@ PHASE_CHOICES = (
     "terminated",
 )
 RECENT_LIMIT = 20
+# Without JavaScript, pages that change refresh themselves this often.
+REFRESH_SECONDS = 10
 LIST_LIMIT = 500
 
 
@@ -122,6 +124,7 @@ async def home(request: Request) -> Response:
         "home.html",
         {
             "title": "Overview",
+            "refresh_seconds": REFRESH_SECONDS,
             "active": [execution_row(e, agents) for e in _newest_first(active, LIST_LIMIT)],
             "waiting": [execution_row(e, agents) for e in _newest_first(waiting, LIST_LIMIT)],
             "failed": [execution_row(e, agents) for e in _newest_first(failed, RECENT_LIMIT)],
@@ -179,6 +182,7 @@ async def executions(request: Request) -> Response:
         "executions.html",
         {
             "title": "Executions",
+            "refresh_seconds": REFRESH_SECONDS,
             "rows": rows,
             "phase": phase,
             "agent_filter": agent_name,
