@@ -243,11 +243,13 @@ def timeline_view(execution: execution_pb2.AgentExecution, now: datetime) -> Tim
         calls_of_turn.setdefault(owners.get(call.id), []).append(call)
     raw: list[tuple[str, str, float, float]] = []
     stamps = [epoch_seconds(m.timestamp) for m in status.messages]
+    run_start = epoch_seconds(status.started_at)
     model_calls = 0
     for index, message in enumerate(status.messages):
         if message.type != execution_pb2.MESSAGE_TYPE_AI or index == 0:
             continue
-        start = stamps[index - 1]
+        # A queued execution's human message predates its start.
+        start = max(filter(None, (stamps[index - 1], run_start)), default=None)
         following = stamps[index + 1] if index + 1 < len(stamps) else None
         end = _first_start(calls_of_turn.get(index, [])) or following or end_of_run
         if start is not None:
@@ -268,7 +270,13 @@ def timeline_view(execution: execution_pb2.AgentExecution, now: datetime) -> Tim
             kind=kind,
             label=label,
             left_percent=round(100 * max(start - origin, 0) / total, 2),
-            width_percent=round(max(100 * (end - start) / total, 0.5), 2),
+            width_percent=round(
+                min(
+                    max(100 * (end - start) / total, 0.5),
+                    100 - 100 * max(start - origin, 0) / total,
+                ),
+                2,
+            ),
             duration=seconds_text(end - start),
         )
         for kind, label, start, end in sorted(raw, key=lambda r: r[2])
