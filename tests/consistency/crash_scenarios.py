@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
+
 from stigmer.api.v1 import (
     agentinstance_pb2,
     environment_pb2,
@@ -22,6 +24,7 @@ from stigmer.api.v1 import (
 )
 from stigmer.client import Client
 from stigmer.domain.registry import Domains
+from stigmer.errors import Unavailable
 from stigmer.pipeline.framework import Pipeline
 from stigmer.resources.execution_events import (
     CANCELLED,
@@ -29,15 +32,20 @@ from stigmer.resources.execution_events import (
     FAILED,
     IN_PROGRESS,
     TERMINAL_PHASES,
+    WAITING_FOR_APPROVAL,
 )
 from stigmer.store.base import Lease, Transaction
 from stigmer.store.sqlite import SqliteStore
+from stigmer.testing.scripted_model import Reply, ToolCallStep
+from tests.agents import gated_tools_agent
 from tests.consistency.broken_states import _insert_execution, _insert_session
 from tests.control_plane.manifests import agent
 from tests.control_plane.seeding import in_store
+from tests.executions.approvals import APPROVE, submit
 from tests.waiting import wait_until
 
 Action = Callable[[Client], object]
+Responder = Callable[[dict[str, Any]], Reply]
 # A request that writes into the store directly (given its URL), the way a
 # crashed worker leaves it, for the server to find.
 StoreAction = Callable[[Client, str], object]
@@ -159,6 +167,31 @@ def _abandon_a_run(client: Client, store_url: str) -> None:
     in_store(store_url, lease)
 
 
+def _gated_add(request: dict[str, Any]) -> Reply:
+    """Asks for the gated tool until its result is in the conversation."""
+    if any(message.get("role") == "tool" for message in request["messages"]):
+        return Reply(content="ok")
+    return Reply(tool_calls=(ToolCallStep("add", {"a": 1, "b": 2}, id="gated"),))
+
+
+def _wait_for_a_decision(client: Client) -> None:
+    client.apply(gated_tools_agent())
+    started = client.run("careful", "add please").metadata.id
+    wait_until(
+        lambda: client.get_execution(started).status.phase == WAITING_FOR_APPROVAL,
+        what=f"execution {started} to wait for approval",
+    )
+
+
+def _approve_the_call(client: Client) -> object:
+    (execution,) = client.list_executions()
+    try:
+        return submit(client.address, execution.metadata.id, "gated", APPROVE)
+    except grpc.RpcError as error:
+        # As the SDK would answer a server that died under the call.
+        raise Unavailable(str(error)) from error
+
+
 def _cancel_the_run(client: Client) -> object:
     (execution,) = client.list_executions()
     return client.cancel(execution.metadata.id)
@@ -176,6 +209,8 @@ class Scenario:
     is_model_slow: bool = False
     # Set: the request is this, given the store's URL, instead of `request`.
     store_request: StoreAction | None = None
+    # Set: the scripted model answers with this (else plain text).
+    responder: Responder | None = None
 
 
 def _created(kind: str, name: str) -> Action:
@@ -298,6 +333,12 @@ SCENARIOS: dict[str, Scenario] = {
         lambda c: wait_for_executions(c, phase=FAILED),
         is_asynchronous=True,
         store_request=_abandon_a_run,
+    ),
+    "execution.submit-approval": Scenario(
+        _wait_for_a_decision,
+        _approve_the_call,
+        wait_for_executions,
+        responder=_gated_add,
     ),
     "agentexecution.delete": Scenario(
         _reviewer_with_finished_run,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +62,9 @@ def model() -> Iterator[ScriptedModel]:
         yield scripted
 
 
-def answer_for(scenario: Scenario) -> Reply:
+def answer_for(scenario: Scenario, request: dict[str, Any]) -> Reply:
+    if scenario.responder is not None:
+        return scenario.responder(request)
     return Reply(content="ok", delay_seconds=30 if scenario.is_model_slow else 0)
 
 
@@ -71,7 +74,7 @@ def test_crash_leaves_a_consistent_store_and_the_retry_succeeds(
     tmp_path: Path, model: ScriptedModel, pipeline: str, step: str, store_url: str
 ) -> None:
     scenario = SCENARIOS[pipeline]
-    model.reply_with(lambda _: answer_for(scenario))
+    model.reply_with(lambda request: answer_for(scenario, request))
     options = engine_options(model.base_url)
     with ServerThread(store_url, engine=options) as setup, Client(setup.address) as client:
         scenario.setup(client)
@@ -100,7 +103,8 @@ def test_crash_leaves_a_consistent_store_and_the_retry_succeeds(
         exit_code = crashing.wait(timeout=30)
     assert exit_code == CRASH_EXIT_CODE, crashing.log.read_text()[-2000:]
 
-    model.reply_with(lambda _: Reply(content="ok"))
+    responder = scenario.responder
+    model.reply_with(responder if responder is not None else lambda _: Reply(content="ok"))
     with ServerThread(store_url, engine=options) as clean, Client(clean.address) as client:
         # Nothing committed before the crash is lost.
         assert committed <= {e.metadata.id for e in client.list_executions()}

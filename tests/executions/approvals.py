@@ -11,7 +11,9 @@ from google.protobuf import struct_pb2
 
 from stigmer.api.v1 import execution_pb2, execution_pb2_grpc
 from stigmer.client import Client
+from stigmer.engine.embedded import EmbeddedEngine
 from stigmer.resources.execution_events import WAITING_FOR_APPROVAL
+from stigmer.testing.server import ServerThread
 from tests.waiting import wait_until
 
 APPROVE = execution_pb2.APPROVAL_ACTION_APPROVE
@@ -29,6 +31,7 @@ def submit(
     *,
     comment: str = "",
     edited_args: Mapping[str, Any] | None = None,
+    token: str = "",
 ) -> execution_pb2.AgentExecution:
     """Raises grpc.RpcError with the server's status code."""
     request = execution_pb2.SubmitApprovalRequest(
@@ -43,7 +46,10 @@ def submit(
         request.edited_args.CopyFrom(edited)
     with grpc.insecure_channel(address) as channel:
         stub = execution_pb2_grpc.AgentExecutionCommandControllerStub(channel)
-        answer: execution_pb2.AgentExecution = stub.SubmitApproval(request, timeout=30)
+        metadata = [("authorization", f"Bearer {token}")] if token else None
+        answer: execution_pb2.AgentExecution = stub.SubmitApproval(
+            request, timeout=30, metadata=metadata
+        )
         return answer
 
 
@@ -85,3 +91,25 @@ def asked_call_ids(request: Mapping[str, Any]) -> list[str]:
         if message.get("role") == "assistant"
         for call in message.get("tool_calls") or []
     ]
+
+
+def create_execution(
+    address: str, execution: execution_pb2.AgentExecution
+) -> execution_pb2.AgentExecution:
+    """Create through the generated stub: for the spec fields `Client.run` has no option for."""
+    with grpc.insecure_channel(address) as channel:
+        stub = execution_pb2_grpc.AgentExecutionCommandControllerStub(channel)
+        created: execution_pb2.AgentExecution = stub.Create(execution, timeout=30)
+        return created
+
+
+def holds_nothing(server: ServerThread, execution_id: str) -> bool:
+    """No lease on the execution, and on the embedded engine no worker slot."""
+
+    async def lease_of() -> object:
+        async with server.server.store.transaction(write=False) as transaction:
+            return await transaction.get_lease(execution_id)
+
+    engine = server.server.engine
+    is_slot_free = not isinstance(engine, EmbeddedEngine) or engine.running_count == 0
+    return server.run(lease_of()) is None and is_slot_free

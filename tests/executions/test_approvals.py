@@ -6,10 +6,14 @@ recorded requests."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import grpc
 import pytest
 
-from stigmer.api.v1 import execution_pb2
+import stigmer
+from stigmer.api.v1 import execution_pb2, run_policy_pb2
 from stigmer.client import Client
 from stigmer.resources.execution_events import COMPLETED, WAITING_FOR_APPROVAL
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
@@ -22,6 +26,8 @@ from tests.executions.approvals import (
     REJECT,
     SKIP,
     asked_call_ids,
+    create_execution,
+    holds_nothing,
     status_code_of,
     submit,
     tool_results_of,
@@ -55,6 +61,10 @@ def test_reject_with_a_comment_is_the_tool_result_the_model_reads(
     assert call_of(waiting, "c1").status == execution_pb2.TOOL_CALL_STATUS_WAITING_APPROVAL
     assert call_of(waiting, "c1").requires_approval
     assert len(model.requests) == 1
+    wait_until(
+        lambda: holds_nothing(server, started.metadata.id),
+        what="the waiting execution to hold no lease and no worker slot",
+    )
 
     decided = submit(server.address, started.metadata.id, "c1", REJECT, comment="not now")
     assert call_of(decided, "c1").status == execution_pb2.TOOL_CALL_STATUS_REJECTED
@@ -70,6 +80,13 @@ def test_reject_with_a_comment_is_the_tool_result_the_model_reads(
     assert tool_results_of(after) == {"c1": "not now"}
     assert asked_call_ids(after) == ["c1"]
     assert final.status.messages[-1].content == "I could not add."
+    replayed = [u.event for u in client.subscribe(started.metadata.id, after_sequence=1)]
+    changes = [e.WhichOneof("change") for e in replayed]
+    assert changes.count("approval_requested") == 1
+    assert changes.count("approval_decided") == 1
+    decided_event = next(e for e in replayed if e.WhichOneof("change") == "approval_decided")
+    assert decided_event.approval_decided.tool_call_id == "c1"
+    assert decided_event.approval_decided.approval.comment == "not now"
 
 
 @SQLITE_ONLY
@@ -264,3 +281,124 @@ def test_a_new_message_to_a_waiting_session_queues_behind_it(
     assert wait_for_end(client, second.metadata.id).status.phase == COMPLETED
     # The second run's memory holds the first one's decided call and its result.
     assert tool_results_of(model.requests[2]) == {"c1": "2"}
+
+
+@SQLITE_ONLY
+def test_an_unanswered_approval_is_skipped_after_the_agents_timeout(
+    server: ServerThread, client: Client, model: ScriptedModel
+) -> None:
+    timeout = "\n  approval_timeout: {seconds: 1, on_timeout: APPROVAL_TIMEOUT_ACTION_SKIP}"
+    client.apply(gated_tools_agent(extra=timeout))
+    model.add(
+        Reply(tool_calls=(ToolCallStep("add", {"a": 1, "b": 1}, id="c1"),)),
+        Reply(content="skipped it"),
+    )
+    started = client.run("careful", "go")
+
+    final = wait_for_end(client, started.metadata.id)
+
+    assert final.status.phase == COMPLETED, final.status.error
+    call = call_of(final, "c1")
+    assert call.status == execution_pb2.TOOL_CALL_STATUS_SKIPPED
+    assert (call.approval.action, call.approval.decided_by) == (SKIP, "timeout")
+    assert "skipped" in tool_results_of(model.requests[1])["c1"]
+
+
+@SQLITE_ONLY
+def test_auto_approve_runs_asked_calls_and_the_executions_timeout_overrides_the_agents(
+    server: ServerThread, client: Client, model: ScriptedModel
+) -> None:
+    client.apply(gated_tools_agent(ask=("calc/add", "calc/echo"), deny=("calc/pid",)))
+    agent = client.get("agent", "careful")
+    model.add(
+        Reply(tool_calls=(ToolCallStep("add", {"a": 4, "b": 4}, id="c1"),)),
+        Reply(content="8"),
+    )
+    automatic = create_execution(
+        server.address,
+        execution_pb2.AgentExecution(
+            spec=execution_pb2.AgentExecutionSpec(
+                agent_id=agent.metadata.id, message="go", auto_approve=True
+            )
+        ),
+    )
+    final = wait_for_end(client, automatic.metadata.id)
+    assert final.status.phase == COMPLETED, final.status.error
+    call = call_of(final, "c1")
+    assert call.result == "8" and call.requires_approval
+    assert (call.approval.action, call.approval.decided_by) == (APPROVE, "auto-approve")
+    assert not any(
+        u.event.WhichOneof("change") == "approval_requested"
+        for u in client.subscribe(automatic.metadata.id, after_sequence=1)
+    )
+
+    model.add(
+        Reply(tool_calls=(ToolCallStep("echo", {"text": "x"}, id="c2"),)),
+        Reply(content="rejected"),
+    )
+    timed = create_execution(
+        server.address,
+        execution_pb2.AgentExecution(
+            spec=execution_pb2.AgentExecutionSpec(
+                agent_id=agent.metadata.id,
+                message="go",
+                approval_timeout=run_policy_pb2.ApprovalTimeout(
+                    seconds=1, on_timeout=run_policy_pb2.APPROVAL_TIMEOUT_ACTION_REJECT
+                ),
+            )
+        ),
+    )
+    final = wait_for_end(client, timed.metadata.id)
+    call = call_of(final, "c2")
+    assert call.status == execution_pb2.TOOL_CALL_STATUS_REJECTED
+    assert call.approval.decided_by == "timeout"
+    assert "approval_timeout" in tool_results_of(model.requests[3])["c2"]
+
+
+@SQLITE_ONLY
+def test_an_mcp_servers_policy_is_the_default_its_agents_rules_override(
+    server: ServerThread, client: Client, model: ScriptedModel
+) -> None:
+    source = Path(stigmer.__file__).resolve().parents[1]
+    client.apply(
+        f"""\
+apiVersion: agentic.stigmer.ai/v1
+kind: McpServer
+metadata: {{name: calc}}
+spec:
+  stdio:
+    command: {sys.executable}
+    args: ["-m", "stigmer.testing.mcp_server"]
+    env: {{PYTHONPATH: {source}}}
+  tool_policy:
+    ask: ["calc/*"]
+---
+apiVersion: agentic.stigmer.ai/v1
+kind: Agent
+metadata: {{name: Referring}}
+spec:
+  instructions: You add numbers with the add tool and answer with the sum.
+  tool_policy:
+    allow: ["calc/echo"]
+  mcp_servers:
+    - ref: calc
+"""
+    )
+    model.add(
+        Reply(
+            tool_calls=(
+                ToolCallStep("echo", {"text": "free"}, id="e1"),
+                ToolCallStep("add", {"a": 1, "b": 1}, id="a1"),
+            )
+        ),
+        Reply(content="2"),
+    )
+    started = client.run("referring", "go")
+    waiting = wait_for_approvals(client, started.metadata.id)
+
+    assert [a.tool_call_id for a in waiting.status.pending_approvals] == ["a1"]
+    assert call_of(waiting, "e1").result == "free"
+    submit(server.address, started.metadata.id, "a1", APPROVE)
+    final = wait_for_end(client, started.metadata.id)
+    assert final.status.phase == COMPLETED, final.status.error
+    assert tool_results_of(model.requests[1]) == {"e1": "free", "a1": "2"}

@@ -118,6 +118,7 @@ def assert_add_round_trip(model: ScriptedModel, outcome: RunOutcome, sink: Colle
         "fail",
         "crash",
         "sleep",
+        "discard",
     ]
     assert model.requests[1]["messages"][-2:] == [
         {
@@ -449,6 +450,7 @@ def test_an_anthropic_model_drives_a_tool_round_trip_over_stdio() -> None:
         "fail",
         "crash",
         "sleep",
+        "discard",
     ]
     assert second["messages"][-2:] == [
         {

@@ -28,6 +28,7 @@ from stigmer.api.v1 import (
     worker_pb2_grpc,
 )
 from stigmer.consistency.periodic import PeriodicChecker
+from stigmer.domain.execution.approval_timeouts import ApprovalTimeouts
 from stigmer.domain.registry import Domains
 from stigmer.engine.base import Engine
 from stigmer.engine.embedded import EmbeddedEngine
@@ -99,6 +100,9 @@ class StigmerServer:
         self.domains = Domains(self.store, _EngineSignals(self))
         self.engine: Engine = self._build_engine(options)
         self.checker = PeriodicChecker(self.domains, options.check_interval_seconds)
+        self.approval_timeouts = ApprovalTimeouts(
+            self.domains.executions, min(1.0, options.engine.poll_seconds)
+        )
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
@@ -183,6 +187,7 @@ class StigmerServer:
             await self.store.close()
             raise
         await self.checker.start()
+        await self.approval_timeouts.start()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         logger.info(
@@ -197,6 +202,7 @@ class StigmerServer:
         if self._server is None:
             return
         await self._health.enter_graceful_shutdown()
+        await self.approval_timeouts.stop()
         await self.checker.stop()
         await self.engine.stop()
         # Watches never end by themselves: end them now, not after the grace period.

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from stigmer.engine.temporal_engine import TemporalOptions
 
 T = TypeVar("T")
-START_TIMEOUT_SECONDS = 30.0
+# Generous: on a loaded machine a process importing the model SDKs takes a while.
+START_TIMEOUT_SECONDS = 90.0
 
 
 class ServerThread:
