@@ -248,8 +248,12 @@ def timeline_view(execution: execution_pb2.AgentExecution, now: datetime) -> Tim
     for index, message in enumerate(status.messages):
         if message.type != execution_pb2.MESSAGE_TYPE_AI or index == 0:
             continue
-        # A queued execution's human message predates its start.
-        start = max(filter(None, (stamps[index - 1], run_start)), default=None)
+        start = stamps[index - 1]
+        # A queued execution's human message predates its start; a start
+        # later than this message is a continuation's (after approvals).
+        own = stamps[index]
+        if start is not None and run_start is not None and start < run_start <= (own or run_start):
+            start = run_start
         following = stamps[index + 1] if index + 1 < len(stamps) else None
         end = _first_start(calls_of_turn.get(index, [])) or following or end_of_run
         if start is not None:
@@ -261,7 +265,8 @@ def timeline_view(execution: execution_pb2.AgentExecution, now: datetime) -> Tim
             continue
         ends = [epoch_seconds(c.completed_at) or end_of_run for c in calls]
         raw.append(("tool", _tool_span_label(calls), first, max([first, *ends])))
-    origin = epoch_seconds(status.started_at) or (min(r[2] for r in raw) if raw else None)
+    earliest = [r[2] for r in raw] + ([run_start] if run_start is not None else [])
+    origin = min(earliest) if earliest else None
     if origin is None:
         return TimelineView((), "", "", "")
     total = max(end_of_run - origin, 1e-6)
