@@ -90,6 +90,7 @@ bench: setup
 	$(BIN)/python bench/skills.py --store both
 	$(BIN)/python bench/usage_recording.py
 	$(BIN)/python bench/local_model.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -2,8 +2,10 @@
 on a free port, and (for the browser tests) Debian's chromium driven by
 Playwright.
 
-The browser is one per test session; every test gets a fresh context and
-page, and fails on any console error or uncaught exception in the page.
+The browser is one per test module: Playwright's sync API keeps an event
+loop running on the test thread while it lives, which the sync Client of the
+modules after it could not share. Every test gets a fresh context and page,
+and fails on any console error or uncaught exception in the page.
 Screenshots go to the test's tmp folder, and also to
 <repo>/.console-screenshots/ when STIGMER_CONSOLE_SCREENSHOTS is set.
 """
@@ -124,7 +126,7 @@ def screenshots(tmp_path: Path) -> Screenshots:
     return Screenshots(folder)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     from playwright.sync_api import sync_playwright
 
@@ -137,7 +139,7 @@ def _start_file_threads(loop: asyncio.AbstractEventLoop) -> None:
     """Playwright reads and writes files (screenshots, script tags) on its
     event loop's default executor, whose threads start on first use, inside
     some test, and live as long as the loop: the leak check would blame that
-    test. They are started here, while this session fixture sets up."""
+    test. They are started here, while this module fixture sets up."""
     executor = ThreadPoolExecutor(FILE_THREADS, thread_name_prefix="playwright-files")
     loop.set_default_executor(executor)
     everyone = threading.Barrier(FILE_THREADS)
@@ -145,7 +147,7 @@ def _start_file_threads(loop: asyncio.AbstractEventLoop) -> None:
         started.result()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     executable = shutil.which("chromium")
     if executable is None:

@@ -59,7 +59,7 @@ def test_every_page_renders_what_it_is_about_without_javascript(
     assert "2 + 3 = 5" in execution.body  # the final answer
     assert 'id="tool-call-' in execution.body and "&#34;a&#34;: 2" in execution.body
     assert "COMPLETED" in execution.body and "21 in, 9 out" in execution.body
-    assert "model call 1" in execution.body and "tool add" in execution.body  # the timeline
+    assert "model call 1" in execution.body and "tools add" in execution.body  # the timeline
     assert usage.status == 200 and "Calculator" in usage.body and "30 (21 in, 9 out)" in usage.body
     for answer in (home, agents, agent, executions, execution, usage):
         assert answer.headers["content-type"].startswith("text/html")

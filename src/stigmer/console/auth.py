@@ -51,7 +51,7 @@ async def sign_in(request: Request) -> Response:
     else:
         clients = request.app.state.clients
         try:
-            await clients.for_token(token).list("agent", page_size=1)
+            await clients.for_token(token).server_info()
         except Unauthenticated:
             problem = "token: the server does not accept this token"
         except StigmerError as error:

@@ -12,11 +12,13 @@ end; a tool call runs from its started_at to its completed_at.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from google.protobuf.json_format import MessageToDict
+from google.protobuf import struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from stigmer.api.v1 import execution_pb2
@@ -42,9 +44,20 @@ def moment(stamp: Timestamp) -> datetime | None:
     return stamp.ToDatetime(UTC) if stamp.seconds or stamp.nanos else None
 
 
+def epoch_seconds(stamp: Timestamp) -> float | None:
+    """The stamp as seconds since the epoch: cheaper than a datetime where
+    only differences count (the timeline, durations)."""
+    return stamp.seconds + stamp.nanos / 1e9 if stamp.seconds or stamp.nanos else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _clock_text_of(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def clock_text(stamp: Timestamp) -> str:
-    when = moment(stamp)
-    return when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else ""
+    # Messages of one run share their seconds: each is formatted once.
+    return _clock_text_of(stamp.seconds) if stamp.seconds or stamp.nanos else ""
 
 
 def seconds_text(seconds: float | None) -> str:
@@ -125,13 +138,26 @@ def message_view(index: int, message: execution_pb2.ExecutionMessage) -> Message
     )
 
 
-def _args_json(args: object) -> str:
-    return json.dumps(args, indent=2, sort_keys=True, ensure_ascii=False)
+def _plain(value: Any) -> Any:
+    """A Struct's values as JSON values; whole numbers without a fraction."""
+    if isinstance(value, struct_pb2.Struct):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, struct_pb2.ListValue):
+        return [_plain(item) for item in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def _args_json(args: struct_pb2.Struct) -> str:
+    # No indent: json's C encoder only runs without one, and a page shows
+    # hundreds of these.
+    return json.dumps(_plain(args), sort_keys=True, ensure_ascii=False)
 
 
 def tool_call_view(call: execution_pb2.ToolCall) -> ToolCallView:
-    started, completed = moment(call.started_at), moment(call.completed_at)
-    duration = (completed - started).total_seconds() if started and completed else None
+    started, completed = epoch_seconds(call.started_at), epoch_seconds(call.completed_at)
+    duration = completed - started if started is not None and completed is not None else None
     decision = ""
     if call.HasField("approval") and call.approval.action:
         action = execution_pb2.ApprovalAction.Name(call.approval.action)
@@ -142,7 +168,7 @@ def tool_call_view(call: execution_pb2.ToolCall) -> ToolCallView:
         id=call.id,
         name=call.name,
         server=call.server,
-        args_json=_args_json(MessageToDict(call.args)),
+        args_json=_args_json(call.args),
         result=call.result,
         error=call.error,
         status=tool_status_name(call.status),
@@ -160,7 +186,7 @@ def pending_approval_views(
             tool_call_id=pending.tool_call_id,
             tool=pending.tool,
             server=pending.server,
-            args_json=_args_json(MessageToDict(pending.args)),
+            args_json=_args_json(pending.args),
             model_text=pending.model_text,
             requested_at=clock_text(pending.requested_at),
             sub_agent=pending.sub_agent,
@@ -193,47 +219,75 @@ def tool_call_owners(execution: execution_pb2.AgentExecution) -> dict[str, int |
     }
 
 
-def _first_start(calls: list[execution_pb2.ToolCall]) -> datetime | None:
-    starts = [s for s in (moment(c.started_at) for c in calls) if s is not None]
+def _first_start(calls: list[execution_pb2.ToolCall]) -> float | None:
+    starts = [s for s in (epoch_seconds(c.started_at) for c in calls) if s is not None]
     return min(starts) if starts else None
 
 
+def _tool_span_label(calls: list[execution_pb2.ToolCall]) -> str:
+    counts: dict[str, int] = {}
+    for call in calls:
+        counts[call.name] = counts.get(call.name, 0) + 1
+    names = ", ".join(name if n == 1 else f"{name} x{n}" for name, n in counts.items())
+    return f"tools {names}"
+
+
 def timeline_view(execution: execution_pb2.AgentExecution, now: datetime) -> TimelineView:
+    """One span per model call and one per turn's tool calls (from the first
+    start to the last end): a run of hundreds of calls stays one short chart."""
     status = execution.status
     owners = tool_call_owners(execution)
-    end_of_run = moment(status.completed_at) or now
-    raw: list[tuple[str, str, datetime, datetime]] = []
-    messages = list(status.messages)
-    for index, message in enumerate(messages):
+    end_of_run = epoch_seconds(status.completed_at) or now.timestamp()
+    calls_of_turn: dict[int | None, list[execution_pb2.ToolCall]] = {}
+    for call in status.tool_calls:
+        calls_of_turn.setdefault(owners.get(call.id), []).append(call)
+    raw: list[tuple[str, str, float, float]] = []
+    stamps = [epoch_seconds(m.timestamp) for m in status.messages]
+    run_start = epoch_seconds(status.started_at)
+    model_calls = 0
+    for index, message in enumerate(status.messages):
         if message.type != execution_pb2.MESSAGE_TYPE_AI or index == 0:
             continue
-        start = moment(messages[index - 1].timestamp)
-        following = moment(messages[index + 1].timestamp) if index + 1 < len(messages) else None
-        own_calls = [c for c in status.tool_calls if owners.get(c.id) == index]
-        end = _first_start(own_calls) or following or end_of_run
+        start = stamps[index - 1]
+        # A queued execution's human message predates its start; a start
+        # later than this message is a continuation's (after approvals).
+        own = stamps[index]
+        if start is not None and run_start is not None and start < run_start <= (own or run_start):
+            start = run_start
+        following = stamps[index + 1] if index + 1 < len(stamps) else None
+        end = _first_start(calls_of_turn.get(index, [])) or following or end_of_run
         if start is not None:
-            raw.append(("model", f"model call {len(raw) + 1}", start, max(start, end)))
-    for call in status.tool_calls:
-        start = moment(call.started_at)
-        if start is not None:
-            end = moment(call.completed_at) or end_of_run
-            raw.append(("tool", f"tool {call.name}", start, max(start, end)))
-    origin = moment(status.started_at) or (min(r[2] for r in raw) if raw else None)
+            model_calls += 1
+            raw.append(("model", f"model call {model_calls}", start, max(start, end)))
+    for calls in calls_of_turn.values():
+        first = _first_start(calls)
+        if first is None:
+            continue
+        ends = [epoch_seconds(c.completed_at) or end_of_run for c in calls]
+        raw.append(("tool", _tool_span_label(calls), first, max([first, *ends])))
+    earliest = [r[2] for r in raw] + ([run_start] if run_start is not None else [])
+    origin = min(earliest) if earliest else None
     if origin is None:
         return TimelineView((), "", "", "")
-    total = max((end_of_run - origin).total_seconds(), 1e-6)
+    total = max(end_of_run - origin, 1e-6)
     spans = tuple(
         SpanView(
             kind=kind,
             label=label,
-            left_percent=round(100 * max((start - origin).total_seconds(), 0) / total, 2),
-            width_percent=round(max(100 * (end - start).total_seconds() / total, 0.5), 2),
-            duration=seconds_text((end - start).total_seconds()),
+            left_percent=round(100 * max(start - origin, 0) / total, 2),
+            width_percent=round(
+                min(
+                    max(100 * (end - start) / total, 0.5),
+                    100 - 100 * max(start - origin, 0) / total,
+                ),
+                2,
+            ),
+            duration=seconds_text(end - start),
         )
         for kind, label, start, end in sorted(raw, key=lambda r: r[2])
     )
-    model = sum((e - s).total_seconds() for k, _, s, e in raw if k == "model")
-    tools = sum((e - s).total_seconds() for k, _, s, e in raw if k == "tool")
+    model = sum(e - s for k, _, s, e in raw if k == "model")
+    tools = sum(e - s for k, _, s, e in raw if k == "tool")
     return TimelineView(spans, seconds_text(model), seconds_text(tools), seconds_text(total))
 
 

@@ -32,8 +32,8 @@ from starlette.responses import Response, StreamingResponse
 
 from stigmer.api.v1 import execution_pb2
 from stigmer.console.app import client_of
-from stigmer.console.execution_view import message_view, tool_call_owners, tool_call_view
-from stigmer.console.pages import agents_by_id, execution_context, execution_filters, execution_row
+from stigmer.console.execution_view import message_view, tool_call_view
+from stigmer.console.pages import ExecutionParts, agents_by_id, execution_filters, execution_row
 from stigmer.errors import StigmerError
 from stigmer.resources.execution_events import apply_event
 
@@ -64,11 +64,11 @@ class ExecutionFragments:
     def __init__(self, environment: Environment) -> None:
         self.parts: Any = environment.get_template(PARTS_TEMPLATE).module
 
-    def _part(self, name: str, context: dict[str, Any]) -> str:
+    def _part(self, name: str, context: ExecutionParts) -> str:
         return str(getattr(self.parts, name)(context))
 
     def whole(self, execution: execution_pb2.AgentExecution) -> list[dict[str, str]]:
-        context = execution_context(execution)
+        context = ExecutionParts(execution)
         names = (*SUMMARY_PARTS, "conversation")
         return [
             {"op": "replace", "id": f"execution-{name}", "html": self._part(name, context)}
@@ -83,18 +83,19 @@ class ExecutionFragments:
         if change == "message_delta":
             delta = event.message_delta
             return [{"op": "text", "id": f"message-{delta.index}-content", "text": delta.text}]
-        context = execution_context(execution)
+        context = ExecutionParts(execution)
         if change == "message_added":
             index = len(status.messages) - 1
             view = message_view(index, status.messages[index])
-            html = str(self.parts.message(view, context["calls_by_message"].get(index, [])))
+            # A message just added has no tool calls yet: they follow it.
+            html = str(self.parts.message(view, []))
             operations = [{"op": "append", "id": "conversation", "html": html}]
             if view.kind == "ai":
                 operations.append(self._replace("timeline", context))
             return operations
         if change == "tool_call_updated":
             call = event.tool_call_updated
-            owner = tool_call_owners(execution).get(call.id)
+            owner = context.owners.get(call.id)
             container = "unattached-calls" if owner is None else f"message-{owner}-calls"
             updated = [c for c in status.tool_calls if c.id == call.id]
             html = str(self.parts.tool_call(tool_call_view(updated[0] if updated else call)))
@@ -104,7 +105,7 @@ class ExecutionFragments:
             ]
         return [self._replace(name, context) for name in SUMMARY_PARTS]
 
-    def _replace(self, name: str, context: dict[str, Any]) -> dict[str, str]:
+    def _replace(self, name: str, context: ExecutionParts) -> dict[str, str]:
         return {"op": "replace", "id": f"execution-{name}", "html": self._part(name, context)}
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from starlette.requests import Request
@@ -25,6 +26,11 @@ from stigmer.api.v1 import execution_pb2
 from stigmer.client.aio import AsyncClient
 from stigmer.console.app import client_of, describe_error, render
 from stigmer.console.execution_view import (
+    ExecutionView,
+    MessageView,
+    PendingApprovalView,
+    TimelineView,
+    ToolCallView,
     clock_text,
     execution_view,
     is_waiting_for_approval,
@@ -55,6 +61,8 @@ PHASE_CHOICES = (
     "terminated",
 )
 RECENT_LIMIT = 20
+# Without JavaScript, pages that change refresh themselves this often.
+REFRESH_SECONDS = 10
 LIST_LIMIT = 500
 
 
@@ -116,6 +124,7 @@ async def home(request: Request) -> Response:
         "home.html",
         {
             "title": "Overview",
+            "refresh_seconds": REFRESH_SECONDS,
             "active": [execution_row(e, agents) for e in _newest_first(active, LIST_LIMIT)],
             "waiting": [execution_row(e, agents) for e in _newest_first(waiting, LIST_LIMIT)],
             "failed": [execution_row(e, agents) for e in _newest_first(failed, RECENT_LIMIT)],
@@ -173,6 +182,7 @@ async def executions(request: Request) -> Response:
         "executions.html",
         {
             "title": "Executions",
+            "refresh_seconds": REFRESH_SECONDS,
             "rows": rows,
             "phase": phase,
             "agent_filter": agent_name,
@@ -184,46 +194,78 @@ async def executions(request: Request) -> Response:
     )
 
 
-def execution_context(execution: execution_pb2.AgentExecution) -> dict[str, Any]:
-    """What execution.html and its live fragments render."""
-    now = datetime.now(UTC)
-    messages = [message_view(i, m) for i, m in enumerate(execution.status.messages)]
-    calls_by_message: dict[int, list[Any]] = defaultdict(list)
-    unattached = []
-    owners = tool_call_owners(execution)
-    for call in execution.status.tool_calls:
-        owner = owners.get(call.id)
-        if owner is None:
-            unattached.append(tool_call_view(call))
-        else:
-            calls_by_message[owner].append(tool_call_view(call))
-    return {
-        "execution": execution,
-        "view": execution_view(execution, now),
-        "messages": messages,
-        "calls_by_message": calls_by_message,
-        "unattached_calls": unattached,
-        "approvals": pending_approval_views(execution),
-        "timeline": timeline_view(execution, now),
-        "sub_agents": [
+class ExecutionParts:
+    """What execution.html and its live fragments render, each part computed
+    on first use: a live update renders only the parts it changed, and at a
+    thousand messages the conversation is the part worth not redoing."""
+
+    def __init__(self, execution: execution_pb2.AgentExecution) -> None:
+        self.execution = execution
+        self.now = datetime.now(UTC)
+
+    @cached_property
+    def view(self) -> ExecutionView:
+        return execution_view(self.execution, self.now)
+
+    @cached_property
+    def messages(self) -> list[MessageView]:
+        return [message_view(i, m) for i, m in enumerate(self.execution.status.messages)]
+
+    @cached_property
+    def owners(self) -> dict[str, int | None]:
+        return tool_call_owners(self.execution)
+
+    @cached_property
+    def calls_by_message(self) -> dict[int, list[ToolCallView]]:
+        by_message: dict[int, list[ToolCallView]] = defaultdict(list)
+        for call in self.execution.status.tool_calls:
+            owner = self.owners.get(call.id)
+            if owner is not None:
+                by_message[owner].append(tool_call_view(call))
+        return by_message
+
+    @cached_property
+    def unattached_calls(self) -> list[ToolCallView]:
+        return [
+            tool_call_view(call)
+            for call in self.execution.status.tool_calls
+            if self.owners.get(call.id) is None
+        ]
+
+    @cached_property
+    def approvals(self) -> list[PendingApprovalView]:
+        return pending_approval_views(self.execution)
+
+    @cached_property
+    def timeline(self) -> TimelineView:
+        return timeline_view(self.execution, self.now)
+
+    @cached_property
+    def sub_agents(self) -> list[tuple[str, str, str]]:
+        return [
             (s.name, s.execution_id, phase_name(s.phase) if s.phase else "PENDING")
-            for s in execution.status.sub_agent_executions
-        ],
-        "todos": [(t.content, t.status) for t in execution.status.todos],
-    }
+            for s in self.execution.status.sub_agent_executions
+        ]
+
+    @cached_property
+    def todos(self) -> list[tuple[str, str]]:
+        return [(t.content, t.status) for t in self.execution.status.todos]
 
 
 async def execution(request: Request) -> Response:
     client = client_of(request)
     found = await client.get_execution(request.path_params["id"])
     agents = await agents_by_id(client)
-    context = execution_context(found)
-    agent_of = agents.get(context["view"].agent_id)
-    context["c"] = dict(context)
-    context["title"] = f"Execution {found.metadata.id}"
-    context["refresh_seconds"] = 0 if context["view"].is_terminal else 5
-    context["agent_name"] = agent_of.metadata.name if agent_of else context["view"].agent_id
-    context["agent_slug"] = agent_of.metadata.slug if agent_of else ""
+    parts = ExecutionParts(found)
+    agent_of = agents.get(parts.view.agent_id)
+    context = {
+        "c": parts,
+        "view": parts.view,
+        "title": f"Execution {found.metadata.id}",
+        "refresh_seconds": 0 if parts.view.is_terminal else 5,
+        "agent_name": agent_of.metadata.name if agent_of else parts.view.agent_id,
+        "agent_slug": agent_of.metadata.slug if agent_of else "",
+    }
     return render(request, "execution.html", context)
 
 
