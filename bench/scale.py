@@ -413,6 +413,8 @@ async def run_store(bench_store: BenchStore, sizes: Sequence[int], check_timeout
         measure_raw(bench_store, loaded, figures)
         await measure_server(loaded, figures, check_timeout)
         all_figures.append(figures)
+        # Printed as each size is done: the sizes so far survive an interrupted run.
+        say(figures_table(all_figures))
         if bench_store.name == "SQLite":
             remove_sqlite_files(loaded.url)
     say()
