@@ -301,6 +301,10 @@ async def measure_server(loaded: Loaded, figures: Figures, check_timeout: float)
                 figures.checked = report.resources_checked
                 figures.violations = len(report.violations)
             sampled_peak = await sampler
+            # The baseline spans the check, before and after: a shared
+            # machine's noise drifts over a minute-long check.
+            figures.gets_before += await timed_gets(client, slugs, None, LOOKUPS)
+            figures.gets_before = tuple(sorted(figures.gets_before))
             figures.rss_peak_kib = rss_kib(server.pid, "VmHWM") if is_peak_reset else sampled_peak
 
 
@@ -428,7 +432,7 @@ async def run_store(bench_store: BenchStore, sizes: Sequence[int], check_timeout
         f"{bench_store.driver} connection (the floor); an indexed lookup grows ~1x with the "
         "store, a scan with it. The check is the Check RPC; its floor reads every row once "
         "in one statement. during/without: p99 of gets by slug made while the check ran, "
-        "over the p99 of as many gets just before it."
+        "over the p99 of gets just before and just after it."
     )
     say()
 
