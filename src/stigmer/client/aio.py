@@ -75,6 +75,10 @@ CASCADES = {
 _ID_PATTERN = re.compile(r"^[a-z]{3}-[0-9a-z]{26}$")
 # Items per page the client asks for when it reads every page of a list.
 PAGE_SIZE = 100
+# Seconds a check or a repair may take: the server reads the whole store for
+# it, paced so that it never stalls other requests, which on a large store
+# takes minutes rather than the seconds any other call may take.
+CONSISTENCY_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -788,7 +792,9 @@ class AsyncClient:
     async def check(self) -> consistency_pb2.ConsistencyReport:
         """Every broken invariant of the store (see `stigmer check`)."""
         report: consistency_pb2.ConsistencyReport = await self._call(
-            self._consistency.Check(consistency_pb2.CheckRequest(), timeout=self.timeout)
+            self._consistency.Check(
+                consistency_pb2.CheckRequest(), timeout=max(self.timeout, CONSISTENCY_TIMEOUT)
+            )
         )
         return report
 
@@ -804,7 +810,7 @@ class AsyncClient:
             raise InvalidArgument.for_field("orphans", "must be keep or delete")
         request = consistency_pb2.RepairRequest(dry_run=dry_run, orphans=policies[orphans])
         report: consistency_pb2.RepairReport = await self._call(
-            self._consistency.Repair(request, timeout=self.timeout)
+            self._consistency.Repair(request, timeout=max(self.timeout, CONSISTENCY_TIMEOUT))
         )
         return report
 

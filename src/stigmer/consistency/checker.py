@@ -8,10 +8,11 @@ It walks each kind in pages in id order (keyset pagination on the
 (kind, id) index, which both stores have), each page in a short read
 transaction of its own together with the point lookups its checks need
 (page_checks.py). A transaction holds the SQLite store's one connection and
-so every other request: a page is small enough to take a few milliseconds
-at most, and after each page the checker rests for as long again as the
-page took, so requests arriving during a check wait for one page at worst
-and the check takes at most half the server's time. Memory holds one page
+so every other request: a page is small enough to take well under a
+millisecond on an idle machine, and after each page the checker rests for
+twice as long as the page took, so requests arriving during a check wait
+for one page at worst and the check takes at most a third of the server's
+time. Memory holds one page
 and the violations found, whatever the size of the store.
 
 Each violation is judged within one transaction, so concurrent writes
@@ -38,11 +39,13 @@ class Pace:
 
     `page_size` records (and their lookups) are read per transaction;
     after each full page the check rests `rest_ratio` times as long as the
-    page took (1.0: the check uses at most about half of the time).
+    page took (2.0: the check uses at most about a third of the time). Small
+    pages keep the wait of a request that arrives during one short even
+    when the machine is busy and the page's transaction is preempted.
     """
 
-    page_size: int = 50
-    rest_ratio: float = 1.0
+    page_size: int = 10
+    rest_ratio: float = 2.0
 
 
 SHARED_PACE = Pace()

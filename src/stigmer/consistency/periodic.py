@@ -4,7 +4,9 @@ It logs each violation as a warning with its code, keeps the last report
 for the GetLastReport RPC, and heals on its own only what needs no
 decision: an agent's missing or wrong pointer to its default instance.
 (Expired leases are the engine's reaper's job, which runs every lease
-period.) An interval of zero turns it off.
+period.) An interval of zero turns it off. Each check is paced (see
+checker.py): it shares the server with requests instead of stalling them,
+and the next one starts `interval` seconds after it ends.
 """
 
 from __future__ import annotations
