@@ -5,17 +5,23 @@ JavaScript."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.cookies import SimpleCookie
 from pathlib import Path
+
+import pytest
 
 from stigmer.client import Client
 from stigmer.console.app import NOTICE_COOKIE, TOKEN_COOKIE, ConsoleOptions
 from stigmer.console.serving import ConsoleServer
 from stigmer.errors import FailedPrecondition
 from stigmer.resources.execution_events import COMPLETED
+from stigmer.resources.prices import PriceTable, parse_prices
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerThread
 from tests.agents import PLAIN_AGENT, stdio_tools_agent
+from tests.backends import engine_options
 from tests.console.conftest import fetch
 from tests.waiting import wait_for_end
 
@@ -60,7 +66,8 @@ def test_every_page_renders_what_it_is_about_without_javascript(
     assert 'id="tool-call-' in execution.body and "&#34;a&#34;: 2" in execution.body
     assert "COMPLETED" in execution.body and "21 in, 9 out" in execution.body
     assert "model call 1" in execution.body and "tools add" in execution.body  # the timeline
-    assert usage.status == 200 and "Calculator" in usage.body and "30 (21 in, 9 out)" in usage.body
+    assert usage.status == 200 and "Calculator" in usage.body
+    assert "30 (21 in, 9 out, 0 cached)" in usage.body
     for answer in (home, agents, agent, executions, execution, usage):
         assert answer.headers["content-type"].startswith("text/html")
         assert "<script" not in answer.body or 'src="/static/console.js"' in answer.body
@@ -72,6 +79,87 @@ def test_an_unknown_phase_is_400_naming_the_field(console: ConsoleServer) -> Non
 
     assert answer.status == 400
     assert "phase: unknown phase" in answer.body
+
+
+# Dollars per million tokens in/out/cached for the scripted model.
+PRICES = PriceTable.with_overrides(parse_prices("scripted=2/10/0.5"))
+
+
+@pytest.fixture
+def priced_console(store_url: str, model: ScriptedModel) -> Iterator[tuple[Client, ConsoleServer]]:
+    with ServerThread(store_url, engine=engine_options(model.base_url), prices=PRICES) as server:
+        web_console = ConsoleServer(ConsoleOptions(server.address))
+        server.run(web_console.start())
+        try:
+            with Client(server.address) as client:
+                yield client, web_console
+        finally:
+            server.run(web_console.stop())
+
+
+def _totals(body: str) -> dict[str, str]:
+    return dict(re.findall(r'<dd id="usage-([a-z]+)">([^<]*)</dd>', body))
+
+
+def test_usage_shows_the_exact_cost_and_tokens_the_server_priced(
+    priced_console: tuple[Client, ConsoleServer], model: ScriptedModel
+) -> None:
+    client, console = priced_console
+    client.apply(PLAIN_AGENT)
+    client.apply(stdio_tools_agent())
+    model.add(Reply(content="Hi.", input_tokens=1000, cached_tokens=400, output_tokens=100))
+    greeted = wait_for_end(client, client.run("greeter", "hello").metadata.id)
+    model.add(Reply(content="Hello.", input_tokens=3000, output_tokens=250))
+    added = wait_for_end(client, client.run("calculator", "hello").metadata.id)
+    assert greeted.status.phase == added.status.phase == COMPLETED
+
+    answer = fetch(console.url + "usage?since=7d")
+    greeter_only = fetch(console.url + "usage?agent=greeter")
+    future = fetch(console.url + "usage?since=2999-01-01")
+
+    # Micro-dollars: 600*2 + 400*0.5 + 100*10 = 2400, and 3000*2 + 250*10 = 8500.
+    assert answer.status == 200
+    assert _totals(answer.body) == {
+        "cost": "$0.010900",
+        "input": "4000",
+        "output": "350",
+        "cached": "400",
+        "calls": "2",
+        "executions": "2",
+    }
+    today = datetime.now(UTC).date().isoformat()
+    by_day, by_agent = answer.body.split('id="by-agent-caption"')
+    assert f'<th scope="row">{today}</th>' in by_day
+    assert "4350 (4000 in, 350 out, 400 cached)" in by_day and "$0.010900" in by_day
+    assert "1100 (1000 in, 100 out, 400 cached)" in by_agent and "$0.002400" in by_agent
+    assert "3250 (3000 in, 250 out, 0 cached)" in by_agent and "$0.008500" in by_agent
+    assert '<th scope="row">Greeter</th>' in by_agent
+    assert '<th scope="row">Calculator</th>' in by_agent
+    # The largest bar is full width and the other is to scale (2400 / 8500).
+    assert 'style="width: 100.0%"' in by_agent and 'style="width: 28.24%"' in by_agent
+    assert greeter_only.status == 200
+    assert _totals(greeter_only.body)["cost"] == "$0.002400"
+    assert _totals(greeter_only.body)["calls"] == "1"
+    assert "Calculator</th>" not in greeter_only.body.split('id="by-agent-caption"')[1]
+    assert future.status == 200 and _totals(future.body)["calls"] == "0"
+    assert "No model calls in this span." in future.body
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [("since=yesterday", "since: "), ("since=7y", "since: "), ("agent=%21%21%21", "agent: ")],
+)
+def test_bad_usage_filters_are_400_naming_the_field(
+    console: ConsoleServer, query: str, named: str
+) -> None:
+    answer = fetch(console.url + "usage?" + query)
+
+    assert answer.status == 400
+    assert named in answer.body
+
+
+def test_usage_of_an_unknown_agent_is_404(console: ConsoleServer) -> None:
+    assert fetch(console.url + "usage?agent=nobody").status == 404
 
 
 def test_an_unknown_execution_or_agent_is_404(console: ConsoleServer) -> None:

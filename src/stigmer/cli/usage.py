@@ -9,10 +9,9 @@ only the table prints, and `-o json` prints the report as the API gives it.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -24,30 +23,10 @@ from stigmer.cli.resources import ServerOption
 from stigmer.client import Client
 from stigmer.errors import InvalidArgument
 from stigmer.resources.prices import format_dollars as dollars
+from stigmer.resources.usage_spans import since_moment
 
 GROUPINGS = ("agent", "model", "day")
 CHART_WIDTH = 40
-_SINCE = re.compile(r"^(\d+)([hdw])$")
-_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
-
-
-def since_moment(text: str, now: datetime) -> datetime | None:
-    """`7d`, `12h`, `2w` back from `now`, or a date (YYYY-MM-DD, UTC); "" is none.
-
-    Raises:
-        InvalidArgument: anything else (field --since).
-    """
-    if not text:
-        return None
-    found = _SINCE.match(text.strip())
-    if found is not None:
-        return now - int(found.group(1)) * _UNITS[found.group(2)]
-    try:
-        return datetime.strptime(text.strip(), "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        raise InvalidArgument.for_field(
-            "--since", f"{text!r} is not a span (7d, 12h, 2w) or a date (YYYY-MM-DD)"
-        ) from None
 
 
 def _row(key: str, usage: execution_pb2.Usage, executions: int) -> list[str]:
@@ -139,7 +118,7 @@ def usage(
         raise InvalidArgument.for_field("--by", f"{by!r}: use agent, model or day")
     if output not in ("table", "json"):
         raise InvalidArgument.for_field("--output", f"{output!r}: use table or json")
-    moment = since_moment(since, datetime.now(UTC))
+    moment = since_moment(since, datetime.now(UTC), field="--since")
     with Client(server) as client:
         report = client.usage(agent=agent, session=session, since=moment, group_by=by)
     if output == "json":

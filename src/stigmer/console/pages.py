@@ -5,9 +5,10 @@
     /agents/<slug>       its manifest, instances, sessions, executions, a box to run it
     /executions          filterable by ?phase= and ?agent=, updating live
     /executions/<id>     the conversation as it streams, tool calls, timeline, buttons
-    /usage               tokens per day and per agent
+    /usage               tokens and cost per day and per agent, by ?since= and ?agent=
 
-Each handler reads through the SDK and renders a template; nothing is kept
+Each handler reads through the SDK (the usage page from the server's usage
+records, one per model call, with cost priced by the server) and renders a template; nothing is kept
 between requests.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stigmer.api.v1 import execution_pb2
+from stigmer.api.v1 import execution_pb2, usage_pb2
 from stigmer.client.aio import AsyncClient
 from stigmer.console.app import client_of, describe_error, render
 from stigmer.console.execution_view import (
@@ -49,6 +50,9 @@ from stigmer.resources.execution_events import (
     phase_name,
 )
 from stigmer.resources.manifests import dump_yaml, to_manifest_dict
+from stigmer.resources.prices import format_dollars
+from stigmer.resources.slugs import slugify
+from stigmer.resources.usage_spans import since_moment
 
 PHASE_CHOICES = (
     "pending",
@@ -269,48 +273,93 @@ async def execution(request: Request) -> Response:
     return render(request, "execution.html", context)
 
 
+USAGE_AGENT_MAX_CHARS = 64
+
+
 @dataclass(frozen=True)
 class UsageBar:
+    """One row of a usage chart: a day or an agent, its tokens and cost, and
+    how long each bar is against the chart's largest."""
+
     label: str
     input_tokens: int
     output_tokens: int
-    percent: float
+    cached_tokens: int
+    model_calls: int
+    cost: str
     executions: int
+    tokens_percent: float
+    cost_percent: float
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
 
 
-def _bars(totals: dict[str, list[int]]) -> list[UsageBar]:
-    largest = max((i + o for i, o, _ in totals.values()), default=0) or 1
+def _percent(value: int, largest: int) -> float:
+    return round(100 * value / largest, 2) if largest else 0.0
+
+
+def usage_bars(groups: list[usage_pb2.UsageGroup], labels: dict[str, str]) -> list[UsageBar]:
+    """The groups as bars, labelled by `labels` (an agent's name for its id)
+    or by their own key (a day)."""
+    most_tokens = max((g.usage.input_tokens + g.usage.output_tokens for g in groups), default=0)
+    most_cost = max((g.usage.cost_micros for g in groups), default=0)
     return [
-        UsageBar(label, i, o, round(100 * (i + o) / largest, 2), count)
-        for label, (i, o, count) in totals.items()
+        UsageBar(
+            label=labels.get(group.key, group.key or "unknown"),
+            input_tokens=group.usage.input_tokens,
+            output_tokens=group.usage.output_tokens,
+            cached_tokens=group.usage.cached_tokens,
+            model_calls=group.usage.model_calls,
+            cost=format_dollars(group.usage.cost_micros),
+            executions=group.executions,
+            tokens_percent=_percent(
+                group.usage.input_tokens + group.usage.output_tokens, most_tokens
+            ),
+            cost_percent=_percent(group.usage.cost_micros, most_cost),
+        )
+        for group in groups
     ]
+
+
+def usage_filters(request: Request, now: datetime) -> tuple[str, datetime | None, str]:
+    """?since= (7d, 12h, 2w or YYYY-MM-DD) and ?agent= (name, slug or id).
+
+    Raises:
+        InvalidArgument: a value that cannot be either (naming its field).
+    """
+    since_text = request.query_params.get("since", "").strip()
+    since = since_moment(since_text, now, field="since")
+    agent = request.query_params.get("agent", "").strip()
+    if len(agent) > USAGE_AGENT_MAX_CHARS:
+        raise InvalidArgument.for_field(
+            "agent", f"at most {USAGE_AGENT_MAX_CHARS} characters, got {len(agent)}"
+        )
+    if agent and not slugify(agent) and not agent.startswith("agt-"):
+        raise InvalidArgument.for_field("agent", f"{agent!r} names no agent")
+    return since_text, since, agent
 
 
 async def usage(request: Request) -> Response:
     client = client_of(request)
+    since_text, since, agent_filter = usage_filters(request, datetime.now(UTC))
+    report = await client.usage(agent=agent_filter, since=since, group_by="agent")
     agents = await agents_by_id(client)
-    by_day: dict[str, list[int]] = {}
-    by_agent: dict[str, list[int]] = {}
-    listed = await client.list_executions()
-    for item in listed:
-        created = moment(item.status.audit.created_at)
-        day = created.strftime("%Y-%m-%d") if created else "unknown"
-        agent_of = agents.get(item.status.agent_id)
-        name = agent_of.metadata.name if agent_of else item.status.agent_id or "unknown"
-        for totals, key in ((by_day, day), (by_agent, name)):
-            entry = totals.setdefault(key, [0, 0, 0])
-            entry[0] += item.status.usage.input_tokens
-            entry[1] += item.status.usage.output_tokens
-            entry[2] += 1
+    names = {agent_id: found.metadata.name for agent_id, found in agents.items()}
+    total = report.total
     return render(
         request,
         "usage.html",
         {
             "title": "Usage",
-            "by_day": _bars(dict(sorted(by_day.items()))),
-            "by_agent": _bars(dict(sorted(by_agent.items()))),
-            "input_tokens": sum(e.status.usage.input_tokens for e in listed),
-            "output_tokens": sum(e.status.usage.output_tokens for e in listed),
-            "executions": len(listed),
+            "by_day": usage_bars(list(report.days), {}),
+            "by_agent": usage_bars(list(report.groups), names),
+            "total": total,
+            "cost": format_dollars(total.cost_micros),
+            "executions": report.executions,
+            "since": since_text,
+            "agent_filter": agent_filter,
+            "agents": sorted(agents.values(), key=lambda a: a.metadata.slug),
         },
     )
