@@ -9,7 +9,9 @@ up the conversation (`included`): a model call lost with its worker may have
 left a partial AI message, which stays recorded but is not sent to the model
 again. So neither environment secrets nor API keys enter Temporal's history.
 
-Retry policies, chosen for side effects that must not happen twice:
+Every activity heartbeats, so the loss of the worker running it is noticed
+within the heartbeat timeout; what happens then is its retry policy, chosen
+for side effects that must not happen twice:
 
 - `begin` (read the inputs, list the tools) and `end` (record the terminal
   phase) change nothing outside the execution and are safe to repeat:
@@ -302,11 +304,10 @@ class AgentExecutionWorkflow:
                         await self._pause_point(given, is_requested=done.is_pause_requested)
             asked = [call for call in answer.tool_calls if call.is_asked]
             if asked:
-                await workflow.execute_activity(
+                await self._repeatable(
+                    given,
                     REQUEST_APPROVALS,
                     ApprovalsRequest(given.execution_id, answer.message_index, asked),
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=SAFE_TO_REPEAT,
                 )
                 await workflow.wait_condition(self._is_continued(answer.message_index))
                 included = await self._settle(given, begun.tools)
@@ -318,25 +319,13 @@ class AgentExecutionWorkflow:
         with no activity running, until the execution runs again."""
         if not is_requested:
             return
-        is_paused: bool = await workflow.execute_activity(
-            PAUSE,
-            given.execution_id,
-            result_type=bool,
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=SAFE_TO_REPEAT,
-        )
+        is_paused: bool = await self._repeatable(given, PAUSE, given.execution_id, bool)
         if not is_paused:
             return  # the pause was withdrawn before it was honoured
         while True:
             await workflow.wait_condition(lambda: self._wakes > 0)
             self._wakes = 0
-            is_resumed: bool = await workflow.execute_activity(
-                IS_RESUMED,
-                given.execution_id,
-                result_type=bool,
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=SAFE_TO_REPEAT,
-            )
+            is_resumed: bool = await self._repeatable(given, IS_RESUMED, given.execution_id, bool)
             if is_resumed:
                 return
 
@@ -345,12 +334,8 @@ class AgentExecutionWorkflow:
         its result: recorded for the decided ones, run for the approved.
         Returns the whole conversation's messages (SETTLE is safe to repeat:
         it records only what has no result yet, and reads the rest)."""
-        settled: Settled = await workflow.execute_activity(
-            SETTLE,
-            SettleInput(given.execution_id, tools),
-            result_type=Settled,
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=SAFE_TO_REPEAT,
+        settled: Settled = await self._repeatable(
+            given, SETTLE, SettleInput(given.execution_id, tools), Settled
         )
         included = list(settled.included)
         for call in settled.to_run:
@@ -377,19 +362,29 @@ class AgentExecutionWorkflow:
             "the worker running this tool call was lost before it finished; tool calls "
             "are not retried because they may have side effects"
         )
-        lost: ToolCallDone = await workflow.execute_activity(
+        lost: ToolCallDone = await self._repeatable(
+            given,
             RECORD_LOST_TOOL_CALL,
             ToolCallInput(given.execution_id, call, reason),
-            result_type=ToolCallDone,
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=SAFE_TO_REPEAT,
+            ToolCallDone,
         )
         return lost
 
     async def _end(self, given: WorkflowInput, ending: Ending) -> None:
-        await workflow.execute_activity(
-            END,
-            ending,
+        await self._repeatable(given, END, ending)
+
+    async def _repeatable(
+        self, given: WorkflowInput, name: str, argument: Any, result_type: type | None = None
+    ) -> Any:
+        """A short activity that is safe to repeat. It heartbeats, so one whose
+        worker was killed is retried within the heartbeat timeout rather than
+        after its whole start-to-close timeout: a paused execution resumed
+        after a `kill -9` of its worker goes on at once."""
+        return await workflow.execute_activity(
+            name,
+            argument,
+            result_type=result_type,
             start_to_close_timeout=timedelta(seconds=60),
+            heartbeat_timeout=timedelta(seconds=given.heartbeat_seconds),
             retry_policy=SAFE_TO_REPEAT,
         )

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -131,6 +132,24 @@ async def _heartbeating(interval: float) -> AsyncIterator[None]:
         yield
     finally:
         await cancel_tasks([task])
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _heartbeats(
+    short: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Makes a short activity heartbeat: its worker's loss is noticed within
+    the heartbeat timeout, not its whole start-to-close timeout."""
+
+    @functools.wraps(short)
+    async def heartbeating(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        async with _heartbeating(_heartbeat_interval()):
+            return await short(*args, **kwargs)
+
+    return heartbeating
 
 
 def _heartbeat_interval() -> float:
@@ -368,6 +387,7 @@ class ExecutionActivities:
         )
 
     @activity.defn(name=flow.RECORD_LOST_TOOL_CALL)
+    @_heartbeats
     async def record_lost_tool_call(self, given: flow.ToolCallInput) -> flow.ToolCallDone:
         """Records a tool call whose worker was lost as FAILED, with the reason
         as its result, so the model reads what happened."""
@@ -385,6 +405,7 @@ class ExecutionActivities:
         return flow.ToolCallDone(sink.message_count - 1)
 
     @activity.defn(name=flow.REQUEST_APPROVALS)
+    @_heartbeats
     async def request_approvals(self, given: flow.ApprovalsRequest) -> None:
         """The asked calls wait for a person: pending approvals, and the
         execution WAITING_FOR_APPROVAL (once: a retry after a decision
@@ -412,6 +433,7 @@ class ExecutionActivities:
             )
 
     @activity.defn(name=flow.SETTLE)
+    @_heartbeats
     async def settle(self, given: flow.SettleInput) -> flow.Settled:
         """Records the results of the open calls decided not to run (skipped,
         rejected, interrupted) and names the approved ones to run."""
@@ -445,6 +467,7 @@ class ExecutionActivities:
         return flow.Settled(list(included), to_run)
 
     @activity.defn(name=flow.PAUSE)
+    @_heartbeats
     async def pause(self, execution_id: str) -> bool:
         """Records PAUSED; False when the pause was withdrawn meanwhile (the
         server then does not record it, and the run goes on)."""
@@ -457,6 +480,7 @@ class ExecutionActivities:
         return False
 
     @activity.defn(name=flow.IS_RESUMED)
+    @_heartbeats
     async def is_resumed(self, execution_id: str) -> bool:
         """Whether the paused execution runs again (claimed after Resume)."""
         with _as_activity_errors():
@@ -464,6 +488,7 @@ class ExecutionActivities:
         return inputs.execution.status.phase == IN_PROGRESS
 
     @activity.defn(name=flow.END)
+    @_heartbeats
     async def end(self, ending: flow.Ending) -> None:
         """Records the terminal phase; an execution already ended (or deleted)
         elsewhere is left as it is."""
