@@ -17,6 +17,7 @@ from stigmer.api.v1 import execution_pb2
 from stigmer.client import Client
 from stigmer.engine.temporal_dev_server import TemporalDevServer
 from stigmer.resources.execution_events import COMPLETED, WAITING_FOR_APPROVAL
+from stigmer.testing.cli import Cli
 from stigmer.testing.scripted_model import Reply, ScriptedModel, ToolCallStep
 from stigmer.testing.server import ServerProcess
 from stigmer.testing.worker import WorkerProcess
@@ -135,3 +136,56 @@ def test_a_waiting_execution_survives_a_stop_and_a_sigkill_and_completes_when_ap
     assert call.result == "5"
     assert tool_results_of(model.requests[1]) == {"c1": "5"}
     assert final.status.messages[-1].content == "2 + 3 = 5"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_cli_waits_across_a_restart_then_approve_and_reject_complete_the_runs(
+    tmp_path: Path,
+    store_url: str,
+    model: ScriptedModel,
+    engine: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The issue's acceptance flow, as a user types it: `run --no-follow`
+    waits; a stop and start of the server (and worker) leaves it waiting;
+    `approve` completes it with the tool's result; on another run `reject -m`
+    completes it with the comment as what the model reads for that call."""
+    model.add(
+        Reply(content="adding", tool_calls=(ToolCallStep("add", {"a": 2, "b": 3}, id="c1"),)),
+        Reply(content="2 + 3 = 5"),
+        Reply(content="adding", tool_calls=(ToolCallStep("add", {"a": 4, "b": 4}, id="c9"),)),
+        Reply(content="I did not add them"),
+    )
+    deployment = Deployment(tmp_path, store_url, model, engine, request)
+    (tmp_path / "careful.yaml").write_text(gated_tools_agent())
+    with deployment.running() as (server, _), Client(server.address) as client:
+        stigmer = Cli.isolated(tmp_path / "cli", {"SERVER": server.address}, cwd=tmp_path)
+        assert stigmer("apply", "-f", "careful.yaml").exit_code == 0
+        started = stigmer("run", "careful", "What is 2 + 3?", "--no-follow")
+        assert started.exit_code == 0, started.stderr
+        first = started.stdout.strip()
+        wait_for_approvals(client, first)
+    with deployment.running() as (server, _), Client(server.address) as client:
+        stigmer = Cli.isolated(tmp_path / "cli", {"SERVER": server.address}, cwd=tmp_path)
+        assert client.get_execution(first).status.phase == WAITING_FOR_APPROVAL
+        approved = stigmer("approve", first)
+        assert approved.exit_code == 0, approved.stderr
+        final = wait_for_end(client, first, within=60)
+        assert final.status.phase == COMPLETED, final.status.error
+        assert final.status.tool_calls[0].result == "5"
+        assert tool_results_of(model.requests[1]) == {"c1": "5"}
+
+        started = stigmer("run", "careful", "What is 4 + 4?", "--no-follow")
+        assert started.exit_code == 0, started.stderr
+        second = started.stdout.strip()
+        wait_for_approvals(client, second)
+        rejected = stigmer("reject", second, "-m", "not now")
+        assert rejected.exit_code == 0, rejected.stderr
+        final = wait_for_end(client, second, within=60)
+
+    assert final.status.phase == COMPLETED, final.status.error
+    (call,) = final.status.tool_calls
+    assert call.status == execution_pb2.TOOL_CALL_STATUS_REJECTED
+    assert tool_results_of(model.requests[3]) == {"c9": "not now"}
+    assert final.status.messages[-1].content == "I did not add them"
