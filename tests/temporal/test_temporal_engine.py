@@ -181,6 +181,29 @@ def test_a_repeated_start_returns_the_running_workflow(
         server.run(engine.start_or_find_workflow(execution_id))
 
 
+def test_a_recovery_attempt_waits_for_the_earlier_run_to_close_then_starts_its_own(
+    client: Client, model: ScriptedModel, start_worker: StartWorker, server: ServerThread
+) -> None:
+    # Recover is accepted once the store says FAILED, a moment before the
+    # failed attempt's run closes; here that run is still busy when the next
+    # attempt starts, which must not take it for its own.
+    start_worker()
+    client.apply(PLAIN_AGENT)
+    model.add(Reply(content="slow answer", delay_seconds=1.5))
+    execution_id = client.run("greeter", "hi").metadata.id
+    wait_until(lambda: len(model.requests) == 1, what="the model call to start")
+    engine = _engine(server)
+    earlier = server.run(engine.start_or_find_workflow(execution_id))
+
+    recovered = server.run(engine.start_or_find_workflow(execution_id, attempt=1))
+    # A server restarted after that start finds the same run again.
+    again = server.run(engine.start_or_find_workflow(execution_id, attempt=1))
+
+    assert recovered != earlier
+    assert again == recovered
+    assert wait_for_end(client, execution_id).status.phase == COMPLETED
+
+
 def test_killing_the_worker_mid_tool_call_fails_the_call_and_the_run_completes(
     client: Client,
     model: ScriptedModel,

@@ -22,7 +22,9 @@ A paused execution's workflow waits for a CONTINUE signal with no activity
 running. A claim of an execution that continues (resumed or recovered)
 starts its workflow with the CONTINUE signal (signal-with-start): a waiting
 workflow goes on from where it stopped, and a closed one (a recovered
-execution's) runs again from the recorded conversation.
+execution's) runs again from the recorded conversation. The workflow's memo
+holds the attempt it runs for, so a recovered execution's new run never
+mistakes the earlier attempt's run, still closing, for its own.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from pathlib import Path
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -63,6 +65,10 @@ from stigmer.tasks import cancel_tasks, guarded_task
 logger = logging.getLogger(__name__)
 OWNER = TEMPORAL_LEASE_OWNER
 WORKERS_CHECK_SECONDS = 60.0
+# The workflow's memo key for how many times its execution was recovered.
+ATTEMPT_MEMO = "stigmer-attempt"
+# How long a recovered execution's earlier workflow run gets to close.
+EARLIER_ATTEMPT_CLOSE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -203,20 +209,23 @@ class TemporalEngine:
         )
 
     async def start_or_find_workflow(
-        self, execution_id: str, turn: int = -1, *, is_recovered: bool = False
+        self, execution_id: str, turn: int = -1, *, attempt: int = 0
     ) -> str:
         """Starts the execution's workflow, or finds the one already running;
         returns the run id. Either way it gets the CONTINUE signal for `turn`
         (the AI message whose calls were all decided; -1 when none was): a
         workflow waiting for those decisions, or paused, goes on, atomically
-        with the claim's outcome being acted on. `is_recovered`: the
-        execution failed and was recovered; its closed workflow runs again.
+        with the claim's outcome being acted on. `attempt`: how many times
+        the execution was recovered; a recovered execution's workflow of an
+        earlier attempt has ended it FAILED, and a new run of it starts.
 
         Raises:
             RPCError: Temporal cannot be reached or refused the start.
             WorkflowAlreadyStartedError: the workflow has already ended, and
                 its id may not be reused.
         """
+        if attempt:
+            await self._finish_earlier_attempt(execution_id, attempt)
         handle = await self.client.start_workflow(
             WORKFLOW_NAME,
             self.workflow_input(execution_id),
@@ -228,13 +237,45 @@ class TemporalEngine:
             # a recovered one's ended FAILED and runs again.
             id_reuse_policy=(
                 WorkflowIDReusePolicy.ALLOW_DUPLICATE
-                if is_recovered
+                if attempt
                 else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
             ),
+            memo={ATTEMPT_MEMO: attempt},
             start_signal=CONTINUE_SIGNAL,
             start_signal_args=[turn],
         )
         return handle.result_run_id or ""
+
+    async def _finish_earlier_attempt(self, execution_id: str, attempt: int) -> None:
+        """Waits for the workflow run of an earlier attempt to close.
+
+        Recover is accepted as soon as the store says FAILED, which the
+        workflow records in its last activity; the run itself closes a moment
+        later. Started before that, the new attempt would find the old run
+        still RUNNING and take it for its own, and the keeper would then see
+        it complete without ending the execution. A run of this attempt (the
+        server restarted after starting it) is left alone. One that does not
+        close (no worker runs its last workflow task) is terminated: its
+        execution's end is recorded and its resources were released by then.
+        """
+        handle = self.client.get_workflow_handle(execution_id)
+        try:
+            description = await handle.describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return
+            raise
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return
+        if await description.memo_value(ATTEMPT_MEMO, 0, type_hint=int) >= attempt:
+            return
+        try:
+            async with asyncio.timeout(EARLIER_ATTEMPT_CLOSE_SECONDS):
+                await handle.result()
+        except TimeoutError:
+            await handle.terminate(reason=f"superseded by recovery attempt {attempt}")
+        except WorkflowFailureError:
+            pass  # closed, which is all that is waited for
 
     async def _start_workflow_or_abandon(self, execution: execution_pb2.AgentExecution) -> bool:
         """Starts (or finds) the workflow; when that fails, ends the execution
@@ -242,7 +283,7 @@ class TemporalEngine:
         execution_id = execution.metadata.id
         try:
             await self.start_or_find_workflow(
-                execution_id, _last_turn(execution), is_recovered=bool(execution.status.attempts)
+                execution_id, _last_turn(execution), attempt=len(execution.status.attempts)
             )
             return True
         except (RPCError, WorkflowAlreadyStartedError) as error:
